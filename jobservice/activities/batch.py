@@ -1,0 +1,244 @@
+"""The batch activities: split a batch with its plugin, and dispatch a chunk of its items.
+
+A chunk is never passed in: the activity runs the plugin again and takes its slice of the
+items, so only definitions and cursors cross Temporal. Plugins, builders and handlers are
+synchronous code; they run in a worker thread, a slice at a time, so that the activity can
+heartbeat its cursor and notice a pause between slices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from jobservice.activities.pipes import Delivery, TargetPipe, resolve_pipe
+from jobservice.errors import BatchDefinitionError, InvalidJobError
+from jobservice.execution import (
+    DISPATCH_ITEMS,
+    SPLIT_BATCH,
+    ChunkInput,
+    ChunkResult,
+    JobContext,
+    SplitInput,
+    SplitResult,
+    SubBatch,
+)
+from jobservice.messages import TaskMessage
+from jobservice.models import Failure
+from jobservice.registry import Registry
+
+SLICE_ITEMS = 500
+"""Most items handed to the target pipe at a time, between heartbeats."""
+
+SLICE_SECONDS = 0.25
+"""What a slice should take: slices shrink for slow handlers, so a pause lands quickly."""
+
+
+class _Enough(Exception):
+    """Stops a plugin once the slice the activity wants is in hand."""
+
+
+@dataclass(slots=True)
+class _InvalidItem:
+    message: str
+
+
+@dataclass
+class _Collector:
+    """The services object handed to a plugin: counts everything, keeps one window of each kind."""
+
+    item_start: int = 0
+    item_end: int = 0
+    sub_batch_start: int = 0
+    sub_batch_end: int = 0
+    stop_after_items: bool = False
+    items: list[Any] = field(default_factory=list)
+    sub_batches: list[str] = field(default_factory=list)
+    item_count: int = 0
+    sub_batch_count: int = 0
+
+    def register_batch_subtask(self, batch_definition: str) -> None:
+        if not isinstance(batch_definition, str):
+            raise BatchDefinitionError("a sub-batch definition must be text")
+        if self.sub_batch_start <= self.sub_batch_count < self.sub_batch_end:
+            self.sub_batches.append(batch_definition)
+        self.sub_batch_count += 1
+
+    def register_item_subtask(self, item: Any) -> None:
+        index = self.item_count
+        if self.item_start <= index < self.item_end:
+            self.items.append(item)
+        elif self.stop_after_items and index >= self.item_end:
+            raise _Enough
+        self.item_count = index + 1
+
+    def register_invalid_item(self, message: str) -> None:
+        self.register_item_subtask(_InvalidItem(message))
+
+
+def _definition_failure(context: JobContext, path: list[int], exc: Exception) -> ApplicationError:
+    failure = Failure(
+        failure_id=context.task_id(path),
+        failure_time=datetime.now(UTC),
+        failure_source=f"batch plugin {context.batch_type!r}",
+        failure_message=str(exc) or type(exc).__name__,
+    )
+    return ApplicationError(
+        failure.failure_message,
+        failure.model_dump(mode="json", by_alias=True),
+        type="BatchDefinitionError",
+        non_retryable=True,
+    )
+
+
+class BatchActivities:
+    """The activities that need plugins, builders and target pipes, injected here."""
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+
+    def _run_plugin(self, context: JobContext, definition: str, collector: _Collector) -> None:
+        plugin = self._registry.batch_plugin(context.batch_type)
+        with contextlib.suppress(_Enough):
+            plugin.process_batch(
+                collector, definition, context.task_message_type, context.task_message_params
+            )
+
+    @activity.defn(name=SPLIT_BATCH)
+    async def split_batch(self, request: SplitInput) -> SplitResult:
+        """Count a batch's items and sub-batches, and return one page of sub-batch definitions."""
+        collector = _Collector(
+            sub_batch_start=request.sub_batch_offset,
+            sub_batch_end=request.sub_batch_offset + request.sub_batch_limit,
+        )
+        try:
+            return await asyncio.to_thread(self._split, request, collector)
+        except (BatchDefinitionError, InvalidJobError, ValueError, TypeError) as exc:
+            raise _definition_failure(request.context, request.path, exc) from exc
+
+    def _split(self, request: SplitInput, collector: _Collector) -> SplitResult:
+        self._run_plugin(request.context, request.definition, collector)
+        plugin = self._registry.batch_plugin(request.context.batch_type)
+        return SplitResult(
+            sub_batches=[
+                SubBatch(definition=d, estimate=plugin.estimate_items(d))
+                for d in collector.sub_batches
+            ],
+            sub_batch_total=collector.sub_batch_count,
+            item_total=collector.item_count,
+            estimate=plugin.estimate_items(request.definition)
+            if request.sub_batch_offset == 0
+            else None,
+        )
+
+    @activity.defn(name=DISPATCH_ITEMS)
+    async def dispatch_items(self, request: ChunkInput) -> ChunkResult:
+        """Deliver items ``[start, end)`` of a batch; stop early, with what is done, when cancelled.
+
+        Heartbeats carry the result so far, so a retry after a crash resumes where it stopped.
+        """
+        context = request.context
+        limit = context.engine.failure_details
+        details = activity.info().heartbeat_details
+        result = ChunkResult.model_validate(details[0]) if details else ChunkResult()
+        try:
+            pipe = resolve_pipe(context.target_pipe, self._registry)
+            collector = _Collector(
+                item_start=request.start + result.processed,
+                item_end=request.end,
+                stop_after_items=True,
+            )
+            await asyncio.to_thread(self._run_plugin, context, request.definition, collector)
+        except (BatchDefinitionError, InvalidJobError, ValueError, TypeError) as exc:
+            raise _definition_failure(context, request.path, exc) from exc
+        items = collector.items
+        first = request.start + result.processed
+        deadline = time.monotonic() + context.engine.chunk_time_budget_seconds
+        done, size = 0, 1
+        while done < len(items):
+            started = time.monotonic()
+            work = asyncio.ensure_future(
+                asyncio.to_thread(self._deliver_slice, request, pipe, items, first, done, size)
+            )
+            try:
+                step = await asyncio.shield(work)
+            except asyncio.CancelledError:
+                # Paused or cancelled: finish the slice in hand, report it, stop.
+                return result.add(await work, limit)
+            result = result.add(step, limit)
+            done += step.processed
+            activity.heartbeat(result.model_dump(mode="json"))
+            if time.monotonic() > deadline:
+                break
+            elapsed = max(time.monotonic() - started, 1e-6)
+            size = max(1, min(SLICE_ITEMS, int(size * SLICE_SECONDS / elapsed), size * 4))
+        return result
+
+    def _deliver_slice(
+        self,
+        request: ChunkInput,
+        pipe: TargetPipe,
+        items: list[Any],
+        first: int,
+        offset: int,
+        size: int,
+    ) -> ChunkResult:
+        """Build and deliver ``size`` items from ``offset``."""
+        context = request.context
+        limit = context.engine.failure_details
+        builder = self._registry.builder(context.task_message_type)
+        builder_source = f"task message builder {context.task_message_type or 'default'!r}"
+        plugin_source = f"batch plugin {context.batch_type!r}"
+        params: Mapping[str, str] = context.task_message_params
+        correlation = f"{context.partition}:{context.job_id}"
+        number_base = request.sub_batch_total + first + 1
+        task_prefix = context.task_id(request.path) + "."
+        end = min(offset + size, len(items))
+        failed = Delivery()
+        messages: list[TaskMessage] = []
+        for index in range(offset, end):
+            item = items[index]
+            task_id = f"{task_prefix}{number_base + index}"
+            try:
+                if isinstance(item, _InvalidItem):
+                    raise ValueError(item.message)
+                spec = builder.build(item, params)
+            except Exception as exc:
+                failed.failed += 1
+                if len(failed.failures) < limit:
+                    failed.failures.append(
+                        Failure(
+                            failure_id=task_id,
+                            failure_time=datetime.now(UTC),
+                            failure_source=plugin_source
+                            if isinstance(item, _InvalidItem)
+                            else builder_source,
+                            failure_message=str(exc),
+                        )
+                    )
+                continue
+            messages.append(
+                TaskMessage(
+                    job_task_id=task_id,
+                    task_classifier=spec.task_classifier,
+                    task_api_version=spec.task_api_version,
+                    task_data=spec.task_data,
+                    to=context.target_pipe,
+                    correlation_id=correlation,
+                )
+            )
+        delivered = pipe.deliver(messages, params, limit)
+        return ChunkResult(
+            processed=end - offset,
+            completed=delivered.completed,
+            failed=failed.failed + delivered.failed,
+            failures=(failed.failures + delivered.failures)[:limit],
+        )

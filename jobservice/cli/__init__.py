@@ -1,0 +1,5 @@
+"""The ``jobservice`` command."""
+
+from jobservice.cli.app import app
+
+__all__ = ["app"]

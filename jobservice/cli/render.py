@@ -1,0 +1,81 @@
+"""How the CLI shows jobs to a person."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from jobservice.models import JobView
+
+
+def as_json(job: JobView) -> str:
+    return json.dumps(job.model_dump(mode="json", by_alias=True))
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def show_job(console: Console, job: JobView) -> None:
+    counts = job.counts
+    title = f"job {job.id} (partition {job.partition})" + (f" {job.name}" if job.name else "")
+    console.print(f"[bold]{title}[/bold]: {job.status}")
+    total = f"{counts.total:,}" + ("" if job.splitting_complete or job.status.is_terminal else "+")
+    console.print(
+        f"  items     {counts.done:,} / {total} ({job.percentage_complete}%)   "
+        f"completed {counts.completed:,}  failed {counts.failed:,}  in flight {counts.in_flight:,}"
+    )
+    rate = f"{job.items_per_second:,.0f} items/s" if job.items_per_second else "-"
+    console.print(f"  rate      {rate}   ETA {_duration(job.eta_seconds)}")
+    if job.failures:
+        console.print(f"  failures  (first {len(job.failures)})")
+        for failure in job.failures:
+            console.print(
+                f"    {failure.failure_id}  {failure.failure_source}: {failure.failure_message}",
+                markup=False,
+            )
+
+
+def show_jobs(console: Console, jobs: list[JobView]) -> None:
+    table = Table("partition", "id", "status", "name", "created")
+    for job in jobs:
+        created = job.create_time.strftime("%Y-%m-%d %H:%M:%S") if job.create_time else "-"
+        table.add_row(job.partition, job.id, job.status, job.name or "", created)
+    console.print(table)
+
+
+async def progress_bar(console: Console, updates: AsyncIterator[JobView]) -> JobView:
+    """A live bar over ``updates``; returns the last job view."""
+    last: JobView | None = None
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[status]}"),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("job", total=None, rate="", status="")
+        async for job in updates:
+            last = job
+            rate = f"{job.items_per_second:,.0f}/s" if job.items_per_second else ""
+            bar.update(
+                task,
+                description=job.id,
+                total=max(job.counts.total, 1),
+                completed=job.counts.done,
+                rate=rate,
+                status=str(job.status),
+            )
+    assert last is not None
+    return last

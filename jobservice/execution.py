@@ -1,0 +1,144 @@
+"""What workflows and activities pass each other: definitions, cursors and counts, never items."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from jobservice.models import Failure, FailureTolerance, JobStatus
+from jobservice.settings import EngineSettings
+from jobservice.taskids import job_task_id
+
+JOB_WORKFLOW = "JobWorkflow"
+BATCH_WORKFLOW = "BatchWorkflow"
+SPLIT_BATCH = "split_batch"
+DISPATCH_ITEMS = "dispatch_items"
+
+
+class JobContext(BaseModel):
+    """What every batch of a job needs to know; the same for the whole tree."""
+
+    partition: str
+    job_id: str
+    batch_type: str
+    task_message_type: str | None = None
+    task_message_params: dict[str, str] = Field(default_factory=dict)
+    target_pipe: str
+    failure_tolerance: FailureTolerance = Field(default_factory=FailureTolerance)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+
+    def task_id(self, path: list[int], item: int | None = None) -> str:
+        return job_task_id(self.partition, self.job_id, path, item)
+
+
+class SubBatch(BaseModel):
+    """A sub-batch a plugin registered, and how many items the plugin expects in it."""
+
+    definition: str
+    estimate: int | None = None
+
+
+class SplitInput(BaseModel):
+    context: JobContext
+    path: list[int]
+    definition: str
+    sub_batch_offset: int = 0
+    sub_batch_limit: int
+
+
+class SplitResult(BaseModel):
+    """One page of a batch's sub-batches, and the totals of the whole batch."""
+
+    sub_batches: list[SubBatch]
+    sub_batch_total: int
+    item_total: int
+    estimate: int | None = None
+
+
+class ChunkInput(BaseModel):
+    """Items ``[start, end)`` of a batch (0-based, in registration order)."""
+
+    context: JobContext
+    path: list[int]
+    definition: str
+    sub_batch_total: int
+    start: int
+    end: int
+
+
+class ChunkResult(BaseModel):
+    """What a chunk did. ``processed`` may fall short of the chunk when it was paused."""
+
+    processed: int = 0
+    completed: int = 0
+    failed: int = 0
+    failures: list[Failure] = Field(default_factory=list)
+
+    def add(self, other: ChunkResult, limit: int) -> ChunkResult:
+        return ChunkResult(
+            processed=self.processed + other.processed,
+            completed=self.completed + other.completed,
+            failed=self.failed + other.failed,
+            failures=(self.failures + other.failures)[:limit],
+        )
+
+
+class Progress(BaseModel):
+    """The rolled-up counts of a batch and everything below it."""
+
+    total: int = 0
+    completed: int = 0
+    failed: int = 0
+    in_flight: int = 0
+    splitting_complete: bool = False
+    failures: list[Failure] = Field(default_factory=list)
+
+
+class BatchState(BaseModel):
+    """Everything a batch carries across continue-as-new: cursors and counts."""
+
+    split: SplitResult | None = None
+    sub_batches_fetched: int = 0
+    pending: list[SubBatch] = Field(default_factory=list)
+    next_sub_batch: int = 0
+    next_item: int = 0
+    retry_ranges: list[tuple[int, int]] = Field(default_factory=list)
+    finished: Progress = Field(default_factory=Progress)
+    runs: int = 1
+
+
+class BatchInput(BaseModel):
+    context: JobContext
+    path: list[int] = Field(default_factory=list)
+    definition: str
+    paused: bool = False
+    state: BatchState | None = None
+
+
+class ProgressReport(BaseModel):
+    """A child batch's progress, signalled to its parent at most once per progress interval."""
+
+    index: int
+    progress: Progress
+
+
+class JobInput(BaseModel):
+    context: JobContext
+    definition: str
+    state: BatchState | None = None
+    paused: bool = False
+    started_at: datetime | None = None
+    paused_seconds: float = 0.0
+
+
+class JobProgress(BaseModel):
+    """What the job workflow answers to the ``progress`` query, and records when it ends."""
+
+    status: JobStatus
+    progress: Progress
+    started_at: datetime | None = None
+    paused_at: datetime | None = None
+    paused_seconds: float = 0.0
+    finished_at: datetime | None = None
+    failures: list[Failure] = Field(default_factory=list)

@@ -1,0 +1,177 @@
+"""The public data model: what a user submits and what they read back."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+LOCAL_PIPE_PREFIX = "local:"
+
+
+class _CamelModel(BaseModel):
+    """Reads and writes camelCase, as the reference system's JSON does; accepts snake_case too."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class JobStatus(StrEnum):
+    """A job's state. Terminal states never change."""
+
+    WAITING = "Waiting"
+    ACTIVE = "Active"
+    PAUSED = "Paused"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+    @property
+    def exit_code(self) -> int:
+        """The exit code of a command that waited for this state (as the reference job caller)."""
+        return {JobStatus.COMPLETED: 0, JobStatus.FAILED: 1, JobStatus.CANCELLED: 3}.get(self, 2)
+
+
+class BatchWorkerTask(_CamelModel):
+    """The reference Batch Worker's task: what to split, with which plugin, and where items go."""
+
+    batch_definition: str = Field(min_length=1)
+    batch_type: str = Field(min_length=1)
+    task_message_type: str | None = None
+    task_message_params: dict[str, str] = Field(default_factory=dict)
+    target_pipe: str = Field(min_length=1)
+
+    @field_validator("batch_definition", mode="before")
+    @classmethod
+    def _definition_as_text(cls, value: Any) -> Any:
+        # A YAML or JSON job file may hold a list or object; the plugin gets it as JSON text.
+        if isinstance(value, list | dict):
+            return json.dumps(value)
+        return value
+
+    @field_validator("task_message_params", mode="before")
+    @classmethod
+    def _params_as_text(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in value.items()}
+        return value
+
+
+_TOLERANCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%?)\s*$")
+
+
+class FailureTolerance(BaseModel):
+    """How many failed items a job accepts before it fails: a count, or a percentage of items."""
+
+    model_config = ConfigDict(frozen=True)
+
+    count: int | None = None
+    percent: float | None = None
+
+    @classmethod
+    def parse(cls, text: str | int | None) -> FailureTolerance:
+        """``"5"`` allows five failed items, ``"2.5%"`` allows 2.5 % of them; None allows none."""
+        if text is None:
+            return cls(count=0)
+        if isinstance(text, int):
+            return cls(count=text)
+        match = _TOLERANCE.match(text)
+        if match is None:
+            raise ValueError(
+                f"failureTolerance {text!r} is neither a count (5) nor a percentage (2.5%)"
+            )
+        number, percent = match.groups()
+        if percent:
+            value = float(number)
+            if value > 100:
+                raise ValueError(f"failureTolerance {text!r} is over 100%")
+            return cls(percent=value)
+        if "." in number:
+            raise ValueError(f"failureTolerance {text!r}: a count must be a whole number")
+        return cls(count=int(number))
+
+    def exceeded(self, failed: int, total: int) -> bool:
+        """Whether ``failed`` items out of ``total`` is more than this tolerance allows."""
+        if self.percent is not None:
+            return failed * 100 > self.percent * max(total, 1)
+        return failed > (self.count or 0)
+
+    def __str__(self) -> str:
+        return f"{self.percent:g}%" if self.percent is not None else str(self.count or 0)
+
+
+class JobDefinition(BatchWorkerTask):
+    """A job as a user submits it: the BatchWorkerTask plus name, description and labels."""
+
+    name: str | None = None
+    description: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    failure_tolerance: FailureTolerance = Field(default_factory=FailureTolerance)
+
+    @field_validator("failure_tolerance", mode="before")
+    @classmethod
+    def _tolerance(cls, value: Any) -> Any:
+        if value is None or isinstance(value, str | int):
+            return FailureTolerance.parse(value)
+        return value
+
+    @model_validator(mode="after")
+    def _local_pipe_named(self) -> Self:
+        if self.target_pipe == LOCAL_PIPE_PREFIX:
+            raise ValueError("targetPipe 'local:' names no handler; use local:<handler>")
+        return self
+
+    def definition_hash(self) -> str:
+        """A digest of everything that defines the job, to tell a resubmission from a conflict."""
+        body = self.model_dump(mode="json", by_alias=True)
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+class Failure(_CamelModel):
+    """One failure, as the reference system reports it."""
+
+    failure_id: str
+    failure_time: datetime
+    failure_source: str
+    failure_message: str
+
+
+class JobCounts(_CamelModel):
+    """Items of a job: how many are known, done, failed, and being processed now."""
+
+    total: int = 0
+    completed: int = 0
+    failed: int = 0
+    in_flight: int = 0
+
+    @property
+    def done(self) -> int:
+        return self.completed + self.failed
+
+
+class JobView(_CamelModel):
+    """A job as the service reports it."""
+
+    id: str
+    partition: str
+    status: JobStatus
+    percentage_complete: int = 0
+    counts: JobCounts = Field(default_factory=JobCounts)
+    failures: list[Failure] = Field(default_factory=list)
+    name: str | None = None
+    description: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    create_time: datetime | None = None
+    close_time: datetime | None = None
+    items_per_second: float | None = None
+    eta_seconds: float | None = None
+    splitting_complete: bool = False

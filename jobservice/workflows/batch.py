@@ -1,0 +1,71 @@
+"""A sub-batch of a job: its own workflow, a child of the batch that registered it."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from jobservice.execution import BATCH_WORKFLOW, BatchInput, Progress, ProgressReport
+    from jobservice.workflows.runner import (
+        PAUSE_SIGNAL,
+        PROGRESS_SIGNAL,
+        RESUME_SIGNAL,
+        BatchFailedError,
+        BatchRunner,
+        failure_details,
+    )
+
+
+@workflow.defn(name=BATCH_WORKFLOW)
+class BatchWorkflow:
+    """Runs one sub-batch; reports its progress to its parent and returns its final counts."""
+
+    @workflow.init
+    def __init__(self, request: BatchInput) -> None:
+        self._runner = BatchRunner(request)
+
+    @workflow.run
+    async def run(self, request: BatchInput) -> Progress:
+        try:
+            outcome = await self._runner.run(report=self._report)
+        except BatchFailedError as failed:
+            raise ApplicationError(
+                failed.failure.failure_message,
+                failure_details(failed.failure),
+                type="BatchFailed",
+                non_retryable=True,
+            ) from None
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        if isinstance(outcome, BatchInput):
+            workflow.continue_as_new(outcome)
+        return outcome
+
+    async def _report(self, progress: Progress) -> None:
+        parent = workflow.info().parent
+        if parent is None:
+            return
+        report = ProgressReport(index=self._runner.path[-1], progress=progress)
+        try:
+            await workflow.get_external_workflow_handle(parent.workflow_id).signal(
+                PROGRESS_SIGNAL, report
+            )
+        except ApplicationError:
+            # The parent has closed (failed or cancelled); this batch is being cancelled too.
+            workflow.logger.info("parent %s no longer takes progress", parent.workflow_id)
+
+    @workflow.signal(name=PAUSE_SIGNAL)
+    def pause(self) -> None:
+        self._runner.set_paused(True)
+
+    @workflow.signal(name=RESUME_SIGNAL)
+    def resume(self) -> None:
+        self._runner.set_paused(False)
+
+    @workflow.signal(name=PROGRESS_SIGNAL)
+    def progress_report(self, report: ProgressReport) -> None:
+        self._runner.child_progress(report)
+
+    @workflow.query(name="progress")
+    def progress(self) -> Progress:
+        return self._runner.progress()

@@ -1,0 +1,159 @@
+"""The job: the root of the batch tree, and the one workflow users pause, resume and cancel."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from jobservice.execution import (
+        JOB_WORKFLOW,
+        BatchInput,
+        JobInput,
+        JobProgress,
+        Progress,
+        ProgressReport,
+    )
+    from jobservice.models import Failure, JobStatus
+    from jobservice.temporal import JOB_STATUS
+    from jobservice.workflows.runner import (
+        PAUSE_SIGNAL,
+        PROGRESS_SIGNAL,
+        RESUME_SIGNAL,
+        BatchFailedError,
+        BatchRunner,
+    )
+
+OUTCOME_MEMO = "outcome"
+
+
+@workflow.defn(name=JOB_WORKFLOW)
+class JobWorkflow:
+    """Runs the job's root batch, enforces its failure tolerance and keeps its status."""
+
+    @workflow.init
+    def __init__(self, request: JobInput) -> None:
+        self._request = request
+        self._runner = BatchRunner(
+            BatchInput(
+                context=request.context,
+                definition=request.definition,
+                paused=request.paused,
+                state=request.state,
+            ),
+            stop_check=self._tolerance_exceeded,
+        )
+        self._status = JobStatus.PAUSED if request.paused else JobStatus.ACTIVE
+        self._started_at: datetime | None = request.started_at
+        self._paused_at: datetime | None = None
+        self._paused_seconds = request.paused_seconds
+        self._finished_at: datetime | None = None
+        self._failures: list[Failure] = []
+
+    @workflow.run
+    async def run(self, request: JobInput) -> JobProgress:
+        if self._started_at is None:
+            self._started_at = workflow.now()
+        if self._status is JobStatus.PAUSED:
+            self._paused_at = workflow.now()
+        try:
+            outcome = await self._runner.run()
+        except asyncio.CancelledError:
+            self._finish(JobStatus.CANCELLED)
+            raise
+        except BatchFailedError as failed:
+            self._failures = [failed.failure]
+            final = self._finish(JobStatus.FAILED)
+            raise ApplicationError(
+                f"job {request.context.job_id} failed: {failed.failure.failure_message}",
+                final.model_dump(mode="json", by_alias=True),
+                type="JobFailed",
+                non_retryable=True,
+            ) from None
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        if isinstance(outcome, BatchInput):
+            workflow.continue_as_new(
+                JobInput(
+                    context=request.context,
+                    definition=request.definition,
+                    state=outcome.state,
+                    paused=self._runner.paused,
+                    started_at=self._started_at,
+                    paused_seconds=self._paused_total(),
+                )
+            )
+        return self._finish(JobStatus.COMPLETED)
+
+    def _tolerance_exceeded(self, progress: Progress) -> Failure | None:
+        tolerance = self._request.context.failure_tolerance
+        if progress.failed == 0:
+            return None
+        if tolerance.percent is not None and not progress.splitting_complete:
+            return None  # a percentage needs the final total
+        if not tolerance.exceeded(progress.failed, progress.total):
+            return None
+        return Failure(
+            failure_id=self._request.context.task_id([]),
+            failure_time=workflow.now(),
+            failure_source="job",
+            failure_message=(
+                f"{progress.failed} of {progress.total} items failed, more than the "
+                f"failure tolerance ({tolerance}) allows"
+            ),
+        )
+
+    def _paused_total(self) -> float:
+        extra = (workflow.now() - self._paused_at).total_seconds() if self._paused_at else 0.0
+        return self._paused_seconds + extra
+
+    def _snapshot(self) -> JobProgress:
+        progress = self._runner.progress()
+        limit = self._request.context.engine.failure_details
+        return JobProgress(
+            status=self._status,
+            progress=progress,
+            started_at=self._started_at,
+            paused_at=self._paused_at,
+            paused_seconds=self._paused_seconds,
+            finished_at=self._finished_at,
+            failures=(self._failures + progress.failures)[:limit],
+        )
+
+    def _set_status(self, status: JobStatus) -> None:
+        self._status = status
+        workflow.upsert_search_attributes([JOB_STATUS.value_set(status.value)])
+
+    def _finish(self, status: JobStatus) -> JobProgress:
+        self._paused_seconds = self._paused_total()
+        self._paused_at = None
+        self._finished_at = workflow.now()
+        self._set_status(status)
+        final = self._snapshot()
+        workflow.upsert_memo({OUTCOME_MEMO: final.model_dump(mode="json")})
+        return final
+
+    @workflow.signal(name=PAUSE_SIGNAL)
+    def pause(self) -> None:
+        if self._status is JobStatus.ACTIVE:
+            self._paused_at = workflow.now()
+            self._set_status(JobStatus.PAUSED)
+            self._runner.set_paused(True)
+
+    @workflow.signal(name=RESUME_SIGNAL)
+    def resume(self) -> None:
+        if self._status is JobStatus.PAUSED:
+            self._paused_seconds = self._paused_total()
+            self._paused_at = None
+            self._set_status(JobStatus.ACTIVE)
+            self._runner.set_paused(False)
+
+    @workflow.signal(name=PROGRESS_SIGNAL)
+    def progress_report(self, report: ProgressReport) -> None:
+        self._runner.child_progress(report)
+
+    @workflow.query(name="progress")
+    def progress(self) -> JobProgress:
+        return self._snapshot()
