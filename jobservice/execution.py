@@ -114,6 +114,8 @@ class BatchInput(BaseModel):
     definition: str
     paused: bool = False
     state: BatchState | None = None
+    budget: int | None = None
+    """How many batches this subtree may run at once; None: the job's whole budget."""
 
 
 class ProgressReport(BaseModel):

@@ -71,9 +71,19 @@ class Registry:
     def handler(self, name: str) -> ItemHandler:
         return _pick("item handler", name, self.handlers)
 
-    def with_handlers(self, extra: Mapping[str, ItemHandler]) -> Registry:
-        """This registry plus handlers given in code (an embedding application's own)."""
-        return Registry(self.batch_plugins, self.builders, {**self.handlers, **extra})
+    def extended(
+        self,
+        *,
+        batch_plugins: Mapping[str, BatchPlugin] | None = None,
+        builders: Mapping[str, TaskMessageBuilder] | None = None,
+        handlers: Mapping[str, ItemHandler] | None = None,
+    ) -> Registry:
+        """This registry plus plugins, builders and handlers given in code."""
+        return Registry(
+            {**self.batch_plugins, **(batch_plugins or {})},
+            {**self.builders, **(builders or {})},
+            {**self.handlers, **(handlers or {})},
+        )
 
 
 @lru_cache

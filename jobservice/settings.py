@@ -29,7 +29,12 @@ class EngineSettings(BaseModel):
     chunk_size: int = Field(
         default=5000, ge=1, description="Most items one dispatch activity carries."
     )
-    batch_window: int = Field(default=4, ge=1, description="Sub-batches running at once per batch.")
+    batch_window: int = Field(
+        default=16, ge=1, description="Sub-batches running at once per batch."
+    )
+    batch_budget: int = Field(
+        default=64, ge=1, description="Batches running at once per job; parents share it out."
+    )
     chunk_window: int = Field(default=2, ge=1, description="Chunks in flight at once per batch.")
     sub_batch_page: int = Field(
         default=200, ge=1, description="Sub-batch definitions fetched per split."

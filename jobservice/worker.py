@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
 from datetime import timedelta
 
 from temporalio.client import Client
@@ -15,7 +14,6 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from jobservice.activities import BatchActivities
-from jobservice.messages import ItemHandler
 from jobservice.registry import Registry, installed
 from jobservice.settings import Settings, get_settings
 from jobservice.workflows import BatchWorkflow, JobWorkflow
@@ -28,13 +26,12 @@ def build_worker(
     *,
     settings: Settings | None = None,
     task_queue: str | None = None,
-    handlers: Mapping[str, ItemHandler] | None = None,
     registry: Registry | None = None,
 ) -> Worker:
-    """A worker for ``task_queue`` (default: the setting), with the installed plugins and any
-    extra ``handlers`` given in code."""
+    """A worker for ``task_queue`` (default: the setting), with the installed plugins, or with
+    ``registry`` (``installed().extended(...)`` adds an application's own)."""
     settings = settings or get_settings()
-    registry = (registry or installed()).with_handlers(handlers or {})
+    registry = registry or installed()
     activities = BatchActivities(registry)
     return Worker(
         client,
@@ -46,8 +43,8 @@ def build_worker(
         workflow_runner=SandboxedWorkflowRunner(
             restrictions=SandboxRestrictions.default.with_passthrough_modules("jobservice")
         ),
-        max_heartbeat_throttle_interval=timedelta(seconds=1),
-        default_heartbeat_throttle_interval=timedelta(seconds=1),
+        max_heartbeat_throttle_interval=timedelta(seconds=0.5),
+        default_heartbeat_throttle_interval=timedelta(seconds=0.5),
         graceful_shutdown_timeout=timedelta(seconds=5),
     )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from jobservice.execution import BATCH_WORKFLOW, BatchInput, Progress, ProgressReport
@@ -50,7 +50,7 @@ class BatchWorkflow:
             await workflow.get_external_workflow_handle(parent.workflow_id).signal(
                 PROGRESS_SIGNAL, report
             )
-        except ApplicationError:
+        except FailureError:
             # The parent has closed (failed or cancelled); this batch is being cancelled too.
             workflow.logger.info("parent %s no longer takes progress", parent.workflow_id)
 

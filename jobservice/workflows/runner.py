@@ -243,19 +243,24 @@ class BatchRunner:
 
     def _continue_as_new_input(self) -> BatchInput:
         self.state.runs += 1
-        return BatchInput(
-            context=self.context,
-            path=self.path,
-            definition=self.request.definition,
-            paused=self.paused,
-            state=self.state,
-        )
+        return self.request.model_copy(update={"paused": self.paused, "state": self.state})
+
+    @property
+    def _budget(self) -> int:
+        return self.request.budget or self.context.engine.batch_budget
+
+    def _batch_window(self) -> int:
+        """Children at once: no more than the window, the budget, or the sub-batches there are."""
+        split = self.state.split
+        assert split is not None
+        window = min(self.context.engine.batch_window, self._budget, split.sub_batch_total)
+        return max(1, window)
 
     async def _start_work(self) -> None:
         engine = self.context.engine
         split = self.state.split
         assert split is not None
-        while len(self._children) < engine.batch_window:
+        while len(self._children) < self._batch_window():
             if not self.state.pending:
                 if self.state.sub_batches_fetched >= split.sub_batch_total:
                     break
@@ -331,6 +336,7 @@ class BatchRunner:
                     path=path,
                     definition=child.sub_batch.definition,
                     paused=child.paused,
+                    budget=max(1, self._budget // self._batch_window()),
                 ),
                 id=workflow_id(self.context.partition, self.context.job_id, path),
                 result_type=Progress,

@@ -1,0 +1,27 @@
+"""Fixtures shared by every test: settings that touch nothing outside the test."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from jobservice.settings import EngineSettings
+
+
+def unique(prefix: str) -> str:
+    """An id no other test uses: job ids, task queues, partitions."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def engine() -> EngineSettings:
+    """Small chunks and quick reports, so that small jobs exercise every path."""
+    return EngineSettings(
+        chunk_size=250,
+        batch_window=3,
+        chunk_window=2,
+        progress_interval_seconds=0.2,
+        heartbeat_timeout_seconds=2.0,
+        max_attempts=3,
+    )

@@ -1,0 +1,85 @@
+"""Integration fixtures: a real Temporal dev server for the session, a worker per test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from jobservice.devserver import DevServer
+from jobservice.registry import Registry, installed
+from jobservice.service import JobService
+from jobservice.settings import EngineSettings, Settings, TemporalSettings, get_settings
+from jobservice.temporal import connect
+from jobservice.worker import build_worker
+from tests.conftest import unique
+from tests.integration.handlers import (
+    FailOddItemsHandler,
+    RecordingHandler,
+    TwoHalvesBatchPlugin,
+)
+
+
+@pytest.fixture(scope="session")
+async def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DevServer]:
+    log = tmp_path_factory.mktemp("temporal") / "server.log"
+    server = DevServer(binary=get_settings().dev.temporal_binary(), log_file=log)
+    async with server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+async def client(temporal_server: DevServer) -> Client:
+    return await connect(TemporalSettings(address=temporal_server.address))
+
+
+@pytest.fixture
+def settings(temporal_server: DevServer, engine: EngineSettings) -> Settings:
+    return Settings(
+        temporal=TemporalSettings(address=temporal_server.address, task_queue=unique("queue")),
+        engine=engine,
+    )
+
+
+@pytest.fixture
+def recorder() -> RecordingHandler:
+    return RecordingHandler()
+
+
+@pytest.fixture
+def registry(recorder: RecordingHandler) -> Registry:
+    """The installed plugins plus the tests' own, known to the worker and the service alike."""
+    return installed().extended(
+        batch_plugins={"two-halves": TwoHalvesBatchPlugin()},
+        handlers={"record": recorder, "fail-odd": FailOddItemsHandler()},
+    )
+
+
+@pytest.fixture
+async def worker(client: Client, settings: Settings, registry: Registry) -> AsyncIterator[Worker]:
+    worker = build_worker(client, settings=settings, registry=registry)
+    async with worker:
+        yield worker
+
+
+@pytest.fixture
+def service(client: Client, settings: Settings, registry: Registry) -> JobService:
+    return JobService(client, settings=settings, registry=registry)
+
+
+@pytest.fixture
+def file_root(tmp_path: Path) -> Iterator[Path]:
+    """Point the file plugins' root at a fresh folder for this test."""
+    previous = os.environ.get("JOBSERVICE_FILE_ROOT")
+    os.environ["JOBSERVICE_FILE_ROOT"] = str(tmp_path)
+    get_settings.cache_clear()
+    yield tmp_path
+    if previous is None:
+        del os.environ["JOBSERVICE_FILE_ROOT"]
+    else:
+        os.environ["JOBSERVICE_FILE_ROOT"] = previous
+    get_settings.cache_clear()

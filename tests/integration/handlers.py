@@ -1,0 +1,71 @@
+"""Item handlers and a batch plugin that tests register in their in-process worker."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from jobservice import (
+    BatchDefinitionError,
+    BatchPlugin,
+    BatchWorkerServices,
+    ItemHandler,
+    TaskMessage,
+)
+from jobservice.plugins.handlers import item_of
+
+
+class RecordingHandler(ItemHandler):
+    """Remembers every item it was given, and how often; ``sleepMillis`` slows it down."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.seen: Counter[Any] = Counter()
+        self.task_ids: list[str] = []
+
+    def handle(self, message: TaskMessage, params: Mapping[str, str]) -> None:
+        item = item_of(message)
+        key = item if isinstance(item, int | str) else repr(item)
+        with self._lock:
+            self.seen[key] += 1
+            self.task_ids.append(message.job_task_id)
+        if "sleepMillis" in params:
+            time.sleep(float(params["sleepMillis"]) / 1000)
+
+    @property
+    def calls(self) -> int:
+        with self._lock:
+            return sum(self.seen.values())
+
+
+class FailOddItemsHandler(ItemHandler):
+    """Fails every odd integer item."""
+
+    def handle(self, message: TaskMessage, params: Mapping[str, str]) -> None:
+        item = item_of(message)
+        if int(item) % 2:
+            raise ValueError(f"item {item} is odd")
+
+
+class TwoHalvesBatchPlugin(BatchPlugin):
+    """``N``: two sub-batches ``half:N``; a half registers N items, or refuses if N is "bad"."""
+
+    def process_batch(
+        self,
+        services: BatchWorkerServices,
+        batch_definition: str,
+        task_message_type: str | None,
+        task_message_params: Mapping[str, str],
+    ) -> None:
+        if not batch_definition.startswith("half:"):
+            services.register_batch_subtask(f"half:{batch_definition}")
+            services.register_batch_subtask("half:bad")
+            return
+        count = batch_definition.removeprefix("half:")
+        if count == "bad":
+            raise BatchDefinitionError("this half cannot be read")
+        for n in range(int(count)):
+            services.register_item_subtask(n)

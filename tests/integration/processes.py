@@ -1,0 +1,42 @@
+"""Running the real ``jobservice`` command in a child process, against the test's Temporal."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+
+from jobservice.settings import Settings
+
+COMMAND = [sys.executable, "-m", "jobservice.cli.main"]
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env["JOBSERVICE_TEMPORAL__ADDRESS"] = settings.temporal.address
+    env["JOBSERVICE_TEMPORAL__TASK_QUEUE"] = settings.temporal.task_queue
+    return env
+
+
+def start(settings: Settings, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*COMMAND, *args],
+        env=environment(settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def run(
+    settings: Settings, args: Sequence[str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*COMMAND, *args],
+        env=environment(settings),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

@@ -1,0 +1,60 @@
+"""Small helpers for integration tests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from temporalio.client import Client
+
+from jobservice.models import JobDefinition, JobView
+from jobservice.service import JobService
+
+
+def job(
+    batch_type: str, definition: str, target_pipe: str = "local:record", **fields: Any
+) -> JobDefinition:
+    return JobDefinition(
+        batch_type=batch_type, batch_definition=definition, target_pipe=target_pipe, **fields
+    )
+
+
+async def run_to_end(service: JobService, job_id: str, definition: JobDefinition) -> JobView:
+    """Submit a job and wait (two minutes at most) for its terminal state."""
+    await service.submit(job_id, definition)
+    return await asyncio.wait_for(service.wait(job_id, interval=0.2), 120)
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], within: float = 60, interval: float = 0.2
+) -> None:
+    """Wait until ``check`` holds; fail the test when it does not ``within`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not await check():
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {within}s")
+        await asyncio.sleep(interval)
+
+
+async def workflow_runs(client: Client, partition: str, job_id: str) -> list[tuple[str, str]]:
+    """(workflow id, status) of every run in a job's tree, closed ones included."""
+    query = (
+        f"WorkflowId = 'job/{partition}/{job_id}' OR "
+        f"WorkflowId STARTS_WITH 'job/{partition}/{job_id}/'"
+    )
+    return [(w.id, w.status.name if w.status else "") async for w in client.list_workflows(query)]
+
+
+async def closed_runs(client: Client, partition: str, job_id: str) -> list[tuple[str, str]]:
+    """The runs of a finished job's tree, once Temporal's visibility store shows them closed."""
+    runs: list[tuple[str, str]] = []
+
+    async def all_closed() -> bool:
+        nonlocal runs
+        runs = await workflow_runs(client, partition, job_id)
+        return bool(runs) and all(status != "RUNNING" for _, status in runs)
+
+    await eventually(all_closed, within=30)
+    return runs

@@ -1,0 +1,170 @@
+"""The ``jobservice`` command as a user runs it: JSON output and exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import yaml
+from temporalio.worker import Worker
+
+from jobservice.service import JobService
+from jobservice.settings import Settings
+from tests.conftest import unique
+from tests.integration import processes
+from tests.integration.support import eventually
+
+
+def parse(output: str) -> dict[str, object]:
+    body = json.loads(output)
+    assert isinstance(body, dict)
+    return body
+
+
+async def test_submit_wait_json_prints_the_job_and_exits_0(
+    settings: Settings, worker: Worker
+) -> None:
+    job_id = unique("cli")
+
+    result = await asyncio.to_thread(
+        processes.run,
+        settings,
+        [
+            "submit",
+            "--job-id",
+            job_id,
+            "--batch-type",
+            "range",
+            "--definition",
+            "0-3000",
+            "--target-pipe",
+            "local:noop",
+            "--param",
+            "a=1",
+            "--label",
+            "team=x",
+            "--wait",
+            "--json",
+        ],
+    )
+
+    assert result.returncode == 0, result.stderr
+    job = parse(result.stdout)
+    assert (job["id"], job["partition"], job["status"]) == (job_id, "default", "Completed")
+    assert job["percentageComplete"] == 100
+    assert job["counts"] == {"total": 3000, "completed": 3000, "failed": 0, "inFlight": 0}
+    assert job["failures"] == []
+    assert job["labels"] == {"team": "x"}
+
+    status = await asyncio.to_thread(processes.run, settings, ["status", job_id, "--json"])
+    assert status.returncode == 0
+    assert parse(status.stdout)["counts"] == job["counts"]
+
+    listed = await asyncio.to_thread(
+        processes.run, settings, ["list", "--status", "Completed", "--json"]
+    )
+    assert job_id in {j["id"] for j in json.loads(listed.stdout)}
+
+
+async def test_a_job_file_and_a_failed_job_exit_1(
+    settings: Settings, worker: Worker, tmp_path: Path
+) -> None:
+    # Given a YAML job file whose definition the plugin refuses
+    path = tmp_path / "job.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "broken",
+                "batchType": "range",
+                "batchDefinition": "ten",
+                "targetPipe": "local:noop",
+            }
+        )
+    )
+
+    result = await asyncio.to_thread(
+        processes.run,
+        settings,
+        ["submit", str(path), "--job-id", unique("cli"), "--wait", "--json"],
+    )
+
+    assert result.returncode == 1, result.stderr
+    job = parse(result.stdout)
+    assert job["status"] == "Failed"
+    failures = job["failures"]
+    assert isinstance(failures, list) and len(failures) == 1
+    failure = failures[0]
+    assert set(failure) == {"failureId", "failureTime", "failureSource", "failureMessage"}
+    assert "START-END" in failure["failureMessage"]
+
+
+async def test_watch_exits_3_when_the_job_is_cancelled(
+    settings: Settings, worker: Worker, service: JobService
+) -> None:
+    job_id = unique("cli")
+    submitted = await asyncio.to_thread(
+        processes.run,
+        settings,
+        [
+            "submit",
+            "--job-id",
+            job_id,
+            "--batch-type",
+            "range",
+            "--definition",
+            "0-100000",
+            "--target-pipe",
+            "local:sleep",
+            "--param",
+            "sleepMillis=5",
+        ],
+    )
+    assert submitted.returncode == 0, submitted.stderr
+    watcher = processes.start(settings, "watch", job_id)
+
+    async def started() -> bool:
+        return (await service.get(job_id)).counts.completed > 0
+
+    await eventually(started)
+    cancelled = await asyncio.to_thread(processes.run, settings, ["cancel", job_id, "--json"])
+    assert cancelled.returncode == 0, cancelled.stderr
+    out, err = await asyncio.to_thread(watcher.communicate, timeout=60)
+
+    assert watcher.returncode == 3, err
+    assert "Cancelled" in out
+    # a cancelled job cannot be paused: exit 2, with the reason
+    paused = await asyncio.to_thread(processes.run, settings, ["pause", job_id])
+    assert paused.returncode == 2
+    assert "Cancelled" in paused.stderr
+
+
+async def test_errors_have_their_own_exit_codes(settings: Settings, worker: Worker) -> None:
+    unknown = await asyncio.to_thread(processes.run, settings, ["status", unique("none"), "--json"])
+    refused = await asyncio.to_thread(
+        processes.run,
+        settings,
+        [
+            "submit",
+            "--job-id",
+            unique("cli"),
+            "--batch-type",
+            "nope",
+            "--definition",
+            "1",
+            "--target-pipe",
+            "local:noop",
+        ],
+    )
+    unreachable = await asyncio.to_thread(
+        processes.run,
+        settings.model_copy(
+            update={"temporal": settings.temporal.model_copy(update={"address": "127.0.0.1:1"})}
+        ),
+        ["status", "x"],
+    )
+
+    assert (unknown.returncode, refused.returncode, unreachable.returncode) == (4, 2, 5)
+    assert "no job" in unknown.stderr
+    assert "unknown batch type 'nope'; known:" in refused.stderr
+    assert "cannot reach Temporal" in unreachable.stderr

@@ -1,0 +1,148 @@
+"""Job definitions, failure tolerances, task ids and task messages."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from jobservice.errors import InvalidJobError
+from jobservice.messages import TaskMessage
+from jobservice.models import FailureTolerance, JobDefinition, JobStatus
+from jobservice.registry import installed
+from jobservice.service import validate_ids
+from jobservice.taskids import job_task_id, parse_job_task_id, workflow_id
+
+
+@pytest.mark.parametrize(
+    ("text", "failed", "total", "exceeded"),
+    [
+        (None, 1, 100, True),
+        (None, 0, 100, False),
+        ("3", 3, 10, False),
+        ("3", 4, 10, True),
+        ("10%", 10, 100, False),
+        ("10%", 11, 100, True),
+        ("2.5 %", 3, 100, True),
+        (0, 1, 1, True),
+    ],
+)
+def test_failure_tolerance(text: str | int | None, failed: int, total: int, exceeded: bool) -> None:
+    assert FailureTolerance.parse(text).exceeded(failed, total) is exceeded
+
+
+@pytest.mark.parametrize("text", ["many", "1.5", "101%", "-1", ""])
+def test_failure_tolerance_refuses_nonsense(text: str) -> None:
+    with pytest.raises(ValueError, match="failureTolerance"):
+        FailureTolerance.parse(text)
+
+
+def test_a_job_definition_reads_camel_case_and_keeps_lists_as_json_text() -> None:
+    job = JobDefinition.model_validate(
+        {
+            "batchType": "list",
+            "batchDefinition": ["a", "b"],
+            "targetPipe": "local:noop",
+            "taskMessageParams": {"n": 3, "s": "x"},
+            "failureTolerance": "5%",
+            "labels": {"team": "a"},
+        }
+    )
+
+    assert job.batch_definition == '["a", "b"]'
+    assert job.task_message_params == {"n": "3", "s": "x"}
+    assert job.failure_tolerance.percent == 5
+    assert job.definition_hash() == JobDefinition.model_validate(job.model_dump()).definition_hash()
+    assert job.definition_hash() != job.model_copy(update={"name": "other"}).definition_hash()
+
+
+def test_a_job_definition_refuses_unknown_fields_and_empty_pipes() -> None:
+    with pytest.raises(ValidationError, match="batchTypo"):
+        JobDefinition.model_validate(
+            {
+                "batchTypo": "x",
+                "batchType": "range",
+                "batchDefinition": "0-1",
+                "targetPipe": "local:noop",
+            }
+        )
+    with pytest.raises(ValidationError, match="names no handler"):
+        JobDefinition(batch_type="range", batch_definition="0-1", target_pipe="local:")
+
+
+def test_exit_codes_follow_the_reference_job_caller() -> None:
+    assert [s.exit_code for s in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)] == [
+        0,
+        1,
+        3,
+    ]
+
+
+def test_task_ids_follow_the_reference_hierarchy() -> None:
+    assert job_task_id("p", "j") == "p:j"
+    assert job_task_id("p", "j", [2], 17) == "p:j.2.17"
+    assert parse_job_task_id("p:j.2.17") == ("p", "j", (2, 17))
+    assert workflow_id("p", "j", [2, 5]) == "job/p/j/2/5"
+    with pytest.raises(ValueError, match="no 'partition:'"):
+        parse_job_task_id("j.1")
+    with pytest.raises(ValueError, match="non-numeric"):
+        parse_job_task_id("p:j.x")
+
+
+def test_a_task_message_is_the_caf_envelope_with_a_stable_task_id() -> None:
+    message = TaskMessage(
+        job_task_id="p:j.1.2",
+        task_classifier="c",
+        task_api_version=1,
+        task_data={"item": 5},
+        to="queue",
+        correlation_id="p:j",
+    )
+    again = TaskMessage(
+        job_task_id="p:j.1.2",
+        task_classifier="c",
+        task_api_version=1,
+        task_data={},
+        to="queue",
+        correlation_id="p:j",
+    )
+
+    body = message.to_dict()
+    assert body["version"] == 3
+    assert body["taskStatus"] == "NEW_TASK"
+    assert body["tracking"]["jobTaskId"] == "p:j.1.2"
+    assert body["tracking"]["trackTo"] == "queue"
+    assert body["sourceInfo"]["name"] == "jobservice"
+    assert (
+        message.task_id
+        == again.task_id
+        != TaskMessage(
+            job_task_id="p:j.1.3",
+            task_classifier="c",
+            task_api_version=1,
+            task_data={},
+            to="queue",
+            correlation_id="p:j",
+        ).task_id
+    )
+
+
+def test_unknown_names_list_the_known_ones() -> None:
+    with pytest.raises(
+        InvalidJobError, match="unknown batch type 'x'; known: directory, jsonl, list, range"
+    ):
+        installed().batch_plugin("x")
+    assert installed().builder(None) is installed().builder("default")
+
+
+@pytest.mark.parametrize(
+    ("partition", "job_id", "problem"),
+    [
+        ("p", "", "empty"),
+        ("p" * 41, "j", "longer than 40"),
+        ("p", "a,b", "contains"),
+        ("a(b)", "j", "contains"),
+    ],
+)
+def test_ids_are_validated(partition: str, job_id: str, problem: str) -> None:
+    with pytest.raises(InvalidJobError, match=problem):
+        validate_ids(partition, job_id)
