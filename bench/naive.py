@@ -22,17 +22,19 @@ class NaiveJob:
     @workflow.run
     async def run(self, count: int) -> int:
         done = 0
-        pending: set[asyncio.Future[int]] = set()
+        pending: list[asyncio.Future[int]] = []
         for item in range(count):
-            pending.add(
+            pending.append(
                 workflow.start_activity(
                     naive_item, item, start_to_close_timeout=timedelta(seconds=60)
                 )
             )
             if len(pending) >= WINDOW:
-                finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                finished, pending = await workflow.wait(
+                    pending, return_when=asyncio.FIRST_COMPLETED
+                )
                 done += len(finished)
         if pending:
-            await asyncio.wait(pending)
+            await workflow.wait(pending)
             done += len(pending)
         return done
