@@ -133,7 +133,7 @@ def worker(ctx: typer.Context) -> None:
 @app.command()
 def demo(
     ctx: typer.Context,
-    items: Annotated[int, typer.Option(help="Items in the demo job.")] = 300_000,
+    items: Annotated[int, typer.Option(help="Items in the demo job.")] = 1_000_000,
 ) -> None:
     """Start the embedded stack, run a demo job with a live progress bar, stop again."""
     settings = _settings(ctx)
