@@ -19,10 +19,12 @@ def environment(settings: Settings) -> dict[str, str]:
     return env
 
 
-def start(settings: Settings, *args: str) -> subprocess.Popen[str]:
+def start(
+    settings: Settings, *args: str, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [*COMMAND, *args],
-        env=environment(settings),
+        env={**environment(settings), **(extra_env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -1,0 +1,80 @@
+"""``jobservice dev``: the embedded stack keeps jobs in SQLite and stops cleanly on Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+from pathlib import Path
+
+from jobservice.devserver import free_port
+from jobservice.settings import Settings, TemporalSettings
+from tests.integration import processes
+
+
+def dev_settings(port: int) -> Settings:
+    return Settings(temporal=TemporalSettings(address=f"127.0.0.1:{port}", task_queue="jobservice"))
+
+
+async def start_dev(settings: Settings, data_dir: Path, ui_port: int) -> subprocess.Popen[str]:
+    dev = processes.start(
+        settings,
+        "dev",
+        extra_env={
+            "JOBSERVICE_DEV__DATA_DIR": str(data_dir),
+            "JOBSERVICE_DEV__UI_PORT": str(ui_port),
+        },
+    )
+    assert dev.stdout is not None
+    line = await asyncio.to_thread(dev.stdout.readline)
+    assert line.startswith("Temporal"), line + (dev.stderr.read() if dev.stderr else "")
+    return dev
+
+
+async def stop_dev(dev: subprocess.Popen[str]) -> tuple[str, int]:
+    dev.send_signal(signal.SIGINT)
+    out, _ = await asyncio.to_thread(dev.communicate, timeout=60)
+    return out, dev.returncode
+
+
+async def test_dev_keeps_jobs_across_restarts_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    settings = dev_settings(free_port())
+    ui_port = free_port()
+    dev = await start_dev(settings, tmp_path / "data", ui_port)
+    try:
+        submitted = await asyncio.to_thread(
+            processes.run,
+            settings,
+            [
+                "submit",
+                "--job-id",
+                "kept",
+                "--batch-type",
+                "range",
+                "--definition",
+                "0-20000",
+                "--target-pipe",
+                "local:noop",
+                "--wait",
+                "--json",
+            ],
+        )
+        assert submitted.returncode == 0, submitted.stderr
+    finally:
+        out, code = await stop_dev(dev)
+    assert code == 0
+    assert f"Web UI     http://127.0.0.1:{ui_port}" in out
+    assert "stopping" in out
+    assert (tmp_path / "data" / "temporal.db").is_file()
+
+    # When the stack starts again on the same data folder, the job is still there
+    dev = await start_dev(settings, tmp_path / "data", free_port())
+    try:
+        status = await asyncio.to_thread(processes.run, settings, ["status", "kept", "--json"])
+    finally:
+        _, code = await stop_dev(dev)
+    assert status.returncode == 0, status.stderr
+    job = json.loads(status.stdout)
+    assert (job["status"], job["counts"]["completed"]) == ("Completed", 20000)
+    assert code == 0
