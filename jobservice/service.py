@@ -34,7 +34,7 @@ from jobservice.taskids import workflow_id
 from jobservice.temporal import JOB_ID, JOB_PARTITION, JOB_STATUS, connect
 
 DEFAULT_PARTITION = "default"
-MAX_DEFINITION_BYTES = 200_000
+MAX_DEFINITION_BYTES = 128_000
 _FORBIDDEN = re.compile(r"[.,:;*?!|()/\s]")
 _MEMO_DEFINITION = "definition"
 _MEMO_HASH = "definitionHash"

@@ -41,6 +41,9 @@ SLICE_ITEMS = 500
 SLICE_SECONDS = 0.25
 """What a slice should take: slices shrink for slow handlers, so a pause lands quickly."""
 
+PAGE_BYTES = 64 << 10
+"""Most bytes of sub-batch definitions in one page, well below Temporal's payload limits."""
+
 
 class _Enough(Exception):
     """Stops a plugin once the slice the activity wants is in hand."""
@@ -65,11 +68,17 @@ class _Collector:
     item_count: int = 0
     sub_batch_count: int = 0
 
+    page_bytes: int = 0
+
     def register_batch_subtask(self, batch_definition: str) -> None:
         if not isinstance(batch_definition, str):
             raise BatchDefinitionError("a sub-batch definition must be text")
         if self.sub_batch_start <= self.sub_batch_count < self.sub_batch_end:
-            self.sub_batches.append(batch_definition)
+            if self.sub_batches and self.page_bytes >= PAGE_BYTES:
+                self.sub_batch_end = self.sub_batch_count  # the page is full; keep it contiguous
+            else:
+                self.sub_batches.append(batch_definition)
+                self.page_bytes += len(batch_definition)
         self.sub_batch_count += 1
 
     def register_item_subtask(self, item: Any) -> None:

@@ -47,12 +47,13 @@ async def test_recursive_range_job_processes_every_item_once(
 async def test_list_job_takes_a_json_array(
     service: JobService, worker: Worker, recorder: RecordingHandler
 ) -> None:
-    ids = [f"doc-{n}" for n in range(2500)]
+    # Given 8,000 ids (104 kB): eight sub-lists of 13 kB, more than one 64 kB page of them
+    ids = [f"doc-{n:05d}" for n in range(8_000)]
 
     done = await run_to_end(service, unique("list"), job("list", json.dumps(ids)))
 
     assert done.status is JobStatus.COMPLETED
-    assert (done.counts.total, done.counts.completed) == (2500, 2500)
+    assert (done.counts.total, done.counts.completed) == (8_000, 8_000)
     assert set(recorder.seen) == set(ids)
 
 
