@@ -19,6 +19,7 @@ from jobservice.worker import build_worker
 from tests.conftest import unique
 from tests.integration.handlers import (
     FailOddItemsHandler,
+    FlakyBatchPlugin,
     RecordingHandler,
     TwoHalvesBatchPlugin,
 )
@@ -54,7 +55,7 @@ def recorder() -> RecordingHandler:
 def registry(recorder: RecordingHandler) -> Registry:
     """The installed plugins plus the tests' own, known to the worker and the service alike."""
     return installed().extended(
-        batch_plugins={"two-halves": TwoHalvesBatchPlugin()},
+        batch_plugins={"two-halves": TwoHalvesBatchPlugin(), "flaky": FlakyBatchPlugin()},
         handlers={"record": recorder, "fail-odd": FailOddItemsHandler()},
     )
 

@@ -69,3 +69,27 @@ class TwoHalvesBatchPlugin(BatchPlugin):
             raise BatchDefinitionError("this half cannot be read")
         for n in range(int(count)):
             services.register_item_subtask(n)
+
+
+class FlakyBatchPlugin(BatchPlugin):
+    """``N:F``: N items, after F transient failures of each definition (``N:always``: never)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.attempts: Counter[str] = Counter()
+
+    def process_batch(
+        self,
+        services: BatchWorkerServices,
+        batch_definition: str,
+        task_message_type: str | None,
+        task_message_params: Mapping[str, str],
+    ) -> None:
+        count, failures = batch_definition.split(":")
+        with self._lock:
+            self.attempts[batch_definition] += 1
+            attempt = self.attempts[batch_definition]
+        if failures == "always" or attempt <= int(failures):
+            raise ConnectionError(f"the source is unreachable (attempt {attempt})")
+        for n in range(int(count)):
+            services.register_item_subtask(n)

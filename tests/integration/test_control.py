@@ -104,3 +104,22 @@ async def test_cancel_ends_the_whole_tree(
     assert (await service.cancel(job_id)).status is JobStatus.CANCELLED
     with pytest.raises(JobStateError, match="Cancelled"):
         await service.pause(job_id)
+
+
+async def test_watch_yields_progress_as_it_moves_until_the_end(
+    service: JobService, worker: Worker
+) -> None:
+    job_id = unique("watch")
+    await service.submit(
+        job_id, job("range", "0-2000/500", task_message_params={"sleepMillis": "1"})
+    )
+
+    updates = [view async for view in service.watch(job_id, interval=0.1)]
+
+    done = [u.counts.done for u in updates]
+    assert len(updates) >= 3
+    assert done == sorted(done)
+    assert [u.status.is_terminal for u in updates] == [False] * (len(updates) - 1) + [True]
+    assert updates[-1].status is JobStatus.COMPLETED
+    assert updates[-1].counts.completed == 2000
+    assert any(u.items_per_second for u in updates[1:])

@@ -49,6 +49,26 @@ async def test_a_bad_sub_batch_fails_the_job_naming_the_sub_batch(
     assert failure.failure_message == "this half cannot be read"
 
 
+async def test_a_transient_plugin_error_is_retried_and_the_job_completes(
+    service: JobService, worker: Worker
+) -> None:
+    # Given a source that fails twice before it answers
+    done = await run_to_end(service, unique("flaky"), job("flaky", "300:2", "local:noop"))
+
+    assert done.status is JobStatus.COMPLETED
+    assert done.counts.completed == 300
+
+
+async def test_a_lasting_transient_error_fails_the_job_after_its_attempts(
+    service: JobService, worker: Worker, engine: EngineSettings
+) -> None:
+    done = await run_to_end(service, unique("flaky"), job("flaky", "300:always", "local:noop"))
+
+    assert done.status is JobStatus.FAILED
+    assert done.failures[0].failure_source == "batch plugin 'flaky'"
+    assert f"attempt {engine.max_attempts})" in done.failures[0].failure_message
+
+
 @pytest.mark.parametrize(
     ("tolerance", "status"),
     [
