@@ -16,6 +16,12 @@ from tests.integration import processes
 from tests.integration.support import eventually
 
 
+def submit_args(job_id: str, definition: str, pipe: str, *extra: str) -> list[str]:
+    """``jobservice submit`` of a range job."""
+    return ["submit", "--job-id", job_id, "--batch-type", "range", "--definition", definition,
+            "--target-pipe", pipe, *extra]  # fmt: skip
+
+
 def parse(output: str) -> dict[str, object]:
     body = json.loads(output)
     assert isinstance(body, dict)
@@ -30,15 +36,9 @@ async def test_submit_wait_json_prints_the_job_and_exits_0(
     result = await asyncio.to_thread(
         processes.run,
         settings,
-        [
-            "submit",
-            "--job-id",
+        submit_args(
             job_id,
-            "--batch-type",
-            "range",
-            "--definition",
             "0-3000",
-            "--target-pipe",
             "local:noop",
             "--param",
             "a=1",
@@ -46,7 +46,7 @@ async def test_submit_wait_json_prints_the_job_and_exits_0(
             "team=x",
             "--wait",
             "--json",
-        ],
+        ),
     )
 
     assert result.returncode == 0, result.stderr
@@ -106,19 +106,7 @@ async def test_watch_exits_3_when_the_job_is_cancelled(
     submitted = await asyncio.to_thread(
         processes.run,
         settings,
-        [
-            "submit",
-            "--job-id",
-            job_id,
-            "--batch-type",
-            "range",
-            "--definition",
-            "0-100000",
-            "--target-pipe",
-            "local:sleep",
-            "--param",
-            "sleepMillis=5",
-        ],
+        submit_args(job_id, "0-100000", "local:sleep", "--param", "sleepMillis=5"),
     )
     assert submitted.returncode == 0, submitted.stderr
     watcher = processes.start(settings, "watch", job_id)

@@ -88,42 +88,27 @@ def test_task_ids_follow_the_reference_hierarchy() -> None:
         parse_job_task_id("p:j.x")
 
 
-def test_a_task_message_is_the_caf_envelope_with_a_stable_task_id() -> None:
-    message = TaskMessage(
-        job_task_id="p:j.1.2",
+def message(job_task_id: str, data: object = None) -> TaskMessage:
+    return TaskMessage(
+        job_task_id=job_task_id,
         task_classifier="c",
         task_api_version=1,
-        task_data={"item": 5},
-        to="queue",
-        correlation_id="p:j",
-    )
-    again = TaskMessage(
-        job_task_id="p:j.1.2",
-        task_classifier="c",
-        task_api_version=1,
-        task_data={},
+        task_data=data,
         to="queue",
         correlation_id="p:j",
     )
 
-    body = message.to_dict()
+
+def test_a_task_message_is_the_caf_envelope_with_a_stable_task_id() -> None:
+    body = message("p:j.1.2", {"item": 5}).to_dict()
+
     assert body["version"] == 3
     assert body["taskStatus"] == "NEW_TASK"
+    assert body["taskData"] == {"item": 5}
     assert body["tracking"]["jobTaskId"] == "p:j.1.2"
     assert body["tracking"]["trackTo"] == "queue"
     assert body["sourceInfo"]["name"] == "jobservice"
-    assert (
-        message.task_id
-        == again.task_id
-        != TaskMessage(
-            job_task_id="p:j.1.3",
-            task_classifier="c",
-            task_api_version=1,
-            task_data={},
-            to="queue",
-            correlation_id="p:j",
-        ).task_id
-    )
+    assert body["taskId"] == message("p:j.1.2").task_id != message("p:j.1.3").task_id
 
 
 def test_unknown_names_list_the_known_ones() -> None:
