@@ -105,7 +105,6 @@ class BatchState(BaseModel):
     next_item: int = 0
     retry_ranges: list[tuple[int, int]] = Field(default_factory=list)
     finished: Progress = Field(default_factory=Progress)
-    runs: int = 1
 
 
 class BatchInput(BaseModel):

@@ -42,17 +42,22 @@ _MEMO_OUTCOME = "outcome"
 _QUERY_TIMEOUT = timedelta(seconds=5)
 
 
-def validate_ids(partition: str, job_id: str) -> None:
+def _check_id(kind: str, value: str, longest: int) -> None:
+    if not value:
+        raise InvalidJobError(f"the {kind} is empty")
+    if len(value) > longest:
+        raise InvalidJobError(f"the {kind} {value!r} is longer than {longest} characters")
+    if _FORBIDDEN.search(value):
+        raise InvalidJobError(
+            f"the {kind} {value!r} contains one of . , : ; * ? ! | ( ) / or white space"
+        )
+
+
+def validate_ids(partition: str, job_id: str | None = None) -> None:
     """Partition ids up to 40 characters, job ids up to 48, with none of ``.,:;*?!|()/``."""
-    for kind, value, longest in (("partition id", partition, 40), ("job id", job_id, 48)):
-        if not value:
-            raise InvalidJobError(f"the {kind} is empty")
-        if len(value) > longest:
-            raise InvalidJobError(f"the {kind} {value!r} is longer than {longest} characters")
-        if _FORBIDDEN.search(value):
-            raise InvalidJobError(
-                f"the {kind} {value!r} contains one of . , : ; * ? ! | ( ) / or white space"
-            )
+    _check_id("partition id", partition, 40)
+    if job_id is not None:
+        _check_id("job id", job_id, 48)
 
 
 @dataclass(frozen=True)
@@ -196,7 +201,7 @@ class JobService:
         """Jobs, newest first, from Temporal's visibility store."""
         clauses = [f"WorkflowType = '{JOB_WORKFLOW}'"]
         if partition is not None:
-            validate_ids(partition, "x")
+            validate_ids(partition)
             clauses.append(f"JobPartition = '{partition}'")
         if status is not None:
             clauses.append(f"JobStatus = '{status.value}'")

@@ -45,6 +45,10 @@ PAGE_BYTES = 64 << 10
 """Most bytes of sub-batch definitions in one page, well below Temporal's payload limits."""
 
 
+_DEFINITION_ERRORS = (BatchDefinitionError, InvalidJobError, ValueError, TypeError)
+"""What a plugin raises for a definition that can never work: not retried."""
+
+
 class _Enough(Exception):
     """Stops a plugin once the slice the activity wants is in hand."""
 
@@ -130,7 +134,7 @@ class BatchActivities:
         )
         try:
             return await asyncio.to_thread(self._split, request, collector)
-        except (BatchDefinitionError, InvalidJobError, ValueError, TypeError) as exc:
+        except _DEFINITION_ERRORS as exc:
             raise _definition_failure(request.context, request.path, exc) from exc
 
     def _split(self, request: SplitInput, collector: _Collector) -> SplitResult:
@@ -166,7 +170,7 @@ class BatchActivities:
                 stop_after_items=True,
             )
             await asyncio.to_thread(self._run_plugin, context, request.definition, collector)
-        except (BatchDefinitionError, InvalidJobError, ValueError, TypeError) as exc:
+        except _DEFINITION_ERRORS as exc:
             raise _definition_failure(context, request.path, exc) from exc
         items = collector.items
         first = request.start + result.processed

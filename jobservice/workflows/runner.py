@@ -156,8 +156,7 @@ class BatchRunner:
         completed, failed = state.finished.completed, state.finished.failed
         in_flight = sum(c.end - c.start for c in self._chunks)
         failures = list(state.finished.failures)
-        complete = split is not None and state.sub_batches_fetched >= split.sub_batch_total
-        complete = complete and not state.pending
+        complete = self._sub_batches_started()
         for child in self._children.values():
             if child.latest is None:
                 total += child.sub_batch.estimate or 0
@@ -216,10 +215,7 @@ class BatchRunner:
                     if current != reported:
                         await report(current)
                         reported, last_report = current, workflow.now()
-        except asyncio.CancelledError:
-            await self._stop_everything()
-            raise
-        except BatchFailedError:
+        except (asyncio.CancelledError, BatchFailedError):
             await self._stop_everything()
             raise
         await self._settle()
@@ -231,18 +227,24 @@ class BatchRunner:
         if self._failure is not None:
             raise BatchFailedError(self._failure)
 
+    def _sub_batches_started(self) -> bool:
+        split = self.state.split
+        return (
+            split is not None
+            and self.state.sub_batches_fetched >= split.sub_batch_total
+            and not self.state.pending
+        )
+
     def _finished(self) -> bool:
-        state, split = self.state, self.state.split
+        split = self.state.split
         assert split is not None
         return (
-            state.sub_batches_fetched >= split.sub_batch_total
-            and not state.pending
-            and state.next_item >= split.item_total
-            and not state.retry_ranges
+            self._sub_batches_started()
+            and self.state.next_item >= split.item_total
+            and not self.state.retry_ranges
         )
 
     def _continue_as_new_input(self) -> BatchInput:
-        self.state.runs += 1
         return self.request.model_copy(update={"paused": self.paused, "state": self.state})
 
     @property
