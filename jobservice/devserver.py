@@ -42,6 +42,7 @@ class DevServer:
     db_file: Path | None = None
     log_file: Path | None = None
     extra_args: list[str] = field(default_factory=list)
+    register_search_attributes: bool = True
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -58,7 +59,9 @@ class DevServer:
         args += ["--ui-port", str(self.ui_port)] if self.ui_port else ["--headless"]
         if self.db_file is not None:
             args += ["--db-filename", str(self.db_file)]
-        return args + dev_server_search_attribute_args() + self.extra_args
+        if self.register_search_attributes:
+            args += dev_server_search_attribute_args()
+        return args + self.extra_args
 
     async def start(self) -> None:
         """Start the server and wait until it takes connections."""
