@@ -17,7 +17,10 @@ def dev_settings(port: int) -> Settings:
     return Settings(temporal=TemporalSettings(address=f"127.0.0.1:{port}", task_queue="jobservice"))
 
 
-async def start_dev(settings: Settings, data_dir: Path, ui_port: int) -> subprocess.Popen[str]:
+async def start_dev(
+    settings: Settings, data_dir: Path, ui_port: int
+) -> tuple[subprocess.Popen[str], str]:
+    """Start ``jobservice dev``; returns it and its banner, once it says the worker runs."""
     dev = processes.start(
         settings,
         "dev",
@@ -27,9 +30,12 @@ async def start_dev(settings: Settings, data_dir: Path, ui_port: int) -> subproc
         },
     )
     assert dev.stdout is not None
-    line = await asyncio.to_thread(dev.stdout.readline)
-    assert line.startswith("Temporal"), line + (dev.stderr.read() if dev.stderr else "")
-    return dev
+    banner = ""
+    while not banner.endswith("stops everything\n"):
+        line = await asyncio.to_thread(dev.stdout.readline)
+        assert line, banner + (dev.stderr.read() if dev.stderr else "")
+        banner += line
+    return dev, banner
 
 
 async def stop_dev(dev: subprocess.Popen[str]) -> tuple[str, int]:
@@ -41,7 +47,7 @@ async def stop_dev(dev: subprocess.Popen[str]) -> tuple[str, int]:
 async def test_dev_keeps_jobs_across_restarts_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     settings = dev_settings(free_port())
     ui_port = free_port()
-    dev = await start_dev(settings, tmp_path / "data", ui_port)
+    dev, banner = await start_dev(settings, tmp_path / "data", ui_port)
     try:
         submitted = await asyncio.to_thread(
             processes.run,
@@ -64,12 +70,12 @@ async def test_dev_keeps_jobs_across_restarts_and_stops_on_ctrl_c(tmp_path: Path
     finally:
         out, code = await stop_dev(dev)
     assert code == 0
-    assert f"Web UI     http://127.0.0.1:{ui_port}" in out
+    assert f"Web UI     http://127.0.0.1:{ui_port}" in banner
     assert "stopping" in out
     assert (tmp_path / "data" / "temporal.db").is_file()
 
     # When the stack starts again on the same data folder, the job is still there
-    dev = await start_dev(settings, tmp_path / "data", free_port())
+    dev, _ = await start_dev(settings, tmp_path / "data", free_port())
     try:
         status = await asyncio.to_thread(processes.run, settings, ["status", "kept", "--json"])
     finally:
