@@ -3,7 +3,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo dev test lint typecheck unit integration bench clean
+.PHONY: install demo dev test lint typecheck unit integration services bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,10 +29,13 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q
 
-integration: $(STAMP)
+services:
+	scripts/ensure-services
+
+integration: $(STAMP) services
 	$(BIN)/pytest tests/integration -q
 
-test: lint typecheck
+test: lint typecheck services
 	$(BIN)/pytest -q
 
 bench: $(STAMP)

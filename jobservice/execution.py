@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import Base64Bytes, BaseModel, Field
 
 from jobservice.models import Failure, FailureTolerance, JobStatus
 from jobservice.settings import EngineSettings
@@ -14,6 +14,11 @@ JOB_WORKFLOW = "JobWorkflow"
 BATCH_WORKFLOW = "BatchWorkflow"
 SPLIT_BATCH = "split_batch"
 DISPATCH_ITEMS = "dispatch_items"
+BROKER_UNAVAILABLE = "BrokerUnavailable"
+PAUSE_SIGNAL = "pause"
+RESUME_SIGNAL = "resume"
+PROGRESS_SIGNAL = "progress"
+TRACKING_SIGNAL = "tracking"
 
 
 class JobContext(BaseModel):
@@ -68,11 +73,18 @@ class ChunkInput(BaseModel):
 
 
 class ChunkResult(BaseModel):
-    """What a chunk did. ``processed`` may fall short of the chunk when it was paused."""
+    """What a chunk did. ``processed`` may fall short of the chunk when it was paused.
+
+    Items are completed or failed here (a local pipe), or ``forwarded`` to a queue and in
+    flight until the tracking pipe reports them. ``refused`` are the batch indexes of items
+    that failed before delivery (counted in ``failed``).
+    """
 
     processed: int = 0
     completed: int = 0
     failed: int = 0
+    forwarded: int = 0
+    refused: list[int] = Field(default_factory=list)
     failures: list[Failure] = Field(default_factory=list)
 
     def add(self, other: ChunkResult, limit: int) -> ChunkResult:
@@ -80,6 +92,8 @@ class ChunkResult(BaseModel):
             processed=self.processed + other.processed,
             completed=self.completed + other.completed,
             failed=self.failed + other.failed,
+            forwarded=self.forwarded + other.forwarded,
+            refused=self.refused + other.refused,
             failures=(self.failures + other.failures)[:limit],
         )
 
@@ -93,6 +107,31 @@ class Progress(BaseModel):
     in_flight: int = 0
     splitting_complete: bool = False
     failures: list[Failure] = Field(default_factory=list)
+    waiting: str | None = None
+    """Why some of the tree is waiting (an unreachable broker), if it is."""
+
+
+class TrackedResult(BaseModel):
+    """A final result from the tracking pipe: an item's number in its batch, and its failure."""
+
+    number: int
+    failure: Failure | None = None
+
+
+class TrackingBatch(BaseModel):
+    """Results for items of one batch, signalled by the tracking consumer in one go."""
+
+    results: list[TrackedResult]
+
+
+class TrackingState(BaseModel):
+    """A batch's items forwarded to a queue; see ``jobservice.workflows.tracked``."""
+
+    forwarded: int = 0
+    refused: int = 0
+    settled: Base64Bytes = b""
+    settled_count: int = 0
+    awaiting: list[tuple[int, int, datetime]] = Field(default_factory=list)
 
 
 class BatchState(BaseModel):
@@ -105,6 +144,7 @@ class BatchState(BaseModel):
     next_item: int = 0
     retry_ranges: list[tuple[int, int]] = Field(default_factory=list)
     finished: Progress = Field(default_factory=Progress)
+    tracking: TrackingState | None = None
 
 
 class BatchInput(BaseModel):

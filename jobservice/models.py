@@ -175,3 +175,5 @@ class JobView(_CamelModel):
     items_per_second: float | None = None
     eta_seconds: float | None = None
     splitting_complete: bool = False
+    status_reason: str | None = None
+    """Why an Active job is not moving, e.g. its target pipe's broker cannot be reached."""

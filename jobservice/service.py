@@ -94,12 +94,15 @@ class JobService:
         self._registry.batch_plugin(definition.batch_type)
         self._registry.builder(definition.task_message_type)
         handler = local_handler_name(definition.target_pipe)
-        if handler is None:
+        if handler is not None:
+            self._registry.handler(handler)
+        elif len(definition.target_pipe.encode()) > 255 or definition.target_pipe.strip() != (
+            definition.target_pipe
+        ):
             raise InvalidJobError(
-                f"targetPipe {definition.target_pipe!r} is a queue; this version delivers to "
-                "local:<handler> pipes only"
+                f"targetPipe {definition.target_pipe!r} is not a RabbitMQ queue name "
+                "(at most 255 bytes, no surrounding white space) nor local:<handler>"
             )
-        self._registry.handler(handler)
         size = len(definition.model_dump_json())
         if size > MAX_DEFINITION_BYTES:
             raise InvalidJobError(
@@ -309,6 +312,7 @@ def _view(
     view.percentage_complete = percent
     view.failures = progress.failures
     view.splitting_complete = counts.splitting_complete
+    view.status_reason = None if status.is_terminal else counts.waiting
     if progress.started_at is not None:
         end = progress.finished_at or progress.paused_at or datetime.now(UTC)
         active = (end - progress.started_at).total_seconds() - progress.paused_seconds

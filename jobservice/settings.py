@@ -11,7 +11,7 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -49,6 +49,29 @@ class EngineSettings(BaseModel):
     )
     max_attempts: int = Field(default=8, ge=1, description="Attempts for a transient failure.")
     failure_details: int = Field(default=20, ge=1, description="Item failure details kept per job.")
+    in_flight_window: int = Field(
+        default=1000, ge=1, description="Items forwarded to a queue and not yet reported, per job."
+    )
+    result_timeout_seconds: float = Field(
+        default=3600.0, gt=0, description="A forwarded item with no result after this has failed."
+    )
+
+
+class RabbitSettings(BaseModel):
+    """The RabbitMQ broker behind queue target pipes and the tracking pipe."""
+
+    url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
+    tracking_pipe: str = "jobservice-tracking"
+    dead_letter_pipe: str = "jobservice-tracking-dead"
+    declare_target_queues: bool = Field(
+        default=False, description="Declare a missing target queue instead of refusing the job."
+    )
+    publish_window: int = Field(default=500, ge=1, description="Unconfirmed publishes at once.")
+    publish_attempts: int = Field(default=5, ge=1, description="Tries of a publish on a lost link.")
+    report_interval_seconds: float = Field(
+        default=0.5, gt=0, description="The tracking consumer records results at least this often."
+    )
+    report_batch: int = Field(default=1000, ge=1, description="Results recorded in one go.")
 
 
 class DevSettings(BaseModel):
@@ -74,6 +97,7 @@ class Settings(BaseSettings):
 
     temporal: TemporalSettings = TemporalSettings()
     engine: EngineSettings = EngineSettings()
+    rabbitmq: RabbitSettings = RabbitSettings()
     dev: DevSettings = DevSettings()
     file_root: Path = Field(
         default=Path("."),

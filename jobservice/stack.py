@@ -13,7 +13,7 @@ from temporalio.client import Client
 from jobservice.devserver import DevServer, free_port
 from jobservice.settings import Settings
 from jobservice.temporal import connect
-from jobservice.worker import build_worker
+from jobservice.worker import run_worker
 
 
 @dataclass
@@ -27,7 +27,7 @@ class EmbeddedStack:
 async def embedded_stack(
     settings: Settings, *, persistent: bool, port: int | None = None, ui: bool = True
 ) -> AsyncIterator[EmbeddedStack]:
-    """Start Temporal and a worker; stop both on the way out.
+    """Start Temporal and a worker with its tracking consumer; stop them on the way out.
 
     ``persistent`` keeps jobs in ``<data_dir>/temporal.db`` across restarts; otherwise they
     live in memory only.
@@ -46,10 +46,10 @@ async def embedded_stack(
             update={"temporal": settings.temporal.model_copy(update={"address": server.address})}
         )
         client = await connect(settings.temporal)
-        worker = build_worker(client, settings=settings)
-        run = asyncio.create_task(worker.run())
+        stop = asyncio.Event()
+        run = asyncio.create_task(run_worker(client, stop, settings=settings))
         try:
             yield EmbeddedStack(server, client, settings)
         finally:
-            await worker.shutdown()
+            stop.set()
             await asyncio.gather(run, return_exceptions=True)

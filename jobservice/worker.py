@@ -14,8 +14,10 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from jobservice.activities import BatchActivities
+from jobservice.broker import Broker
 from jobservice.registry import Registry, installed
 from jobservice.settings import Settings, get_settings
+from jobservice.tracking import TrackingConsumer
 from jobservice.workflows import BatchWorkflow, JobWorkflow
 
 _log = logging.getLogger(__name__)
@@ -27,12 +29,14 @@ def build_worker(
     settings: Settings | None = None,
     task_queue: str | None = None,
     registry: Registry | None = None,
+    broker: Broker | None = None,
 ) -> Worker:
     """A worker for ``task_queue`` (default: the setting), with the installed plugins, or with
-    ``registry`` (``installed().extended(...)`` adds an application's own)."""
+    ``registry`` (``installed().extended(...)`` adds an application's own), publishing to
+    queue target pipes through ``broker``."""
     settings = settings or get_settings()
     registry = registry or installed()
-    activities = BatchActivities(registry)
+    activities = BatchActivities(registry, broker)
     return Worker(
         client,
         task_queue=task_queue or settings.temporal.task_queue,
@@ -50,10 +54,22 @@ def build_worker(
 
 
 async def run_worker(
-    client: Client, stop: asyncio.Event, *, settings: Settings | None = None
+    client: Client,
+    stop: asyncio.Event,
+    *,
+    settings: Settings | None = None,
+    tracking: bool = True,
 ) -> None:
-    """Run a worker until ``stop`` is set, then shut it down cleanly."""
-    worker = build_worker(client, settings=settings)
-    async with worker:
-        _log.info("worker serving task queue %s", worker.task_queue)
-        await stop.wait()
+    """Run a worker, and unless told not to the tracking consumer, until ``stop`` is set."""
+    settings = settings or get_settings()
+    broker = Broker(settings.rabbitmq)
+    worker = build_worker(client, settings=settings, broker=broker)
+    try:
+        async with worker:
+            _log.info("worker serving task queue %s", worker.task_queue)
+            if tracking:
+                await TrackingConsumer(client, broker).run(stop)
+            else:
+                await stop.wait()
+    finally:
+        await broker.close()

@@ -19,9 +19,11 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from jobservice.activities.pipes import Delivery, TargetPipe, resolve_pipe
+from jobservice.activities.pipes import TargetPipe, resolve_pipe
+from jobservice.broker import Broker, BrokerUnavailableError, TargetQueueMissingError
 from jobservice.errors import BatchDefinitionError, InvalidJobError
 from jobservice.execution import (
+    BROKER_UNAVAILABLE,
     DISPATCH_ITEMS,
     SPLIT_BATCH,
     ChunkInput,
@@ -56,6 +58,14 @@ class _Enough(Exception):
 @dataclass(slots=True)
 class _InvalidItem:
     message: str
+
+
+@dataclass
+class _Refused:
+    """Items that failed before delivery: their indexes in the batch, and the first details."""
+
+    indexes: list[int] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
 
 
 @dataclass
@@ -112,11 +122,32 @@ def _definition_failure(context: JobContext, path: list[int], exc: Exception) ->
     )
 
 
+def _pipe_failure(context: JobContext, path: list[int], exc: Exception) -> ApplicationError:
+    failure = Failure(
+        failure_id=context.task_id(path),
+        failure_time=datetime.now(UTC),
+        failure_source=f"target pipe {context.target_pipe!r}",
+        failure_message=str(exc),
+    )
+    return ApplicationError(
+        failure.failure_message,
+        failure.model_dump(mode="json", by_alias=True),
+        type="TargetPipeError",
+        non_retryable=True,
+    )
+
+
+def _broker_unavailable(exc: BrokerUnavailableError) -> ApplicationError:
+    # The batch waits and tries again itself, saying why in the job's status.
+    return ApplicationError(str(exc), type=BROKER_UNAVAILABLE, non_retryable=True)
+
+
 class BatchActivities:
     """The activities that need plugins, builders and target pipes, injected here."""
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, broker: Broker | None = None) -> None:
         self._registry = registry
+        self._broker = broker
 
     def _run_plugin(self, context: JobContext, definition: str, collector: _Collector) -> None:
         plugin = self._registry.batch_plugin(context.batch_type)
@@ -163,29 +194,38 @@ class BatchActivities:
         details = activity.info().heartbeat_details
         result = ChunkResult.model_validate(details[0]) if details else ChunkResult()
         try:
-            pipe = resolve_pipe(context.target_pipe, self._registry)
+            pipe = resolve_pipe(context.target_pipe, self._registry, self._broker)
+            await pipe.prepare()
             collector = _Collector(
                 item_start=request.start + result.processed,
                 item_end=request.end,
                 stop_after_items=True,
             )
             await asyncio.to_thread(self._run_plugin, context, request.definition, collector)
+        except TargetQueueMissingError as exc:
+            raise _pipe_failure(context, request.path, exc) from exc
         except _DEFINITION_ERRORS as exc:
             raise _definition_failure(context, request.path, exc) from exc
+        except BrokerUnavailableError as exc:
+            raise _broker_unavailable(exc) from exc
         items = collector.items
         first = request.start + result.processed
         deadline = time.monotonic() + context.engine.chunk_time_budget_seconds
         done, size = 0, 1
         while done < len(items):
             started = time.monotonic()
-            work = asyncio.ensure_future(
-                asyncio.to_thread(self._deliver_slice, request, pipe, items, first, done, size)
-            )
+            work = asyncio.ensure_future(self._slice(request, pipe, items, first, done, size))
             try:
                 step = await asyncio.shield(work)
             except asyncio.CancelledError:
                 # Paused or cancelled: finish the slice in hand, report it, stop.
                 return result.add(await work, limit)
+            except TargetQueueMissingError as exc:
+                raise _pipe_failure(context, request.path, exc) from exc
+            except BrokerUnavailableError as exc:
+                if result.processed:
+                    return result  # keep what was delivered; the rest waits for the broker
+                raise _broker_unavailable(exc) from exc
             result = result.add(step, limit)
             done += step.processed
             activity.heartbeat(result.model_dump(mode="json"))
@@ -195,7 +235,7 @@ class BatchActivities:
             size = max(1, min(SLICE_ITEMS, int(size * SLICE_SECONDS / elapsed), size * 4))
         return result
 
-    def _deliver_slice(
+    async def _slice(
         self,
         request: ChunkInput,
         pipe: TargetPipe,
@@ -204,7 +244,26 @@ class BatchActivities:
         offset: int,
         size: int,
     ) -> ChunkResult:
-        """Build and deliver ``size`` items from ``offset``."""
+        """Build ``size`` task messages from ``offset`` and deliver them."""
+        messages, refused = await asyncio.to_thread(
+            self._build, request, items, first, offset, size
+        )
+        context = request.context
+        limit = context.engine.failure_details
+        delivered = await pipe.deliver(messages, context.task_message_params, limit)
+        return ChunkResult(
+            processed=min(size, len(items) - offset),
+            completed=delivered.completed,
+            failed=len(refused.indexes) + delivered.failed,
+            forwarded=delivered.forwarded,
+            refused=refused.indexes,
+            failures=(refused.failures + delivered.failures)[:limit],
+        )
+
+    def _build(
+        self, request: ChunkInput, items: list[Any], first: int, offset: int, size: int
+    ) -> tuple[list[TaskMessage], _Refused]:
+        """Task messages for ``size`` items from ``offset``, and the items that became none."""
         context = request.context
         limit = context.engine.failure_details
         builder = self._registry.builder(context.task_message_type)
@@ -214,10 +273,9 @@ class BatchActivities:
         correlation = f"{context.partition}:{context.job_id}"
         number_base = request.sub_batch_total + first + 1
         task_prefix = context.task_id(request.path) + "."
-        end = min(offset + size, len(items))
-        failed = Delivery()
+        refused = _Refused()
         messages: list[TaskMessage] = []
-        for index in range(offset, end):
+        for index in range(offset, min(offset + size, len(items))):
             item = items[index]
             task_id = f"{task_prefix}{number_base + index}"
             try:
@@ -225,9 +283,9 @@ class BatchActivities:
                     raise ValueError(item.message)
                 spec = builder.build(item, params)
             except Exception as exc:
-                failed.failed += 1
-                if len(failed.failures) < limit:
-                    failed.failures.append(
+                refused.indexes.append(first + index)
+                if len(refused.failures) < limit:
+                    refused.failures.append(
                         Failure(
                             failure_id=task_id,
                             failure_time=datetime.now(UTC),
@@ -248,10 +306,4 @@ class BatchActivities:
                     correlation_id=correlation,
                 )
             )
-        delivered = pipe.deliver(messages, params, limit)
-        return ChunkResult(
-            processed=end - offset,
-            completed=delivered.completed,
-            failed=failed.failed + delivered.failed,
-            failures=(failed.failures + delivered.failures)[:limit],
-        )
+        return messages, refused

@@ -1,16 +1,19 @@
 """Target pipes: where a chunk's task messages are delivered.
 
-``local:<handler>`` runs an in-process item handler. Other pipe names are broker queues,
-delivered by a broker pipe when one is configured.
+``local:<handler>`` runs an in-process item handler; any other name is a RabbitMQ queue, whose
+items stay in flight until their results come back on the tracking pipe.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
+from jobservice.broker import Broker
 from jobservice.errors import InvalidJobError
 from jobservice.messages import ItemHandler, TaskMessage
 from jobservice.models import LOCAL_PIPE_PREFIX, Failure
@@ -28,21 +31,32 @@ class Delivery:
 
 
 class TargetPipe(Protocol):
-    """Delivers task messages. ``deliver`` runs in a worker thread."""
+    """Delivers task messages."""
 
-    def deliver(
+    async def prepare(self) -> None:
+        """Check, before the first delivery, that the pipe can take messages."""
+
+    async def deliver(
         self, messages: Sequence[TaskMessage], params: Mapping[str, str], failure_limit: int
     ) -> Delivery: ...
 
 
 class LocalPipe:
-    """Runs an item handler on each message, in the worker process."""
+    """Runs an item handler on each message, in a worker thread of the worker process."""
 
     def __init__(self, name: str, handler: ItemHandler) -> None:
         self._source = f"item handler {LOCAL_PIPE_PREFIX}{name}"
         self._handler = handler
 
-    def deliver(
+    async def prepare(self) -> None:
+        return None
+
+    async def deliver(
+        self, messages: Sequence[TaskMessage], params: Mapping[str, str], failure_limit: int
+    ) -> Delivery:
+        return await asyncio.to_thread(self._handle, messages, params, failure_limit)
+
+    def _handle(
         self, messages: Sequence[TaskMessage], params: Mapping[str, str], failure_limit: int
     ) -> Delivery:
         delivery = Delivery()
@@ -66,6 +80,28 @@ class LocalPipe:
         return delivery
 
 
+class QueuePipe:
+    """Publishes task messages to a RabbitMQ queue; results come back on the tracking pipe."""
+
+    def __init__(self, queue: str, broker: Broker) -> None:
+        self._queue = queue
+        self._broker = broker
+
+    async def prepare(self) -> None:
+        await self._broker.ensure_queue(self._queue)
+
+    async def deliver(
+        self, messages: Sequence[TaskMessage], params: Mapping[str, str], failure_limit: int
+    ) -> Delivery:
+        tracking = self._broker.settings.tracking_pipe
+        bodies = []
+        for message in messages:
+            message.tracking_pipe = tracking
+            bodies.append(json.dumps(message.to_dict()).encode())
+        await self._broker.publish(self._queue, bodies)
+        return Delivery(forwarded=len(bodies))
+
+
 def local_handler_name(target_pipe: str) -> str | None:
     """The handler a ``local:<name>`` pipe names; None for a queue."""
     if target_pipe.startswith(LOCAL_PIPE_PREFIX):
@@ -73,12 +109,11 @@ def local_handler_name(target_pipe: str) -> str | None:
     return None
 
 
-def resolve_pipe(target_pipe: str, registry: Registry) -> TargetPipe:
-    """The pipe for a job's ``targetPipe``; an unknown one is an :class:`InvalidJobError`."""
+def resolve_pipe(target_pipe: str, registry: Registry, broker: Broker | None) -> TargetPipe:
+    """The pipe for a job's ``targetPipe``; an unknown handler is an :class:`InvalidJobError`."""
     name = local_handler_name(target_pipe)
-    if name is None:
-        raise InvalidJobError(
-            f"targetPipe {target_pipe!r} is a queue, and this worker has no broker pipe; "
-            f"use local:<handler> (known handlers: {', '.join(sorted(registry.handlers))})"
-        )
-    return LocalPipe(name, registry.handler(name))
+    if name is not None:
+        return LocalPipe(name, registry.handler(name))
+    if broker is None:
+        raise InvalidJobError(f"targetPipe {target_pipe!r} is a queue; this worker has no broker")
+    return QueuePipe(target_pipe, broker)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
@@ -19,6 +20,7 @@ import yaml
 from pydantic import ValidationError
 from rich.console import Console
 
+from jobservice.broker import Broker, broker_host
 from jobservice.cli.render import as_json, progress_bar, show_job, show_jobs
 from jobservice.errors import JobNotFoundError, JobServiceError, UnavailableError
 from jobservice.models import JobDefinition, JobStatus, JobView
@@ -26,6 +28,7 @@ from jobservice.service import DEFAULT_PARTITION, JobService
 from jobservice.settings import Settings, get_settings
 from jobservice.stack import embedded_stack
 from jobservice.temporal import connect, ensure_search_attributes
+from jobservice.tracking import TrackingConsumer
 from jobservice.worker import run_worker
 
 app = typer.Typer(
@@ -87,6 +90,7 @@ def _serve(work: Coroutine[Any, Any, None], stop: asyncio.Event) -> None:
 @app.callback()
 def root(ctx: typer.Context) -> None:
     """Settings come from JOBSERVICE_* variables, e.g. JOBSERVICE_TEMPORAL__ADDRESS."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     ctx.obj = get_settings()
 
 
@@ -114,7 +118,12 @@ def dev(ctx: typer.Context) -> None:
 
 
 @app.command()
-def worker(ctx: typer.Context) -> None:
+def worker(
+    ctx: typer.Context,
+    tracking: Annotated[
+        bool, typer.Option(help="Also consume the tracking pipe (results of queue pipes).")
+    ] = True,
+) -> None:
     """Run one worker process; start more on other machines to scale out."""
     settings = _settings(ctx)
     stop = asyncio.Event()
@@ -124,8 +133,29 @@ def worker(ctx: typer.Context) -> None:
         await ensure_search_attributes(client)
         Console().print(
             f"worker on {settings.temporal.address}, task queue {settings.temporal.task_queue}"
+            + (f", tracking {settings.rabbitmq.tracking_pipe}" if tracking else "")
         )
-        await run_worker(client, stop, settings=settings)
+        await run_worker(client, stop, settings=settings, tracking=tracking)
+
+    _serve(work(), stop)
+
+
+@app.command()
+def tracking(ctx: typer.Context) -> None:
+    """Run the tracking consumer alone: results of external workers back into their jobs."""
+    settings = _settings(ctx)
+    stop = asyncio.Event()
+
+    async def work() -> None:
+        client = await connect(settings.temporal)
+        broker = Broker(settings.rabbitmq)
+        Console().print(
+            f"tracking {settings.rabbitmq.tracking_pipe} on {broker_host(settings.rabbitmq)}"
+        )
+        try:
+            await TrackingConsumer(client, broker).run(stop)
+        finally:
+            await broker.close()
 
     _serve(work(), stop)
 

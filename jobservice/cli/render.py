@@ -28,6 +28,8 @@ def show_job(console: Console, job: JobView) -> None:
     counts = job.counts
     title = f"job {job.id} (partition {job.partition})" + (f" {job.name}" if job.name else "")
     console.print(f"[bold]{title}[/bold]: {job.status}")
+    if job.status_reason:
+        console.print(f"  waiting   {job.status_reason}", markup=False)
     total = f"{counts.total:,}" + ("" if job.splitting_complete or job.status.is_terminal else "+")
     console.print(
         f"  items     {counts.done:,} / {total} ({job.percentage_complete}%)   "

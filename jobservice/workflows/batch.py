@@ -6,11 +6,18 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from jobservice.execution import BATCH_WORKFLOW, BatchInput, Progress, ProgressReport
-    from jobservice.workflows.runner import (
+    from jobservice.execution import (
+        BATCH_WORKFLOW,
         PAUSE_SIGNAL,
         PROGRESS_SIGNAL,
         RESUME_SIGNAL,
+        TRACKING_SIGNAL,
+        BatchInput,
+        Progress,
+        ProgressReport,
+        TrackingBatch,
+    )
+    from jobservice.workflows.runner import (
         BatchFailedError,
         BatchRunner,
         failure_details,
@@ -65,6 +72,10 @@ class BatchWorkflow:
     @workflow.signal(name=PROGRESS_SIGNAL)
     def progress_report(self, report: ProgressReport) -> None:
         self._runner.child_progress(report)
+
+    @workflow.signal(name=TRACKING_SIGNAL)
+    def tracking(self, results: TrackingBatch) -> None:
+        self._runner.record_results(results)
 
     @workflow.query(name="progress")
     def progress(self) -> Progress:

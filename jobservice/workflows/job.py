@@ -11,18 +11,20 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from jobservice.execution import (
         JOB_WORKFLOW,
+        PAUSE_SIGNAL,
+        PROGRESS_SIGNAL,
+        RESUME_SIGNAL,
+        TRACKING_SIGNAL,
         BatchInput,
         JobInput,
         JobProgress,
         Progress,
         ProgressReport,
+        TrackingBatch,
     )
     from jobservice.models import Failure, JobStatus
     from jobservice.temporal import JOB_STATUS
     from jobservice.workflows.runner import (
-        PAUSE_SIGNAL,
-        PROGRESS_SIGNAL,
-        RESUME_SIGNAL,
         BatchFailedError,
         BatchRunner,
     )
@@ -153,6 +155,10 @@ class JobWorkflow:
     @workflow.signal(name=PROGRESS_SIGNAL)
     def progress_report(self, report: ProgressReport) -> None:
         self._runner.child_progress(report)
+
+    @workflow.signal(name=TRACKING_SIGNAL)
+    def tracking(self, results: TrackingBatch) -> None:
+        self._runner.record_results(results)
 
     @workflow.query(name="progress")
     def progress(self) -> JobProgress:

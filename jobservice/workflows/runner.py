@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -23,7 +23,10 @@ from temporalio.exceptions import CancelledError as TemporalCancelledError
 with workflow.unsafe.imports_passed_through():
     from jobservice.execution import (
         BATCH_WORKFLOW,
+        BROKER_UNAVAILABLE,
         DISPATCH_ITEMS,
+        PAUSE_SIGNAL,
+        RESUME_SIGNAL,
         SPLIT_BATCH,
         BatchInput,
         BatchState,
@@ -35,13 +38,14 @@ with workflow.unsafe.imports_passed_through():
         SplitInput,
         SplitResult,
         SubBatch,
+        TrackingBatch,
+        TrackingState,
     )
-    from jobservice.models import Failure
+    from jobservice.models import LOCAL_PIPE_PREFIX, Failure
     from jobservice.taskids import workflow_id
+    from jobservice.workflows.tracked import Settled, TrackedItems
 
-PAUSE_SIGNAL = "pause"
-RESUME_SIGNAL = "resume"
-PROGRESS_SIGNAL = "progress"
+MAX_BROKER_BACKOFF = 60.0
 NON_RETRYABLE = ["BatchDefinitionError", "InvalidJobError"]
 
 
@@ -110,10 +114,28 @@ class BatchRunner:
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set, init=False)
     _changed: bool = field(default=False, init=False)
     _failure: Failure | None = field(default=None, init=False)
+    _tracked: TrackedItems | None = field(default=None, init=False)
+    _waiting: str | None = field(default=None, init=False)
+    _retry_at: datetime | None = field(default=None, init=False)
+    _backoff: float = field(default=1.0, init=False)
 
     def __post_init__(self) -> None:
         self.state = self.request.state or BatchState()
         self.paused = self.request.paused
+        self._track_items()
+
+    def _track_items(self) -> None:
+        """Items sent to a queue are settled by results from the tracking pipe."""
+        split = self.state.split
+        if split is None or self.context.target_pipe.startswith(LOCAL_PIPE_PREFIX):
+            return
+        self._tracked = TrackedItems(
+            self.state.tracking or TrackingState(),
+            context=self.context,
+            path=self.path,
+            item_total=split.item_total,
+            sub_batch_total=split.sub_batch_total,
+        )
 
     @property
     def context(self) -> JobContext:
@@ -146,6 +168,23 @@ class BatchRunner:
             child.latest = report.progress
             self._changed = True
 
+    def record_results(self, batch: TrackingBatch) -> None:
+        """Final results of this batch's forwarded items; a duplicate changes nothing."""
+        if self._tracked is not None:
+            limit = self.context.engine.failure_details
+            self._add_settled(self._tracked.record(batch.results, limit))
+
+    def _add_settled(self, settled: Settled) -> None:
+        if settled.completed or settled.failed:
+            self._add_finished(
+                Progress(
+                    completed=settled.completed,
+                    failed=settled.failed,
+                    failures=settled.failures or [],
+                )
+            )
+            self._changed = True
+
     # -- progress ------------------------------------------------------------------------
 
     def progress(self) -> Progress:
@@ -155,8 +194,10 @@ class BatchRunner:
         total = state.finished.total + (split.item_total if split else 0)
         completed, failed = state.finished.completed, state.finished.failed
         in_flight = sum(c.end - c.start for c in self._chunks)
+        in_flight += self._tracked.outstanding if self._tracked else 0
         failures = list(state.finished.failures)
         complete = self._sub_batches_started()
+        waiting = self._waiting
         for child in self._children.values():
             if child.latest is None:
                 total += child.sub_batch.estimate or 0
@@ -168,6 +209,7 @@ class BatchRunner:
             in_flight += child.latest.in_flight
             failures.extend(child.latest.failures[: max(0, limit - len(failures))])
             complete = complete and child.latest.splitting_complete
+            waiting = waiting or child.latest.waiting
         total += sum(s.estimate or 0 for s in state.pending)
         if not complete and split is not None and split.estimate is not None:
             total = max(total, split.estimate)
@@ -178,6 +220,7 @@ class BatchRunner:
             in_flight=in_flight,
             splitting_complete=complete,
             failures=failures[:limit],
+            waiting=waiting,
         )
 
     # -- the run -------------------------------------------------------------------------
@@ -206,10 +249,14 @@ class BatchRunner:
                     return self._continue_as_new_input()
                 self._changed = False
                 due = report is not None and self.progress() != reported
-                timeout = interval - (workflow.now() - last_report) if due else None
+                wake = [last_report + interval] if due else []
+                wake += self._timers()
+                timeout = min(wake) - workflow.now() if wake else None
                 if timeout is None or timeout > timedelta(0):
                     with contextlib.suppress(TimeoutError):
                         await workflow.wait_condition(lambda: self._changed, timeout=timeout)
+                if self._tracked is not None:
+                    self._add_settled(self._tracked.expire(workflow.now(), engine.failure_details))
                 if report is not None and workflow.now() - last_report >= interval:
                     current = self.progress()
                     if current != reported:
@@ -235,6 +282,15 @@ class BatchRunner:
             and not self.state.pending
         )
 
+    def _timers(self) -> list[datetime]:
+        """When the loop must wake without news: an overdue result, a retry for the broker."""
+        timers = []
+        if self._tracked is not None and (deadline := self._tracked.next_deadline()):
+            timers.append(deadline)
+        if self._retry_at is not None and self.state.retry_ranges and not self.paused:
+            timers.append(self._retry_at)
+        return timers
+
     def _finished(self) -> bool:
         split = self.state.split
         assert split is not None
@@ -242,10 +298,24 @@ class BatchRunner:
             self._sub_batches_started()
             and self.state.next_item >= split.item_total
             and not self.state.retry_ranges
+            and (self._tracked is None or self._tracked.all_settled)
         )
 
     def _continue_as_new_input(self) -> BatchInput:
+        if self._tracked is not None:
+            self.state.tracking = self._tracked.snapshot()
         return self.request.model_copy(update={"paused": self.paused, "state": self.state})
+
+    def _chunk_room(self) -> int:
+        """Items the next chunk may carry: for a queue, what the in-flight window leaves."""
+        engine = self.context.engine
+        if self._tracked is None:
+            return engine.chunk_size
+        if self._retry_at is not None and workflow.now() < self._retry_at:
+            return 0  # the broker was unreachable; wait before trying again
+        allowance = max(1, engine.in_flight_window * self._budget // engine.batch_budget)
+        out = self._tracked.outstanding + sum(c.end - c.start for c in self._chunks)
+        return max(0, min(engine.chunk_size, allowance - out))
 
     @property
     def _budget(self) -> int:
@@ -275,12 +345,15 @@ class BatchRunner:
             self.state.next_sub_batch = index
             self._children[index] = child
             child.task = self._spawn(self._run_child(index, child))
-        while len(self._chunks) < engine.chunk_window:
+        while len(self._chunks) < engine.chunk_window and (room := self._chunk_room()) > 0:
             if self.state.retry_ranges:
                 start, end = self.state.retry_ranges.pop(0)
+                if end - start > room:
+                    self.state.retry_ranges.insert(0, (start + room, end))
+                    end = start + room
             elif self.state.next_item < split.item_total:
                 start = self.state.next_item
-                end = min(start + engine.chunk_size, split.item_total)
+                end = min(start + room, split.item_total)
                 self.state.next_item = end
             else:
                 break
@@ -314,6 +387,7 @@ class BatchRunner:
             ) from error
         if self.state.split is None:
             self.state.split = result.model_copy(update={"sub_batches": []})
+            self._track_items()
         self.state.pending.extend(result.sub_batches)
         self.state.sub_batches_fetched += len(result.sub_batches)
         if not result.sub_batches:  # the batch shrank since it was counted
@@ -383,11 +457,24 @@ class BatchRunner:
             self._add_finished(
                 Progress(completed=result.completed, failed=result.failed, failures=result.failures)
             )
+            if self._tracked is not None:
+                end = chunk.start + result.processed
+                self._tracked.forwarded(
+                    chunk.start, end, result.forwarded, result.refused, workflow.now()
+                )
             if chunk.start + result.processed < chunk.end:
                 self.state.retry_ranges.append((chunk.start + result.processed, chunk.end))
+            if result.processed:
+                self._waiting, self._retry_at, self._backoff = None, None, 1.0
         except Exception as error:
-            if isinstance(error, ActivityError) and isinstance(error.cause, TemporalCancelledError):
+            cause = error.cause if isinstance(error, ActivityError) else None
+            if isinstance(cause, TemporalCancelledError):
                 self.state.retry_ranges.append((chunk.start, chunk.end))
+            elif isinstance(cause, ApplicationError) and cause.type == BROKER_UNAVAILABLE:
+                self.state.retry_ranges.append((chunk.start, chunk.end))
+                self._waiting = f"waiting for the target pipe: {cause.message}"
+                self._retry_at = workflow.now() + timedelta(seconds=self._backoff)
+                self._backoff = min(self._backoff * 2, MAX_BROKER_BACKOFF)
             else:
                 self._failure = self._failure or failure_from_error(
                     error,

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from aio_pika.abc import AbstractChannel
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from jobservice.devserver import DevServer
 from jobservice.registry import Registry, installed
 from jobservice.service import JobService
-from jobservice.settings import EngineSettings, Settings, TemporalSettings, get_settings
+from jobservice.settings import (
+    EngineSettings,
+    RabbitSettings,
+    Settings,
+    TemporalSettings,
+    get_settings,
+)
 from jobservice.temporal import connect
-from jobservice.worker import build_worker
+from jobservice.worker import build_worker, run_worker
 from tests.conftest import unique
 from tests.integration.handlers import (
     FailOddItemsHandler,
@@ -23,6 +31,7 @@ from tests.integration.handlers import (
     RecordingHandler,
     TwoHalvesBatchPlugin,
 )
+from tests.integration.rabbit import delete_queues, rabbit_connection
 
 
 @pytest.fixture(scope="session")
@@ -40,9 +49,13 @@ async def client(temporal_server: DevServer) -> Client:
 
 @pytest.fixture
 def settings(temporal_server: DevServer, engine: EngineSettings) -> Settings:
+    """Settings of this test alone: its own task queue, tracking and dead-letter queues."""
     return Settings(
         temporal=TemporalSettings(address=temporal_server.address, task_queue=unique("queue")),
         engine=engine,
+        rabbitmq=RabbitSettings(
+            tracking_pipe=unique("tracking"), dead_letter_pipe=unique("dead-letters")
+        ),
     )
 
 
@@ -84,3 +97,40 @@ def file_root(tmp_path: Path) -> Iterator[Path]:
     else:
         os.environ["JOBSERVICE_FILE_ROOT"] = previous
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def owned_queues(settings: Settings) -> list[str]:
+    """The queues this test creates, deleted when it ends."""
+    return [settings.rabbitmq.tracking_pipe, settings.rabbitmq.dead_letter_pipe]
+
+
+@pytest.fixture
+async def rabbit(settings: Settings, owned_queues: list[str]) -> AsyncIterator[AbstractChannel]:
+    """A channel to the machine's RabbitMQ."""
+    connection = await rabbit_connection(settings.rabbitmq)
+    async with connection:
+        channel = await connection.channel()
+        yield channel
+        await delete_queues(channel, *owned_queues)
+
+
+@pytest.fixture
+async def target_queue(rabbit: AbstractChannel, owned_queues: list[str]) -> str:
+    """A durable target queue of this test's own."""
+    name = unique("target")
+    await rabbit.declare_queue(name, durable=True)
+    owned_queues.append(name)
+    return name
+
+
+@pytest.fixture
+async def tracking_worker(
+    client: Client, settings: Settings, rabbit: AbstractChannel
+) -> AsyncIterator[None]:
+    """A worker with its tracking consumer, as ``jobservice worker`` runs them."""
+    stop = asyncio.Event()
+    running = asyncio.create_task(run_worker(client, stop, settings=settings))
+    yield
+    stop.set()
+    await running

@@ -31,7 +31,7 @@ async def test_an_unknown_batch_type_is_refused_before_anything_starts(
     [
         ({"target_pipe": "local:nothing"}, "unknown item handler 'nothing'"),
         ({"task_message_type": "fancy"}, "unknown task message type 'fancy'"),
-        ({"target_pipe": "some-queue"}, "is a queue"),
+        ({"target_pipe": " padded-queue"}, "is not a RabbitMQ queue name"),
     ],
 )
 async def test_unknown_builders_handlers_and_pipes_are_refused(

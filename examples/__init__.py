@@ -1,0 +1,1 @@
+"""Examples of programs that work with jobservice."""

@@ -1,0 +1,102 @@
+"""A reference external worker: consumes a target pipe, reports results on the tracking pipe.
+
+    python examples/reference_worker.py --queue documents [--url amqp://...] [--fail-every N]
+
+It uses only the message contract (see README, "Writing an external worker") and aio-pika, so
+it translates line by line to a worker in any language:
+
+1. take a task message from the target queue;
+2. do the work (here: describe ``taskData``);
+3. publish a message of the same envelope to ``tracking.trackingPipe``, with the same
+   ``tracking`` object, ``taskStatus`` ``RESULT_SUCCESS`` (or ``RESULT_EXCEPTION`` with the
+   error text as ``taskData``), and ``to`` naming where the result should go next, if anywhere;
+4. ack the task only after the result is confirmed by the broker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
+
+
+def result_of(task: dict[str, Any], fail_every: int) -> tuple[str, Any]:
+    """The work: a status and the result data for one task message."""
+    data = task.get("taskData")
+    item = data.get("item") if isinstance(data, dict) else data
+    if fail_every and isinstance(item, int) and item % fail_every == 0:
+        return "RESULT_EXCEPTION", f"item {item} is a multiple of {fail_every}"
+    return "RESULT_SUCCESS", {"item": item, "length": len(json.dumps(item))}
+
+
+def result_message(task: dict[str, Any], status: str, data: Any, to: str | None) -> bytes:
+    return json.dumps(
+        {
+            "version": task.get("version", 3),
+            "taskId": task["taskId"],
+            "taskClassifier": task.get("taskClassifier"),
+            "taskApiVersion": task.get("taskApiVersion", 1),
+            "taskData": data,
+            "taskStatus": status,
+            "context": task.get("context", {}),
+            "to": to,
+            "correlationId": task.get("correlationId"),
+            "tracking": task["tracking"],
+            "sourceInfo": {"name": "reference-worker", "version": "1"},
+        }
+    ).encode()
+
+
+async def handle(
+    message: AbstractIncomingMessage, exchange: AbstractExchange, options: argparse.Namespace
+) -> None:
+    task = json.loads(message.body)
+    status, data = result_of(task, options.fail_every)
+    body = result_message(task, status, data, options.result_queue)
+    for _ in range(2 if options.duplicate else 1):
+        await exchange.publish(
+            aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+            routing_key=task["tracking"]["trackingPipe"],
+        )
+    await message.ack()
+
+
+async def main(options: argparse.Namespace) -> None:
+    connection = await aio_pika.connect_robust(options.url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        await channel.set_qos(prefetch_count=options.prefetch)
+        queue = await channel.declare_queue(options.queue, durable=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        in_hand: set[asyncio.Task[None]] = set()
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            # Results are published concurrently, so confirms overlap instead of queueing.
+            task = asyncio.create_task(handle(message, channel.default_exchange, options))
+            in_hand.add(task)
+            task.add_done_callback(in_hand.discard)
+
+        await queue.consume(on_message)
+        print(f"reference worker consuming {options.queue}", flush=True)
+        await stop.wait()
+        if in_hand:
+            await asyncio.wait(in_hand)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--queue", required=True, help="the target pipe to consume")
+    parser.add_argument("--url", default="amqp://guest:guest@127.0.0.1:5672/")
+    parser.add_argument("--prefetch", type=int, default=500)
+    parser.add_argument("--fail-every", type=int, default=0, help="fail items divisible by N")
+    parser.add_argument("--result-queue", default=None, help="send results on to this queue")
+    parser.add_argument("--duplicate", action="store_true", help="report every result twice")
+    asyncio.run(main(parser.parse_args()))

@@ -1,0 +1,147 @@
+"""RabbitMQ: persistent publishing with a window of unconfirmed messages, and queue checks.
+
+Connects lazily, so a process without a reachable broker still starts and runs local work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
+from aio_pika.exceptions import AMQPError, ChannelNotFoundEntity, DeliveryError
+
+from jobservice.errors import InvalidJobError, JobServiceError
+from jobservice.settings import RabbitSettings
+
+_log = logging.getLogger(__name__)
+_CONNECT_TIMEOUT = 5.0
+
+
+class BrokerUnavailableError(JobServiceError):
+    """RabbitMQ cannot be reached, or lost the connection more often than the retries allow."""
+
+
+class TargetQueueMissingError(InvalidJobError):
+    """The target queue does not exist and the settings say not to declare it."""
+
+
+def broker_host(settings: RabbitSettings) -> str:
+    """Where the broker is, without credentials, for messages to people."""
+    parts = urlsplit(settings.url.get_secret_value())
+    return f"{parts.hostname}:{parts.port or 5672}"
+
+
+class Broker:
+    """One connection per process; a confirming channel for publishing."""
+
+    def __init__(self, settings: RabbitSettings) -> None:
+        self.settings = settings
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._known_queues: set[str] = set()
+        self._lock = asyncio.Lock()
+
+    async def connection(self) -> AbstractRobustConnection:
+        async with self._lock:
+            if self._connection is None or self._connection.is_closed:
+                try:
+                    self._connection = await aio_pika.connect_robust(
+                        self.settings.url.get_secret_value(), timeout=_CONNECT_TIMEOUT
+                    )
+                except (TimeoutError, OSError, AMQPError) as exc:
+                    raise BrokerUnavailableError(
+                        f"RabbitMQ at {broker_host(self.settings)} cannot be reached: "
+                        f"{exc or type(exc).__name__}"
+                    ) from None
+            return self._connection
+
+    async def _publishing_channel(self) -> AbstractChannel:
+        if self._channel is None or self._channel.is_closed:
+            connection = await self.connection()
+            self._channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        return self._channel
+
+    async def ensure_queue(self, name: str) -> None:
+        """Declare ``name`` (durable) when the settings say so; otherwise refuse a missing one."""
+        if name in self._known_queues:
+            return
+        connection = await self.connection()
+        async with connection.channel() as channel:
+            try:
+                await channel.declare_queue(
+                    name, durable=True, passive=not self.settings.declare_target_queues
+                )
+            except ChannelNotFoundEntity:
+                raise TargetQueueMissingError(
+                    f"target queue {name!r} does not exist on RabbitMQ at "
+                    f"{broker_host(self.settings)}; create it, or set "
+                    "JOBSERVICE_RABBITMQ__DECLARE_TARGET_QUEUES=true"
+                ) from None
+        self._known_queues.add(name)
+
+    async def publish(
+        self,
+        routing_key: str,
+        bodies: Sequence[bytes],
+        headers: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Publish persistent messages, each confirmed by the broker, ``publish_window`` at a
+        time. A lost connection is retried for what was not confirmed; after
+        ``publish_attempts`` it is a :class:`BrokerUnavailableError`. A message returned as
+        unroutable means the queue has gone: :class:`TargetQueueMissingError`."""
+        pending = list(bodies)
+        window = asyncio.Semaphore(self.settings.publish_window)
+
+        async def one(exchange: AbstractExchange, body: bytes) -> None:
+            async with window:
+                await exchange.publish(
+                    aio_pika.Message(
+                        body,
+                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                        content_type="application/json",
+                        headers=dict(headers or {}),
+                    ),
+                    routing_key,
+                    mandatory=True,
+                )
+
+        for attempt in range(1, self.settings.publish_attempts + 1):
+            exchange = (await self._publishing_channel()).default_exchange
+            outcomes = await asyncio.gather(
+                *(one(exchange, b) for b in pending), return_exceptions=True
+            )
+            failed = [(b, o) for b, o in zip(pending, outcomes, strict=True) if o is not None]
+            if not failed:
+                return
+            if any(isinstance(o, DeliveryError) for _, o in failed):
+                self._known_queues.discard(routing_key)
+                raise TargetQueueMissingError(
+                    f"RabbitMQ returned messages for queue {routing_key!r} as unroutable; "
+                    "the queue does not exist"
+                )
+            pending = [b for b, _ in failed]
+            _log.warning(
+                "publishing to %s: %d messages unconfirmed (%s); attempt %d of %d",
+                routing_key,
+                len(pending),
+                failed[0][1],
+                attempt,
+                self.settings.publish_attempts,
+            )
+            self._channel = None
+            await asyncio.sleep(min(2.0**attempt * 0.1, 5.0))
+        raise BrokerUnavailableError(
+            f"publishing to {routing_key!r} on RabbitMQ at {broker_host(self.settings)} failed "
+            f"{self.settings.publish_attempts} times; {len(pending)} messages unconfirmed"
+        )
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+            self._channel = None

@@ -1,0 +1,253 @@
+"""The tracking consumer: reads what external workers report on the tracking pipe.
+
+Results are gathered per batch and signalled to the batch's workflow in one go, at most every
+``report_interval_seconds`` or ``report_batch`` results, never one signal per item. A message
+is acked only once its result is recorded in the workflow's history, so a consumer killed at
+any point loses nothing: what it had not acked comes again, and the workflow counts an item
+once however often its result arrives. A message it cannot read goes to the dead-letter queue
+with the reason in the ``x-jobservice-reason`` header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aio_pika.abc import AbstractIncomingMessage
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from jobservice.broker import Broker, BrokerUnavailableError
+from jobservice.execution import TRACKING_SIGNAL, TrackedResult, TrackingBatch
+from jobservice.models import Failure
+from jobservice.taskids import parse_job_task_id, workflow_id
+
+_log = logging.getLogger(__name__)
+
+REASON_HEADER = "x-jobservice-reason"
+COMPLETING = {"RESULT_SUCCESS", "RESULT_FAILURE"}
+FAILING = {"RESULT_EXCEPTION", "INVALID_TASK"}
+_MESSAGE_LIMIT = 2000
+_RECONNECT_SECONDS = 5.0
+
+
+class UnreadableError(ValueError):
+    """A tracking message that can never be recorded; its text is the dead-letter reason."""
+
+
+@dataclass(frozen=True)
+class Report:
+    """What one tracking message says."""
+
+    batch_workflow: str
+    job_workflow: str
+    result: TrackedResult | None
+    forward_to: str | None = None
+
+
+def read_report(body: bytes, tracking_pipe: str) -> Report:
+    """Parse a tracking message, or raise :class:`UnreadableError` saying why it cannot be."""
+    try:
+        message = json.loads(body)
+    except ValueError as exc:
+        raise UnreadableError(f"not JSON: {exc}") from None
+    if not isinstance(message, dict):
+        raise UnreadableError("not a JSON object")
+    if "estimatedPercentageCompleted" in message:
+        return _progress_report(message)
+    tracking = message.get("tracking")
+    task_id = tracking.get("jobTaskId") if isinstance(tracking, dict) else None
+    if not isinstance(task_id, str):
+        raise UnreadableError("no tracking.jobTaskId")
+    status = message.get("taskStatus")
+    if status not in COMPLETING | FAILING:
+        raise UnreadableError(f"unknown taskStatus {status!r} for {task_id}")
+    partition, job_id, path = _task_path(task_id)
+    failure = None
+    if status in FAILING:
+        source = message.get("sourceInfo")
+        name = source.get("name") if isinstance(source, dict) else None
+        failure = Failure(
+            failure_id=task_id,
+            failure_time=datetime.now(UTC),
+            failure_source=f"worker {name}" if isinstance(name, str) else "tracking pipe",
+            failure_message=f"{status}: {_text(message.get('taskData'))}",
+        )
+    to = message.get("to")
+    track_to = tracking.get("trackTo") if isinstance(tracking, dict) else None
+    forward = isinstance(to, str) and to and to not in (tracking_pipe, track_to)
+    return Report(
+        batch_workflow=workflow_id(partition, job_id, path[:-1]),
+        job_workflow=workflow_id(partition, job_id),
+        result=TrackedResult(number=path[-1], failure=failure),
+        forward_to=to if forward and isinstance(to, str) else None,
+    )
+
+
+def _progress_report(message: dict[str, Any]) -> Report:
+    task_id = message.get("jobTaskId")
+    percent = message.get("estimatedPercentageCompleted")
+    if not isinstance(task_id, str):
+        raise UnreadableError("a progress report without a jobTaskId")
+    if not isinstance(percent, int | float) or not 0 <= percent <= 100:
+        raise UnreadableError(f"estimatedPercentageCompleted {percent!r} is not 0 to 100")
+    partition, job_id, path = _task_path(task_id)
+    return Report(workflow_id(partition, job_id, path[:-1]), workflow_id(partition, job_id), None)
+
+
+def _task_path(task_id: str) -> tuple[str, str, tuple[int, ...]]:
+    try:
+        partition, job_id, path = parse_job_task_id(task_id)
+    except ValueError as exc:
+        raise UnreadableError(str(exc)) from None
+    if not path:
+        raise UnreadableError(f"task id {task_id!r} names a job, not an item")
+    return partition, job_id, path
+
+
+def _text(data: Any) -> str:
+    text = data if isinstance(data, str) else json.dumps(data)
+    return text if len(text) <= _MESSAGE_LIMIT else text[:_MESSAGE_LIMIT] + "…"
+
+
+@dataclass
+class _Batch:
+    """Results waiting to be recorded for one batch workflow, and the messages behind them."""
+
+    job_workflow: str
+    results: list[TrackedResult] = field(default_factory=list)
+    messages: list[AbstractIncomingMessage] = field(default_factory=list)
+    forwards: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+class TrackingConsumer:
+    """Consumes the tracking pipe and records results in the jobs' workflows."""
+
+    def __init__(self, client: Client, broker: Broker) -> None:
+        self._client = client
+        self._broker = broker
+        self._settings = broker.settings
+        self._pending: dict[str, _Batch] = {}
+        self._buffered = 0
+        self._full = asyncio.Event()
+        self.counts: Counter[str] = Counter()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set; wait for RabbitMQ when it cannot be reached."""
+        said = False
+        while not stop.is_set():
+            try:
+                await self._consume(stop)
+            except BrokerUnavailableError as exc:
+                if not said:
+                    _log.warning("RabbitMQ target pipes are unavailable: %s", exc)
+                    said = True
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), _RECONNECT_SECONDS)
+
+    async def _consume(self, stop: asyncio.Event) -> None:
+        connection = await self._broker.connection()
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=self._settings.report_batch * 2)
+        queue = await channel.declare_queue(self._settings.tracking_pipe, durable=True)
+        await channel.declare_queue(self._settings.dead_letter_pipe, durable=True)
+        tag = await queue.consume(self._on_message)
+        _log.info("tracking consumer reading %s", self._settings.tracking_pipe)
+        try:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self._full.wait(), self._settings.report_interval_seconds
+                    )
+                await self.flush()
+        finally:
+            with contextlib.suppress(Exception):
+                await queue.cancel(tag)
+            await self.flush()
+            with contextlib.suppress(Exception):
+                await channel.close()
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        try:
+            report = read_report(message.body, self._settings.tracking_pipe)
+        except UnreadableError as exc:
+            await self._dead_letter(message, str(exc))
+            return
+        if report.result is None:
+            self.counts["progress"] += 1
+            await message.ack()
+            return
+        batch = self._pending.setdefault(report.batch_workflow, _Batch(report.job_workflow))
+        batch.results.append(report.result)
+        batch.messages.append(message)
+        if report.forward_to:
+            batch.forwards.append((report.forward_to, message.body))
+        self._buffered += 1
+        if self._buffered >= self._settings.report_batch:
+            self._full.set()
+
+    async def _dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
+        await self._broker.publish(
+            self._settings.dead_letter_pipe, [message.body], headers={REASON_HEADER: reason}
+        )
+        await message.ack()
+        self.counts["dead-lettered"] += 1
+        _log.warning("dead-lettered a tracking message: %s", reason)
+
+    async def flush(self) -> None:
+        """Record every buffered result in its workflow; ack what was recorded."""
+        pending, self._pending = self._pending, {}
+        self._buffered = 0
+        self._full.clear()
+        await asyncio.gather(*(self._record(wid, batch) for wid, batch in pending.items()))
+
+    async def _record(self, batch_workflow: str, batch: _Batch) -> None:
+        handle = self._client.get_workflow_handle(batch_workflow)
+        try:
+            await handle.signal(TRACKING_SIGNAL, TrackingBatch(results=batch.results))
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                self._keep(batch_workflow, batch)  # Temporal is busy or away: try again
+                return
+            await self._not_running(batch_workflow, batch)
+            return
+        for queue, body in batch.forwards:
+            await self._broker.publish(queue, [body])
+        self.counts["recorded"] += len(batch.messages)
+        self.counts["forwarded"] += len(batch.forwards)
+        await _ack(batch.messages)
+
+    async def _not_running(self, batch_workflow: str, batch: _Batch) -> None:
+        """Results for a batch that has ended: discarded for a known job, else dead-lettered."""
+        try:
+            await self._client.get_workflow_handle(batch.job_workflow).describe()
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                self._keep(batch_workflow, batch)
+                return
+            for message in batch.messages:
+                await self._dead_letter(message, f"unknown job {batch.job_workflow!r}")
+            return
+        self.counts["discarded"] += len(batch.messages)
+        await _ack(batch.messages)
+
+    def _keep(self, batch_workflow: str, batch: _Batch) -> None:
+        kept = self._pending.setdefault(batch_workflow, _Batch(batch.job_workflow))
+        kept.results[:0] = batch.results
+        kept.messages[:0] = batch.messages
+        kept.forwards[:0] = batch.forwards
+        self._buffered += len(batch.messages)
+
+
+async def _ack(messages: list[AbstractIncomingMessage]) -> None:
+    for message in messages:
+        # A message from a channel that has since closed will come again; the workflow
+        # counts its item once.
+        with contextlib.suppress(Exception):
+            await message.ack()

@@ -1,0 +1,126 @@
+"""The items of one batch that went to a queue: which have a final result, which are overdue.
+
+A bitmap over the batch's items makes accounting exactly once: a second result for an item,
+from a redelivery or a duplicate report, finds its bit set and changes nothing. Pure logic:
+the runner gives it the time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from jobservice.execution import JobContext, TrackedResult, TrackingState
+    from jobservice.models import Failure
+
+
+@dataclass
+class Settled:
+    """What a step of tracking settled: counts and the first failure details."""
+
+    completed: int = 0
+    failed: int = 0
+    failures: list[Failure] | None = None
+
+
+class TrackedItems:
+    """Bookkeeping of a batch's forwarded items; ``state`` is what continue-as-new carries."""
+
+    def __init__(
+        self,
+        state: TrackingState,
+        *,
+        context: JobContext,
+        path: list[int],
+        item_total: int,
+        sub_batch_total: int,
+    ) -> None:
+        self.state = state
+        self._context = context
+        self._path = path
+        self._item_total = item_total
+        self._number_base = sub_batch_total + 1
+        self._bits = bytearray(state.settled) or bytearray((item_total + 7) // 8)
+
+    def snapshot(self) -> TrackingState:
+        return self.state.model_copy(update={"settled": bytes(self._bits)})
+
+    def _settle(self, index: int) -> bool:
+        byte, bit = divmod(index, 8)
+        if self._bits[byte] >> bit & 1:
+            return False
+        self._bits[byte] |= 1 << bit
+        self.state.settled_count += 1
+        return True
+
+    def is_settled(self, index: int) -> bool:
+        byte, bit = divmod(index, 8)
+        return bool(self._bits[byte] >> bit & 1)
+
+    @property
+    def outstanding(self) -> int:
+        """Items forwarded and not yet settled."""
+        state = self.state
+        return max(0, state.forwarded + state.refused - state.settled_count)
+
+    @property
+    def all_settled(self) -> bool:
+        return self.state.settled_count >= self.state.forwarded + self.state.refused
+
+    def forwarded(
+        self, start: int, end: int, count: int, refused: list[int], now: datetime
+    ) -> None:
+        """Items ``[start, end)`` went out: ``count`` to the queue, ``refused`` failed first."""
+        self.state.forwarded += count
+        self.state.refused += len(refused)
+        for index in refused:
+            self._settle(index)
+        timeout = timedelta(seconds=self._context.engine.result_timeout_seconds)
+        if count:
+            self.state.awaiting.append((start, end, now + timeout))
+
+    def record(self, results: list[TrackedResult], limit: int) -> Settled:
+        """Results from the tracking pipe; a duplicate or a number outside the batch is ignored."""
+        settled = Settled(failures=[])
+        for result in results:
+            index = result.number - self._number_base
+            if not 0 <= index < self._item_total or not self._settle(index):
+                continue
+            if result.failure is None:
+                settled.completed += 1
+            else:
+                settled.failed += 1
+                if settled.failures is not None and len(settled.failures) < limit:
+                    settled.failures.append(result.failure)
+        return settled
+
+    def next_deadline(self) -> datetime | None:
+        return min((deadline for _, _, deadline in self.state.awaiting), default=None)
+
+    def expire(self, now: datetime, limit: int) -> Settled:
+        """Fail every forwarded item still without a result after the result timeout."""
+        settled = Settled(failures=[])
+        seconds = self._context.engine.result_timeout_seconds
+        keep: list[tuple[int, int, datetime]] = []
+        for start, end, deadline in self.state.awaiting:
+            if deadline > now:
+                keep.append((start, end, deadline))
+                continue
+            for index in range(start, end):
+                if not self._settle(index):
+                    continue
+                settled.failed += 1
+                if settled.failures is not None and len(settled.failures) < limit:
+                    settled.failures.append(
+                        Failure(
+                            failure_id=self._context.task_id(self._path, self._number_base + index),
+                            failure_time=now,
+                            failure_source=f"target pipe {self._context.target_pipe!r}",
+                            failure_message=f"no result for the item within {seconds:g} s",
+                        )
+                    )
+        self.state.awaiting = keep
+        return settled

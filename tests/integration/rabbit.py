@@ -1,0 +1,58 @@
+"""RabbitMQ for integration tests: the broker the machine runs, queues each test owns."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+
+import aio_pika
+import pytest
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+
+from jobservice.settings import RabbitSettings
+
+
+async def rabbit_connection(settings: RabbitSettings) -> AbstractRobustConnection:
+    """A connection, or a skip (a failure in CI) when RabbitMQ is not running."""
+    try:
+        return await aio_pika.connect_robust(settings.url.get_secret_value(), timeout=3)
+    except (OSError, aio_pika.exceptions.AMQPError, TimeoutError) as exc:
+        message = f"RabbitMQ is not reachable: {exc}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+async def take(
+    channel: AbstractChannel, queue: str, count: int, within: float = 30
+) -> list[AbstractIncomingMessage]:
+    """``count`` messages from ``queue``, unacked; fails when they do not come in time."""
+    declared = await channel.declare_queue(queue, durable=True)
+    messages: list[AbstractIncomingMessage] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while len(messages) < count:
+        message = await declared.get(fail=False)
+        if message is None:
+            if loop.time() > deadline:
+                raise AssertionError(f"{len(messages)} of {count} messages came from {queue}")
+            await asyncio.sleep(0.05)
+            continue
+        messages.append(message)
+    return messages
+
+
+async def depth(channel: AbstractChannel, queue: str) -> int:
+    declared = await channel.declare_queue(queue, durable=True, passive=True)
+    return declared.declaration_result.message_count or 0
+
+
+async def publish(channel: AbstractChannel, queue: str, body: bytes | dict[str, object]) -> None:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    await channel.default_exchange.publish(aio_pika.Message(data), routing_key=queue)
+
+
+async def delete_queues(channel: AbstractChannel, *names: str) -> None:
+    for name in names:
+        await channel.queue_delete(name)
