@@ -10,7 +10,8 @@ it translates line by line to a worker in any language:
 3. publish a message of the same envelope to ``tracking.trackingPipe``, with the same
    ``tracking`` object, ``taskStatus`` ``RESULT_SUCCESS`` (or ``RESULT_EXCEPTION`` with the
    error text as ``taskData``), and ``to`` naming where the result should go next, if anywhere;
-4. ack the task only after the result is confirmed by the broker.
+4. ack the task only after the result is confirmed by the broker; a result the broker
+   cannot route (no tracking queue) leaves the task to be delivered again.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
+from aio_pika.exceptions import DeliveryError
 
 
 def result_of(task: dict[str, Any], fail_every: int) -> tuple[str, Any]:
@@ -58,18 +60,24 @@ async def handle(
     task = json.loads(message.body)
     status, data = result_of(task, options.fail_every)
     body = result_message(task, status, data, options.result_queue)
-    for _ in range(2 if options.duplicate else 1):
-        await exchange.publish(
-            aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
-            routing_key=task["tracking"]["trackingPipe"],
-        )
+    try:
+        for _ in range(2 if options.duplicate else 1):
+            await exchange.publish(
+                aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                routing_key=task["tracking"]["trackingPipe"],
+                mandatory=True,
+            )
+    except DeliveryError:
+        await asyncio.sleep(1)
+        await message.nack(requeue=True)
+        return
     await message.ack()
 
 
 async def main(options: argparse.Namespace) -> None:
     connection = await aio_pika.connect_robust(options.url)
     async with connection:
-        channel = await connection.channel(publisher_confirms=True)
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         await channel.set_qos(prefetch_count=options.prefetch)
         queue = await channel.declare_queue(options.queue, durable=True)
         stop = asyncio.Event()

@@ -66,16 +66,17 @@ class Broker:
             self._channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         return self._channel
 
-    async def ensure_queue(self, name: str) -> None:
-        """Declare ``name`` (durable) when the settings say so; otherwise refuse a missing one."""
+    async def ensure_queue(self, name: str, *, declare: bool | None = None) -> None:
+        """Declare ``name`` (durable) when ``declare`` or the settings say so; otherwise refuse
+        a missing one."""
         if name in self._known_queues:
             return
+        if declare is None:
+            declare = self.settings.declare_target_queues
         connection = await self.connection()
         async with connection.channel() as channel:
             try:
-                await channel.declare_queue(
-                    name, durable=True, passive=not self.settings.declare_target_queues
-                )
+                await channel.declare_queue(name, durable=True, passive=not declare)
             except ChannelNotFoundEntity:
                 raise TargetQueueMissingError(
                     f"target queue {name!r} does not exist on RabbitMQ at "

@@ -88,6 +88,8 @@ class QueuePipe:
         self._broker = broker
 
     async def prepare(self) -> None:
+        # The tracking pipe exists before any task goes out, so no result finds it missing.
+        await self._broker.ensure_queue(self._broker.settings.tracking_pipe, declare=True)
         await self._broker.ensure_queue(self._queue)
 
     async def deliver(

@@ -16,6 +16,8 @@ def environment(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env["JOBSERVICE_TEMPORAL__ADDRESS"] = settings.temporal.address
     env["JOBSERVICE_TEMPORAL__TASK_QUEUE"] = settings.temporal.task_queue
+    env["JOBSERVICE_RABBITMQ__TRACKING_PIPE"] = settings.rabbitmq.tracking_pipe
+    env["JOBSERVICE_RABBITMQ__DEAD_LETTER_PIPE"] = settings.rabbitmq.dead_letter_pipe
     return env
 
 

@@ -44,8 +44,10 @@ async def take(
 
 
 async def depth(channel: AbstractChannel, queue: str) -> int:
-    declared = await channel.declare_queue(queue, durable=True, passive=True)
-    return declared.declaration_result.message_count or 0
+    """Messages ready in ``queue`` now (a robust channel's declare would answer from memory)."""
+    underlay = await channel.get_underlay_channel()
+    declared = await underlay.queue_declare(queue, passive=True)
+    return declared.message_count or 0
 
 
 async def publish(channel: AbstractChannel, queue: str, body: bytes | dict[str, object]) -> None:
