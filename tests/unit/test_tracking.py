@@ -1,0 +1,147 @@
+"""The message contract: schemas, the tracking consumer's reading, exactly-once bookkeeping."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from examples.reference_worker import result_message
+from jobservice.execution import JobContext, TrackedResult, TrackingState
+from jobservice.messages import TaskMessage
+from jobservice.models import Failure
+from jobservice.settings import EngineSettings
+from jobservice.tracking import UnreadableError, read_report
+from jobservice.workflows.tracked import TrackedItems
+
+SCHEMAS = Path(__file__).parents[2] / "schemas"
+
+
+def schema(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
+    return loaded
+
+
+def task(number: int = 17) -> dict[str, Any]:
+    return TaskMessage(
+        job_task_id=f"p:j.2.{number}",
+        task_classifier="c",
+        task_api_version=1,
+        task_data={"item": number, "params": {}},
+        to="documents",
+        correlation_id="p:j",
+        tracking_pipe="tracking",
+    ).to_dict()
+
+
+def test_messages_match_the_published_schemas() -> None:
+    jsonschema.validate(task(), schema("task-message"))
+    result = json.loads(result_message(task(), "RESULT_SUCCESS", {"ok": 1}, None))
+    jsonschema.validate(result, schema("tracking-result"))
+    jsonschema.validate(
+        {"jobTaskId": "p:j.2.17", "estimatedPercentageCompleted": 40}, schema("progress-report")
+    )
+
+
+def test_a_result_names_its_batch_and_number() -> None:
+    body = result_message(task(), "RESULT_EXCEPTION", "disk full", "next-queue")
+
+    report = read_report(body, "tracking")
+
+    assert (report.batch_workflow, report.job_workflow) == ("job/p/j/2", "job/p/j")
+    assert report.result is not None and report.result.number == 17
+    assert report.result.failure is not None
+    assert report.result.failure.failure_message == "RESULT_EXCEPTION: disk full"
+    assert report.result.failure.failure_source == "worker reference-worker"
+    assert report.forward_to == "next-queue"
+
+
+@pytest.mark.parametrize("to", [None, "", "tracking", "documents"])
+def test_results_are_not_forwarded_back_to_the_tracking_or_target_pipe(to: str | None) -> None:
+    report = read_report(result_message(task(), "RESULT_SUCCESS", {}, to), "tracking")
+    assert report.forward_to is None
+
+
+def result_for(job_task_id: str) -> str:
+    return json.dumps({"taskStatus": "RESULT_SUCCESS", "tracking": {"jobTaskId": job_task_id}})
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"{", "not JSON"),
+        (b"[1]", "not a JSON object"),
+        (b'{"taskStatus": "RESULT_SUCCESS"}', "no tracking.jobTaskId"),
+        (json.dumps({**task(), "taskStatus": "NEW_TASK"}).encode(), "unknown taskStatus"),
+        (
+            json.dumps({**task(), "taskStatus": "RESULT_SUCCESS", "tracking": {"jobTaskId": "x"}}),
+            "no 'partition:' prefix",
+        ),
+        (
+            json.dumps(
+                {**task(), "taskStatus": "RESULT_SUCCESS", "tracking": {"jobTaskId": "p:j"}}
+            ),
+            "names a job, not an item",
+        ),
+        (b'{"jobTaskId": "p:j.1", "estimatedPercentageCompleted": 140}', "is not 0 to 100"),
+    ],
+)
+def test_unreadable_messages_say_why(body: bytes | str, reason: str) -> None:
+    raw = body.encode() if isinstance(body, str) else body
+    with pytest.raises(UnreadableError, match=reason):
+        read_report(raw, "tracking")
+
+
+def tracked(item_total: int = 20, timeout: float = 60) -> TrackedItems:
+    context = JobContext(
+        partition="p",
+        job_id="j",
+        batch_type="range",
+        target_pipe="documents",
+        engine=EngineSettings(result_timeout_seconds=timeout),
+    )
+    return TrackedItems(
+        TrackingState(), context=context, path=[2], item_total=item_total, sub_batch_total=3
+    )
+
+
+def test_each_item_settles_once_however_often_its_result_comes() -> None:
+    items = tracked()
+    now = datetime.now(UTC)
+    items.forwarded(0, 10, 9, [4], now)  # item 4 failed before it went out
+    failure = Failure(failure_id="x", failure_time=now, failure_source="s", failure_message="m")
+    # item numbers follow the three sub-batches: item index i is number i + 4
+    results = [TrackedResult(number=n + 4) for n in range(10)] * 2
+    results.append(TrackedResult(number=99))  # not an item of this batch
+    results.append(TrackedResult(number=2, failure=failure))  # a sub-batch's number
+
+    settled = items.record(results, limit=5)
+
+    assert (settled.completed, settled.failed) == (9, 0)
+    assert items.outstanding == 0
+    assert items.all_settled
+
+
+def test_overdue_items_fail_once_and_the_state_survives_a_copy() -> None:
+    items = tracked(timeout=5)
+    start = datetime.now(UTC)
+    items.forwarded(0, 10, 10, [], start)
+    items.record([TrackedResult(number=4), TrackedResult(number=5)], limit=5)
+
+    assert items.expire(start + timedelta(seconds=4), limit=3).failed == 0
+    expired = items.expire(start + timedelta(seconds=6), limit=3)
+    again = items.expire(start + timedelta(seconds=7), limit=3)
+
+    assert (expired.failed, again.failed) == (8, 0)
+    assert expired.failures is not None and len(expired.failures) == 3
+    assert expired.failures[0].failure_id == "p:j.2.6"
+    copy = TrackingState.model_validate_json(items.snapshot().model_dump_json())
+    restored = TrackedItems(
+        copy, context=items._context, path=[2], item_total=20, sub_batch_total=3
+    )
+    assert restored.is_settled(9) and not restored.is_settled(10)
+    assert restored.record([TrackedResult(number=4)], limit=1).completed == 0
