@@ -24,12 +24,12 @@ app.conf.worker_prefetch_multiplier = 100
 app.conf.result_expires = 600
 
 
-@app.task  # type: ignore[untyped-decorator]
+@app.task(name="bench.noop")  # type: ignore[untyped-decorator]
 def noop(item: int) -> int:
     return item
 
 
-@app.task  # type: ignore[untyped-decorator]
+@app.task(name="bench.count")  # type: ignore[untyped-decorator]
 def count(results: list[Any]) -> int:
     return len(results)
 

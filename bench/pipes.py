@@ -169,7 +169,7 @@ def celery_chord(items: int) -> float:
     return float(runner.stdout.strip().splitlines()[-1])
 
 
-async def main(items: int, window: int) -> None:
+async def main(items: int, window: int, end_to_end_only: bool = False) -> None:
     rabbit = RabbitSettings(tracking_pipe=_name("tracking"), dead_letter_pipe=_name("dead"))
     async with DevServer(binary=get_settings().dev.temporal_binary()) as server:
         temporal = TemporalSettings(address=server.address, task_queue=_name("queue"))
@@ -178,13 +178,15 @@ async def main(items: int, window: int) -> None:
         stop = asyncio.Event()
         worker = asyncio.create_task(run_worker(client, stop, settings=settings))
         try:
-            wide = settings.engine.model_copy(update={"in_flight_window": items * 2})
-            forwarding = await job_forwarding(
-                JobService(client, settings=settings.model_copy(update={"engine": wide})),
-                rabbit,
-                items,
-            )
-            bare = await bare_publish(rabbit, items)
+            forwarding = bare = 0.0
+            if not end_to_end_only:
+                wide = settings.engine.model_copy(update={"in_flight_window": items * 2})
+                forwarding = await job_forwarding(
+                    JobService(client, settings=settings.model_copy(update={"engine": wide})),
+                    rabbit,
+                    items,
+                )
+                bare = await bare_publish(rabbit, items)
             engine = EngineSettings(in_flight_window=window)
             end_to_end = await job_end_to_end(
                 JobService(client, settings=settings.model_copy(update={"engine": engine})),
@@ -194,6 +196,9 @@ async def main(items: int, window: int) -> None:
         finally:
             stop.set()
             await worker
+    if end_to_end_only:
+        print(f"end to end {items:,} items, in-flight window {window:,}: {end_to_end:,.0f} items/s")
+        return
     chord = await asyncio.to_thread(celery_chord, items)
     print(f"forwarding {items:,} items: job {forwarding:,.0f} items/s, bare aio-pika loop "
           f"{bare:,.0f} msgs/s, ratio {forwarding / bare:.2f} (target >= 0.8)")  # fmt: skip
@@ -206,5 +211,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--window", type=int, default=1000)
+    parser.add_argument("--end-to-end-only", action="store_true", help="skip the baselines")
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.items, arguments.window))
+    asyncio.run(main(arguments.items, arguments.window, arguments.end_to_end_only))

@@ -84,19 +84,15 @@ async def main(options: argparse.Namespace) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        in_hand: set[asyncio.Task[None]] = set()
 
         async def on_message(message: AbstractIncomingMessage) -> None:
-            # Results are published concurrently, so confirms overlap instead of queueing.
-            task = asyncio.create_task(handle(message, channel.default_exchange, options))
-            in_hand.add(task)
-            task.add_done_callback(in_hand.discard)
+            # aio-pika runs each callback as its own task, so confirms overlap.
+            await handle(message, channel.default_exchange, options)
 
-        await queue.consume(on_message)
+        tag = await queue.consume(on_message)
         print(f"reference worker consuming {options.queue}", flush=True)
         await stop.wait()
-        if in_hand:
-            await asyncio.wait(in_hand)
+        await queue.cancel(tag)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The tracking consumer: reads what external workers report on the tracking pipe.
 
-Results are gathered per batch and signalled to the batch's workflow in one go, at most every
-``report_interval_seconds`` or ``report_batch`` results, never one signal per item. A message
+Results are gathered per batch and signalled to the batch's workflow in one go, when a burst
+of them ends, after ``report_batch`` results, or ``report_interval_seconds`` at the latest;
+never one signal per item. A message
 is acked only once its result is recorded in the workflow's history, so a consumer killed at
 any point loses nothing: what it had not acked comes again, and the workflow counts an item
 once however often its result arrives. A message it cannot read goes to the dead-letter queue
@@ -35,6 +36,8 @@ COMPLETING = {"RESULT_SUCCESS", "RESULT_FAILURE"}
 FAILING = {"RESULT_EXCEPTION", "INVALID_TASK"}
 _MESSAGE_LIMIT = 2000
 _RECONNECT_SECONDS = 5.0
+_QUIET_SECONDS = 0.02
+"""A burst of results is recorded once no more has come for this long."""
 
 
 class UnreadableError(ValueError):
@@ -134,8 +137,10 @@ class TrackingConsumer:
         self._broker = broker
         self._settings = broker.settings
         self._pending: dict[str, _Batch] = {}
+        self._kept: dict[str, _Batch] = {}
+        self._dead_lettering = 0
         self._buffered = 0
-        self._full = asyncio.Event()
+        self._arrived = asyncio.Event()
         self.counts: Counter[str] = Counter()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -161,10 +166,7 @@ class TrackingConsumer:
         _log.info("tracking consumer reading %s", self._settings.tracking_pipe)
         try:
             while not stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self._full.wait(), self._settings.report_interval_seconds
-                    )
+                await self._gather_burst()
                 await self.flush()
         finally:
             with contextlib.suppress(Exception):
@@ -172,6 +174,20 @@ class TrackingConsumer:
             await self.flush()
             with contextlib.suppress(Exception):
                 await channel.close()
+
+    async def _gather_burst(self) -> None:
+        """Wait for results, then for the burst they came in to end, within the interval."""
+        loop = asyncio.get_running_loop()
+        interval = self._settings.report_interval_seconds
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._arrived.wait(), interval)
+        deadline = loop.time() + interval
+        while self._arrived.is_set() and self._buffered < self._settings.report_batch:
+            self._arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._arrived.wait(), min(_QUIET_SECONDS, max(deadline - loop.time(), 0))
+                )
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         try:
@@ -189,65 +205,87 @@ class TrackingConsumer:
         if report.forward_to:
             batch.forwards.append((report.forward_to, message.body))
         self._buffered += 1
-        if self._buffered >= self._settings.report_batch:
-            self._full.set()
+        self._arrived.set()
 
     async def _dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
-        await self._broker.publish(
-            self._settings.dead_letter_pipe, [message.body], headers={REASON_HEADER: reason}
-        )
-        await message.ack()
+        self._dead_lettering += 1
+        try:
+            await self._broker.publish(
+                self._settings.dead_letter_pipe, [message.body], headers={REASON_HEADER: reason}
+            )
+            await message.ack()
+        finally:
+            self._dead_lettering -= 1
         self.counts["dead-lettered"] += 1
         _log.warning("dead-lettered a tracking message: %s", reason)
 
     async def flush(self) -> None:
         """Record every buffered result in its workflow; ack what was recorded."""
         pending, self._pending = self._pending, {}
+        held_before = self._held
+        self._kept = {}
         self._buffered = 0
-        self._full.clear()
-        await asyncio.gather(*(self._record(wid, batch) for wid, batch in pending.items()))
+        self._arrived.clear()
+        done = await asyncio.gather(*(self._record(w, b) for w, b in pending.items()))
+        settled = [m for messages in done for m in messages]
+        if not settled:
+            return
+        if held_before == 0 and self._held == 0 and not self._dead_lettering:
+            # Every earlier message is settled and later ones have later tags: one ack does.
+            last = max(settled, key=lambda m: m.delivery_tag or 0)
+            await _ack([last], multiple=True)
+        else:
+            await _ack(settled)
 
-    async def _record(self, batch_workflow: str, batch: _Batch) -> None:
+    async def _record(self, batch_workflow: str, batch: _Batch) -> list[AbstractIncomingMessage]:
+        """Signal a batch's results; returns the messages it settled (none when kept back)."""
         handle = self._client.get_workflow_handle(batch_workflow)
         try:
             await handle.signal(TRACKING_SIGNAL, TrackingBatch(results=batch.results))
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
                 self._keep(batch_workflow, batch)  # Temporal is busy or away: try again
-                return
-            await self._not_running(batch_workflow, batch)
-            return
+                return []
+            return await self._not_running(batch_workflow, batch)
         for queue, body in batch.forwards:
             await self._broker.publish(queue, [body])
         self.counts["recorded"] += len(batch.messages)
         self.counts["forwarded"] += len(batch.forwards)
-        await _ack(batch.messages)
+        return batch.messages
 
-    async def _not_running(self, batch_workflow: str, batch: _Batch) -> None:
+    async def _not_running(
+        self, batch_workflow: str, batch: _Batch
+    ) -> list[AbstractIncomingMessage]:
         """Results for a batch that has ended: discarded for a known job, else dead-lettered."""
         try:
             await self._client.get_workflow_handle(batch.job_workflow).describe()
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
                 self._keep(batch_workflow, batch)
-                return
+                return []
             for message in batch.messages:
                 await self._dead_letter(message, f"unknown job {batch.job_workflow!r}")
-            return
+            return []
         self.counts["discarded"] += len(batch.messages)
-        await _ack(batch.messages)
+        return batch.messages
+
+    @property
+    def _held(self) -> int:
+        """Messages kept back for another try, not yet acked."""
+        return sum(len(batch.messages) for batch in self._kept.values())
 
     def _keep(self, batch_workflow: str, batch: _Batch) -> None:
         kept = self._pending.setdefault(batch_workflow, _Batch(batch.job_workflow))
         kept.results[:0] = batch.results
         kept.messages[:0] = batch.messages
         kept.forwards[:0] = batch.forwards
+        self._kept[batch_workflow] = kept
         self._buffered += len(batch.messages)
 
 
-async def _ack(messages: list[AbstractIncomingMessage]) -> None:
+async def _ack(messages: list[AbstractIncomingMessage], *, multiple: bool = False) -> None:
     for message in messages:
         # A message from a channel that has since closed will come again; the workflow
         # counts its item once.
         with contextlib.suppress(Exception):
-            await message.ack()
+            await message.ack(multiple=multiple)
