@@ -3,7 +3,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo dev test lint typecheck unit integration services bench clean
+.PHONY: install demo dev test lint typecheck unit integration services bench bench-pipes clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ test: lint typecheck services
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.engine
+
+bench-pipes: $(STAMP) services
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench.pipes
 
 clean:
 	rm -rf $(VENV) .jobservice .mypy_cache .pytest_cache .ruff_cache

@@ -84,3 +84,18 @@ async def test_dev_keeps_jobs_across_restarts_and_stops_on_ctrl_c(tmp_path: Path
     job = json.loads(status.stdout)
     assert (job["status"], job["counts"]["completed"]) == ("Completed", 20000)
     assert code == 0
+
+
+async def test_demo_runs_without_rabbitmq_and_says_so_once(tmp_path: Path) -> None:
+    settings = dev_settings(free_port())
+    env = {
+        "JOBSERVICE_RABBITMQ__URL": "amqp://guest:guest@127.0.0.1:1/",
+        "JOBSERVICE_DEV__DATA_DIR": str(tmp_path),
+    }
+    demo = processes.start(settings, "demo", "--items", "20000", extra_env=env)
+
+    out, err = await asyncio.to_thread(demo.communicate, timeout=120)
+
+    assert demo.returncode == 0, err
+    assert "20,000 / 20,000 (100%)" in out
+    assert err.count("RabbitMQ target pipes are unavailable") == 1

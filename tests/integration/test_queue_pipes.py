@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 from aio_pika.abc import AbstractChannel
+from temporalio.client import Client
 
 from jobservice.models import JobStatus
 from jobservice.service import JobService
 from jobservice.settings import Settings
 from jobservice.tracking import REASON_HEADER
+from jobservice.worker import run_worker
 from tests.conftest import unique
 from tests.integration.rabbit import depth, publish, take
 from tests.integration.support import job, run_to_end
@@ -143,3 +145,38 @@ async def test_worker_exceptions_are_recorded_and_fail_the_job_per_its_tolerance
     assert "is a multiple of 10" in item_failures[0].failure_message
     if status is JobStatus.COMPLETED:
         assert (done.counts.completed, done.counts.failed) == (180, 20)
+
+
+async def test_a_missing_target_queue_is_refused_naming_it(
+    service: JobService, tracking_worker: None
+) -> None:
+    missing = unique("missing")
+
+    done = await run_to_end(service, unique("missing"), job("range", "0-10", missing))
+
+    assert done.status is JobStatus.FAILED
+    assert done.failures[0].failure_source == f"target pipe {missing!r}"
+    assert f"target queue {missing!r} does not exist" in done.failures[0].failure_message
+
+
+async def test_a_missing_target_queue_is_declared_when_the_settings_say_so(
+    client: Client,
+    settings: Settings,
+    rabbit: AbstractChannel,
+    owned_queues: list[str],
+) -> None:
+    declaring = settings.model_copy(
+        update={"rabbitmq": settings.rabbitmq.model_copy(update={"declare_target_queues": True})}
+    )
+    queue = unique("declared")
+    owned_queues.append(queue)
+    stop = asyncio.Event()
+    running = asyncio.create_task(run_worker(client, stop, settings=declaring))
+    try:
+        await JobService(client, settings=declaring).submit(
+            unique("declared"), job("range", "0-10", queue)
+        )
+        assert len(await take(rabbit, queue, 10)) == 10
+    finally:
+        stop.set()
+        await running
