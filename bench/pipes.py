@@ -23,6 +23,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aio_pika
@@ -88,13 +90,25 @@ async def bare_publish(rabbit: RabbitSettings, items: int) -> float:
     return items / seconds
 
 
-async def job_forwarding(service: JobService, rabbit: RabbitSettings, items: int) -> float:
-    """Items/s of a job publishing to a queue nobody consumes."""
-    queue = _name("forward")
+@asynccontextmanager
+async def scratch_queue(
+    rabbit: RabbitSettings, prefix: str
+) -> AsyncIterator[tuple[aio_pika.abc.AbstractChannel, str]]:
+    """A durable queue for one measurement, deleted afterwards, and a channel to it."""
+    queue = _name(prefix)
     connection = await aio_pika.connect_robust(rabbit.url.get_secret_value())
     async with connection:
         channel = await connection.channel()
         await channel.declare_queue(queue, durable=True)
+        try:
+            yield channel, queue
+        finally:
+            await channel.queue_delete(queue)
+
+
+async def job_forwarding(service: JobService, rabbit: RabbitSettings, items: int) -> float:
+    """Items/s of a job publishing to a queue nobody consumes."""
+    async with scratch_queue(rabbit, "forward") as (channel, queue):
         job_id = _name("forwarding")
         started = time.perf_counter()
         await service.submit(
@@ -105,17 +119,12 @@ async def job_forwarding(service: JobService, rabbit: RabbitSettings, items: int
             await asyncio.sleep(0.05)
         seconds = time.perf_counter() - started
         await service.cancel(job_id)
-        await channel.queue_delete(queue)
     return items / seconds
 
 
 async def job_end_to_end(service: JobService, rabbit: RabbitSettings, items: int) -> float:
     """Items/s of a job through the reference worker and the tracking pipe to Completed."""
-    queue = _name("e2e")
-    connection = await aio_pika.connect_robust(rabbit.url.get_secret_value())
-    async with connection:
-        channel = await connection.channel()
-        await channel.declare_queue(queue, durable=True)
+    async with scratch_queue(rabbit, "e2e") as (_, queue):
         worker = await asyncio.create_subprocess_exec(
             sys.executable,
             str(ROOT / "examples" / "reference_worker.py"),
@@ -135,7 +144,6 @@ async def job_end_to_end(service: JobService, rabbit: RabbitSettings, items: int
         finally:
             worker.terminate()
             await worker.wait()
-            await channel.queue_delete(queue)
     if job.status is not JobStatus.COMPLETED or job.counts.completed != items:
         raise SystemExit(f"the job ended {job.status} with {job.counts}; the figures are void")
     return items / seconds
