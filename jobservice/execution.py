@@ -112,9 +112,11 @@ class Progress(BaseModel):
 
 
 class TrackedResult(BaseModel):
-    """A final result from the tracking pipe: an item's number in its batch, and its failure."""
+    """A final result from the tracking pipe: an item's number in its batch, whether it failed,
+    and for the first few failures of a signal, the details."""
 
     number: int
+    failed: bool = False
     failure: Failure | None = None
 
 

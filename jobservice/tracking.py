@@ -37,6 +37,8 @@ FAILING = {"RESULT_EXCEPTION", "INVALID_TASK"}
 _MESSAGE_LIMIT = 2000
 _RECONNECT_SECONDS = 5.0
 _QUIET_SECONDS = 0.02
+_FAILURE_DETAILS = 20
+"""Failure details one signal carries; the rest go as bare counts, to keep signals small."""
 """A burst of results is recorded once no more has come for this long."""
 
 
@@ -88,7 +90,7 @@ def read_report(body: bytes, tracking_pipe: str) -> Report:
     return Report(
         batch_workflow=workflow_id(partition, job_id, path[:-1]),
         job_workflow=workflow_id(partition, job_id),
-        result=TrackedResult(number=path[-1], failure=failure),
+        result=TrackedResult(number=path[-1], failed=failure is not None, failure=failure),
         forward_to=to if forward and isinstance(to, str) else None,
     )
 
@@ -241,7 +243,7 @@ class TrackingConsumer:
         """Signal a batch's results; returns the messages it settled (none when kept back)."""
         handle = self._client.get_workflow_handle(batch_workflow)
         try:
-            await handle.signal(TRACKING_SIGNAL, TrackingBatch(results=batch.results))
+            await handle.signal(TRACKING_SIGNAL, TrackingBatch(results=_trimmed(batch.results)))
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
                 self._keep(batch_workflow, batch)  # Temporal is busy or away: try again
@@ -281,6 +283,19 @@ class TrackingConsumer:
         kept.forwards[:0] = batch.forwards
         self._kept[batch_workflow] = kept
         self._buffered += len(batch.messages)
+
+
+def _trimmed(results: list[TrackedResult]) -> list[TrackedResult]:
+    """The results with failure details only on the first few failures."""
+    detailed = 0
+    trimmed = []
+    for result in results:
+        if result.failure is not None:
+            detailed += 1
+            if detailed > _FAILURE_DETAILS:
+                result = result.model_copy(update={"failure": None})
+        trimmed.append(result)
+    return trimmed
 
 
 async def _ack(messages: list[AbstractIncomingMessage], *, multiple: bool = False) -> None:

@@ -89,12 +89,13 @@ class TrackedItems:
             index = result.number - self._number_base
             if not 0 <= index < self._item_total or not self._settle(index):
                 continue
-            if result.failure is None:
+            if not result.failed:
                 settled.completed += 1
             else:
                 settled.failed += 1
-                if settled.failures is not None and len(settled.failures) < limit:
-                    settled.failures.append(result.failure)
+                failures = settled.failures
+                if result.failure and failures is not None and len(failures) < limit:
+                    failures.append(result.failure)
         return settled
 
     def next_deadline(self) -> datetime | None:

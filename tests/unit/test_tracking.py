@@ -15,7 +15,7 @@ from jobservice.execution import JobContext, TrackedResult, TrackingState
 from jobservice.messages import TaskMessage
 from jobservice.models import Failure
 from jobservice.settings import EngineSettings
-from jobservice.tracking import UnreadableError, read_report
+from jobservice.tracking import UnreadableError, _trimmed, read_report
 from jobservice.workflows.tracked import TrackedItems
 
 SCHEMAS = Path(__file__).parents[2] / "schemas"
@@ -117,7 +117,7 @@ def test_each_item_settles_once_however_often_its_result_comes() -> None:
     # item numbers follow the three sub-batches: item index i is number i + 4
     results = [TrackedResult(number=n + 4) for n in range(10)] * 2
     results.append(TrackedResult(number=99))  # not an item of this batch
-    results.append(TrackedResult(number=2, failure=failure))  # a sub-batch's number
+    results.append(TrackedResult(number=2, failed=True, failure=failure))  # a sub-batch
 
     settled = items.record(results, limit=5)
 
@@ -145,3 +145,15 @@ def test_overdue_items_fail_once_and_the_state_survives_a_copy() -> None:
     )
     assert restored.is_settled(9) and not restored.is_settled(10)
     assert restored.record([TrackedResult(number=4)], limit=1).completed == 0
+
+
+def test_a_signal_carries_details_of_its_first_failures_only() -> None:
+    now = datetime.now(UTC)
+    failure = Failure(failure_id="x", failure_time=now, failure_source="s", failure_message="m")
+    results = [TrackedResult(number=n, failed=True, failure=failure) for n in range(30)]
+    results.append(TrackedResult(number=30))
+
+    trimmed = _trimmed(results)
+
+    assert [r.failed for r in trimmed] == [True] * 30 + [False]
+    assert sum(r.failure is not None for r in trimmed) == 20
