@@ -26,7 +26,14 @@ from jobservice.errors import (
     JobStateError,
     UnavailableError,
 )
-from jobservice.execution import JOB_WORKFLOW, JobContext, JobInput, JobProgress
+from jobservice.execution import (
+    JOB_WORKFLOW,
+    PAUSE_SIGNAL,
+    RESUME_SIGNAL,
+    JobContext,
+    JobInput,
+    JobProgress,
+)
 from jobservice.models import JobCounts, JobDefinition, JobStatus, JobView
 from jobservice.registry import Registry, installed
 from jobservice.settings import Settings, get_settings
@@ -223,14 +230,14 @@ class JobService:
         job = await self.get(job_id, partition=partition)
         if job.status not in (JobStatus.ACTIVE, JobStatus.WAITING, JobStatus.PAUSED):
             raise JobStateError(f"job {job_id!r} is {job.status}; only an Active job can be paused")
-        await self._handle(partition, job_id).signal("pause")
+        await self._handle(partition, job_id).signal(PAUSE_SIGNAL)
         return await self.get(job_id, partition=partition)
 
     async def resume(self, job_id: str, *, partition: str = DEFAULT_PARTITION) -> JobView:
         job = await self.get(job_id, partition=partition)
         if job.status not in (JobStatus.PAUSED, JobStatus.ACTIVE):
             raise JobStateError(f"job {job_id!r} is {job.status}; only a Paused job can be resumed")
-        await self._handle(partition, job_id).signal("resume")
+        await self._handle(partition, job_id).signal(RESUME_SIGNAL)
         return await self.get(job_id, partition=partition)
 
     async def cancel(self, job_id: str, *, partition: str = DEFAULT_PARTITION) -> JobView:
