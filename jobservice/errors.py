@@ -11,6 +11,10 @@ class InvalidJobError(JobServiceError):
     """The job definition cannot run: a bad field, an unknown plugin, builder or handler."""
 
 
+class InvalidRequestError(JobServiceError):
+    """A request parameter is wrong (a filter, a sort, a page): the API answers 400 with this."""
+
+
 class JobNotFoundError(JobServiceError):
     """No job with that id in that partition."""
 

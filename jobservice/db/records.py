@@ -1,0 +1,51 @@
+"""What the workflow tells the job database: a job's status and counts, never its items."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from jobservice.models import Failure, JobCounts, JobStatus
+
+RECORD_JOB = "record_job"
+SETTLE_PREREQUISITES = "settle_prerequisites"
+
+
+class NewJobRow(BaseModel):
+    """Everything a job row is made from; the workflow carries it to make a missing row."""
+
+    partition_id: str
+    job_id: str
+    name: str | None = None
+    description: str | None = None
+    external_data: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    definition: dict[str, Any]
+    definition_hash: str
+    prerequisite_job_ids: list[str] = Field(default_factory=list)
+    delay: int = 0
+
+
+class JobRecord(BaseModel):
+    """A job's state as its workflow sees it, to be written to its row."""
+
+    partition_id: str
+    job_id: str
+    status: JobStatus
+    status_reason: str | None = None
+    counts: JobCounts = Field(default_factory=JobCounts)
+    percentage_complete: float = 0.0
+    items_per_second: float | None = None
+    eta_seconds: float | None = None
+    failures: list[Failure] = Field(default_factory=list)
+    new_row: NewJobRow | None = None
+    """Given on a job's first record: the row is made from it if it is missing."""
+
+
+class PrerequisiteState(BaseModel):
+    """Where a waiting job's prerequisites stand."""
+
+    waiting_for: list[str] = Field(default_factory=list)
+    failure: Failure | None = None
+    """Set when a prerequisite Failed or was Cancelled: the job can never run."""

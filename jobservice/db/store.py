@@ -1,0 +1,256 @@
+"""Data access for job rows: keyword-only functions over a session factory.
+
+Every write is one transaction. Terminal statuses never change: a record for a job that has
+ended is ignored, so a late or repeated write cannot undo an outcome.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import Enum
+
+from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col
+
+from jobservice.db.query import JobQuery
+from jobservice.db.records import JobRecord, NewJobRow
+from jobservice.db.tables import JobLabelRow, JobPrerequisiteRow, JobRow
+from jobservice.models import JobStatus
+
+TERMINAL = [s.value for s in JobStatus if s.is_terminal]
+NOT_FINISHED = [s.value for s in JobStatus if not s.is_terminal]
+
+
+def now_millis() -> int:
+    return int(time.time() * 1000)
+
+
+class Created(Enum):
+    """What creating a job row found."""
+
+    NEW = "new"
+    SAME = "same"
+    CONFLICT = "conflict"
+
+
+@dataclass(frozen=True)
+class Creation:
+    outcome: Created
+    row: JobRow
+
+
+class JobStore:
+    """The job database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    def create(self, new: NewJobRow, *, status: JobStatus = JobStatus.WAITING) -> Creation:
+        """Insert a job row, or say how it compares with the one already there."""
+        existing = self.get(partition_id=new.partition_id, job_id=new.job_id)
+        if existing is None:
+            try:
+                return Creation(Created.NEW, self._insert(new, status))
+            except IntegrityError:
+                existing = self.get(partition_id=new.partition_id, job_id=new.job_id)
+                if existing is None:  # pragma: no cover - deleted in between
+                    raise
+        same = existing.definition_hash == new.definition_hash
+        return Creation(Created.SAME if same else Created.CONFLICT, existing)
+
+    def _insert(self, new: NewJobRow, status: JobStatus) -> JobRow:
+        stamp = now_millis()
+        row = JobRow(
+            partition_id=new.partition_id,
+            job_id=new.job_id,
+            name=new.name,
+            description=new.description,
+            external_data=new.external_data,
+            labels=new.labels,
+            definition=new.definition,
+            definition_hash=new.definition_hash,
+            status=status.value,
+            prerequisite_job_ids=new.prerequisite_job_ids,
+            delay=new.delay,
+            create_time=stamp,
+            last_update_time=stamp,
+        )
+        with self.session() as session:
+            session.add(row)
+            session.add_all(
+                JobLabelRow(partition_id=new.partition_id, job_id=new.job_id, label=k, value=v)
+                for k, v in new.labels.items()
+            )
+            session.add_all(
+                JobPrerequisiteRow(
+                    partition_id=new.partition_id, job_id=new.job_id, prerequisite_job_id=p
+                )
+                for p in dict.fromkeys(new.prerequisite_job_ids)
+            )
+            session.commit()
+        return row
+
+    def get(self, *, partition_id: str, job_id: str) -> JobRow | None:
+        with self.session() as session:
+            return session.get(JobRow, (partition_id, job_id))
+
+    def get_many(self, *, partition_id: str, job_ids: Sequence[str]) -> list[JobRow]:
+        with self.session() as session:
+            statement = select(JobRow).where(
+                col(JobRow.partition_id) == partition_id,
+                col(JobRow.job_id).in_(list(job_ids)),
+            )
+            return list(session.scalars(statement))
+
+    def record(self, record: JobRecord) -> bool:
+        """Write what the workflow says of a job; make the row first if it is missing and the
+        record carries it. False when there is no row (the job was deleted) or it has ended."""
+        if (
+            record.new_row is not None
+            and self.get(partition_id=record.partition_id, job_id=record.job_id) is None
+        ):
+            self.create(record.new_row, status=record.status)
+        values = {
+            "status": record.status.value,
+            "status_reason": record.status_reason,
+            "total": record.counts.total,
+            "completed": record.counts.completed,
+            "failed": record.counts.failed,
+            "in_flight": record.counts.in_flight,
+            "percentage_complete": record.percentage_complete,
+            "items_per_second": record.items_per_second,
+            "eta_seconds": record.eta_seconds,
+            "failures": [f.model_dump(mode="json", by_alias=True) for f in record.failures],
+            "last_update_time": now_millis(),
+        }
+        with self.session() as session:
+            result = session.execute(
+                update(JobRow)
+                .where(
+                    col(JobRow.partition_id) == record.partition_id,
+                    col(JobRow.job_id) == record.job_id,
+                    # The service may have written Cancelled first; the workflow's last
+                    # counts still belong there.
+                    col(JobRow.status).not_in(TERMINAL)
+                    | (col(JobRow.status) == record.status.value),
+                )
+                .values(**values)
+            )
+            session.commit()
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def set_status(
+        self, *, partition_id: str, job_id: str, status: JobStatus, reason: str | None = None
+    ) -> bool:
+        """Change an unfinished job's status directly: for a job no workflow runs."""
+        with self.session() as session:
+            result = session.execute(
+                update(JobRow)
+                .where(
+                    col(JobRow.partition_id) == partition_id,
+                    col(JobRow.job_id) == job_id,
+                    col(JobRow.status).not_in(TERMINAL),
+                )
+                .values(status=status.value, status_reason=reason, last_update_time=now_millis())
+            )
+            session.commit()
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def delete(self, *, partition_id: str, job_id: str) -> bool:
+        with self.session() as session:
+            for table in (JobLabelRow, JobPrerequisiteRow):
+                session.execute(
+                    delete(table).where(
+                        col(table.partition_id) == partition_id,
+                        col(table.job_id) == job_id,
+                    )
+                )
+            result = session.execute(
+                delete(JobRow).where(
+                    col(JobRow.partition_id) == partition_id,
+                    col(JobRow.job_id) == job_id,
+                )
+            )
+            session.commit()
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def unfinished(self, *, updated_before: int, limit: int = 500) -> list[JobRow]:
+        """Unfinished jobs whose row has not changed since ``updated_before`` (epoch ms)."""
+        with self.session() as session:
+            statement = (
+                select(JobRow)
+                .where(
+                    col(JobRow.status).in_(NOT_FINISHED),
+                    col(JobRow.last_update_time) < updated_before,
+                )
+                .order_by(col(JobRow.last_update_time))
+                .limit(limit)
+            )
+            return list(session.scalars(statement))
+
+    def dependents(self, *, partition_id: str, job_id: str) -> list[str]:
+        """Unfinished jobs that wait for ``job_id``."""
+        with self.session() as session:
+            statement = (
+                select(col(JobPrerequisiteRow.job_id))
+                .join(
+                    JobRow,
+                    (col(JobRow.partition_id) == col(JobPrerequisiteRow.partition_id))
+                    & (col(JobRow.job_id) == col(JobPrerequisiteRow.job_id)),
+                )
+                .where(
+                    col(JobPrerequisiteRow.partition_id) == partition_id,
+                    col(JobPrerequisiteRow.prerequisite_job_id) == job_id,
+                    col(JobRow.status).in_(NOT_FINISHED),
+                )
+            )
+            return list(session.scalars(statement))
+
+    def latest(
+        self, *, partition_id: str | None, status: JobStatus | None, limit: int
+    ) -> list[JobRow]:
+        """The newest jobs, of a partition or all, of a status or any."""
+        statement = select(JobRow)
+        if partition_id is not None:
+            statement = statement.where(col(JobRow.partition_id) == partition_id)
+        if status is not None:
+            statement = statement.where(col(JobRow.status) == status.value)
+        statement = statement.order_by(col(JobRow.create_time).desc(), col(JobRow.job_id))
+        with self.session() as session:
+            return list(session.scalars(statement.limit(limit)))
+
+    def find(self, query: JobQuery) -> list[JobRow]:
+        """A page of the jobs ``query`` selects, in its order."""
+        statement = (
+            select(JobRow)
+            .where(*query.where())
+            .order_by(*query.order_by())
+            .limit(query.limit)
+            .offset(query.offset)
+        )
+        with self.session() as session:
+            return list(session.scalars(statement))
+
+    def count(self, query: JobQuery) -> int:
+        statement = select(func.count()).select_from(JobRow).where(*query.where())
+        with self.session() as session:
+            return session.scalar(statement) or 0
+
+    def selected_ids(self, query: JobQuery) -> list[str]:
+        """The ids of every job ``query`` selects, ignoring its page."""
+        statement = select(col(JobRow.job_id)).where(*query.where()).order_by(col(JobRow.job_id))
+        with self.session() as session:
+            return list(session.scalars(statement))
+
+    def count_all(self) -> int:
+        with self.session() as session:
+            return session.scalar(select(func.count()).select_from(JobRow)) or 0

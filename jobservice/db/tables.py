@@ -1,0 +1,77 @@
+"""The job database's tables.
+
+A job row is what the REST API reads: the workflow keeps it current. Labels and
+prerequisites are kept twice: as JSON on the row, for reading a job in one go, and as rows of
+their own, so that filters, sorts and "who waits for this job" are indexed queries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, Index, Text
+from sqlmodel import Field, SQLModel
+
+PARTITION_ID_LENGTH = 40
+JOB_ID_LENGTH = 48
+
+
+class JobRow(SQLModel, table=True):
+    """One job, as the API shows it."""
+
+    __tablename__ = "job"
+
+    partition_id: str = Field(primary_key=True, max_length=PARTITION_ID_LENGTH)
+    job_id: str = Field(primary_key=True, max_length=JOB_ID_LENGTH)
+    name: str | None = Field(default=None, sa_column=Column(Text))
+    description: str | None = Field(default=None, sa_column=Column(Text))
+    external_data: str | None = Field(default=None, sa_column=Column(Text))
+    labels: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    definition: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    """The job as submitted, in the API's JSON: what a workflow is started from."""
+    definition_hash: str = Field(max_length=64)
+    status: str = Field(max_length=16, index=True)
+    status_reason: str | None = Field(default=None, sa_column=Column(Text))
+    percentage_complete: float = 0.0
+    total: int = 0
+    completed: int = 0
+    failed: int = 0
+    in_flight: int = 0
+    items_per_second: float | None = None
+    eta_seconds: float | None = None
+    failures: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    prerequisite_job_ids: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    delay: int = 0
+    """Seconds to wait once the prerequisites are Completed."""
+    create_time: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    """Epoch milliseconds, as the API shows it."""
+    last_update_time: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class JobLabelRow(SQLModel, table=True):
+    """One label of a job, for filtering and sorting by label."""
+
+    __tablename__ = "job_label"
+    __table_args__ = (Index("ix_job_label_key_value", "partition_id", "label", "value"),)
+
+    partition_id: str = Field(primary_key=True, max_length=PARTITION_ID_LENGTH)
+    job_id: str = Field(primary_key=True, max_length=JOB_ID_LENGTH)
+    label: str = Field(primary_key=True, max_length=255)
+    value: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class JobPrerequisiteRow(SQLModel, table=True):
+    """A job waits for another of its partition: indexed both ways."""
+
+    __tablename__ = "job_prerequisite"
+    __table_args__ = (
+        Index("ix_job_prerequisite_prerequisite", "partition_id", "prerequisite_job_id"),
+    )
+
+    partition_id: str = Field(primary_key=True, max_length=PARTITION_ID_LENGTH)
+    job_id: str = Field(primary_key=True, max_length=JOB_ID_LENGTH)
+    prerequisite_job_id: str = Field(primary_key=True, max_length=JOB_ID_LENGTH)
