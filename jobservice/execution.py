@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import Base64Bytes, BaseModel, Field
 
+from jobservice.db.records import NewJobRow
 from jobservice.models import Failure, FailureTolerance, JobStatus
 from jobservice.settings import EngineSettings
 from jobservice.taskids import job_task_id
@@ -169,6 +170,8 @@ class ProgressReport(BaseModel):
 class JobInput(BaseModel):
     context: JobContext
     definition: str
+    new_row: NewJobRow | None = None
+    """The job's row, on the first run only: the workflow makes it if it is missing."""
     state: BatchState | None = None
     paused: bool = False
     started_at: datetime | None = None

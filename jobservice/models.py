@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Self
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 LOCAL_PIPE_PREFIX = "local:"
@@ -120,9 +129,7 @@ class JobDefinition(BatchWorkerTask):
     @field_validator("failure_tolerance", mode="before")
     @classmethod
     def _tolerance(cls, value: Any) -> Any:
-        if value is None or isinstance(value, str | int):
-            return FailureTolerance.parse(value)
-        return value
+        return _parse_tolerance(value)
 
     @model_validator(mode="after")
     def _local_pipe_named(self) -> Self:
@@ -164,16 +171,136 @@ class JobView(_CamelModel):
     id: str
     partition: str
     status: JobStatus
-    percentage_complete: int = 0
+    percentage_complete: float = 0
     counts: JobCounts = Field(default_factory=JobCounts)
     failures: list[Failure] = Field(default_factory=list)
     name: str | None = None
     description: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
+    external_data: str | None = None
     create_time: datetime | None = None
+    last_update_time: datetime | None = None
     close_time: datetime | None = None
     items_per_second: float | None = None
     eta_seconds: float | None = None
     splitting_complete: bool = False
     status_reason: str | None = None
     """Why an Active job is not moving, e.g. its target pipe's broker cannot be reached."""
+
+
+BATCH_WORKER_CLASSIFIER = "BatchWorker"
+_LABEL_KEY = re.compile(r"^[A-Za-z0-9_\-:]+$")
+
+
+class JobTask(_CamelModel):
+    """The reference system's task: sent to ``taskPipe``, its outcome tracked to ``targetPipe``.
+
+    A ``BatchWorker`` task, whose ``taskData`` is a :class:`BatchWorkerTask`, runs in the batch
+    engine here.
+    """
+
+    task_classifier: str = Field(min_length=1)
+    task_api_version: int
+    task_data: dict[str, Any] | str
+    task_data_encoding: Literal["utf8", "base64"] | None = None
+    task_pipe: str = Field(min_length=1)
+    target_pipe: str = Field(min_length=1)
+
+    @field_validator("task_api_version")
+    @classmethod
+    def _version(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("taskApiVersion must not be 0")
+        return value
+
+    def batch_worker_task(self) -> BatchWorkerTask:
+        """The BatchWorkerTask in ``taskData``: an object, or JSON text in its encoding."""
+        data: Any = self.task_data
+        if isinstance(data, str):
+            try:
+                text = (
+                    base64.b64decode(data, validate=True)
+                    if self.task_data_encoding == ("base64")
+                    else data.encode()
+                )
+                data = json.loads(text)
+            except (ValueError, binascii.Error) as exc:
+                raise ValueError(
+                    f"taskData of a {BATCH_WORKER_CLASSIFIER} task is not a JSON object "
+                    f"({self.task_data_encoding or 'utf8'}): {exc}"
+                ) from None
+        return BatchWorkerTask.model_validate(data)
+
+
+class NewJob(_CamelModel):
+    """A job as the REST API takes it: a ``task``, or a ``type`` with ``parameters``."""
+
+    name: str | None = None
+    description: str | None = None
+    external_data: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    prerequisite_job_ids: list[str] = Field(default_factory=list)
+    delay: int = Field(default=0, ge=0, description="Seconds to wait after the prerequisites.")
+    task: JobTask | None = None
+    type: str | None = None
+    parameters: Any = None
+    failure_tolerance: FailureTolerance = Field(default_factory=FailureTolerance)
+
+    @field_validator("failure_tolerance", mode="before")
+    @classmethod
+    def _tolerance(cls, value: Any) -> Any:
+        return _parse_tolerance(value)
+
+    @field_serializer("failure_tolerance")
+    def _tolerance_text(self, tolerance: FailureTolerance) -> str:
+        return str(tolerance)
+
+    @field_validator("labels")
+    @classmethod
+    def _label_keys(cls, labels: dict[str, str]) -> dict[str, str]:
+        for key in labels:
+            if not _LABEL_KEY.match(key):
+                raise ValueError(f"label key {key!r} may only hold letters, digits, _ - and :")
+        return labels
+
+    @model_validator(mode="after")
+    def _task_or_type(self) -> Self:
+        if (self.task is None) == (self.type is None):
+            raise ValueError("give either task, or type with parameters; not both, not neither")
+        if self.task is None and self.parameters is None:
+            self.parameters = {}
+        if self.task is not None and self.parameters is not None:
+            raise ValueError("parameters go with type, not with task")
+        return self
+
+    def definition_hash(self) -> str:
+        """A digest of the body, to tell the same job sent again from a different one."""
+        body = self.model_dump(mode="json", by_alias=True)
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+    @classmethod
+    def from_definition(cls, definition: JobDefinition) -> NewJob:
+        """The job a flat job file (a BatchWorkerTask with a name and labels) describes."""
+        task = BatchWorkerTask.model_validate(definition.model_dump(include=_BATCH_FIELDS))
+        return cls(
+            name=definition.name,
+            description=definition.description,
+            labels=definition.labels,
+            failure_tolerance=definition.failure_tolerance,
+            task=JobTask(
+                task_classifier=BATCH_WORKER_CLASSIFIER,
+                task_api_version=1,
+                task_data=task.model_dump(mode="json", by_alias=True),
+                task_pipe="batch-worker",
+                target_pipe=definition.target_pipe,
+            ),
+        )
+
+
+_BATCH_FIELDS = set(BatchWorkerTask.model_fields)
+
+
+def _parse_tolerance(value: Any) -> Any:
+    if value is None or isinstance(value, str | int):
+        return FailureTolerance.parse(value)
+    return value

@@ -6,19 +6,27 @@ The CLI, the REST API and embedding applications all call it; none repeats its l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import re
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus, WorkflowHandle
+from pydantic import ValidationError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from jobservice.activities.pipes import local_handler_name
+from jobservice.db.engine import check_schema, create_database_engine
+from jobservice.db.query import JobQuery
+from jobservice.db.records import NewJobRow
+from jobservice.db.store import Created, JobStore, now_millis
+from jobservice.db.tables import JobRow
 from jobservice.errors import (
     InvalidJobError,
     JobConflictError,
@@ -32,9 +40,18 @@ from jobservice.execution import (
     RESUME_SIGNAL,
     JobContext,
     JobInput,
-    JobProgress,
 )
-from jobservice.models import JobCounts, JobDefinition, JobStatus, JobView
+from jobservice.jobtypes import JobTypes
+from jobservice.models import (
+    BATCH_WORKER_CLASSIFIER,
+    Failure,
+    JobCounts,
+    JobDefinition,
+    JobStatus,
+    JobTask,
+    JobView,
+    NewJob,
+)
 from jobservice.registry import Registry, installed
 from jobservice.settings import Settings, get_settings
 from jobservice.taskids import workflow_id
@@ -43,10 +60,9 @@ from jobservice.temporal import JOB_ID, JOB_PARTITION, JOB_STATUS, connect
 DEFAULT_PARTITION = "default"
 MAX_DEFINITION_BYTES = 128_000
 _FORBIDDEN = re.compile(r"[.,:;*?!|()/\s]")
-_MEMO_DEFINITION = "definition"
 _MEMO_HASH = "definitionHash"
-_MEMO_OUTCOME = "outcome"
-_QUERY_TIMEOUT = timedelta(seconds=5)
+_SETTLE_SECONDS = 3.0
+_log = logging.getLogger(__name__)
 
 
 def _check_id(kind: str, value: str, longest: int) -> None:
@@ -76,23 +92,46 @@ class Submission:
 
 
 class JobService:
-    """Job operations over a Temporal client."""
+    """Job operations over the job database and a Temporal client.
+
+    The row is what users read; the job's workflow keeps it current. Submitting writes the row
+    first and then starts the workflow, so a crash in between leaves a row that
+    :meth:`reconcile` starts a workflow for; a workflow whose row is missing makes it.
+    """
 
     def __init__(
-        self, client: Client, *, settings: Settings | None = None, registry: Registry | None = None
+        self,
+        client: Client,
+        *,
+        store: JobStore | None = None,
+        settings: Settings | None = None,
+        registry: Registry | None = None,
     ) -> None:
         self._client = client
         self._settings = settings or get_settings()
+        self._store = store or JobStore(create_database_engine(self._settings.database_url()))
         self._registry = registry or installed()
+        self._job_types = JobTypes.load(self._settings.job_types_dir)
 
     @classmethod
     async def connect(cls, settings: Settings | None = None) -> JobService:
+        """A service over the configured Temporal and job database, both checked."""
         settings = settings or get_settings()
-        return cls(await connect(settings.temporal), settings=settings)
+        store = JobStore(create_database_engine(settings.database_url()))
+        await asyncio.to_thread(check_schema, store.engine)
+        return cls(await connect(settings.temporal), store=store, settings=settings)
 
     @property
     def client(self) -> Client:
         return self._client
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @property
+    def store(self) -> JobStore:
+        return self._store
 
     # -- submit --------------------------------------------------------------------------
 
@@ -110,24 +149,90 @@ class JobService:
                 f"targetPipe {definition.target_pipe!r} is not a RabbitMQ queue name "
                 "(at most 255 bytes, no surrounding white space) nor local:<handler>"
             )
-        size = len(definition.model_dump_json())
+
+    def task_of(self, job: NewJob, *, partition: str, job_id: str) -> JobTask:
+        """The job's task: as given, or made by its job type from its parameters."""
+        if job.task is not None:
+            return job.task
+        job_type = self._job_types.get(job.type or "")
+        rendered = job_type.render(partition_id=partition, job_id=job_id, parameters=job.parameters)
+        try:
+            return JobTask.model_validate(rendered)
+        except ValidationError as exc:
+            raise InvalidJobError(
+                f"job type {job.type!r} made a task that is not valid: {_first_error(exc)}"
+            ) from None
+
+    def execution_of(self, job: NewJob, *, partition: str, job_id: str) -> JobDefinition:
+        """What the batch engine runs for ``job``; a job it cannot run is refused here."""
+        job_task = self.task_of(job, partition=partition, job_id=job_id)
+        if job_task.task_classifier != BATCH_WORKER_CLASSIFIER:
+            raise InvalidJobError(
+                f"taskClassifier {job_task.task_classifier!r}: this service runs "
+                f"{BATCH_WORKER_CLASSIFIER} tasks"
+            )
+        try:
+            task = job_task.batch_worker_task()
+        except ValueError as exc:
+            raise InvalidJobError(f"task.taskData: {_first_error(exc)}") from None
+        definition = JobDefinition(
+            **task.model_dump(),
+            name=job.name,
+            description=job.description,
+            labels=job.labels,
+            failure_tolerance=job.failure_tolerance,
+        )
+        self.check_definition(definition)
+        size = len(job.model_dump_json())
         if size > MAX_DEFINITION_BYTES:
             raise InvalidJobError(
                 f"the job definition is {size:,} bytes; the most is {MAX_DEFINITION_BYTES:,}. "
                 "Put large inputs in a file and use the jsonl or directory batch type"
             )
+        return definition
 
     async def submit(
-        self, job_id: str, definition: JobDefinition, *, partition: str = DEFAULT_PARTITION
+        self,
+        job_id: str,
+        job: NewJob | JobDefinition,
+        *,
+        partition: str = DEFAULT_PARTITION,
     ) -> Submission:
-        """Start a job. The same id with the same definition again starts nothing new; with a
-        different definition it is a :class:`JobConflictError`."""
+        """Accept a job. The same id with the same body again changes nothing; with a
+        different body it is a :class:`JobConflictError`."""
         validate_ids(partition, job_id)
-        self.check_definition(definition)
-        digest = definition.definition_hash()
-        context = JobContext(
-            partition=partition,
+        if isinstance(job, JobDefinition):
+            job = NewJob.from_definition(job)
+        self.execution_of(job, partition=partition, job_id=job_id)
+        new_row = NewJobRow(
+            partition_id=partition,
             job_id=job_id,
+            name=job.name,
+            description=job.description,
+            external_data=job.external_data,
+            labels=job.labels,
+            definition=job.model_dump(mode="json", by_alias=True),
+            definition_hash=job.definition_hash(),
+            prerequisite_job_ids=job.prerequisite_job_ids,
+            delay=job.delay,
+        )
+        creation = await asyncio.to_thread(self._store.create, new_row)
+        if creation.outcome is Created.CONFLICT:
+            raise JobConflictError(
+                f"job {job_id!r} in partition {partition!r} exists with a different "
+                "definition; choose another job id, or delete that job first"
+            )
+        if creation.outcome is Created.NEW:
+            await self._start(new_row, fresh=True)
+        return Submission(_view(creation.row), creation.outcome is Created.NEW)
+
+    async def _start(self, new_row: NewJobRow, *, fresh: bool) -> None:
+        """Start the job's workflow. A failure leaves the row for :meth:`reconcile`."""
+        job = NewJob.model_validate(new_row.definition)
+        definition = self.execution_of(job, partition=new_row.partition_id, job_id=new_row.job_id)
+        context = JobContext(
+            partition=new_row.partition_id,
+            job_id=new_row.job_id,
             batch_type=definition.batch_type,
             task_message_type=definition.task_message_type,
             task_message_params=definition.task_message_params,
@@ -135,71 +240,62 @@ class JobService:
             failure_tolerance=definition.failure_tolerance,
             engine=self._settings.engine,
         )
-        memo: dict[str, Any] = {
-            _MEMO_HASH: digest,
-            _MEMO_DEFINITION: definition.model_dump(mode="json", by_alias=True),
-        }
         try:
             await self._client.start_workflow(
                 JOB_WORKFLOW,
-                JobInput(context=context, definition=definition.batch_definition),
-                id=workflow_id(partition, job_id),
+                JobInput(context=context, definition=definition.batch_definition, new_row=new_row),
+                id=workflow_id(new_row.partition_id, new_row.job_id),
                 task_queue=self._settings.temporal.task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                # An earlier job of the same id may have been deleted; its closed run stays.
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
                 search_attributes=TypedSearchAttributes(
                     [
-                        SearchAttributePair(JOB_ID, job_id),
-                        SearchAttributePair(JOB_PARTITION, partition),
+                        SearchAttributePair(JOB_ID, new_row.job_id),
+                        SearchAttributePair(JOB_PARTITION, new_row.partition_id),
                         SearchAttributePair(JOB_STATUS, JobStatus.ACTIVE.value),
                     ]
                 ),
-                memo=memo,
-                static_summary=f"{definition.batch_type} job {partition}/{job_id}",
+                memo={_MEMO_HASH: new_row.definition_hash},
+                static_summary=(
+                    f"{definition.batch_type} job {new_row.partition_id}/{new_row.job_id}"
+                ),
             )
-            created = True
         except WorkflowAlreadyStartedError:
-            existing = await self._describe(partition, job_id)
-            if (await existing.memo()).get(_MEMO_HASH) != digest:
-                raise JobConflictError(
-                    f"job {job_id!r} in partition {partition!r} exists with a different "
-                    "definition; choose another job id"
-                ) from None
-            created = False
-        return Submission(await self.get(job_id, partition=partition), created)
+            pass  # started by an earlier call or the reconciler
+        except RPCError as exc:
+            if fresh:
+                _log.warning(
+                    "job %s/%s is accepted; its workflow will be started when Temporal "
+                    "answers (%s)",
+                    new_row.partition_id,
+                    new_row.job_id,
+                    exc.message,
+                )
+                return
+            raise
 
     # -- read ----------------------------------------------------------------------------
 
     def _handle(self, partition: str, job_id: str) -> WorkflowHandle[Any, Any]:
         return self._client.get_workflow_handle(workflow_id(partition, job_id))
 
-    async def _describe(self, partition: str, job_id: str) -> WorkflowExecution:
+    async def _row(self, partition: str, job_id: str) -> JobRow:
         validate_ids(partition, job_id)
-        try:
-            return await self._handle(partition, job_id).describe()
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                raise JobNotFoundError(f"no job {job_id!r} in partition {partition!r}") from None
-            raise UnavailableError(f"Temporal did not answer: {exc.message}") from None
+        row = await asyncio.to_thread(self._store.get, partition_id=partition, job_id=job_id)
+        if row is None:
+            raise JobNotFoundError(f"no job {job_id!r} in partition {partition!r}")
+        return row
 
     async def get(self, job_id: str, *, partition: str = DEFAULT_PARTITION) -> JobView:
-        """The job's status, counts, rate and failures."""
-        execution = await self._describe(partition, job_id)
-        memo = await execution.memo()
-        progress: JobProgress | None = None
-        if _MEMO_OUTCOME in memo:
-            progress = JobProgress.model_validate(memo[_MEMO_OUTCOME])
-        elif execution.status == WorkflowExecutionStatus.RUNNING:
-            progress = await self._query_progress(partition, job_id)
-        return _view(execution, memo, progress)
+        """The job's status, counts and failures, as its row holds them."""
+        return _view(await self._row(partition, job_id))
 
-    async def _query_progress(self, partition: str, job_id: str) -> JobProgress | None:
-        try:
-            result: JobProgress = await self._handle(partition, job_id).query(
-                "progress", result_type=JobProgress, rpc_timeout=_QUERY_TIMEOUT
-            )
-            return result
-        except RPCError:
-            return None  # no worker answered in time; the status still comes from Temporal
+    async def find(self, query: JobQuery) -> list[JobView]:
+        """The page of jobs a query of the list endpoint selects."""
+        return [_view(row) for row in await asyncio.to_thread(self._store.find, query)]
+
+    async def count(self, query: JobQuery) -> int:
+        return await asyncio.to_thread(self._store.count, query)
 
     async def list(
         self,
@@ -208,47 +304,123 @@ class JobService:
         status: JobStatus | None = None,
         limit: int = 100,
     ) -> list[JobView]:
-        """Jobs, newest first, from Temporal's visibility store."""
-        clauses = [f"WorkflowType = '{JOB_WORKFLOW}'"]
+        """Jobs, newest first."""
         if partition is not None:
             validate_ids(partition)
-            clauses.append(f"JobPartition = '{partition}'")
-        if status is not None:
-            clauses.append(f"JobStatus = '{status.value}'")
-        views: list[JobView] = []
-        async for execution in self._client.list_workflows(" AND ".join(clauses), limit=limit):
-            memo = await execution.memo()
-            outcome = memo.get(_MEMO_OUTCOME)
-            progress = JobProgress.model_validate(outcome) if outcome else None
-            views.append(_view(execution, memo, progress))
-        return views
+        rows = await asyncio.to_thread(
+            self._store.latest, partition_id=partition, status=status, limit=limit
+        )
+        return [_view(row) for row in rows]
 
     # -- control -------------------------------------------------------------------------
 
     async def pause(self, job_id: str, *, partition: str = DEFAULT_PARTITION) -> JobView:
         """Stop dispatching; items in flight finish or stop at their next heartbeat."""
         job = await self.get(job_id, partition=partition)
-        if job.status not in (JobStatus.ACTIVE, JobStatus.WAITING, JobStatus.PAUSED):
-            raise JobStateError(f"job {job_id!r} is {job.status}; only an Active job can be paused")
-        await self._handle(partition, job_id).signal(PAUSE_SIGNAL)
-        return await self.get(job_id, partition=partition)
+        if job.status is JobStatus.PAUSED:
+            return job
+        if job.status not in (JobStatus.ACTIVE, JobStatus.WAITING):
+            raise JobStateError(
+                f"job {job_id!r} is {job.status}; only an Active or Waiting job can be paused"
+            )
+        await self._signal(partition, job_id, PAUSE_SIGNAL)
+        return await self._settled(partition, job_id, {JobStatus.PAUSED})
 
     async def resume(self, job_id: str, *, partition: str = DEFAULT_PARTITION) -> JobView:
         job = await self.get(job_id, partition=partition)
-        if job.status not in (JobStatus.PAUSED, JobStatus.ACTIVE):
+        if job.status is not JobStatus.PAUSED:
             raise JobStateError(f"job {job_id!r} is {job.status}; only a Paused job can be resumed")
-        await self._handle(partition, job_id).signal(RESUME_SIGNAL)
-        return await self.get(job_id, partition=partition)
+        await self._signal(partition, job_id, RESUME_SIGNAL)
+        return await self._settled(partition, job_id, {JobStatus.ACTIVE, JobStatus.WAITING})
 
-    async def cancel(self, job_id: str, *, partition: str = DEFAULT_PARTITION) -> JobView:
+    async def cancel(
+        self, job_id: str, *, partition: str = DEFAULT_PARTITION, settle: bool = True
+    ) -> JobView:
         """Cancel the whole tree. Cancelling a Cancelled job changes nothing."""
         job = await self.get(job_id, partition=partition)
         if job.status is JobStatus.CANCELLED:
             return job
         if job.status.is_terminal:
             raise JobStateError(f"job {job_id!r} is {job.status}; it can no longer be cancelled")
-        await self._handle(partition, job_id).cancel()
-        return await self.get(job_id, partition=partition)
+        handle = self._handle(partition, job_id)
+        try:
+            await handle.cancel()
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise UnavailableError(f"Temporal did not answer: {exc.message}") from None
+            if await self._has_workflow(partition, job_id):
+                # It has just ended: its own last write to the row says how.
+                return await self._settled(partition, job_id, {JobStatus.CANCELLED})
+        # Temporal holds the request now; the row says so at once, whether or not a worker
+        # is there yet to stop the job's batches.
+        await asyncio.to_thread(
+            self._store.set_status,
+            partition_id=partition,
+            job_id=job_id,
+            status=JobStatus.CANCELLED,
+        )
+        if not settle:
+            return job
+        return await self._settled(partition, job_id, {JobStatus.CANCELLED})
+
+    async def delete(self, job_id: str, *, partition: str = DEFAULT_PARTITION) -> None:
+        """Stop the job if it runs, and remove it."""
+        row = await self._row(partition, job_id)
+        if not JobStatus(row.status).is_terminal:
+            try:
+                await self._handle(partition, job_id).terminate(reason="the job was deleted")
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.NOT_FOUND:
+                    raise UnavailableError(f"Temporal did not answer: {exc.message}") from None
+        await asyncio.to_thread(self._store.delete, partition_id=partition, job_id=job_id)
+
+    async def delete_all(self, query: JobQuery) -> int:
+        """Delete every job ``query`` selects; how many were deleted."""
+        deleted = 0
+        for job_id in await asyncio.to_thread(self._store.selected_ids, query):
+            with contextlib.suppress(JobNotFoundError):  # deleted meanwhile by someone else
+                await self.delete(job_id, partition=query.partition_id)
+                deleted += 1
+        return deleted
+
+    async def cancel_all(self, query: JobQuery) -> int:
+        """Cancel every unfinished job ``query`` selects; how many were cancelled."""
+        unfinished = replace(query, status_type="NotFinished")
+        cancelled = 0
+        for job_id in await asyncio.to_thread(self._store.selected_ids, unfinished):
+            with contextlib.suppress(JobNotFoundError, JobStateError):  # it ended meanwhile
+                await self.cancel(job_id, partition=query.partition_id, settle=False)
+                cancelled += 1
+        return cancelled
+
+    async def _has_workflow(self, partition: str, job_id: str) -> bool:
+        try:
+            await self._handle(partition, job_id).describe()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise UnavailableError(f"Temporal did not answer: {exc.message}") from None
+        return True
+
+    async def _signal(self, partition: str, job_id: str, signal: str) -> None:
+        try:
+            await self._handle(partition, job_id).signal(signal)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise JobStateError(
+                    f"job {job_id!r} has no running workflow yet; try again shortly"
+                ) from None
+            raise UnavailableError(f"Temporal did not answer: {exc.message}") from None
+
+    async def _settled(self, partition: str, job_id: str, wanted: set[JobStatus]) -> JobView:
+        """The job once its row shows one of ``wanted`` (the workflow writes it at once), or
+        as it is after a few seconds without a worker to do so."""
+        deadline = asyncio.get_running_loop().time() + _SETTLE_SECONDS
+        while True:
+            job = await self.get(job_id, partition=partition)
+            if job.status in wanted or asyncio.get_running_loop().time() > deadline:
+                return job
+            await asyncio.sleep(0.05)
 
     async def watch(
         self, job_id: str, *, partition: str = DEFAULT_PARTITION, interval: float = 0.5
@@ -274,6 +446,37 @@ class JobService:
                 return job
         raise AssertionError("watch ended before a terminal state")  # pragma: no cover
 
+    # -- reconcile -----------------------------------------------------------------------
+
+    async def reconcile(self) -> int:
+        """Start the workflow of every unfinished job that has none, and bring a row whose
+        workflow has closed up to date. Returns how many jobs it repaired."""
+        grace = int(self._settings.database.reconcile_grace_seconds * 1000)
+        rows = await asyncio.to_thread(self._store.unfinished, updated_before=now_millis() - grace)
+        repaired = 0
+        for row in rows:
+            try:
+                execution = await self._handle(row.partition_id, row.job_id).describe()
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.NOT_FOUND:
+                    raise UnavailableError(f"Temporal did not answer: {exc.message}") from None
+                execution = None
+            started = execution is not None and (
+                execution.start_time.timestamp() * 1000 >= row.create_time - 1000
+            )
+            if not started:
+                await self._start(_new_row(row), fresh=False)
+                repaired += 1
+            elif execution is not None and execution.status in _CLOSED_STATUS:
+                await asyncio.to_thread(
+                    self._store.set_status,
+                    partition_id=row.partition_id,
+                    job_id=row.job_id,
+                    status=_CLOSED_STATUS[execution.status],
+                )
+                repaired += 1
+        return repaired
+
 
 _CLOSED_STATUS = {
     WorkflowExecutionStatus.COMPLETED: JobStatus.COMPLETED,
@@ -284,47 +487,41 @@ _CLOSED_STATUS = {
 }
 
 
-def _view(
-    execution: WorkflowExecution, memo: Mapping[str, Any], progress: JobProgress | None
-) -> JobView:
-    attributes = execution.typed_search_attributes
-    definition = memo.get(_MEMO_DEFINITION) or {}
-    if execution.status in _CLOSED_STATUS:
-        status = _CLOSED_STATUS[execution.status]
-    elif progress is not None:
-        status = progress.status
-    else:
-        status = JobStatus(attributes.get(JOB_STATUS) or JobStatus.ACTIVE.value)
-    view = JobView(
-        id=attributes.get(JOB_ID) or execution.id,
-        partition=attributes.get(JOB_PARTITION) or "",
+def _view(row: JobRow) -> JobView:
+    status = JobStatus(row.status)
+    return JobView(
+        id=row.job_id,
+        partition=row.partition_id,
         status=status,
-        name=definition.get("name"),
-        description=definition.get("description"),
-        labels=definition.get("labels") or {},
-        create_time=execution.start_time,
-        close_time=execution.close_time,
+        percentage_complete=row.percentage_complete,
+        counts=JobCounts(
+            total=row.total, completed=row.completed, failed=row.failed, in_flight=row.in_flight
+        ),
+        failures=[Failure.model_validate(f) for f in row.failures],
+        name=row.name,
+        description=row.description,
+        external_data=row.external_data,
+        labels=row.labels,
+        create_time=_time(row.create_time),
+        last_update_time=_time(row.last_update_time),
+        close_time=_time(row.last_update_time) if status.is_terminal else None,
+        status_reason=row.status_reason,
+        items_per_second=row.items_per_second,
+        eta_seconds=row.eta_seconds,
     )
-    if progress is None:
-        return view
-    counts = progress.progress
-    done = counts.completed + counts.failed
-    percent = 100 if status is JobStatus.COMPLETED else min(99, done * 100 // max(counts.total, 1))
-    view.counts = JobCounts(
-        total=counts.total,
-        completed=counts.completed,
-        failed=counts.failed,
-        in_flight=counts.in_flight,
-    )
-    view.percentage_complete = percent
-    view.failures = progress.failures
-    view.splitting_complete = counts.splitting_complete
-    view.status_reason = None if status.is_terminal else counts.waiting
-    if progress.started_at is not None:
-        end = progress.finished_at or progress.paused_at or datetime.now(UTC)
-        active = (end - progress.started_at).total_seconds() - progress.paused_seconds
-        if active > 0 and done:
-            view.items_per_second = round(done / active, 1)
-            if not status.is_terminal:
-                view.eta_seconds = round(max(counts.total - done, 0) / (done / active), 1)
-    return view
+
+
+def _time(millis: int) -> datetime:
+    return datetime.fromtimestamp(millis / 1000, UTC)
+
+
+def _new_row(row: JobRow) -> NewJobRow:
+    return NewJobRow.model_validate(row.model_dump(include=set(NewJobRow.model_fields)))
+
+
+def _first_error(exc: ValueError) -> str:
+    if isinstance(exc, ValidationError):
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"])
+        return f"{where}: {error['msg']}" if where else str(error["msg"])
+    return str(exc)

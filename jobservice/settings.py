@@ -74,6 +74,42 @@ class RabbitSettings(BaseModel):
     report_batch: int = Field(default=1000, ge=1, description="Results recorded in one go.")
 
 
+class DatabaseSettings(BaseModel):
+    """The job database: a SQLite file by default, PostgreSQL in production."""
+
+    url: SecretStr | None = Field(
+        default=None,
+        description="An SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db; "
+        "default: SQLite in the data folder.",
+    )
+    reconcile_interval_seconds: float = Field(
+        default=30.0, gt=0, description="How often a worker looks for jobs without a workflow."
+    )
+    reconcile_grace_seconds: float = Field(
+        default=10.0, ge=0, description="A job row this young may still be getting its workflow."
+    )
+
+
+class ApiSettings(BaseModel):
+    """The REST API."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str | None = Field(
+        default=None,
+        description="The API's address as workers see it, for the statusCheckUrl of tasks.",
+    )
+    status_cache_seconds: int = Field(
+        default=5, ge=0, description="Cache-Control max-age of a job's status."
+    )
+    keys: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='API keys and the partitions each may use ("*": all), e.g. '
+        '{"key-of-team-a": ["team-a"]}. Empty: the API is open (refused in production).',
+    )
+    production: bool = Field(default=False, description="Refuse to serve without API keys.")
+
+
 class DevSettings(BaseModel):
     """The embedded stack started by ``jobservice dev`` and ``jobservice demo``."""
 
@@ -98,12 +134,21 @@ class Settings(BaseSettings):
     temporal: TemporalSettings = TemporalSettings()
     engine: EngineSettings = EngineSettings()
     rabbitmq: RabbitSettings = RabbitSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    api: ApiSettings = ApiSettings()
     dev: DevSettings = DevSettings()
     file_root: Path = Field(
         default=Path("."),
         description="The directory and jsonl plugins refuse paths outside this folder.",
     )
     worker_max_concurrent_activities: int = 8
+    job_types_dir: Path | None = Field(default=None, description="Job type YAML files.")
+
+    def database_url(self) -> str:
+        """The job database's URL: the setting, else a SQLite file in the data folder."""
+        if self.database.url is not None:
+            return self.database.url.get_secret_value()
+        return f"sqlite:///{self.dev.data_dir / 'jobs.db'}"
 
 
 @lru_cache

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import SecretStr
 from temporalio.client import Client
 
+from jobservice.db.engine import create_database_engine, upgrade
 from jobservice.devserver import DevServer, free_port
 from jobservice.settings import Settings
 from jobservice.temporal import connect
@@ -34,6 +37,17 @@ async def embedded_stack(
     """
     data_dir = settings.dev.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
+    scratch = None
+    if not persistent and settings.database.url is None:
+        # Jobs of a stack that forgets its workflows are forgotten with them.
+        scratch = tempfile.TemporaryDirectory(prefix="jobservice-", dir=data_dir)
+        url = SecretStr(f"sqlite:///{Path(scratch.name) / 'jobs.db'}")
+        settings = settings.model_copy(
+            update={"database": settings.database.model_copy(update={"url": url})}
+        )
+    engine = create_database_engine(settings.database_url())
+    await asyncio.to_thread(upgrade, engine)
+    engine.dispose()
     server = DevServer(
         binary=settings.dev.temporal_binary(),
         port=port or free_port(),
@@ -53,3 +67,5 @@ async def embedded_stack(
         finally:
             stop.set()
             await asyncio.gather(run, return_exceptions=True)
+            if scratch is not None:
+                scratch.cleanup()

@@ -6,6 +6,7 @@ Run more worker processes on the same task queue to scale out.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import timedelta
 
@@ -14,8 +15,12 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from jobservice.activities import BatchActivities
+from jobservice.activities.records import JobRecordActivities
 from jobservice.broker import Broker
+from jobservice.db.engine import check_schema, create_database_engine
+from jobservice.db.store import JobStore
 from jobservice.registry import Registry, installed
+from jobservice.service import JobService
 from jobservice.settings import Settings, get_settings
 from jobservice.tracking import TrackingConsumer
 from jobservice.workflows import BatchWorkflow, JobWorkflow
@@ -30,6 +35,7 @@ def build_worker(
     task_queue: str | None = None,
     registry: Registry | None = None,
     broker: Broker | None = None,
+    store: JobStore | None = None,
 ) -> Worker:
     """A worker for ``task_queue`` (default: the setting), with the installed plugins, or with
     ``registry`` (``installed().extended(...)`` adds an application's own), publishing to
@@ -37,11 +43,14 @@ def build_worker(
     settings = settings or get_settings()
     registry = registry or installed()
     activities = BatchActivities(registry, broker)
+    records = JobRecordActivities(
+        store or JobStore(create_database_engine(settings.database_url()))
+    )
     return Worker(
         client,
         task_queue=task_queue or settings.temporal.task_queue,
         workflows=[JobWorkflow, BatchWorkflow],
-        activities=[activities.split_batch, activities.dispatch_items],
+        activities=[activities.split_batch, activities.dispatch_items, records.record_job],
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         # jobservice's own modules hold no mutable module state; loading them once is safe.
         workflow_runner=SandboxedWorkflowRunner(
@@ -62,8 +71,13 @@ async def run_worker(
 ) -> None:
     """Run a worker, and unless told not to the tracking consumer, until ``stop`` is set."""
     settings = settings or get_settings()
+    store = JobStore(create_database_engine(settings.database_url()))
+    await asyncio.to_thread(check_schema, store.engine)
     broker = Broker(settings.rabbitmq)
-    worker = build_worker(client, settings=settings, broker=broker)
+    worker = build_worker(client, settings=settings, broker=broker, store=store)
+    reconciler = asyncio.create_task(
+        reconcile_jobs(JobService(client, store=store, settings=settings), stop)
+    )
     try:
         async with worker:
             _log.info("worker serving task queue %s", worker.task_queue)
@@ -72,4 +86,24 @@ async def run_worker(
             else:
                 await stop.wait()
     finally:
+        reconciler.cancel()
+        await asyncio.gather(reconciler, return_exceptions=True)
         await broker.close()
+        store.engine.dispose()
+
+
+async def reconcile_jobs(service: JobService, stop: asyncio.Event) -> None:
+    """Every reconcile interval, repair jobs whose row and workflow disagree."""
+    interval = service.settings.database.reconcile_interval_seconds
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
+        if stop.is_set():
+            return
+        try:
+            repaired = await service.reconcile()
+        except Exception as exc:  # the next round tries again; the worker carries on
+            _log.warning("reconciling jobs failed: %s", exc)
+            continue
+        if repaired:
+            _log.info("reconciled %d jobs whose row and workflow disagreed", repaired)

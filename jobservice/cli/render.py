@@ -32,7 +32,7 @@ def show_job(console: Console, job: JobView) -> None:
         console.print(f"  waiting   {job.status_reason}", markup=False)
     total = f"{counts.total:,}" + ("" if job.splitting_complete or job.status.is_terminal else "+")
     console.print(
-        f"  items     {counts.done:,} / {total} ({job.percentage_complete}%)   "
+        f"  items     {counts.done:,} / {total} ({job.percentage_complete:g}%)   "
         f"completed {counts.completed:,}  failed {counts.failed:,}  in flight {counts.in_flight:,}"
     )
     rate = f"{job.items_per_second:,.0f} items/s" if job.items_per_second else "-"

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+import contextlib
+import functools
+from datetime import datetime, timedelta
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from jobservice.db.records import RECORD_JOB, JobRecord
     from jobservice.execution import (
         JOB_WORKFLOW,
         PAUSE_SIGNAL,
@@ -22,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
         ProgressReport,
         TrackingBatch,
     )
-    from jobservice.models import Failure, JobStatus
+    from jobservice.models import Failure, JobCounts, JobStatus
     from jobservice.temporal import JOB_STATUS
     from jobservice.workflows.runner import (
         BatchFailedError,
@@ -54,6 +58,7 @@ class JobWorkflow:
         self._paused_seconds = request.paused_seconds
         self._finished_at: datetime | None = None
         self._failures: list[Failure] = []
+        self._new_row = request.new_row
 
     @workflow.run
     async def run(self, request: JobInput) -> JobProgress:
@@ -61,22 +66,26 @@ class JobWorkflow:
             self._started_at = workflow.now()
         if self._status is JobStatus.PAUSED:
             self._paused_at = workflow.now()
+        recorder = asyncio.create_task(self._keep_row_current())
         try:
             outcome = await self._runner.run()
         except asyncio.CancelledError:
             self._finish(JobStatus.CANCELLED)
+            await self._record_final(recorder)
             raise
         except BatchFailedError as failed:
             self._failures = [failed.failure]
             final = self._finish(JobStatus.FAILED)
+            await self._record_final(recorder)
             raise ApplicationError(
                 f"job {request.context.job_id} failed: {failed.failure.failure_message}",
                 final.model_dump(mode="json", by_alias=True),
                 type="JobFailed",
                 non_retryable=True,
             ) from None
-        await workflow.wait_condition(workflow.all_handlers_finished)
         if isinstance(outcome, BatchInput):
+            await self._record_final(recorder)
+            await workflow.wait_condition(workflow.all_handlers_finished)
             workflow.continue_as_new(
                 JobInput(
                     context=request.context,
@@ -87,7 +96,94 @@ class JobWorkflow:
                     paused_seconds=self._paused_total(),
                 )
             )
-        return self._finish(JobStatus.COMPLETED)
+        final = self._finish(JobStatus.COMPLETED)
+        await self._record_final(recorder)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return final
+
+    # -- the job row -----------------------------------------------------------------------
+
+    def _record(self) -> JobRecord:
+        snapshot = self._snapshot()
+        counts = snapshot.progress
+        done = counts.completed + counts.failed
+        percent = (
+            100.0
+            if self._status is JobStatus.COMPLETED
+            else min(99.0, done * 100 // max(counts.total, 1))
+        )
+        return JobRecord(
+            partition_id=self._request.context.partition,
+            job_id=self._request.context.job_id,
+            status=self._status,
+            status_reason=None if self._status.is_terminal else counts.waiting,
+            counts=JobCounts(
+                total=counts.total,
+                completed=counts.completed,
+                failed=counts.failed,
+                in_flight=counts.in_flight,
+            ),
+            percentage_complete=float(percent),
+            **self._rate(done, counts.total),
+            failures=snapshot.failures,
+            new_row=self._new_row,
+        )
+
+    def _rate(self, done: int, total: int) -> dict[str, float]:
+        """Items a second while active, and the seconds left at that rate."""
+        if self._started_at is None or not done:
+            return {}
+        end = self._finished_at or self._paused_at or workflow.now()
+        active = (end - self._started_at).total_seconds() - self._paused_seconds
+        if active <= 0:
+            return {}
+        rate = done / active
+        rates = {"items_per_second": round(rate, 1)}
+        if not self._status.is_terminal:
+            rates["eta_seconds"] = round(max(total - done, 0) / rate, 1)
+        return rates
+
+    async def _write(self, record: JobRecord) -> None:
+        await workflow.execute_local_activity(
+            RECORD_JOB,
+            record,
+            result_type=bool,
+            start_to_close_timeout=timedelta(seconds=30),
+            # The database may be away for a while: the row catches up when it is back.
+            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+        )
+        self._new_row = None
+
+    async def _keep_row_current(self) -> None:
+        """Write the row when the job changes: a status at once, counts at most once an
+        interval. An idle job writes nothing."""
+        interval = self._request.context.engine.progress_interval_seconds
+        written: JobRecord | None = None
+        while True:
+            await workflow.wait_condition(functools.partial(self._changed_since, written))
+            written = self._record()
+            await self._write(written)
+            status = written.status
+            with contextlib.suppress(asyncio.TimeoutError):
+                await workflow.wait_condition(
+                    functools.partial(self._status_changed_from, status), timeout=interval
+                )
+
+    def _changed_since(self, written: JobRecord | None) -> bool:
+        # The rate moves with the clock alone; an idle job writes nothing.
+        if written is None:
+            return True
+        steady = {"items_per_second": None, "eta_seconds": None}
+        return self._record().model_copy(update=steady) != written.model_copy(update=steady)
+
+    def _status_changed_from(self, status: JobStatus) -> bool:
+        return self._status is not status
+
+    async def _record_final(self, recorder: asyncio.Task[None]) -> None:
+        recorder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await recorder
+        await self._write(self._record())
 
     def _tolerance_exceeded(self, progress: Progress) -> Failure | None:
         tolerance = self._request.context.failure_tolerance

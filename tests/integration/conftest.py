@@ -9,13 +9,17 @@ from pathlib import Path
 
 import pytest
 from aio_pika.abc import AbstractChannel
+from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from jobservice.db.engine import create_database_engine, upgrade
+from jobservice.db.store import JobStore
 from jobservice.devserver import DevServer
 from jobservice.registry import Registry, installed
 from jobservice.service import JobService
 from jobservice.settings import (
+    DatabaseSettings,
     EngineSettings,
     RabbitSettings,
     Settings,
@@ -25,6 +29,7 @@ from jobservice.settings import (
 from jobservice.temporal import connect
 from jobservice.worker import build_worker, run_worker
 from tests.conftest import unique
+from tests.integration.database import postgres_schema
 from tests.integration.handlers import (
     FailOddItemsHandler,
     FlakyBatchPlugin,
@@ -47,8 +52,41 @@ async def client(temporal_server: DevServer) -> Client:
     return await connect(TemporalSettings(address=temporal_server.address))
 
 
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A job database for the session, migrated to the current schema."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'jobs.db'}"
+    engine = create_database_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A schema of the session's own in the machine's PostgreSQL, migrated; dropped after."""
+    with postgres_schema() as url:
+        engine = create_database_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        yield url
+
+
 @pytest.fixture
-def settings(temporal_server: DevServer, engine: EngineSettings) -> Settings:
+def database_url(sqlite_url: str) -> str:
+    """The job database of engine tests; the API tests run on both."""
+    return sqlite_url
+
+
+@pytest.fixture
+def job_store(database_url: str) -> Iterator[JobStore]:
+    store = JobStore(create_database_engine(database_url))
+    yield store
+    store.engine.dispose()
+
+
+@pytest.fixture
+def settings(temporal_server: DevServer, engine: EngineSettings, database_url: str) -> Settings:
     """Settings of this test alone: its own task queue, tracking and dead-letter queues."""
     return Settings(
         temporal=TemporalSettings(address=temporal_server.address, task_queue=unique("queue")),
@@ -56,6 +94,7 @@ def settings(temporal_server: DevServer, engine: EngineSettings) -> Settings:
         rabbitmq=RabbitSettings(
             tracking_pipe=unique("tracking"), dead_letter_pipe=unique("dead-letters")
         ),
+        database=DatabaseSettings(url=SecretStr(database_url)),
     )
 
 
@@ -74,15 +113,19 @@ def registry(recorder: RecordingHandler) -> Registry:
 
 
 @pytest.fixture
-async def worker(client: Client, settings: Settings, registry: Registry) -> AsyncIterator[Worker]:
-    worker = build_worker(client, settings=settings, registry=registry)
+async def worker(
+    client: Client, settings: Settings, registry: Registry, job_store: JobStore
+) -> AsyncIterator[Worker]:
+    worker = build_worker(client, settings=settings, registry=registry, store=job_store)
     async with worker:
         yield worker
 
 
 @pytest.fixture
-def service(client: Client, settings: Settings, registry: Registry) -> JobService:
-    return JobService(client, settings=settings, registry=registry)
+def service(
+    client: Client, settings: Settings, registry: Registry, job_store: JobStore
+) -> JobService:
+    return JobService(client, store=job_store, settings=settings, registry=registry)
 
 
 @pytest.fixture

@@ -18,6 +18,8 @@ def environment(settings: Settings) -> dict[str, str]:
     env["JOBSERVICE_TEMPORAL__TASK_QUEUE"] = settings.temporal.task_queue
     env["JOBSERVICE_RABBITMQ__TRACKING_PIPE"] = settings.rabbitmq.tracking_pipe
     env["JOBSERVICE_RABBITMQ__DEAD_LETTER_PIPE"] = settings.rabbitmq.dead_letter_pipe
+    if settings.database.url is not None:
+        env["JOBSERVICE_DATABASE__URL"] = settings.database.url.get_secret_value()
     return env
 
 

@@ -20,7 +20,7 @@ from jobservice.tracking import REASON_HEADER
 from jobservice.worker import run_worker
 from tests.conftest import unique
 from tests.integration.rabbit import depth, publish, take
-from tests.integration.support import job, run_to_end
+from tests.integration.support import eventually, job, run_to_end
 
 REFERENCE_WORKER = Path(__file__).parents[2] / "examples" / "reference_worker.py"
 
@@ -71,7 +71,11 @@ async def test_task_messages_follow_the_contract_and_results_count_once(
         f"default:{job_id}.{n}" for n in range(1, 301)
     }
     assert all(m.delivery_mode == 2 for m in tasks)  # persistent
-    assert (await service.get(job_id)).counts.in_flight == 300
+
+    async def all_in_flight() -> bool:
+        return (await service.get(job_id)).counts.in_flight == 300
+
+    await eventually(all_in_flight, within=10)
 
     # and reports every result twice, beside messages nobody can read
     for body in bodies:
