@@ -20,8 +20,10 @@ import yaml
 from pydantic import ValidationError
 from rich.console import Console
 
+from jobservice.api.server import api_url, serve_api
 from jobservice.broker import Broker, broker_host
 from jobservice.cli.render import as_json, progress_bar, show_job, show_jobs
+from jobservice.db.engine import create_database_engine, current_revision, upgrade
 from jobservice.errors import JobNotFoundError, JobServiceError, UnavailableError
 from jobservice.models import JobDefinition, JobStatus, JobView
 from jobservice.service import DEFAULT_PARTITION, JobService
@@ -42,6 +44,8 @@ T = TypeVar("T")
 PartitionOption = Annotated[str, typer.Option("--partition", "-p", help="The job's partition.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 JobIdArgument = Annotated[str, typer.Argument(help="The job id.")]
+db_app = typer.Typer(help="The job database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 
 
 def _settings(ctx: typer.Context) -> Settings:
@@ -105,16 +109,50 @@ def dev(ctx: typer.Context) -> None:
 
     async def work() -> None:
         async with embedded_stack(settings, persistent=True, port=port) as stack:
+            service = JobService(stack.client, settings=stack.settings)
+            api = asyncio.create_task(serve_api(service, stop))
             console.print(
                 f"Temporal   {stack.server.address}  (namespace {settings.temporal.namespace})"
             )
             console.print(f"Web UI     {stack.server.ui_url}")
-            console.print(f"jobs in    {settings.dev.data_dir / 'temporal.db'}")
+            console.print(f"REST API   {api_url(service)}  (docs: /job-service-ui)")
+            console.print(f"jobs in    {stack.settings.database_url()}")
             console.print("worker     running; Ctrl-C stops everything")
             await stop.wait()
             console.print("stopping…")
+            await api
 
     _serve(work(), stop)
+
+
+@app.command()
+def api(ctx: typer.Context) -> None:
+    """Serve the REST API alone (JOBSERVICE_API__PORT, default 8080)."""
+    settings = _settings(ctx)
+    stop = asyncio.Event()
+
+    async def work() -> None:
+        service = await JobService.connect(settings)
+        Console().print(f"REST API on {api_url(service)}, docs at /job-service-ui")
+        await serve_api(service, stop)
+
+    _serve(work(), stop)
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context) -> None:
+    """Bring the job database's schema up to this version's."""
+    settings = _settings(ctx)
+    engine = create_database_engine(settings.database_url())
+    try:
+        upgrade(engine)
+        Console().print(f"job database at schema revision {current_revision(engine)}")
+    except Exception as exc:
+        raise _fail(
+            Console(stderr=True), f"the job database cannot be upgraded: {exc}", 5
+        ) from None
+    finally:
+        engine.dispose()
 
 
 @app.command()

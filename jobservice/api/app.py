@@ -1,0 +1,106 @@
+"""The FastAPI application: errors as ``{"message": ...}``, the service layer behind it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from jobservice.api.routes import router
+from jobservice.api.security import (
+    NotAuthenticatedError,
+    PartitionForbiddenError,
+    check_settings,
+)
+from jobservice.errors import (
+    InvalidJobError,
+    InvalidRequestError,
+    JobConflictError,
+    JobNotFoundError,
+    JobServiceError,
+    JobStateError,
+    UnavailableError,
+)
+from jobservice.service import JobService
+from jobservice.settings import Settings, get_settings
+
+BASE_PATH = "/job-service/v1"
+_log = logging.getLogger(__name__)
+
+_STATUS = {
+    InvalidJobError: 400,
+    InvalidRequestError: 400,
+    JobStateError: 400,
+    NotAuthenticatedError: 401,
+    PartitionForbiddenError: 403,
+    JobNotFoundError: 404,
+    JobConflictError: 409,
+    UnavailableError: 503,
+}
+
+
+def create_app(service: JobService | None = None, settings: Settings | None = None) -> FastAPI:
+    """The API over ``service``, or over a service connected from ``settings`` at start."""
+    settings = service.settings if service is not None else settings or get_settings()
+    check_settings(settings.api)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if service is None:
+            app.state.service = await JobService.connect(settings)
+        yield
+
+    app = FastAPI(
+        title="jobservice",
+        summary="Batch jobs split recursively, tracked to the last item.",
+        version="1",
+        lifespan=lifespan,
+        docs_url="/job-service-ui",
+        redoc_url=None,
+        openapi_url=f"{BASE_PATH}/openapi.json",
+    )
+    app.state.settings = settings
+    if service is not None:
+        app.state.service = service
+    app.include_router(router, prefix=BASE_PATH)
+    app.add_exception_handler(JobServiceError, _service_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _unexpected)
+    return app
+
+
+def _message(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"message": message}, status_code=status)
+
+
+async def _service_error(_: Request, exc: JobServiceError) -> JSONResponse:
+    status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)
+    return _message(status, str(exc))
+
+
+async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+        message = str(error.get("msg", "invalid"))
+        if error.get("type") == "json_invalid":
+            message = "the body is not valid JSON"
+        elif error.get("type") == "extra_forbidden":
+            message = "is not a field of this request"
+        problems.append(f"{where}: {message}" if where else message)
+    return _message(400, "; ".join(problems) or "the request is not valid")
+
+
+async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
+    return _message(exc.status_code, str(exc.detail))
+
+
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    _log.exception("the API failed on a request")
+    return _message(500, f"the service failed: {type(exc).__name__}")

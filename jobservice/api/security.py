@@ -1,0 +1,58 @@
+"""Partitions are a security boundary: an API key opens only the partitions it is given."""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import Request
+
+from jobservice.errors import JobServiceError
+from jobservice.settings import ApiSettings
+
+API_KEY_HEADER = "X-API-Key"
+
+
+class NotAuthenticatedError(JobServiceError):
+    """No API key, or one the service does not know."""
+
+
+class PartitionForbiddenError(JobServiceError):
+    """The API key does not open this partition."""
+
+
+class InsecureSettingsError(JobServiceError):
+    """A production API without keys."""
+
+
+def check_settings(settings: ApiSettings) -> None:
+    if settings.production and not settings.keys:
+        raise InsecureSettingsError(
+            "JOBSERVICE_API__PRODUCTION is set but no API keys are configured; set "
+            'JOBSERVICE_API__KEYS, e.g. \'{"<key>": ["<partition>"]}\''
+        )
+
+
+def _presented_key(request: Request) -> str | None:
+    key = request.headers.get(API_KEY_HEADER)
+    if key:
+        return key
+    authorization = request.headers.get("Authorization", "")
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def authorize(request: Request, settings: ApiSettings, partition_id: str) -> None:
+    """Let the request at ``partition_id``, or raise saying why not."""
+    if not settings.keys:
+        return
+    presented = _presented_key(request)
+    if presented is None:
+        raise NotAuthenticatedError(
+            f"an API key is required: send it in the {API_KEY_HEADER} header"
+        )
+    for key, partitions in settings.keys.items():
+        if hmac.compare_digest(key.encode(), presented.encode()):
+            if "*" in partitions or partition_id in partitions:
+                return
+            raise PartitionForbiddenError(f"this API key may not use partition {partition_id!r}")
+    raise NotAuthenticatedError("the API key is not known")
