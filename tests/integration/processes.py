@@ -36,11 +36,14 @@ def start(
 
 
 def run(
-    settings: Settings, args: Sequence[str], timeout: float = 120
+    settings: Settings,
+    args: Sequence[str],
+    timeout: float = 120,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*COMMAND, *args],
-        env=environment(settings),
+        env={**environment(settings), **(extra_env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -65,6 +65,7 @@ async def test_dev_keeps_jobs_across_restarts_and_stops_on_ctrl_c(tmp_path: Path
                 "--wait",
                 "--json",
             ],
+            extra_env={"JOBSERVICE_DEV__DATA_DIR": str(tmp_path / "data")},
         )
         assert submitted.returncode == 0, submitted.stderr
     finally:
@@ -77,7 +78,12 @@ async def test_dev_keeps_jobs_across_restarts_and_stops_on_ctrl_c(tmp_path: Path
     # When the stack starts again on the same data folder, the job is still there
     dev, _ = await start_dev(settings, tmp_path / "data", free_port())
     try:
-        status = await asyncio.to_thread(processes.run, settings, ["status", "kept", "--json"])
+        status = await asyncio.to_thread(
+            processes.run,
+            settings,
+            ["status", "kept", "--json"],
+            extra_env={"JOBSERVICE_DEV__DATA_DIR": str(tmp_path / "data")},
+        )
     finally:
         _, code = await stop_dev(dev)
     assert status.returncode == 0, status.stderr

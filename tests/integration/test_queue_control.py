@@ -87,6 +87,13 @@ async def test_cancel_stops_forwarding_and_late_results_change_nothing(
 
     await service.cancel(job_id)
     cancelled = await asyncio.wait_for(service.wait(job_id, interval=0.2), 30)
+
+    async def final_counts() -> bool:  # the workflow's last write follows the service's
+        nonlocal cancelled
+        cancelled = await service.get(job_id)
+        return cancelled.counts.total > 0
+
+    await eventually(final_counts, within=30)
     for message in tasks:
         body = message.body.replace(b'"NEW_TASK"', b'"RESULT_SUCCESS"')
         await publish(rabbit, settings.rabbitmq.tracking_pipe, body)
