@@ -137,11 +137,6 @@ class JobDefinition(BatchWorkerTask):
             raise ValueError("targetPipe 'local:' names no handler; use local:<handler>")
         return self
 
-    def definition_hash(self) -> str:
-        """A digest of everything that defines the job, to tell a resubmission from a conflict."""
-        body = self.model_dump(mode="json", by_alias=True)
-        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-
 
 class Failure(_CamelModel):
     """One failure, as the reference system reports it."""

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -60,7 +60,6 @@ from jobservice.temporal import JOB_ID, JOB_PARTITION, JOB_STATUS, connect
 DEFAULT_PARTITION = "default"
 MAX_DEFINITION_BYTES = 128_000
 _FORBIDDEN = re.compile(r"[.,:;*?!|()/\s]")
-_MEMO_HASH = "definitionHash"
 _SETTLE_SECONDS = 3.0
 _log = logging.getLogger(__name__)
 
@@ -203,7 +202,7 @@ class JobService:
         validate_ids(partition, job_id)
         if isinstance(job, JobDefinition):
             job = NewJob.from_definition(job)
-        self.execution_of(job, partition=partition, job_id=job_id)
+        definition = self.execution_of(job, partition=partition, job_id=job_id)
         new_row = NewJobRow(
             partition_id=partition,
             job_id=job_id,
@@ -223,13 +222,11 @@ class JobService:
                 "definition; choose another job id, or delete that job first"
             )
         if creation.outcome is Created.NEW:
-            await self._start(new_row, fresh=True)
+            await self._start(new_row, definition, fresh=True)
         return Submission(_view(creation.row), creation.outcome is Created.NEW)
 
-    async def _start(self, new_row: NewJobRow, *, fresh: bool) -> None:
+    async def _start(self, new_row: NewJobRow, definition: JobDefinition, *, fresh: bool) -> None:
         """Start the job's workflow. A failure leaves the row for :meth:`reconcile`."""
-        job = NewJob.model_validate(new_row.definition)
-        definition = self.execution_of(job, partition=new_row.partition_id, job_id=new_row.job_id)
         context = JobContext(
             partition=new_row.partition_id,
             job_id=new_row.job_id,
@@ -255,7 +252,6 @@ class JobService:
                         SearchAttributePair(JOB_STATUS, JobStatus.ACTIVE.value),
                     ]
                 ),
-                memo={_MEMO_HASH: new_row.definition_hash},
                 static_summary=(
                     f"{definition.batch_type} job {new_row.partition_id}/{new_row.job_id}"
                 ),
@@ -347,8 +343,8 @@ class JobService:
             await handle.cancel()
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
-                raise UnavailableError(f"Temporal did not answer: {exc.message}") from None
-            if await self._has_workflow(partition, job_id):
+                raise _unavailable(exc) from None
+            if await self._execution(partition, job_id) is not None:
                 # It has just ended: its own last write to the row says how.
                 return await self._settled(partition, job_id, {JobStatus.CANCELLED})
         # Temporal holds the request now; the row says so at once, whether or not a worker
@@ -371,7 +367,7 @@ class JobService:
                 await self._handle(partition, job_id).terminate(reason="the job was deleted")
             except RPCError as exc:
                 if exc.status != RPCStatusCode.NOT_FOUND:
-                    raise UnavailableError(f"Temporal did not answer: {exc.message}") from None
+                    raise _unavailable(exc) from None
         await asyncio.to_thread(self._store.delete, partition_id=partition, job_id=job_id)
 
     async def delete_all(self, query: JobQuery) -> int:
@@ -393,14 +389,14 @@ class JobService:
                 cancelled += 1
         return cancelled
 
-    async def _has_workflow(self, partition: str, job_id: str) -> bool:
+    async def _execution(self, partition: str, job_id: str) -> WorkflowExecution | None:
+        """The job's workflow execution as Temporal describes it; None when there is none."""
         try:
-            await self._handle(partition, job_id).describe()
+            return await self._handle(partition, job_id).describe()
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
-                return False
-            raise UnavailableError(f"Temporal did not answer: {exc.message}") from None
-        return True
+                return None
+            raise _unavailable(exc) from None
 
     async def _signal(self, partition: str, job_id: str, signal: str) -> None:
         try:
@@ -410,7 +406,7 @@ class JobService:
                 raise JobStateError(
                     f"job {job_id!r} has no running workflow yet; try again shortly"
                 ) from None
-            raise UnavailableError(f"Temporal did not answer: {exc.message}") from None
+            raise _unavailable(exc) from None
 
     async def _settled(self, partition: str, job_id: str, wanted: set[JobStatus]) -> JobView:
         """The job once its row shows one of ``wanted`` (the workflow writes it at once), or
@@ -455,17 +451,15 @@ class JobService:
         rows = await asyncio.to_thread(self._store.unfinished, updated_before=now_millis() - grace)
         repaired = 0
         for row in rows:
-            try:
-                execution = await self._handle(row.partition_id, row.job_id).describe()
-            except RPCError as exc:
-                if exc.status != RPCStatusCode.NOT_FOUND:
-                    raise UnavailableError(f"Temporal did not answer: {exc.message}") from None
-                execution = None
+            execution = await self._execution(row.partition_id, row.job_id)
             started = execution is not None and (
                 execution.start_time.timestamp() * 1000 >= row.create_time - 1000
             )
             if not started:
-                await self._start(_new_row(row), fresh=False)
+                new_row = _new_row(row)
+                job = NewJob.model_validate(new_row.definition)
+                definition = self.execution_of(job, partition=row.partition_id, job_id=row.job_id)
+                await self._start(new_row, definition, fresh=False)
                 repaired += 1
             elif execution is not None and execution.status in _CLOSED_STATUS:
                 await asyncio.to_thread(
@@ -506,9 +500,14 @@ def _view(row: JobRow) -> JobView:
         last_update_time=_time(row.last_update_time),
         close_time=_time(row.last_update_time) if status.is_terminal else None,
         status_reason=row.status_reason,
+        splitting_complete=row.splitting_complete,
         items_per_second=row.items_per_second,
         eta_seconds=row.eta_seconds,
     )
+
+
+def _unavailable(exc: RPCError) -> UnavailableError:
+    return UnavailableError(f"Temporal did not answer: {exc.message}")
 
 
 def _time(millis: int) -> datetime:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -19,6 +20,7 @@ from jobservice.service import JobService, validate_ids
 from jobservice.settings import Settings
 
 router = APIRouter()
+_HEALTH_TIMEOUT = timedelta(seconds=3)
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Message, "description": description}
@@ -56,28 +58,6 @@ def _partition(request: Request, partition_id: PartitionId) -> str:
 Partition = Annotated[str, Depends(_partition)]
 
 
-def _query(
-    partition_id: Partition,
-    job_id_starts_with: Annotated[str | None, Query(alias="jobIdStartsWith")] = None,
-    status_type: Annotated[str | None, Query(alias="statusType")] = None,
-    limit: Annotated[int, Query(description="Jobs per page, 1 to 1000.")] = DEFAULT_LIMIT,
-    offset: Annotated[int, Query(description="Jobs to skip.")] = 0,
-    sort: Annotated[str | None, Query(description="field:asc|desc")] = None,
-    label_exist: Annotated[str | None, Query(alias="labelExist")] = None,
-    filter: Annotated[str | None, Query(description="RSQL")] = None,
-) -> JobQuery:
-    return JobQuery(
-        partition_id=partition_id,
-        job_id_starts_with=job_id_starts_with,
-        status_type=status_type,
-        limit=limit,
-        offset=offset,
-        sort=sort,
-        label_exist=label_exist,
-        filter=filter,
-    )
-
-
 def _selection(
     partition_id: Partition,
     job_id_starts_with: Annotated[str | None, Query(alias="jobIdStartsWith")] = None,
@@ -92,8 +72,21 @@ def _selection(
     )
 
 
-QueryDep = Annotated[JobQuery, Depends(_query)]
 SelectionDep = Annotated[JobQuery, Depends(_selection)]
+
+
+def _query(
+    selection: SelectionDep,
+    status_type: Annotated[str | None, Query(alias="statusType")] = None,
+    limit: Annotated[int, Query(description="Jobs per page, 1 to 1000.")] = DEFAULT_LIMIT,
+    offset: Annotated[int, Query(description="Jobs to skip.")] = 0,
+    sort: Annotated[str | None, Query(description="field:asc|desc")] = None,
+) -> JobQuery:
+    """The list's query: the bulk endpoints' selection, with a status type, a page and an order."""
+    return replace(selection, status_type=status_type, limit=limit, offset=offset, sort=sort)
+
+
+QueryDep = Annotated[JobQuery, Depends(_query)]
 
 
 @router.get("/ping", tags=["health"])
@@ -124,9 +117,6 @@ async def health(service: ServiceDep, response: Response) -> Health:
     if not healthy:
         response.status_code = 503
     return Health(healthy=healthy, temporal=temporal, database=database, rabbitmq=rabbitmq)
-
-
-_HEALTH_TIMEOUT = timedelta(seconds=3)
 
 
 def _select_one(service: JobService) -> None:

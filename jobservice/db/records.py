@@ -36,6 +36,7 @@ class JobRecord(BaseModel):
     status_reason: str | None = None
     counts: JobCounts = Field(default_factory=JobCounts)
     percentage_complete: float = 0.0
+    splitting_complete: bool = False
     items_per_second: float | None = None
     eta_seconds: float | None = None
     failures: list[Failure] = Field(default_factory=list)

@@ -127,6 +127,7 @@ class JobStore:
             "failed": record.counts.failed,
             "in_flight": record.counts.in_flight,
             "percentage_complete": record.percentage_complete,
+            "splitting_complete": record.splitting_complete,
             "items_per_second": record.items_per_second,
             "eta_seconds": record.eta_seconds,
             "failures": [f.model_dump(mode="json", by_alias=True) for f in record.failures],

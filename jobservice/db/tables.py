@@ -37,6 +37,8 @@ class JobRow(SQLModel, table=True):
     completed: int = 0
     failed: int = 0
     in_flight: int = 0
+    splitting_complete: bool = False
+    """Whether every item is known, so that ``total`` is final."""
     items_per_second: float | None = None
     eta_seconds: float | None = None
     failures: list[dict[str, Any]] = Field(

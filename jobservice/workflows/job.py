@@ -33,8 +33,6 @@ with workflow.unsafe.imports_passed_through():
         BatchRunner,
     )
 
-OUTCOME_MEMO = "outcome"
-
 
 @workflow.defn(name=JOB_WORKFLOW)
 class JobWorkflow:
@@ -117,6 +115,7 @@ class JobWorkflow:
             job_id=self._request.context.job_id,
             status=self._status,
             status_reason=None if self._status.is_terminal else counts.waiting,
+            splitting_complete=counts.splitting_complete,
             counts=JobCounts(
                 total=counts.total,
                 completed=counts.completed,
@@ -229,9 +228,7 @@ class JobWorkflow:
         self._paused_at = None
         self._finished_at = workflow.now()
         self._set_status(status)
-        final = self._snapshot()
-        workflow.upsert_memo({OUTCOME_MEMO: final.model_dump(mode="json")})
-        return final
+        return self._snapshot()
 
     @workflow.signal(name=PAUSE_SIGNAL)
     def pause(self) -> None:

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from jobservice.errors import InvalidJobError
 from jobservice.messages import TaskMessage
-from jobservice.models import FailureTolerance, JobDefinition, JobStatus
+from jobservice.models import FailureTolerance, JobDefinition, JobStatus, NewJob
 from jobservice.registry import installed
 from jobservice.service import validate_ids
 from jobservice.taskids import job_task_id, parse_job_task_id, workflow_id
@@ -51,8 +51,14 @@ def test_a_job_definition_reads_camel_case_and_keeps_lists_as_json_text() -> Non
     assert job.batch_definition == '["a", "b"]'
     assert job.task_message_params == {"n": "3", "s": "x"}
     assert job.failure_tolerance.percent == 5
-    assert job.definition_hash() == JobDefinition.model_validate(job.model_dump()).definition_hash()
-    assert job.definition_hash() != job.model_copy(update={"name": "other"}).definition_hash()
+    digest = NewJob.from_definition(job).definition_hash()
+    assert (
+        digest
+        == NewJob.from_definition(JobDefinition.model_validate(job.model_dump())).definition_hash()
+    )
+    assert (
+        digest != NewJob.from_definition(job.model_copy(update={"name": "other"})).definition_hash()
+    )
 
 
 def test_a_job_definition_refuses_unknown_fields_and_empty_pipes() -> None:

@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("completed", sa.Integer(), nullable=False),
         sa.Column("failed", sa.Integer(), nullable=False),
         sa.Column("in_flight", sa.Integer(), nullable=False),
+        sa.Column("splitting_complete", sa.Boolean(), nullable=False),
         sa.Column("items_per_second", sa.Float(), nullable=True),
         sa.Column("eta_seconds", sa.Float(), nullable=True),
         sa.Column("failures", sa.JSON(), nullable=False),
