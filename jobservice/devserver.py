@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import socket
 import subprocess
 from dataclasses import dataclass, field
@@ -25,11 +26,35 @@ _READY_SECONDS = 60.0
 
 
 def free_port() -> int:
-    """A TCP port on the loopback nobody listens on right now."""
+    """A TCP port on the loopback nobody listens on right now.
+
+    Chosen below the kernel's ephemeral range: a port from that range, free when asked, can be
+    taken as the local end of any outgoing connection before the server binds it.
+    """
+    low = _ephemeral_low()
+    for _ in range(50):
+        port = random.randrange(_LOWEST_PORT, low)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+        chosen: int = probe.getsockname()[1]
+        return chosen
+
+
+_LOWEST_PORT = 10_000
+
+
+def _ephemeral_low() -> int:
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32_768
+    return max(low, _LOWEST_PORT + 1000)
 
 
 @dataclass
