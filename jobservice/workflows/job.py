@@ -57,6 +57,7 @@ class JobWorkflow:
         self._finished_at: datetime | None = None
         self._failures: list[Failure] = []
         self._new_row = request.new_row
+        self._closing = False
 
     @workflow.run
     async def run(self, request: JobInput) -> JobProgress:
@@ -160,6 +161,8 @@ class JobWorkflow:
         written: JobRecord | None = None
         while True:
             await workflow.wait_condition(functools.partial(self._changed_since, written))
+            if self._closing:
+                return
             written = self._record()
             await self._write(written)
             status = written.status
@@ -170,18 +173,19 @@ class JobWorkflow:
 
     def _changed_since(self, written: JobRecord | None) -> bool:
         # The rate moves with the clock alone; an idle job writes nothing.
-        if written is None:
+        if written is None or self._closing:
             return True
         steady = {"items_per_second": None, "eta_seconds": None}
         return self._record().model_copy(update=steady) != written.model_copy(update=steady)
 
     def _status_changed_from(self, status: JobStatus) -> bool:
-        return self._status is not status
+        return self._status is not status or self._closing
 
     async def _record_final(self, recorder: asyncio.Task[None]) -> None:
-        recorder.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await recorder
+        """Let the recorder finish the write it is in (cancelling a local activity midway
+        would surface as an activity error and fail the job), then write the last state."""
+        self._closing = True
+        await recorder
         await self._write(self._record())
 
     def _tolerance_exceeded(self, progress: Progress) -> Failure | None:
