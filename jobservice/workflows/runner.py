@@ -17,7 +17,12 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    FailureError,
+    is_cancelled_exception,
+)
 from temporalio.exceptions import CancelledError as TemporalCancelledError
 
 with workflow.unsafe.imports_passed_through():
@@ -378,6 +383,9 @@ class BatchRunner:
                 retry_policy=self._retry_policy(),
             )
         except ActivityError as error:
+            if is_cancelled_exception(error):
+                # The batch is being cancelled while it splits: that is not a failure.
+                raise asyncio.CancelledError from error
             raise BatchFailedError(
                 failure_from_error(
                     error,
