@@ -20,6 +20,7 @@ PAUSE_SIGNAL = "pause"
 RESUME_SIGNAL = "resume"
 PROGRESS_SIGNAL = "progress"
 TRACKING_SIGNAL = "tracking"
+PREREQUISITES_SIGNAL = "prerequisites"
 
 
 class JobContext(BaseModel):
@@ -172,6 +173,9 @@ class JobInput(BaseModel):
     definition: str
     new_row: NewJobRow | None = None
     """The job's row, on the first run only: the workflow makes it if it is missing."""
+    prerequisite_job_ids: list[str] = Field(default_factory=list)
+    """Jobs that must be Completed before this one starts; then it waits ``delay`` seconds."""
+    delay: int = 0
     state: BatchState | None = None
     paused: bool = False
     started_at: datetime | None = None

@@ -125,6 +125,8 @@ class JobDefinition(BatchWorkerTask):
     description: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     failure_tolerance: FailureTolerance = Field(default_factory=FailureTolerance)
+    prerequisite_job_ids: list[str] = Field(default_factory=list)
+    delay: int = Field(default=0, ge=0, description="Seconds to wait after the prerequisites.")
 
     @field_validator("failure_tolerance", mode="before")
     @classmethod
@@ -282,6 +284,8 @@ class NewJob(_CamelModel):
             description=definition.description,
             labels=definition.labels,
             failure_tolerance=definition.failure_tolerance,
+            prerequisite_job_ids=definition.prerequisite_job_ids,
+            delay=definition.delay,
             task=JobTask(
                 task_classifier=BATCH_WORKER_CLASSIFIER,
                 task_api_version=1,

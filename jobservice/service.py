@@ -52,6 +52,7 @@ from jobservice.models import (
     JobView,
     NewJob,
 )
+from jobservice.prerequisites import never_runs
 from jobservice.registry import Registry, installed
 from jobservice.settings import Settings, get_settings
 from jobservice.taskids import workflow_id
@@ -203,6 +204,7 @@ class JobService:
         if isinstance(job, JobDefinition):
             job = NewJob.from_definition(job)
         definition = self.execution_of(job, partition=partition, job_id=job_id)
+        await self._check_prerequisites(partition, job_id, job.prerequisite_job_ids)
         new_row = NewJobRow(
             partition_id=partition,
             job_id=job_id,
@@ -225,6 +227,32 @@ class JobService:
             await self._start(new_row, definition, fresh=True)
         return Submission(_view(creation.row), creation.outcome is Created.NEW)
 
+    async def _check_prerequisites(
+        self, partition: str, job_id: str, prerequisites: list[str]
+    ) -> None:
+        """Refuse a job that could never run: one that waits for itself, or for a job that
+        has failed or was cancelled. A prerequisite that does not exist yet is waited for."""
+        for prerequisite in prerequisites:
+            try:
+                validate_ids(partition, prerequisite)
+            except InvalidJobError as exc:
+                raise InvalidJobError(f"prerequisiteJobIds: {exc}") from None
+        if not prerequisites:
+            return
+        if await asyncio.to_thread(
+            self._store.waits_for, partition_id=partition, job_ids=prerequisites, job_id=job_id
+        ):
+            raise InvalidJobError(
+                f"job {job_id!r} would wait for itself: it is among its prerequisites or "
+                "theirs, so it could never run"
+            )
+        rows = await asyncio.to_thread(
+            self._store.get_many, partition_id=partition, job_ids=prerequisites
+        )
+        reason = never_runs(rows)
+        if reason is not None:
+            raise InvalidJobError(reason)
+
     async def _start(self, new_row: NewJobRow, definition: JobDefinition, *, fresh: bool) -> None:
         """Start the job's workflow. A failure leaves the row for :meth:`reconcile`."""
         context = JobContext(
@@ -240,7 +268,13 @@ class JobService:
         try:
             await self._client.start_workflow(
                 JOB_WORKFLOW,
-                JobInput(context=context, definition=definition.batch_definition, new_row=new_row),
+                JobInput(
+                    context=context,
+                    definition=definition.batch_definition,
+                    new_row=new_row,
+                    prerequisite_job_ids=new_row.prerequisite_job_ids,
+                    delay=new_row.delay,
+                ),
                 id=workflow_id(new_row.partition_id, new_row.job_id),
                 task_queue=self._settings.temporal.task_queue,
                 # An earlier job of the same id may have been deleted; its closed run stays.
@@ -249,7 +283,7 @@ class JobService:
                     [
                         SearchAttributePair(JOB_ID, new_row.job_id),
                         SearchAttributePair(JOB_PARTITION, new_row.partition_id),
-                        SearchAttributePair(JOB_STATUS, JobStatus.ACTIVE.value),
+                        SearchAttributePair(JOB_STATUS, _first_status(new_row).value),
                     ]
                 ),
                 static_summary=(
@@ -444,32 +478,57 @@ class JobService:
 
     # -- reconcile -----------------------------------------------------------------------
 
-    async def reconcile(self) -> int:
+    async def reconcile(self, *, page: int = 500) -> int:
         """Start the workflow of every unfinished job that has none, and bring a row whose
-        workflow has closed up to date. Returns how many jobs it repaired."""
-        grace = int(self._settings.database.reconcile_grace_seconds * 1000)
-        rows = await asyncio.to_thread(self._store.unfinished, updated_before=now_millis() - grace)
+        workflow has closed up to date. Returns how many jobs it repaired.
+
+        A job that cannot be repaired here (its plugin is not installed in this process, say)
+        is logged and left for a worker that can; Temporal not answering ends the pass."""
+        updated_before = now_millis() - int(self._settings.database.reconcile_grace_seconds * 1000)
         repaired = 0
-        for row in rows:
-            execution = await self._execution(row.partition_id, row.job_id)
-            started = execution is not None and (
-                execution.start_time.timestamp() * 1000 >= row.create_time - 1000
+        after: tuple[str, str] | None = None
+        while True:
+            rows = await asyncio.to_thread(
+                self._store.unfinished, updated_before=updated_before, after=after, limit=page
             )
-            if not started:
-                new_row = _new_row(row)
-                job = NewJob.model_validate(new_row.definition)
-                definition = self.execution_of(job, partition=row.partition_id, job_id=row.job_id)
-                await self._start(new_row, definition, fresh=False)
-                repaired += 1
-            elif execution is not None and execution.status in _CLOSED_STATUS:
-                await asyncio.to_thread(
-                    self._store.set_status,
-                    partition_id=row.partition_id,
-                    job_id=row.job_id,
-                    status=_CLOSED_STATUS[execution.status],
-                )
-                repaired += 1
-        return repaired
+            for row in rows:
+                try:
+                    repaired += await self._reconcile(row)
+                except UnavailableError:
+                    raise
+                except Exception as exc:
+                    _log.warning(
+                        "job %s/%s: its row and workflow disagree and cannot be reconciled "
+                        "here: %s",
+                        row.partition_id,
+                        row.job_id,
+                        exc,
+                    )
+            if len(rows) < page:
+                return repaired
+            after = (rows[-1].partition_id, rows[-1].job_id)
+
+    async def _reconcile(self, row: JobRow) -> int:
+        """Repair one unfinished job whose row has been quiet; 1 when it needed it."""
+        execution = await self._execution(row.partition_id, row.job_id)
+        started = execution is not None and (
+            execution.start_time.timestamp() * 1000 >= row.create_time - 1000
+        )
+        if not started:
+            new_row = _new_row(row)
+            job = NewJob.model_validate(new_row.definition)
+            definition = self.execution_of(job, partition=row.partition_id, job_id=row.job_id)
+            await self._start(new_row, definition, fresh=False)
+            return 1
+        if execution is not None and execution.status in _CLOSED_STATUS:
+            await asyncio.to_thread(
+                self._store.set_status,
+                partition_id=row.partition_id,
+                job_id=row.job_id,
+                status=_CLOSED_STATUS[execution.status],
+            )
+            return 1
+        return 0
 
 
 _CLOSED_STATUS = {
@@ -504,6 +563,11 @@ def _view(row: JobRow) -> JobView:
         items_per_second=row.items_per_second,
         eta_seconds=row.eta_seconds,
     )
+
+
+def _first_status(new_row: NewJobRow) -> JobStatus:
+    waits = new_row.prerequisite_job_ids or new_row.delay
+    return JobStatus.WAITING if waits else JobStatus.ACTIVE
 
 
 def _unavailable(exc: RPCError) -> UnavailableError:

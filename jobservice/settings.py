@@ -55,6 +55,11 @@ class EngineSettings(BaseModel):
     result_timeout_seconds: float = Field(
         default=3600.0, gt=0, description="A forwarded item with no result after this has failed."
     )
+    prerequisite_check_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often a waiting job reads its prerequisites' rows, besides being told.",
+    )
 
 
 class RabbitSettings(BaseModel):

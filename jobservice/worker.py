@@ -44,13 +44,19 @@ def build_worker(
     registry = registry or installed()
     activities = BatchActivities(registry, broker)
     records = JobRecordActivities(
-        store or JobStore(create_database_engine(settings.database_url()))
+        store or JobStore(create_database_engine(settings.database_url())), client
     )
     return Worker(
         client,
         task_queue=task_queue or settings.temporal.task_queue,
         workflows=[JobWorkflow, BatchWorkflow],
-        activities=[activities.split_batch, activities.dispatch_items, records.record_job],
+        activities=[
+            activities.split_batch,
+            activities.dispatch_items,
+            records.record_job,
+            records.settle_prerequisites,
+            records.notify_dependents,
+        ],
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         # jobservice's own modules hold no mutable module state; loading them once is safe.
         workflow_runner=SandboxedWorkflowRunner(

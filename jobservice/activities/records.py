@@ -1,4 +1,5 @@
-"""The job database activities: the workflow keeps its job's row current through these.
+"""The job database activities: the workflow keeps its job's row current through these, and
+learns through them where its prerequisite jobs stand.
 
 They run as local activities: one marker in the workflow's history per write, at most about
 once a second per job, and at once for a change of status.
@@ -7,20 +8,59 @@ once a second per job, and at once for a change of status.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
+from pydantic import BaseModel
 from temporalio import activity
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
-from jobservice.db.records import RECORD_JOB, JobRecord
+from jobservice.db.records import NOTIFY_DEPENDENTS, RECORD_JOB, SETTLE_PREREQUISITES, JobRecord
 from jobservice.db.store import JobStore
+from jobservice.execution import PREREQUISITES_SIGNAL
+from jobservice.prerequisites import PrerequisiteQuery, PrerequisiteState, settle
+from jobservice.taskids import workflow_id
+
+
+class JobKey(BaseModel):
+    partition_id: str
+    job_id: str
 
 
 class JobRecordActivities:
-    """Writes job rows; injected with the job store."""
+    """Reads and writes job rows; injected with the job store and a Temporal client."""
 
-    def __init__(self, store: JobStore) -> None:
+    def __init__(self, store: JobStore, client: Client) -> None:
         self._store = store
+        self._client = client
 
     @activity.defn(name=RECORD_JOB)
     async def record_job(self, record: JobRecord) -> bool:
         """Write the job's state to its row; False when the row is gone or has ended."""
         return await asyncio.to_thread(self._store.record, record)
+
+    @activity.defn(name=SETTLE_PREREQUISITES)
+    async def settle_prerequisites(self, query: PrerequisiteQuery) -> PrerequisiteState:
+        """Where the job's prerequisites stand, as their rows say."""
+        rows = await asyncio.to_thread(
+            self._store.get_many,
+            partition_id=query.partition_id,
+            job_ids=query.prerequisite_job_ids,
+        )
+        return settle(query, {row.job_id: row for row in rows}, datetime.now(UTC))
+
+    @activity.defn(name=NOTIFY_DEPENDENTS)
+    async def notify_dependents(self, job: JobKey) -> int:
+        """Tell the unfinished jobs waiting for ``job`` that it has ended; how many there were."""
+        dependents = await asyncio.to_thread(
+            self._store.dependents, partition_id=job.partition_id, job_id=job.job_id
+        )
+        for dependent in dependents:
+            handle = self._client.get_workflow_handle(workflow_id(job.partition_id, dependent))
+            try:
+                await handle.signal(PREREQUISITES_SIGNAL)
+            except RPCError as exc:
+                # Not started yet: it reads its prerequisites' rows when it starts.
+                if exc.status != RPCStatusCode.NOT_FOUND:
+                    raise
+        return len(dependents)

@@ -276,6 +276,13 @@ def submit(
     failure_tolerance: Annotated[
         str | None, typer.Option(help="Failed items the job accepts: a count or a percentage.")
     ] = None,
+    after: Annotated[
+        list[str] | None,
+        typer.Option(help="A prerequisite job: this one waits until it is Completed."),
+    ] = None,
+    delay: Annotated[
+        int | None, typer.Option(min=0, help="Seconds to wait once the prerequisites are done.")
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for the job to end.")] = False,
     as_json_: JsonOption = False,
 ) -> None:
@@ -291,6 +298,7 @@ def submit(
         "name": name,
         "description": description,
         "failureTolerance": failure_tolerance,
+        "delay": delay,
     }
     body.update({key: value for key, value in flags.items() if value is not None})
     if param:
@@ -300,6 +308,8 @@ def submit(
         }
     if label:
         body["labels"] = {**body.get("labels", {}), **_pairs(label, "--label")}
+    if after:
+        body["prerequisiteJobIds"] = [*body.get("prerequisiteJobIds", []), *after]
     try:
         job_definition = JobDefinition.model_validate(body)
     except ValidationError as exc:

@@ -10,6 +10,7 @@ from jobservice.models import Failure, JobCounts, JobStatus
 
 RECORD_JOB = "record_job"
 SETTLE_PREREQUISITES = "settle_prerequisites"
+NOTIFY_DEPENDENTS = "notify_dependents"
 
 
 class NewJobRow(BaseModel):
@@ -42,11 +43,3 @@ class JobRecord(BaseModel):
     failures: list[Failure] = Field(default_factory=list)
     new_row: NewJobRow | None = None
     """Given on a job's first record: the row is made from it if it is missing."""
-
-
-class PrerequisiteState(BaseModel):
-    """Where a waiting job's prerequisites stand."""
-
-    waiting_for: list[str] = Field(default_factory=list)
-    failure: Failure | None = None
-    """Set when a prerequisite Failed or was Cancelled: the job can never run."""

@@ -184,18 +184,23 @@ class JobStore:
             session.commit()
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    def unfinished(self, *, updated_before: int, limit: int = 500) -> list[JobRow]:
-        """Unfinished jobs whose row has not changed since ``updated_before`` (epoch ms)."""
-        with self.session() as session:
-            statement = (
-                select(JobRow)
-                .where(
-                    col(JobRow.status).in_(NOT_FINISHED),
-                    col(JobRow.last_update_time) < updated_before,
-                )
-                .order_by(col(JobRow.last_update_time))
-                .limit(limit)
+    def unfinished(
+        self, *, updated_before: int, after: tuple[str, str] | None = None, limit: int = 500
+    ) -> list[JobRow]:
+        """A page of the unfinished jobs whose row has not changed since ``updated_before``
+        (epoch ms), in (partition, job id) order after ``after``."""
+        statement = select(JobRow).where(
+            col(JobRow.status).in_(NOT_FINISHED),
+            col(JobRow.last_update_time) < updated_before,
+        )
+        if after is not None:
+            partition_id, job_id = after
+            statement = statement.where(
+                (col(JobRow.partition_id) > partition_id)
+                | ((col(JobRow.partition_id) == partition_id) & (col(JobRow.job_id) > job_id))
             )
+        statement = statement.order_by(col(JobRow.partition_id), col(JobRow.job_id)).limit(limit)
+        with self.session() as session:
             return list(session.scalars(statement))
 
     def dependents(self, *, partition_id: str, job_id: str) -> list[str]:
@@ -215,6 +220,22 @@ class JobStore:
                 )
             )
             return list(session.scalars(statement))
+
+    def waits_for(self, *, partition_id: str, job_ids: Sequence[str], job_id: str) -> bool:
+        """Whether any of ``job_ids`` waits for ``job_id``, directly or through others."""
+        seen: set[str] = set()
+        frontier = set(job_ids)
+        with self.session() as session:
+            while frontier:
+                if job_id in frontier:
+                    return True
+                seen |= frontier
+                statement = select(col(JobPrerequisiteRow.prerequisite_job_id)).where(
+                    col(JobPrerequisiteRow.partition_id) == partition_id,
+                    col(JobPrerequisiteRow.job_id).in_(list(frontier)),
+                )
+                frontier = set(session.scalars(statement)) - seen
+        return False
 
     def latest(
         self, *, partition_id: str | None, status: JobStatus | None, limit: int

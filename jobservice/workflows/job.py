@@ -6,16 +6,24 @@ import asyncio
 import contextlib
 import functools
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from jobservice.db.records import RECORD_JOB, JobRecord
+    from jobservice.activities.records import JobKey
+    from jobservice.db.records import (
+        NOTIFY_DEPENDENTS,
+        RECORD_JOB,
+        SETTLE_PREREQUISITES,
+        JobRecord,
+    )
     from jobservice.execution import (
         JOB_WORKFLOW,
         PAUSE_SIGNAL,
+        PREREQUISITES_SIGNAL,
         PROGRESS_SIGNAL,
         RESUME_SIGNAL,
         TRACKING_SIGNAL,
@@ -27,11 +35,14 @@ with workflow.unsafe.imports_passed_through():
         TrackingBatch,
     )
     from jobservice.models import Failure, JobCounts, JobStatus
+    from jobservice.prerequisites import PrerequisiteQuery, PrerequisiteState
     from jobservice.temporal import JOB_STATUS
     from jobservice.workflows.runner import (
         BatchFailedError,
         BatchRunner,
     )
+
+T = TypeVar("T")
 
 
 @workflow.defn(name=JOB_WORKFLOW)
@@ -50,7 +61,18 @@ class JobWorkflow:
             ),
             stop_check=self._tolerance_exceeded,
         )
-        self._status = JobStatus.PAUSED if request.paused else JobStatus.ACTIVE
+        waits = bool(request.prerequisite_job_ids or request.delay)
+        self._waiting = request.state is None and waits
+        """Whether the job still waits for its prerequisites or its delay."""
+        self._waiting_reason: str | None = None
+        self._prerequisites_changed = False
+        self._status = (
+            JobStatus.PAUSED
+            if request.paused
+            else JobStatus.WAITING
+            if self._waiting
+            else JobStatus.ACTIVE
+        )
         self._started_at: datetime | None = request.started_at
         self._paused_at: datetime | None = None
         self._paused_seconds = request.paused_seconds
@@ -61,21 +83,25 @@ class JobWorkflow:
 
     @workflow.run
     async def run(self, request: JobInput) -> JobProgress:
-        if self._started_at is None:
-            self._started_at = workflow.now()
         if self._status is JobStatus.PAUSED:
             self._paused_at = workflow.now()
+        if self._waiting:
+            self._set_status(self._status)
         recorder = asyncio.create_task(self._keep_row_current())
         try:
+            if self._waiting:
+                await self._wait_to_start(recorder)
+            if self._started_at is None:
+                self._started_at = workflow.now()
             outcome = await self._runner.run()
         except asyncio.CancelledError:
             self._finish(JobStatus.CANCELLED)
-            await self._record_final(recorder)
+            await self._record_final(recorder, ended=True)
             raise
         except BatchFailedError as failed:
             self._failures = [failed.failure]
             final = self._finish(JobStatus.FAILED)
-            await self._record_final(recorder)
+            await self._record_final(recorder, ended=True)
             raise ApplicationError(
                 f"job {request.context.job_id} failed: {failed.failure.failure_message}",
                 final.model_dump(mode="json", by_alias=True),
@@ -83,7 +109,7 @@ class JobWorkflow:
                 non_retryable=True,
             ) from None
         if isinstance(outcome, BatchInput):
-            await self._record_final(recorder)
+            await self._record_final(recorder, ended=False)
             await workflow.wait_condition(workflow.all_handlers_finished)
             workflow.continue_as_new(
                 JobInput(
@@ -96,9 +122,54 @@ class JobWorkflow:
                 )
             )
         final = self._finish(JobStatus.COMPLETED)
-        await self._record_final(recorder)
+        await self._record_final(recorder, ended=True)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return final
+
+    # -- prerequisites and delay -----------------------------------------------------------
+
+    async def _wait_to_start(self, recorder: asyncio.Task[None]) -> None:
+        """Wait (Waiting) until every prerequisite is Completed, then for the delay. A
+        prerequisite that failed or was cancelled fails the job (BatchFailedError)."""
+        request = self._request
+        check = timedelta(seconds=request.context.engine.prerequisite_check_seconds)
+        while request.prerequisite_job_ids:
+            self._prerequisites_changed = False
+            state = await _cancellable(
+                SETTLE_PREREQUISITES,
+                PrerequisiteQuery(
+                    partition_id=request.context.partition,
+                    job_id=request.context.job_id,
+                    prerequisite_job_ids=request.prerequisite_job_ids,
+                ),
+                PrerequisiteState,
+            )
+            if state.failure is not None:
+                raise BatchFailedError(state.failure)
+            if not state.waiting_for:
+                break
+            self._waiting_reason = state.reason()
+            if workflow.info().is_continue_as_new_suggested():
+                await self._record_final(recorder, ended=False)
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(
+                    request.model_copy(update={"new_row": None, "paused": self._runner.paused})
+                )
+            # Told when a prerequisite ends; read again now and then in case a word was lost.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await workflow.wait_condition(lambda: self._prerequisites_changed, timeout=check)
+        if request.delay:
+            until = workflow.now() + timedelta(seconds=request.delay)
+            self._waiting_reason = f"delayed until {until:%Y-%m-%d %H:%M:%S} UTC"
+            await workflow.sleep(request.delay)
+        self._waiting = False
+        self._waiting_reason = None
+        if self._status is JobStatus.WAITING:
+            self._set_status(JobStatus.ACTIVE)
+        # Time spent paused while waiting is not time the job ran.
+        self._paused_seconds = 0.0
+        if self._paused_at is not None:
+            self._paused_at = workflow.now()
 
     # -- the job row -----------------------------------------------------------------------
 
@@ -115,7 +186,9 @@ class JobWorkflow:
             partition_id=self._request.context.partition,
             job_id=self._request.context.job_id,
             status=self._status,
-            status_reason=None if self._status.is_terminal else counts.waiting,
+            status_reason=(
+                None if self._status.is_terminal else self._waiting_reason or counts.waiting
+            ),
             splitting_complete=counts.splitting_complete,
             counts=JobCounts(
                 total=counts.total,
@@ -181,12 +254,22 @@ class JobWorkflow:
     def _status_changed_from(self, status: JobStatus) -> bool:
         return self._status is not status or self._closing
 
-    async def _record_final(self, recorder: asyncio.Task[None]) -> None:
+    async def _record_final(self, recorder: asyncio.Task[None], *, ended: bool) -> None:
         """Let the recorder finish the write it is in (cancelling a local activity midway
-        would surface as an activity error and fail the job), then write the last state."""
+        would surface as an activity error and fail the job), then write the last state; and
+        if the job has ended, tell the jobs waiting for it."""
         self._closing = True
         await recorder
         await self._write(self._record())
+        if ended:
+            context = self._request.context
+            await workflow.execute_local_activity(
+                NOTIFY_DEPENDENTS,
+                JobKey(partition_id=context.partition, job_id=context.job_id),
+                result_type=int,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+            )
 
     def _tolerance_exceeded(self, progress: Progress) -> Failure | None:
         tolerance = self._request.context.failure_tolerance
@@ -236,7 +319,7 @@ class JobWorkflow:
 
     @workflow.signal(name=PAUSE_SIGNAL)
     def pause(self) -> None:
-        if self._status is JobStatus.ACTIVE:
+        if self._status in (JobStatus.ACTIVE, JobStatus.WAITING):
             self._paused_at = workflow.now()
             self._set_status(JobStatus.PAUSED)
             self._runner.set_paused(True)
@@ -246,8 +329,13 @@ class JobWorkflow:
         if self._status is JobStatus.PAUSED:
             self._paused_seconds = self._paused_total()
             self._paused_at = None
-            self._set_status(JobStatus.ACTIVE)
+            self._set_status(JobStatus.WAITING if self._waiting else JobStatus.ACTIVE)
             self._runner.set_paused(False)
+
+    @workflow.signal(name=PREREQUISITES_SIGNAL)
+    def prerequisites_changed(self) -> None:
+        """A prerequisite has ended: read where they stand again."""
+        self._prerequisites_changed = True
 
     @workflow.signal(name=PROGRESS_SIGNAL)
     def progress_report(self, report: ProgressReport) -> None:
@@ -260,3 +348,20 @@ class JobWorkflow:
     @workflow.query(name="progress")
     def progress(self) -> JobProgress:
         return self._snapshot()
+
+
+async def _cancellable(activity: str, argument: Any, result_type: type[T]) -> T:
+    """A database read by local activity; the job being cancelled meanwhile is a cancel."""
+    try:
+        result: T = await workflow.execute_local_activity(
+            activity,
+            argument,
+            result_type=result_type,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+        )
+    except ActivityError as error:
+        if is_cancelled_exception(error):
+            raise asyncio.CancelledError from error
+        raise
+    return result

@@ -156,3 +156,22 @@ async def test_errors_have_their_own_exit_codes(settings: Settings, worker: Work
     assert "no job" in unknown.stderr
     assert "unknown batch type 'nope'; known:" in refused.stderr
     assert "cannot reach Temporal" in unreachable.stderr
+
+
+async def test_submit_after_waits_for_the_prerequisite(settings: Settings, worker: Worker) -> None:
+    first, then = unique("first"), unique("then")
+    waiting = await asyncio.to_thread(
+        processes.run,
+        settings,
+        submit_args(then, "0-10", "local:noop", "--after", first, "--delay", "1", "--json"),
+    )
+    assert waiting.returncode == 0, waiting.stderr
+    assert parse(waiting.stdout)["status"] == "Waiting"
+
+    done = await asyncio.to_thread(
+        processes.run, settings, submit_args(first, "0-5", "local:noop", "--wait", "--json")
+    )
+    assert parse(done.stdout)["status"] == "Completed"
+    watched = await asyncio.to_thread(processes.run, settings, ["watch", then])
+    assert watched.returncode == 0, watched.stdout
+    assert "Completed" in watched.stdout

@@ -95,7 +95,7 @@ async def test_cancel_ends_the_whole_tree(
     assert view.status is JobStatus.CANCELLED
     runs = await closed_runs(client, "default", job_id)
     assert len(runs) > 1
-    assert {status for _, status in runs} <= {"CANCELED", "COMPLETED"}
+    assert {status for _, status in runs} <= {"CANCELED", "COMPLETED"}, runs
     assert ("job/default/" + job_id, "CANCELED") in runs
     calls = recorder.calls
     await asyncio.sleep(1)

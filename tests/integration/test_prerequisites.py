@@ -1,0 +1,155 @@
+"""Prerequisite jobs and delay, over HTTP: a job waits until its prerequisites are Completed,
+then for its delay; a failed or cancelled prerequisite fails the jobs that wait for it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.worker import Worker
+
+from jobservice.api import create_app
+from jobservice.service import JobService
+from tests.conftest import unique
+from tests.integration.support import eventually
+from tests.integration.test_api import BASE, body
+
+
+@pytest.fixture
+async def jobs(service: JobService) -> AsyncIterator[Jobs]:
+    transport = httpx.ASGITransport(app=create_app(service))
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        yield Jobs(client, unique("p"))
+
+
+class Jobs:
+    """The jobs of one partition, over HTTP."""
+
+    def __init__(self, http: httpx.AsyncClient, partition: str) -> None:
+        self.http = http
+        self.url = f"{BASE}/partitions/{partition}/jobs"
+
+    async def put(self, job_id: str, **fields: Any) -> httpx.Response:
+        return await self.http.put(f"{self.url}/{job_id}", json=body(**fields))
+
+    async def create(self, job_id: str, **fields: Any) -> None:
+        response = await self.put(job_id, **fields)
+        assert response.status_code == 201, response.text
+
+    async def get(self, job_id: str) -> dict[str, Any]:
+        response = await self.http.get(f"{self.url}/{job_id}")
+        assert response.status_code == 200, response.text
+        job: dict[str, Any] = response.json()
+        return job
+
+    async def until(
+        self, job_id: str, status: str, *, reason: str = "", within: float = 60
+    ) -> dict[str, Any]:
+        """The job once it has ``status`` and a status reason holding ``reason``."""
+
+        async def reached() -> bool:
+            job = await self.get(job_id)
+            return job["status"] == status and reason in (job["statusReason"] or "")
+
+        await eventually(reached, within=within)
+        return await self.get(job_id)
+
+
+async def test_a_job_waits_for_its_prerequisites_then_runs(jobs: Jobs, worker: Worker) -> None:
+    # Given a job waiting for two jobs, one of which does not exist yet
+    await jobs.create("first", items=20)
+    await jobs.create("after", items=10, prerequisiteJobIds=["first", "second"])
+    await jobs.until("first", "Completed")
+
+    # Then it waits, and says for which
+    waiting = await jobs.until("after", "Waiting", reason="waiting for prerequisite jobs")
+    reason = "waiting for prerequisite jobs second (second not created yet)"
+    assert waiting["statusReason"] == reason
+    assert waiting["counts"]["total"] == 0
+
+    # When the last prerequisite is created and completes, the job runs to the end
+    await jobs.create("second", items=5)
+    done = await jobs.until("after", "Completed")
+    assert done["counts"]["completed"] == 10
+
+
+async def test_a_delay_holds_the_job_after_its_prerequisites(jobs: Jobs, worker: Worker) -> None:
+    await jobs.create("late", items=3, delay=2)
+    await jobs.until("late", "Waiting", reason="delayed until", within=1.5)
+
+    done = await jobs.until("late", "Completed")
+    assert done["lastUpdateTime"] - done["createTime"] >= 2000
+
+
+async def test_a_failed_prerequisite_fails_the_chain_naming_the_root(
+    jobs: Jobs, worker: Worker
+) -> None:
+    # Given a chain root <- middle <- last, created before the root exists
+    await jobs.create("middle", prerequisiteJobIds=["root"])
+    await jobs.create("last", prerequisiteJobIds=["middle"])
+
+    # When the root fails (half its items fail; no failures tolerated)
+    await jobs.create("root", items=10, target="local:fail-odd")
+    await jobs.until("root", "Failed")
+
+    # Then every job down the chain fails, and its failure names the root
+    for job_id in ("middle", "last"):
+        failed = await jobs.until(job_id, "Failed")
+        [failure] = failed["failures"]
+        assert failure["failureSource"] == "prerequisite job root"
+        assert failure["failureMessage"].startswith("prerequisite job 'root' failed: ")
+    last = await jobs.get("last")
+    assert "through prerequisite job 'middle'" in last["failures"][0]["failureMessage"]
+
+    # And a new job waiting for a failed one is refused
+    refused = await jobs.put("hopeless", prerequisiteJobIds=["middle"])
+    assert refused.status_code == 400
+    assert "prerequisite job 'middle' is Failed" in refused.json()["message"]
+
+
+async def test_a_cancelled_prerequisite_fails_its_dependents(jobs: Jobs, worker: Worker) -> None:
+    await jobs.create("held", prerequisiteJobIds=["never"])
+    await jobs.create("dependent", prerequisiteJobIds=["held"])
+    await jobs.until("dependent", "Waiting", reason="held")
+
+    cancel = await jobs.http.post(f"{jobs.url}/held/cancel")
+    assert cancel.status_code == 204
+
+    failed = await jobs.until("dependent", "Failed")
+    assert failed["failures"][0]["failureMessage"] == "prerequisite job 'held' was cancelled"
+
+
+async def test_a_job_paused_while_waiting_stays_paused_until_resumed(
+    jobs: Jobs, worker: Worker
+) -> None:
+    await jobs.create("waiter", prerequisiteJobIds=["gate"])
+    await jobs.until("waiter", "Waiting", reason="gate")
+
+    assert (await jobs.http.post(f"{jobs.url}/waiter/pause")).status_code == 204
+    await jobs.until("waiter", "Paused")
+    await jobs.create("gate", items=2)
+    await jobs.until("gate", "Completed")
+    assert (await jobs.get("waiter"))["status"] == "Paused"
+
+    assert (await jobs.http.post(f"{jobs.url}/waiter/resume")).status_code == 204
+    done = await jobs.until("waiter", "Completed")
+    assert done["counts"]["completed"] == 10
+
+
+@pytest.mark.parametrize(
+    ("job_id", "prerequisites", "message"),
+    [
+        ("self", ["self"], "would wait for itself"),
+        ("a", ["b"], "would wait for itself"),  # b waits for a
+        ("c", ["bad.id"], "prerequisiteJobIds: the job id 'bad.id' contains one of"),
+    ],
+)
+async def test_a_job_that_could_never_run_is_a_400(
+    jobs: Jobs, job_id: str, prerequisites: list[str], message: str
+) -> None:
+    await jobs.create("b", prerequisiteJobIds=["a"])
+    response = await jobs.put(job_id, prerequisiteJobIds=prerequisites)
+    assert response.status_code == 400
+    assert message in response.json()["message"]
