@@ -8,9 +8,8 @@
 
 A client works in one partition, given when it is made, as an API key usually opens one;
 a job call names another with ``partition=``. Calls take and return the models the API
-itself reads and writes: :class:`~jobservice.models.NewJob` (or a flat
-:class:`~jobservice.models.JobDefinition`) in, :class:`~jobservice.api.schemas.JobPublic`
-and :class:`~jobservice.api.schemas.Health` out.
+itself reads and writes, re-exported here: :class:`NewJob` (or a flat :class:`JobDefinition`)
+in; :class:`JobPublic`, :class:`JobStatus` and :class:`Health` out.
 
 Errors: a refused call raises a :class:`JobServiceClientError` of its status, whose text is
 the API's ``message`` and which holds ``status`` and ``url``. Where a status stands for one
@@ -25,6 +24,7 @@ whose errors are the server's own: a :class:`NotAuthorizedError` is either, a
 :class:`ForbiddenError` the 403 alone.
 """
 
+from jobservice.api.schemas import Health, JobPublic
 from jobservice.client._call import JobFilters, JobListQuery, JobSelection
 from jobservice.client._clients import AsyncJobServiceClient, JobServiceClient
 from jobservice.client._endpoints import DEFAULT_TIMEOUT
@@ -38,6 +38,7 @@ from jobservice.client._errors import (
     ServiceUnavailableError,
     UnreachableError,
 )
+from jobservice.models import JobDefinition, JobStatus, NewJob
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -45,11 +46,16 @@ __all__ = [
     "BadRequestError",
     "ConflictError",
     "ForbiddenError",
+    "Health",
+    "JobDefinition",
     "JobFilters",
     "JobListQuery",
+    "JobPublic",
     "JobSelection",
     "JobServiceClient",
     "JobServiceClientError",
+    "JobStatus",
+    "NewJob",
     "NotAuthorizedError",
     "NotFoundError",
     "ServiceUnavailableError",
