@@ -7,8 +7,12 @@ event loop serves the API and runs the worker.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,6 +29,7 @@ from jobservice.client import (
     ConflictError,
     ForbiddenError,
     JobServiceClient,
+    JobServiceClientError,
     NotAuthorizedError,
     NotFoundError,
     UnreachableError,
@@ -273,3 +278,33 @@ async def test_no_api_there_is_an_error_naming_the_url() -> None:
         assert str(error).startswith(f"cannot reach the job service at {url}{BASE_PATH}{path}: ")
         assert error.status is None
         assert isinstance(error, UnavailableError)
+
+
+class _Files(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_a_web_server_that_is_not_the_api_is_said_to_be_so(tmp_path: Path) -> None:
+    # Given a plain web server with a page where a job would be, and nothing elsewhere
+    page = tmp_path / "job-service/v1/partitions/default/jobs/j"
+    page.parent.mkdir(parents=True)
+    page.write_text("<html>a page</html>")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Files, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        with JobServiceClient(url) as jobs:
+            with pytest.raises(JobServiceClientError) as not_a_job:
+                jobs.get_job("j")
+            with pytest.raises(NotFoundError) as no_page:
+                jobs.get_job("k")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert str(not_a_job.value).startswith(
+        f"the answer from {url}{BASE_PATH}/partitions/default/jobs/j is not the job service's: "
+    )
+    assert not_a_job.value.status == 200
+    # An error page that is not the API's message: its status line is all there is to say
+    assert no_page.value.message == "HTTP 404 File not found"
