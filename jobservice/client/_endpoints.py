@@ -6,6 +6,7 @@ it reads, waiting (:class:`JobServiceClient`) or awaitable (:class:`AsyncJobServ
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 from typing import (
     TYPE_CHECKING,
@@ -67,6 +68,12 @@ class Endpoint(Generic[P, T]):
     def __init__(self, build: Callable[Concatenate[Endpoints[Any], P], Call[T]]) -> None:
         self._build = build
         self.__doc__ = build.__doc__
+        # help() and notebooks show the method's own parameters, without the call it makes.
+        signature = inspect.signature(build)
+        self._signature = signature.replace(
+            parameters=list(signature.parameters.values())[1:],
+            return_annotation=inspect.Signature.empty,
+        )
 
     @overload
     def __get__(self, client: None, owner: type[Any]) -> Self: ...
@@ -89,6 +96,7 @@ class Endpoint(Generic[P, T]):
 
         send.__name__ = build.__name__
         send.__doc__ = build.__doc__
+        send.__signature__ = self._signature  # type: ignore[attr-defined]
         return send
 
 
