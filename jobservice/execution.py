@@ -32,6 +32,10 @@ class JobContext(BaseModel):
     task_message_type: str | None = None
     task_message_params: dict[str, str] = Field(default_factory=dict)
     target_pipe: str
+    track_to: str | None = None
+    """The ``trackTo`` of the job's task messages; None: ``target_pipe``."""
+    status_check_url: str | None = None
+    """Where a worker asks the job's status, given when the API's public URL is set."""
     failure_tolerance: FailureTolerance = Field(default_factory=FailureTolerance)
     engine: EngineSettings = Field(default_factory=EngineSettings)
 

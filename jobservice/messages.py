@@ -35,6 +35,7 @@ class TaskMessage:
     to: str
     correlation_id: str
     tracking_pipe: str | None = None
+    track_to: str | None = None
     status_check_url: str | None = None
     status_check_interval_millis: int = 5000
     context: dict[str, str] = field(default_factory=dict)
@@ -59,7 +60,7 @@ class TaskMessage:
             "tracking": {
                 "jobTaskId": self.job_task_id,
                 "trackingPipe": self.tracking_pipe,
-                "trackTo": self.to,
+                "trackTo": self.track_to or self.to,
                 "statusCheckUrl": self.status_check_url,
                 "statusCheckIntervalMillis": self.status_check_interval_millis,
             },

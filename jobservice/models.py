@@ -127,6 +127,11 @@ class JobDefinition(BatchWorkerTask):
     failure_tolerance: FailureTolerance = Field(default_factory=FailureTolerance)
     prerequisite_job_ids: list[str] = Field(default_factory=list)
     delay: int = Field(default=0, ge=0, description="Seconds to wait after the prerequisites.")
+    track_to: str | None = Field(
+        default=None,
+        description="Where tracking of the job's tasks ends (a job task's targetPipe); "
+        "default: targetPipe.",
+    )
 
     @field_validator("failure_tolerance", mode="before")
     @classmethod
@@ -186,6 +191,8 @@ class JobView(_CamelModel):
 
 
 BATCH_WORKER_CLASSIFIER = "BatchWorker"
+API_BASE_PATH = "/job-service/v1"
+"""Where the REST API's endpoints are, as the reference system has them."""
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9_\-:]+$")
 
 

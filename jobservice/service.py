@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from pydantic import ValidationError
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus, WorkflowHandle
@@ -43,6 +44,7 @@ from jobservice.execution import (
 )
 from jobservice.jobtypes import JobTypes
 from jobservice.models import (
+    API_BASE_PATH,
     BATCH_WORKER_CLASSIFIER,
     Failure,
     JobCounts,
@@ -52,6 +54,7 @@ from jobservice.models import (
     JobView,
     NewJob,
 )
+from jobservice.plugins.task import TASK, SingleTask
 from jobservice.prerequisites import never_runs
 from jobservice.registry import Registry, installed
 from jobservice.settings import Settings, get_settings
@@ -164,23 +167,31 @@ class JobService:
             ) from None
 
     def execution_of(self, job: NewJob, *, partition: str, job_id: str) -> JobDefinition:
-        """What the batch engine runs for ``job``; a job it cannot run is refused here."""
+        """What the batch engine runs for ``job``: the BatchWorkerTask of a BatchWorker task,
+        or else a job of one item, the task, sent to its ``taskPipe``. A job it cannot run is
+        refused here."""
         job_task = self.task_of(job, partition=partition, job_id=job_id)
-        if job_task.task_classifier != BATCH_WORKER_CLASSIFIER:
-            raise InvalidJobError(
-                f"taskClassifier {job_task.task_classifier!r}: this service runs "
-                f"{BATCH_WORKER_CLASSIFIER} tasks"
-            )
-        try:
-            task = job_task.batch_worker_task()
-        except ValueError as exc:
-            raise InvalidJobError(f"task.taskData: {_first_error(exc)}") from None
+        if job_task.task_classifier == BATCH_WORKER_CLASSIFIER:
+            try:
+                batch = job_task.batch_worker_task().model_dump()
+            except ValueError as exc:
+                raise InvalidJobError(f"task.taskData: {_first_error(exc)}") from None
+        else:
+            batch = {
+                "batch_type": TASK,
+                "batch_definition": SingleTask.model_validate(
+                    job_task.model_dump(include=set(SingleTask.model_fields))
+                ).definition(),
+                "task_message_type": TASK,
+                "target_pipe": job_task.task_pipe,
+            }
         definition = JobDefinition(
-            **task.model_dump(),
+            **batch,
             name=job.name,
             description=job.description,
             labels=job.labels,
             failure_tolerance=job.failure_tolerance,
+            track_to=job_task.target_pipe,
         )
         self.check_definition(definition)
         size = len(job.model_dump_json())
@@ -262,6 +273,8 @@ class JobService:
             task_message_type=definition.task_message_type,
             task_message_params=definition.task_message_params,
             target_pipe=definition.target_pipe,
+            track_to=definition.track_to,
+            status_check_url=self._status_check_url(new_row.partition_id, new_row.job_id),
             failure_tolerance=definition.failure_tolerance,
             engine=self._settings.engine,
         )
@@ -303,6 +316,14 @@ class JobService:
                 )
                 return
             raise
+
+    def _status_check_url(self, partition: str, job_id: str) -> str | None:
+        """The job's status endpoint as workers reach it, if the API's public URL is set."""
+        public_url = self._settings.api.public_url
+        if public_url is None:
+            return None
+        path = f"{API_BASE_PATH}/partitions/{quote(partition)}/jobs/{quote(job_id)}/status"
+        return public_url.rstrip("/") + path
 
     # -- read ----------------------------------------------------------------------------
 

@@ -304,6 +304,8 @@ class BatchActivities:
                     task_data=spec.task_data,
                     to=context.target_pipe,
                     correlation_id=correlation,
+                    track_to=context.track_to,
+                    status_check_url=context.status_check_url,
                 )
             )
         return messages, refused

@@ -26,10 +26,11 @@ from jobservice.errors import (
     JobStateError,
     UnavailableError,
 )
+from jobservice.models import API_BASE_PATH
 from jobservice.service import JobService
 from jobservice.settings import Settings, get_settings
 
-BASE_PATH = "/job-service/v1"
+BASE_PATH = API_BASE_PATH
 _log = logging.getLogger(__name__)
 
 _STATUS = {

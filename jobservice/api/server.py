@@ -10,6 +10,7 @@ import uvicorn
 
 from jobservice.api.app import create_app
 from jobservice.errors import UnavailableError
+from jobservice.models import API_BASE_PATH
 from jobservice.service import JobService
 
 
@@ -42,4 +43,4 @@ async def serve_api(service: JobService, stop: asyncio.Event) -> None:
 
 def api_url(service: JobService) -> str:
     settings = service.settings.api
-    return f"http://{settings.host}:{settings.port}/job-service/v1"
+    return f"http://{settings.host}:{settings.port}{API_BASE_PATH}"

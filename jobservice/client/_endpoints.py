@@ -24,7 +24,6 @@ from urllib.parse import quote
 import httpx
 from pydantic import TypeAdapter
 
-from jobservice.api.app import BASE_PATH
 from jobservice.api.schemas import Health, JobPublic, JobsCanceled, JobsDeleted
 from jobservice.api.security import API_KEY_HEADER
 from jobservice.client._call import (
@@ -37,6 +36,7 @@ from jobservice.client._call import (
     read_json,
     read_nothing,
 )
+from jobservice.models import API_BASE_PATH as BASE_PATH
 from jobservice.models import JobDefinition, JobStatus, NewJob
 from jobservice.service import DEFAULT_PARTITION
 
