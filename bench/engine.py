@@ -21,11 +21,12 @@ import psutil
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from bench.database import scratch_database
 from bench.naive import NaiveJob, naive_item
 from jobservice.devserver import DevServer
 from jobservice.models import JobDefinition, JobStatus
 from jobservice.service import JobService
-from jobservice.settings import Settings, TemporalSettings, get_settings
+from jobservice.settings import DatabaseSettings, Settings, TemporalSettings, get_settings
 from jobservice.temporal import connect
 
 
@@ -64,13 +65,16 @@ async def _longest_history(client: Client, job_id: str) -> tuple[int, int]:
     return longest, runs
 
 
-async def run_job(server: DevServer, client: Client, items: int) -> Run:
+async def run_job(server: DevServer, client: Client, database: DatabaseSettings, items: int) -> Run:
     """A range job of ``items`` to local:noop, on a fresh worker process."""
     queue = f"bench-{uuid.uuid4().hex[:8]}"
-    settings = Settings(temporal=TemporalSettings(address=server.address, task_queue=queue))
+    settings = Settings(
+        temporal=TemporalSettings(address=server.address, task_queue=queue), database=database
+    )
     env = dict(os.environ)
     env["JOBSERVICE_TEMPORAL__ADDRESS"] = server.address
     env["JOBSERVICE_TEMPORAL__TASK_QUEUE"] = queue
+    env["JOBSERVICE_DATABASE__URL"] = settings.database_url()
     worker = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "jobservice.cli.main", "worker", env=env, stdout=subprocess.DEVNULL
     )
@@ -110,11 +114,12 @@ async def run_naive(client: Client, items: int) -> float:
 
 async def main(items: int, small: int, naive: int) -> None:
     print(f"machine: {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB")
-    async with DevServer(binary=get_settings().dev.temporal_binary()) as server:
-        client = await connect(TemporalSettings(address=server.address))
-        small_run = await run_job(server, client, small)
-        big_run = await run_job(server, client, items)
-        naive_rate = await run_naive(client, naive)
+    with scratch_database() as database:
+        async with DevServer(binary=get_settings().dev.temporal_binary()) as server:
+            client = await connect(TemporalSettings(address=server.address))
+            small_run = await run_job(server, client, database, small)
+            big_run = await run_job(server, client, database, items)
+            naive_rate = await run_naive(client, naive)
     for run in (small_run, big_run):
         print(
             f"range job, {run.items:>9,} items to local:noop: {run.seconds:6.1f} s, "

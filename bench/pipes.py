@@ -28,7 +28,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aio_pika
+import psutil
+from temporalio.client import Client
 
+from bench.database import scratch_database
 from jobservice.devserver import DevServer
 from jobservice.messages import TaskMessage
 from jobservice.models import JobDefinition, JobStatus
@@ -122,8 +125,47 @@ async def job_forwarding(service: JobService, rabbit: RabbitSettings, items: int
     return items / seconds
 
 
-async def job_end_to_end(service: JobService, rabbit: RabbitSettings, items: int) -> float:
-    """Items/s of a job through the reference worker and the tracking pipe to Completed."""
+class CpuMeter:
+    """CPU seconds each process of the pipeline spends, between start and stop."""
+
+    def __init__(self, processes: dict[str, psutil.Process]) -> None:
+        self._processes = processes
+        self._start = {name: self._cpu(p) for name, p in processes.items()}
+
+    @staticmethod
+    def _cpu(process: psutil.Process) -> float:
+        times = process.cpu_times()
+        return float(times.user + times.system)
+
+    def per_item(self, items: int) -> dict[str, float]:
+        """CPU microseconds per item, by process, since the meter was made."""
+        return {
+            name: (self._cpu(p) - self._start[name]) * 1e6 / items
+            for name, p in self._processes.items()
+        }
+
+
+def pipeline_processes(worker_pid: int) -> dict[str, psutil.Process]:
+    """The processes an end-to-end job runs on: this one (the jobservice worker and tracking
+    consumer), the reference worker, RabbitMQ and the Temporal dev server."""
+    processes = {
+        "jobservice worker": psutil.Process(),
+        "reference worker": psutil.Process(worker_pid),
+    }
+    for child in psutil.Process().children(recursive=True):
+        if "temporal" in child.name():
+            processes["Temporal"] = child
+    for process in psutil.process_iter(["name"]):
+        if process.info["name"] == "beam.smp":
+            processes["RabbitMQ"] = process
+    return processes
+
+
+async def job_end_to_end(
+    service: JobService, rabbit: RabbitSettings, items: int
+) -> tuple[float, dict[str, float]]:
+    """Items/s of a job through the reference worker and the tracking pipe to Completed, and
+    the CPU microseconds per item each process spent."""
     async with scratch_queue(rabbit, "e2e") as (_, queue):
         worker = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -134,6 +176,7 @@ async def job_end_to_end(service: JobService, rabbit: RabbitSettings, items: int
         )
         try:
             job_id = _name("e2e")
+            meter = CpuMeter(pipeline_processes(worker.pid))
             started = time.perf_counter()
             await service.submit(
                 job_id,
@@ -141,12 +184,18 @@ async def job_end_to_end(service: JobService, rabbit: RabbitSettings, items: int
             )
             job = await service.wait(job_id, interval=0.1)
             seconds = time.perf_counter() - started
+            cpu = meter.per_item(items)
         finally:
             worker.terminate()
             await worker.wait()
     if job.status is not JobStatus.COMPLETED or job.counts.completed != items:
         raise SystemExit(f"the job ended {job.status} with {job.counts}; the figures are void")
-    return items / seconds
+    return items / seconds, cpu
+
+
+def cpu_line(cpu: dict[str, float]) -> str:
+    parts = ", ".join(f"{name} {micros:,.0f}" for name, micros in cpu.items())
+    return f"  CPU per item (µs): {parts}; total {sum(cpu.values()):,.0f}"
 
 
 def celery_chord(items: int) -> float:
@@ -177,35 +226,48 @@ def celery_chord(items: int) -> float:
     return float(runner.stdout.strip().splitlines()[-1])
 
 
-async def main(items: int, window: int, end_to_end_only: bool = False) -> None:
-    rabbit = RabbitSettings(tracking_pipe=_name("tracking"), dead_letter_pipe=_name("dead"))
-    async with DevServer(binary=get_settings().dev.temporal_binary()) as server:
-        temporal = TemporalSettings(address=server.address, task_queue=_name("queue"))
-        client = await connect(temporal)
-        settings = Settings(temporal=temporal, rabbitmq=rabbit)
-        stop = asyncio.Event()
-        worker = asyncio.create_task(run_worker(client, stop, settings=settings))
-        try:
-            forwarding = bare = 0.0
-            if not end_to_end_only:
-                wide = settings.engine.model_copy(update={"in_flight_window": items * 2})
-                forwarding = await job_forwarding(
-                    JobService(client, settings=settings.model_copy(update={"engine": wide})),
-                    rabbit,
-                    items,
-                )
-                bare = await bare_publish(rabbit, items)
-            engine = EngineSettings(in_flight_window=window)
-            end_to_end = await job_end_to_end(
-                JobService(client, settings=settings.model_copy(update={"engine": engine})),
+async def _measure(
+    client: Client, settings: Settings, items: int, window: int, end_to_end_only: bool
+) -> tuple[float, dict[str, float], float, float]:
+    """End to end (items/s, CPU per item), and unless skipped forwarding and the bare loop."""
+    rabbit = settings.rabbitmq
+    stop = asyncio.Event()
+    worker = asyncio.create_task(run_worker(client, stop, settings=settings))
+    try:
+        forwarding = bare = 0.0
+        if not end_to_end_only:
+            wide = settings.engine.model_copy(update={"in_flight_window": items * 2})
+            forwarding = await job_forwarding(
+                JobService(client, settings=settings.model_copy(update={"engine": wide})),
                 rabbit,
                 items,
             )
-        finally:
-            stop.set()
-            await worker
+            bare = await bare_publish(rabbit, items)
+        engine = EngineSettings(in_flight_window=window)
+        end_to_end, cpu = await job_end_to_end(
+            JobService(client, settings=settings.model_copy(update={"engine": engine})),
+            rabbit,
+            items,
+        )
+    finally:
+        stop.set()
+        await worker
+    return end_to_end, cpu, forwarding, bare
+
+
+async def main(items: int, window: int, end_to_end_only: bool = False) -> None:
+    rabbit = RabbitSettings(tracking_pipe=_name("tracking"), dead_letter_pipe=_name("dead"))
+    with scratch_database() as database:
+        async with DevServer(binary=get_settings().dev.temporal_binary()) as server:
+            temporal = TemporalSettings(address=server.address, task_queue=_name("queue"))
+            client = await connect(temporal)
+            settings = Settings(temporal=temporal, rabbitmq=rabbit, database=database)
+            end_to_end, cpu, forwarding, bare = await _measure(
+                client, settings, items, window, end_to_end_only
+            )
     if end_to_end_only:
         print(f"end to end {items:,} items, in-flight window {window:,}: {end_to_end:,.0f} items/s")
+        print(cpu_line(cpu))
         return
     chord = await asyncio.to_thread(celery_chord, items)
     print(f"forwarding {items:,} items: job {forwarding:,.0f} items/s, bare aio-pika loop "
@@ -213,6 +275,7 @@ async def main(items: int, window: int, end_to_end_only: bool = False) -> None:
     print(f"end to end {items:,} items, in-flight window {window:,}: job {end_to_end:,.0f} "
           f"items/s, Celery chord {chord:,.0f} tasks/s, ratio {end_to_end / chord:.1f}x "
           "(target >= 3x)")  # fmt: skip
+    print(cpu_line(cpu))
 
 
 if __name__ == "__main__":

@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 import aio_pika
+import aiormq
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 from aio_pika.exceptions import AMQPError, ChannelNotFoundEntity, DeliveryError
 
 from jobservice.errors import InvalidJobError, JobServiceError
+from jobservice.framing import can_frame, publish_framed
 from jobservice.settings import RabbitSettings
 
 _log = logging.getLogger(__name__)
@@ -28,6 +31,12 @@ class BrokerUnavailableError(JobServiceError):
 
 class TargetQueueMissingError(InvalidJobError):
     """The target queue does not exist and the settings say not to declare it."""
+
+
+def _outcome(confirmation: asyncio.Future[Any]) -> BaseException | None:
+    if confirmation.cancelled():
+        return ConnectionError("the publish was cancelled with its channel")
+    return confirmation.exception()
 
 
 def broker_host(settings: RabbitSettings) -> str:
@@ -96,26 +105,8 @@ class Broker:
         ``publish_attempts`` it is a :class:`BrokerUnavailableError`. A message returned as
         unroutable means the queue has gone: :class:`TargetQueueMissingError`."""
         pending = list(bodies)
-        window = asyncio.Semaphore(self.settings.publish_window)
-
-        async def one(exchange: AbstractExchange, body: bytes) -> None:
-            async with window:
-                await exchange.publish(
-                    aio_pika.Message(
-                        body,
-                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                        content_type="application/json",
-                        headers=dict(headers or {}),
-                    ),
-                    routing_key,
-                    mandatory=True,
-                )
-
         for attempt in range(1, self.settings.publish_attempts + 1):
-            exchange = (await self._publishing_channel()).default_exchange
-            outcomes = await asyncio.gather(
-                *(one(exchange, b) for b in pending), return_exceptions=True
-            )
+            outcomes = await self._publish_once(routing_key, pending, headers)
             failed = [(b, o) for b, o in zip(pending, outcomes, strict=True) if o is not None]
             if not failed:
                 return
@@ -140,6 +131,65 @@ class Broker:
             f"publishing to {routing_key!r} on RabbitMQ at {broker_host(self.settings)} failed "
             f"{self.settings.publish_attempts} times; {len(pending)} messages unconfirmed"
         )
+
+    async def _publish_once(
+        self, routing_key: str, bodies: list[bytes], headers: Mapping[str, Any] | None
+    ) -> list[BaseException | None]:
+        """Publish each body once; what became of each: None when confirmed."""
+        try:
+            channel = await self._publishing_channel()
+            underlay = await channel.get_underlay_channel()
+        except (AMQPError, ConnectionError) as exc:
+            return [exc] * len(bodies)
+        if can_frame(underlay):
+            return await self._publish_framed(underlay, routing_key, bodies, headers)
+        window = asyncio.Semaphore(self.settings.publish_window)
+
+        async def one(exchange: AbstractExchange, body: bytes) -> None:
+            async with window:
+                await exchange.publish(
+                    aio_pika.Message(
+                        body,
+                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                        content_type="application/json",
+                        headers=dict(headers or {}),
+                    ),
+                    routing_key,
+                    mandatory=True,
+                )
+
+        exchange = channel.default_exchange
+        return await asyncio.gather(*(one(exchange, b) for b in bodies), return_exceptions=True)
+
+    async def _publish_framed(
+        self,
+        channel: aiormq.Channel,
+        routing_key: str,
+        bodies: list[bytes],
+        headers: Mapping[str, Any] | None,
+    ) -> list[BaseException | None]:
+        """Publish in slices of half the window, one socket write each, keeping at most a
+        window of messages unconfirmed."""
+        step = max(1, self.settings.publish_window // 2)
+        futures: list[asyncio.Future[Any]] = []
+        unconfirmed: deque[list[asyncio.Future[Any]]] = deque()
+        lost: BaseException | None = None
+        for start in range(0, len(bodies), step):
+            if len(unconfirmed) >= 2:
+                await asyncio.wait(unconfirmed.popleft())
+            try:
+                written = await publish_framed(
+                    channel, routing_key, bodies[start : start + step], headers
+                )
+            except (AMQPError, ConnectionError) as exc:
+                lost = exc
+                break
+            unconfirmed.append(written)
+            futures.extend(written)
+        if futures:
+            await asyncio.wait(futures)
+        outcomes = [_outcome(f) for f in futures]
+        return outcomes + [lost] * (len(bodies) - len(outcomes))
 
     async def close(self) -> None:
         if self._connection is not None:
