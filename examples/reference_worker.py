@@ -12,6 +12,9 @@ it translates line by line to a worker in any language:
    error text as ``taskData``), and ``to`` naming where the result should go next, if anywhere;
 4. ack the task only after the result is confirmed by the broker; a result the broker
    cannot route (no tracking queue) leaves the task to be delivered again.
+
+It takes the tasks that have arrived as one batch: publishes their results together, waits
+for the broker to confirm them, and acks the whole batch with one ``multiple`` ack.
 """
 
 from __future__ import annotations
@@ -54,9 +57,10 @@ def result_message(task: dict[str, Any], status: str, data: Any, to: str | None)
     ).encode()
 
 
-async def handle(
+async def report(
     message: AbstractIncomingMessage, exchange: AbstractExchange, options: argparse.Namespace
-) -> None:
+) -> bool:
+    """Do one task and publish its result; False when the broker would not take the result."""
     task = json.loads(message.body)
     status, data = result_of(task, options.fail_every)
     body = result_message(task, status, data, options.result_queue)
@@ -68,10 +72,21 @@ async def handle(
                 mandatory=True,
             )
     except DeliveryError:
-        await asyncio.sleep(1)
-        await message.nack(requeue=True)
+        return False
+    return True
+
+
+async def work_through(
+    batch: list[AbstractIncomingMessage], exchange: AbstractExchange, options: argparse.Namespace
+) -> None:
+    """Report a batch of tasks, then settle them: one ack for all unless a result failed."""
+    reported = await asyncio.gather(*(report(m, exchange, options) for m in batch))
+    if all(reported):
+        await batch[-1].ack(multiple=True)
         return
-    await message.ack()
+    await asyncio.sleep(1)
+    for message, ok in zip(batch, reported, strict=True):
+        await (message.ack() if ok else message.nack(requeue=True))
 
 
 async def main(options: argparse.Namespace) -> None:
@@ -85,14 +100,28 @@ async def main(options: argparse.Namespace) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
 
+        arrived: list[AbstractIncomingMessage] = []
+        wake = asyncio.Event()
+
         async def on_message(message: AbstractIncomingMessage) -> None:
-            # aio-pika runs each callback as its own task, so confirms overlap.
-            await handle(message, channel.default_exchange, options)
+            arrived.append(message)
+            wake.set()
+
+        async def work() -> None:
+            while True:
+                await wake.wait()
+                wake.clear()
+                batch = arrived[:]
+                arrived.clear()
+                if batch:
+                    await work_through(batch, channel.default_exchange, options)
 
         tag = await queue.consume(on_message)
+        worker = asyncio.create_task(work())
         print(f"reference worker consuming {options.queue}", flush=True)
         await stop.wait()
         await queue.cancel(tag)
+        worker.cancel()
 
 
 if __name__ == "__main__":
