@@ -118,8 +118,7 @@ class Progress(BaseModel):
 
 
 class TrackedResult(BaseModel):
-    """A final result from the tracking pipe: an item's number in its batch, whether it failed,
-    and for the first few failures of a signal, the details."""
+    """One result, as signals of earlier versions carried them (see ``TrackingBatch``)."""
 
     number: int
     failed: bool = False
@@ -127,9 +126,25 @@ class TrackedResult(BaseModel):
 
 
 class TrackingBatch(BaseModel):
-    """Results for items of one batch, signalled by the tracking consumer in one go."""
+    """Final results for items of one batch, signalled by the tracking consumer in one go: the
+    numbers (in the batch) of the items that completed and of those that failed, and the
+    details of the first few failures. Bare numbers keep a signal of thousands small."""
 
-    results: list[TrackedResult]
+    completed: list[int] = Field(default_factory=list)
+    failed: list[int] = Field(default_factory=list)
+    failures: list[Failure] = Field(default_factory=list)
+    results: list[TrackedResult] = Field(default_factory=list)
+    """The form of earlier versions, still read when a workflow's history replays."""
+
+    def numbers(self) -> tuple[list[int], list[int], list[Failure]]:
+        """Completed numbers, failed numbers and failure details, whichever form was sent."""
+        completed, failed = list(self.completed), list(self.failed)
+        failures = list(self.failures)
+        for result in self.results:
+            (failed if result.failed else completed).append(result.number)
+            if result.failure is not None:
+                failures.append(result.failure)
+        return completed, failed, failures
 
 
 class TrackingState(BaseModel):

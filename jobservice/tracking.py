@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from aio_pika.abc import AbstractIncomingMessage
+from aiormq.abc import DeliveredMessage
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from jobservice.broker import Broker, BrokerUnavailableError
-from jobservice.execution import TRACKING_SIGNAL, TrackedResult, TrackingBatch
+from jobservice.execution import TRACKING_SIGNAL, TrackingBatch
 from jobservice.models import Failure
 from jobservice.taskids import parse_job_task_id, workflow_id
 
@@ -48,11 +48,13 @@ class UnreadableError(ValueError):
 
 @dataclass(frozen=True)
 class Report:
-    """What one tracking message says."""
+    """What one tracking message says: a final result for item ``number`` of a batch (failed
+    when ``failure`` is set), or, with no number, a progress report."""
 
     batch_workflow: str
     job_workflow: str
-    result: TrackedResult | None
+    number: int | None
+    failure: Failure | None = None
     forward_to: str | None = None
 
 
@@ -90,7 +92,8 @@ def read_report(body: bytes, tracking_pipe: str) -> Report:
     return Report(
         batch_workflow=workflow_id(partition, job_id, path[:-1]),
         job_workflow=workflow_id(partition, job_id),
-        result=TrackedResult(number=path[-1], failed=failure is not None, failure=failure),
+        number=path[-1],
+        failure=failure,
         forward_to=to if forward and isinstance(to, str) else None,
     )
 
@@ -126,9 +129,36 @@ class _Batch:
     """Results waiting to be recorded for one batch workflow, and the messages behind them."""
 
     job_workflow: str
-    results: list[TrackedResult] = field(default_factory=list)
-    messages: list[AbstractIncomingMessage] = field(default_factory=list)
+    completed: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    """Details of the first few failures only, to keep signals small."""
+    messages: list[DeliveredMessage] = field(default_factory=list)
     forwards: list[tuple[str, bytes]] = field(default_factory=list)
+
+    def add(self, report: Report, message: DeliveredMessage) -> None:
+        assert report.number is not None
+        if report.failure is None:
+            self.completed.append(report.number)
+        else:
+            self.failed.append(report.number)
+            if len(self.failures) < _FAILURE_DETAILS:
+                self.failures.append(report.failure)
+        self.messages.append(message)
+        if report.forward_to:
+            self.forwards.append((report.forward_to, message.body))
+
+    def signal(self) -> TrackingBatch:
+        return TrackingBatch(completed=self.completed, failed=self.failed, failures=self.failures)
+
+    def take_back(self, earlier: _Batch) -> None:
+        """Put the results of an earlier attempt in front of these."""
+        self.completed[:0] = earlier.completed
+        self.failed[:0] = earlier.failed
+        self.failures[:0] = earlier.failures
+        del self.failures[_FAILURE_DETAILS:]
+        self.messages[:0] = earlier.messages
+        self.forwards[:0] = earlier.forwards
 
 
 class TrackingConsumer:
@@ -159,23 +189,35 @@ class TrackingConsumer:
                     await asyncio.wait_for(stop.wait(), _RECONNECT_SECONDS)
 
     async def _consume(self, stop: asyncio.Event) -> None:
+        """Consume on one channel until ``stop``, or until the channel is lost (the messages
+        it had not acked come again on the next one)."""
         connection = await self._broker.connection()
         channel = await connection.channel()
-        await channel.set_qos(prefetch_count=self._settings.report_batch * 2)
-        queue = await channel.declare_queue(self._settings.tracking_pipe, durable=True)
-        await channel.declare_queue(self._settings.dead_letter_pipe, durable=True)
-        tag = await queue.consume(self._on_message)
+        try:
+            await channel.set_qos(prefetch_count=self._settings.report_batch * 2)
+            await channel.declare_queue(self._settings.tracking_pipe, durable=True)
+            await channel.declare_queue(self._settings.dead_letter_pipe, durable=True)
+            # Straight on aiormq's channel: aio-pika's message objects cost more than the
+            # rest of reading a result.
+            underlay = await channel.get_underlay_channel()
+            consuming = await underlay.basic_consume(self._settings.tracking_pipe, self._on_message)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await channel.close()
+            raise
         _log.info("tracking consumer reading %s", self._settings.tracking_pipe)
         try:
-            while not stop.is_set():
+            while not stop.is_set() and not underlay.is_closed:
                 await self._gather_burst()
                 await self.flush()
         finally:
             with contextlib.suppress(Exception):
-                await queue.cancel(tag)
+                await underlay.basic_cancel(consuming.consumer_tag or "")
             await self.flush()
             with contextlib.suppress(Exception):
                 await channel.close()
+        if not stop.is_set():
+            raise BrokerUnavailableError("the tracking consumer's channel was closed")
 
     async def _gather_burst(self) -> None:
         """Wait for results, then for the burst they came in to end, within the interval."""
@@ -191,31 +233,30 @@ class TrackingConsumer:
                     self._arrived.wait(), min(_QUIET_SECONDS, max(deadline - loop.time(), 0))
                 )
 
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+    async def _on_message(self, message: DeliveredMessage) -> None:
         try:
             report = read_report(message.body, self._settings.tracking_pipe)
         except UnreadableError as exc:
             await self._dead_letter(message, str(exc))
             return
-        if report.result is None:
+        if report.number is None:
             self.counts["progress"] += 1
-            await message.ack()
+            await _ack([message])
             return
-        batch = self._pending.setdefault(report.batch_workflow, _Batch(report.job_workflow))
-        batch.results.append(report.result)
-        batch.messages.append(message)
-        if report.forward_to:
-            batch.forwards.append((report.forward_to, message.body))
+        batch = self._pending.get(report.batch_workflow)
+        if batch is None:
+            batch = self._pending[report.batch_workflow] = _Batch(report.job_workflow)
+        batch.add(report, message)
         self._buffered += 1
         self._arrived.set()
 
-    async def _dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
+    async def _dead_letter(self, message: DeliveredMessage, reason: str) -> None:
         self._dead_lettering += 1
         try:
             await self._broker.publish(
                 self._settings.dead_letter_pipe, [message.body], headers={REASON_HEADER: reason}
             )
-            await message.ack()
+            await _ack([message])
         finally:
             self._dead_lettering -= 1
         self.counts["dead-lettered"] += 1
@@ -234,16 +275,16 @@ class TrackingConsumer:
             return
         if held_before == 0 and self._held == 0 and not self._dead_lettering:
             # Every earlier message is settled and later ones have later tags: one ack does.
-            last = max(settled, key=lambda m: m.delivery_tag or 0)
+            last = max(settled, key=_delivery_tag)
             await _ack([last], multiple=True)
         else:
             await _ack(settled)
 
-    async def _record(self, batch_workflow: str, batch: _Batch) -> list[AbstractIncomingMessage]:
+    async def _record(self, batch_workflow: str, batch: _Batch) -> list[DeliveredMessage]:
         """Signal a batch's results; returns the messages it settled (none when kept back)."""
         handle = self._client.get_workflow_handle(batch_workflow)
         try:
-            await handle.signal(TRACKING_SIGNAL, TrackingBatch(results=_trimmed(batch.results)))
+            await handle.signal(TRACKING_SIGNAL, batch.signal())
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
                 self._keep(batch_workflow, batch)  # Temporal is busy or away: try again
@@ -255,9 +296,7 @@ class TrackingConsumer:
         self.counts["forwarded"] += len(batch.forwards)
         return batch.messages
 
-    async def _not_running(
-        self, batch_workflow: str, batch: _Batch
-    ) -> list[AbstractIncomingMessage]:
+    async def _not_running(self, batch_workflow: str, batch: _Batch) -> list[DeliveredMessage]:
         """Results for a batch that has ended: discarded for a known job, else dead-lettered."""
         try:
             await self._client.get_workflow_handle(batch.job_workflow).describe()
@@ -278,29 +317,18 @@ class TrackingConsumer:
 
     def _keep(self, batch_workflow: str, batch: _Batch) -> None:
         kept = self._pending.setdefault(batch_workflow, _Batch(batch.job_workflow))
-        kept.results[:0] = batch.results
-        kept.messages[:0] = batch.messages
-        kept.forwards[:0] = batch.forwards
+        kept.take_back(batch)
         self._kept[batch_workflow] = kept
         self._buffered += len(batch.messages)
 
 
-def _trimmed(results: list[TrackedResult]) -> list[TrackedResult]:
-    """The results with failure details only on the first few failures."""
-    detailed = 0
-    trimmed = []
-    for result in results:
-        if result.failure is not None:
-            detailed += 1
-            if detailed > _FAILURE_DETAILS:
-                result = result.model_copy(update={"failure": None})
-        trimmed.append(result)
-    return trimmed
+def _delivery_tag(message: DeliveredMessage) -> int:
+    return message.delivery_tag or 0
 
 
-async def _ack(messages: list[AbstractIncomingMessage], *, multiple: bool = False) -> None:
+async def _ack(messages: list[DeliveredMessage], *, multiple: bool = False) -> None:
     for message in messages:
         # A message from a channel that has since closed will come again; the workflow
         # counts its item once.
         with contextlib.suppress(Exception):
-            await message.ack(multiple=multiple)
+            await message.channel.basic_ack(_delivery_tag(message), multiple=multiple)

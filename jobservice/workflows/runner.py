@@ -177,7 +177,7 @@ class BatchRunner:
         """Final results of this batch's forwarded items; a duplicate changes nothing."""
         if self._tracked is not None:
             limit = self.context.engine.failure_details
-            self._add_settled(self._tracked.record(batch.results, limit))
+            self._add_settled(self._tracked.record(batch, limit))
 
     def _add_settled(self, settled: Settled) -> None:
         if settled.completed or settled.failed:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from jobservice.execution import JobContext, TrackedResult, TrackingState
+    from jobservice.execution import JobContext, TrackingBatch, TrackingState
     from jobservice.models import Failure
 
 
@@ -82,21 +82,24 @@ class TrackedItems:
         if count:
             self.state.awaiting.append((start, end, now + timeout))
 
-    def record(self, results: list[TrackedResult], limit: int) -> Settled:
-        """Results from the tracking pipe; a duplicate or a number outside the batch is ignored."""
+    def record(self, batch: TrackingBatch, limit: int) -> Settled:
+        """Results from the tracking pipe; a duplicate or a number outside the batch is ignored,
+        and so are the details of a failure that was already counted."""
+        completed, failed, failures = batch.numbers()
         settled = Settled(failures=[])
-        for result in results:
-            index = result.number - self._number_base
-            if not 0 <= index < self._item_total or not self._settle(index):
-                continue
-            if not result.failed:
-                settled.completed += 1
-            else:
-                settled.failed += 1
-                failures = settled.failures
-                if result.failure and failures is not None and len(failures) < limit:
-                    failures.append(result.failure)
+        settled.completed = sum(map(self._settle_number, completed))
+        newly_failed = {number for number in failed if self._settle_number(number)}
+        settled.failed = len(newly_failed)
+        for failure in failures:
+            if len(settled.failures or []) >= limit:
+                break
+            if _item_number(failure.failure_id) in newly_failed and settled.failures is not None:
+                settled.failures.append(failure)
         return settled
+
+    def _settle_number(self, number: int) -> bool:
+        index = number - self._number_base
+        return 0 <= index < self._item_total and self._settle(index)
 
     def next_deadline(self) -> datetime | None:
         return min((deadline for _, _, deadline in self.state.awaiting), default=None)
@@ -125,3 +128,11 @@ class TrackedItems:
                     )
         self.state.awaiting = keep
         return settled
+
+
+def _item_number(task_id: str) -> int | None:
+    """The item's number at the end of a task id ``partition:job.2.17``."""
+    try:
+        return int(task_id.rsplit(".", 1)[1])
+    except (IndexError, ValueError):
+        return None

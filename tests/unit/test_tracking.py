@@ -5,17 +5,20 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jsonschema
 import pytest
+from aiormq.abc import DeliveredMessage
+from pamqp import commands as spec
+from pamqp.header import ContentHeader
 
 from examples.reference_worker import result_message
-from jobservice.execution import JobContext, TrackedResult, TrackingState
+from jobservice.execution import JobContext, TrackedResult, TrackingBatch, TrackingState
 from jobservice.messages import TaskMessage
 from jobservice.models import Failure
 from jobservice.settings import EngineSettings
-from jobservice.tracking import UnreadableError, _trimmed, read_report
+from jobservice.tracking import UnreadableError, _Batch, read_report
 from jobservice.workflows.tracked import TrackedItems
 
 SCHEMAS = Path(__file__).parents[2] / "schemas"
@@ -53,10 +56,10 @@ def test_a_result_names_its_batch_and_number() -> None:
     report = read_report(body, "tracking")
 
     assert (report.batch_workflow, report.job_workflow) == ("job/p/j/2", "job/p/j")
-    assert report.result is not None and report.result.number == 17
-    assert report.result.failure is not None
-    assert report.result.failure.failure_message == "RESULT_EXCEPTION: disk full"
-    assert report.result.failure.failure_source == "worker reference-worker"
+    assert report.number == 17
+    assert report.failure is not None
+    assert report.failure.failure_message == "RESULT_EXCEPTION: disk full"
+    assert report.failure.failure_source == "worker reference-worker"
     assert report.forward_to == "next-queue"
 
 
@@ -96,6 +99,13 @@ def test_unreadable_messages_say_why(body: bytes | str, reason: str) -> None:
         read_report(raw, "tracking")
 
 
+def delivered(body: bytes) -> DeliveredMessage:
+    """A message as the consumer gets it; no channel, as nothing here acks it."""
+    return DeliveredMessage(
+        delivery=spec.Basic.Deliver(), header=ContentHeader(), body=body, channel=cast(Any, None)
+    )
+
+
 def tracked(item_total: int = 20, timeout: float = 60) -> TrackedItems:
     context = JobContext(
         partition="p",
@@ -113,15 +123,19 @@ def test_each_item_settles_once_however_often_its_result_comes() -> None:
     items = tracked()
     now = datetime.now(UTC)
     items.forwarded(0, 10, 9, [4], now)  # item 4 failed before it went out
-    failure = Failure(failure_id="x", failure_time=now, failure_source="s", failure_message="m")
+    failure = Failure(
+        failure_id="p:j.2.2", failure_time=now, failure_source="s", failure_message="m"
+    )
     # item numbers follow the three sub-batches: item index i is number i + 4
-    results = [TrackedResult(number=n + 4) for n in range(10)] * 2
-    results.append(TrackedResult(number=99))  # not an item of this batch
-    results.append(TrackedResult(number=2, failed=True, failure=failure))  # a sub-batch
+    batch = TrackingBatch(
+        completed=[n + 4 for n in range(10)] * 2 + [99],  # twice, and one not of this batch
+        failed=[2],  # a sub-batch, not an item
+        failures=[failure],
+    )
 
-    settled = items.record(results, limit=5)
+    settled = items.record(batch, limit=5)
 
-    assert (settled.completed, settled.failed) == (9, 0)
+    assert (settled.completed, settled.failed, settled.failures) == (9, 0, [])
     assert items.outstanding == 0
     assert items.all_settled
 
@@ -130,7 +144,7 @@ def test_overdue_items_fail_once_and_the_state_survives_a_copy() -> None:
     items = tracked(timeout=5)
     start = datetime.now(UTC)
     items.forwarded(0, 10, 10, [], start)
-    items.record([TrackedResult(number=4), TrackedResult(number=5)], limit=5)
+    items.record(TrackingBatch(completed=[4, 5]), limit=5)
 
     assert items.expire(start + timedelta(seconds=4), limit=3).failed == 0
     expired = items.expire(start + timedelta(seconds=6), limit=3)
@@ -144,16 +158,33 @@ def test_overdue_items_fail_once_and_the_state_survives_a_copy() -> None:
         copy, context=items._context, path=[2], item_total=20, sub_batch_total=3
     )
     assert restored.is_settled(9) and not restored.is_settled(10)
-    assert restored.record([TrackedResult(number=4)], limit=1).completed == 0
+    assert restored.record(TrackingBatch(completed=[4]), limit=1).completed == 0
+
+
+def test_a_signal_of_an_earlier_version_still_counts() -> None:
+    items = tracked()
+    now = datetime.now(UTC)
+    items.forwarded(0, 10, 10, [], now)
+    failure = Failure(
+        failure_id="p:j.2.5", failure_time=now, failure_source="s", failure_message="m"
+    )
+    old = TrackingBatch(
+        results=[TrackedResult(number=4), TrackedResult(number=5, failed=True, failure=failure)]
+    )
+
+    settled = items.record(old, limit=5)
+
+    assert (settled.completed, settled.failed, settled.failures) == (1, 1, [failure])
 
 
 def test_a_signal_carries_details_of_its_first_failures_only() -> None:
-    now = datetime.now(UTC)
-    failure = Failure(failure_id="x", failure_time=now, failure_source="s", failure_message="m")
-    results = [TrackedResult(number=n, failed=True, failure=failure) for n in range(30)]
-    results.append(TrackedResult(number=30))
+    batch = _Batch("job/p/j")
+    for number in range(31):
+        status = "RESULT_EXCEPTION" if number < 30 else "RESULT_SUCCESS"
+        body = result_message(task(number), status, "no", None)
+        batch.add(read_report(body, "tracking"), delivered(body))
 
-    trimmed = _trimmed(results)
+    signal = batch.signal()
 
-    assert [r.failed for r in trimmed] == [True] * 30 + [False]
-    assert sum(r.failure is not None for r in trimmed) == 20
+    assert (signal.failed, signal.completed) == (list(range(30)), [30])
+    assert [f.failure_id for f in signal.failures] == [f"p:j.2.{n}" for n in range(20)]
