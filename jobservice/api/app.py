@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from jobservice.api.routes import router
 from jobservice.api.security import (
@@ -30,6 +31,7 @@ from jobservice.service import JobService
 from jobservice.settings import Settings, get_settings
 
 BASE_PATH = "/job-service/v1"
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 _log = logging.getLogger(__name__)
 
 _STATUS = {
@@ -97,8 +99,25 @@ async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONRespo
     return _message(400, "; ".join(problems) or "the request is not valid")
 
 
-async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
-    return _message(exc.status_code, str(exc.detail))
+async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    response = _message(exc.status_code, str(exc.detail))
+    response.headers.update(exc.headers or {})
+    if exc.status_code == 405:
+        # The router names the methods of the first route on the path; a path has several.
+        response.headers["Allow"] = ", ".join(_methods(request))
+    return response
+
+
+def _methods(request: Request) -> list[str]:
+    """Every method some route serves on the request's path."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
 
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

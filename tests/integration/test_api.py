@@ -193,3 +193,12 @@ async def test_ping_and_health(http: httpx.AsyncClient) -> None:
     assert health["temporal"] == "ok"
     assert health["database"] == "ok"
     assert "rabbitmq" in health
+
+
+async def test_an_undeclared_method_is_a_405_naming_every_method_of_the_path(
+    http: httpx.AsyncClient,
+) -> None:
+    response = await http.request("TRACE", f"{API}/partitions/p/jobs/j")
+    assert response.status_code == 405
+    assert response.json() == {"message": "Method Not Allowed"}
+    assert response.headers["Allow"] == "DELETE, GET, PUT"
