@@ -9,12 +9,14 @@ import json
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    WithJsonSchema,
     field_serializer,
     field_validator,
     model_validator,
@@ -184,7 +186,27 @@ class JobView(_CamelModel):
 
 
 BATCH_WORKER_CLASSIFIER = "BatchWorker"
-_LABEL_KEY = re.compile(r"^[A-Za-z0-9_\-:]+$")
+_LABEL_KEY = re.compile(r"[A-Za-z0-9_\-:]+")
+_LABEL_KEY_LENGTH = 255
+
+
+NUL_FREE = r"^[^\x00]*$"
+"""Text without NUL, as a JSON Schema pattern."""
+
+
+def _storable(text: str) -> str:
+    # PostgreSQL's text cannot hold NUL; refused on every job database alike.
+    if "\x00" in text:
+        raise ValueError("must not contain the NUL character")
+    return text
+
+
+StoredText = Annotated[
+    str,
+    AfterValidator(_storable),
+    WithJsonSchema({"type": "string", "pattern": NUL_FREE}),
+]
+"""Text the job database keeps in a column of its own."""
 
 
 class JobTask(_CamelModel):
@@ -230,12 +252,14 @@ class JobTask(_CamelModel):
 class NewJob(_CamelModel):
     """A job as the REST API takes it: a ``task``, or a ``type`` with ``parameters``."""
 
-    name: str | None = None
-    description: str | None = None
-    external_data: str | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
+    name: StoredText | None = None
+    description: StoredText | None = None
+    external_data: StoredText | None = None
+    labels: dict[str, StoredText] = Field(default_factory=dict)
     prerequisite_job_ids: list[str] = Field(default_factory=list)
-    delay: int = Field(default=0, ge=0, description="Seconds to wait after the prerequisites.")
+    delay: int = Field(
+        default=0, ge=0, le=2**31 - 1, description="Seconds to wait after the prerequisites."
+    )
     task: JobTask | None = None
     type: str | None = None
     parameters: Any = None
@@ -254,8 +278,12 @@ class NewJob(_CamelModel):
     @classmethod
     def _label_keys(cls, labels: dict[str, str]) -> dict[str, str]:
         for key in labels:
-            if not _LABEL_KEY.match(key):
+            if not _LABEL_KEY.fullmatch(key):
                 raise ValueError(f"label key {key!r} may only hold letters, digits, _ - and :")
+            if len(key) > _LABEL_KEY_LENGTH:
+                raise ValueError(
+                    f"label key {key[:20]!r}... is longer than {_LABEL_KEY_LENGTH} characters"
+                )
         return labels
 
     @model_validator(mode="after")

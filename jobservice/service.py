@@ -59,7 +59,9 @@ from jobservice.temporal import JOB_ID, JOB_PARTITION, JOB_STATUS, connect
 
 DEFAULT_PARTITION = "default"
 MAX_DEFINITION_BYTES = 128_000
-_FORBIDDEN = re.compile(r"[.,:;*?!|()/\s]")
+ID_FORBIDDEN = r".,:;*?!|()/\s\x00-\x1f\x7f"
+"""What an id may not hold, as a regular expression character class's inside."""
+_FORBIDDEN = re.compile(f"[{ID_FORBIDDEN}]")
 _SETTLE_SECONDS = 3.0
 _log = logging.getLogger(__name__)
 
@@ -71,7 +73,8 @@ def _check_id(kind: str, value: str, longest: int) -> None:
         raise InvalidJobError(f"the {kind} {value!r} is longer than {longest} characters")
     if _FORBIDDEN.search(value):
         raise InvalidJobError(
-            f"the {kind} {value!r} contains one of . , : ; * ? ! | ( ) / or white space"
+            f"the {kind} {value!r} contains one of . , : ; * ? ! | ( ) /, white space or a "
+            "control character"
         )
 
 
@@ -202,6 +205,8 @@ class JobService:
         validate_ids(partition, job_id)
         if isinstance(job, JobDefinition):
             job = NewJob.from_definition(job)
+        for prerequisite in job.prerequisite_job_ids:
+            _check_id("prerequisite job id", prerequisite, 48)
         definition = self.execution_of(job, partition=partition, job_id=job_id)
         new_row = NewJobRow(
             partition_id=partition,

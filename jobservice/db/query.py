@@ -40,6 +40,7 @@ from jobservice.models import JobStatus
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 1000
+MAX_OFFSET = 2**63 - 1  # the databases' 64-bit integer; more cannot reach them
 LABEL_PREFIX = "labels."
 _LABEL_KEY = re.compile(r"[A-Za-z0-9_\-:]+")
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
@@ -522,6 +523,12 @@ class JobQuery:
             raise InvalidRequestError(f"limit {self.limit} is out of range: 1 to {MAX_LIMIT}")
         if self.offset < 0:
             raise InvalidRequestError(f"offset {self.offset} is negative")
+        if self.offset > MAX_OFFSET:
+            raise InvalidRequestError(f"offset {self.offset} is over {MAX_OFFSET}")
+        # PostgreSQL cannot compare text with NUL in it; refused on either database alike.
+        for name, text in (("jobIdStartsWith", self.job_id_starts_with), ("filter", self.filter)):
+            if text is not None and "\x00" in text:
+                raise InvalidRequestError(f"{name} must not contain the NUL character")
         self.where()
         self.order_by()
 

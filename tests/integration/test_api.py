@@ -61,6 +61,15 @@ async def test_put_creates_then_is_idempotent_then_conflicts(
         ),
         ("partitions/p/jobs/j", {**job_body(), "delay": -1}, "delay"),
         ("partitions/p/jobs/j", job_body(target="local:nobody"), "nobody"),
+        # What the job database cannot keep is refused on either database, never a 500.
+        ("partitions/p/jobs/j%00", job_body(), "control character"),
+        ("partitions/p/jobs/j", job_body(name="a\x00"), "name: Value error, must not contain"),
+        ("partitions/p/jobs/j", job_body(labels={"team": "a\x00"}), "labels.team: Value error"),
+        ("partitions/p/jobs/j", job_body(labels={"k" * 256: "v"}), "longer than 255"),
+        ("partitions/p/jobs/j", job_body(labels={"team\n": "v"}), "label key 'team\\n'"),
+        ("partitions/p/jobs/j", job_body(delay=2**31), "delay"),
+        ("partitions/p/jobs/j", job_body(prerequisiteJobIds=["x" * 49]), "prerequisite job id"),
+        ("partitions/p/jobs/j", job_body(prerequisiteJobIds=["a.b"]), "prerequisite job id"),
     ],
 )
 async def test_a_bad_job_is_a_400_saying_why(
@@ -163,10 +172,17 @@ async def test_list_sorts_filters_pages_and_counts(http: httpx.AsyncClient, part
     )
     assert count.json() == 2
 
-    for params in ({"sort": "id"}, {"sort": "colour:asc"}, {"filter": "colour==red"}):
+    for params, message in [
+        ({"sort": "id"}, "needs a direction"),
+        ({"sort": "colour:asc"}, "sort field 'colour' is unknown"),
+        ({"filter": "colour==red"}, "unknown key 'colour'"),
+        ({"offset": str(2**63)}, "offset 9223372036854775808 is over"),
+        ({"filter": "name==a\x00"}, "filter must not contain the NUL character"),
+        ({"jobIdStartsWith": "a\x00"}, "jobIdStartsWith must not contain the NUL character"),
+    ]:
         response = await http.get(jobs, params=params)
         assert response.status_code == 400, params
-        assert response.json()["message"]
+        assert message in response.json()["message"]
 
 
 async def test_bulk_cancel_and_delete_count_what_they_changed(
