@@ -77,7 +77,18 @@ class BatchWorkerTask(_CamelModel):
         return value
 
 
-_TOLERANCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%?)\s*$")
+_TOLERANCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%?)\s*$", re.ASCII)
+# What a client may send as failureTolerance (the model itself is how the service holds it).
+_TOLERANCE_JSON_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "integer", "minimum": 0},
+        {"type": "string", "pattern": r"^\s*[0-9]+([.][0-9]+)?\s*%?\s*$"},
+        {"type": "null"},
+    ],
+    "description": "Failed items the job accepts: a count (5) or a percentage of its items "
+    "(2.5%); none by default.",
+    "examples": ["5", "2.5%"],
+}
 
 
 class FailureTolerance(BaseModel):
@@ -94,12 +105,12 @@ class FailureTolerance(BaseModel):
         if text is None:
             return cls(count=0)
         if isinstance(text, int):
+            if text < 0:
+                raise ValueError(f"failureTolerance {text} is negative")
             return cls(count=text)
         match = _TOLERANCE.match(text)
         if match is None:
-            raise ValueError(
-                f"failureTolerance {text!r} is neither a count (5) nor a percentage (2.5%)"
-            )
+            raise ValueError(_not_a_tolerance(text))
         number, percent = match.groups()
         if percent:
             value = float(number)
@@ -263,11 +274,16 @@ class NewJob(_CamelModel):
     task: JobTask | None = None
     type: str | None = None
     parameters: Any = None
-    failure_tolerance: FailureTolerance = Field(default_factory=FailureTolerance)
+    failure_tolerance: Annotated[
+        FailureTolerance, WithJsonSchema(_TOLERANCE_JSON_SCHEMA, mode="validation")
+    ] = Field(default_factory=FailureTolerance)
 
     @field_validator("failure_tolerance", mode="before")
     @classmethod
     def _tolerance(cls, value: Any) -> Any:
+        # A client sends a count or a percentage; the model's fields are not part of the API.
+        if isinstance(value, dict):
+            raise ValueError(_not_a_tolerance(value))
         return _parse_tolerance(value)
 
     @field_serializer("failure_tolerance")
@@ -324,6 +340,12 @@ _BATCH_FIELDS = set(BatchWorkerTask.model_fields)
 
 
 def _parse_tolerance(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(_not_a_tolerance(value))
     if value is None or isinstance(value, str | int):
         return FailureTolerance.parse(value)
     return value
+
+
+def _not_a_tolerance(value: Any) -> str:
+    return f"failureTolerance {value!r} is neither a count (5) nor a percentage (2.5%)"

@@ -70,6 +70,10 @@ async def test_put_creates_then_is_idempotent_then_conflicts(
         ("partitions/p/jobs/j", job_body(delay=2**31), "delay"),
         ("partitions/p/jobs/j", job_body(prerequisiteJobIds=["x" * 49]), "prerequisite job id"),
         ("partitions/p/jobs/j", job_body(prerequisiteJobIds=["a.b"]), "prerequisite job id"),
+        # failureTolerance is a count or a percentage, as the OpenAPI document says.
+        ("partitions/p/jobs/j", job_body(failureTolerance={"count": 1}), "neither a count"),
+        ("partitions/p/jobs/j", job_body(failureTolerance=True), "neither a count"),
+        ("partitions/p/jobs/j", job_body(failureTolerance=-1), "is negative"),
     ],
 )
 async def test_a_bad_job_is_a_400_saying_why(
