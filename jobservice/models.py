@@ -266,7 +266,15 @@ class NewJob(_CamelModel):
     name: StoredText | None = None
     description: StoredText | None = None
     external_data: StoredText | None = None
-    labels: dict[str, StoredText] = Field(default_factory=dict)
+    labels: dict[str, StoredText] = Field(
+        default_factory=dict,
+        json_schema_extra={
+            "propertyNames": {
+                "pattern": f"^{_LABEL_KEY.pattern}$",
+                "maxLength": _LABEL_KEY_LENGTH,
+            }
+        },
+    )
     prerequisite_job_ids: list[str] = Field(default_factory=list)
     delay: int = Field(
         default=0, ge=0, le=2**31 - 1, description="Seconds to wait after the prerequisites."

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,6 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
+from jobservice.api.openapi import document
 from jobservice.api.routes import router
 from jobservice.api.security import (
     NotAuthenticatedError,
@@ -74,6 +76,7 @@ def create_app(service: JobService | None = None, settings: Settings | None = No
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected)
+    app.openapi = partial(document, app)  # type: ignore[method-assign]
     return app
 
 
