@@ -10,6 +10,7 @@ from functools import partial
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
@@ -75,6 +76,7 @@ def create_app(service: JobService | None = None, settings: Settings | None = No
     app.add_exception_handler(JobServiceError, _service_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(OperationalError, _database_unavailable)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected)
     app.openapi = partial(document, app)  # type: ignore[method-assign]
     return app
@@ -121,6 +123,11 @@ def _methods(request: Request) -> list[str]:
             route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
         )
     ]
+
+
+async def _database_unavailable(_: Request, exc: OperationalError) -> JSONResponse:
+    _log.warning("the job database failed a request: %s", exc)
+    return _message(503, "the job database cannot be reached; try again shortly")
 
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -6,9 +6,15 @@ from typing import Any
 
 import httpx
 import pytest
+from temporalio.client import Client
 from temporalio.worker import Worker
 
-from tests.integration.support import API, eventually, job_body
+from jobservice.api import create_app
+from jobservice.db.engine import create_database_engine
+from jobservice.db.store import JobStore
+from jobservice.service import JobService
+from jobservice.settings import Settings
+from tests.integration.support import API, api_client, eventually, job_body
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -222,3 +228,20 @@ async def test_an_undeclared_method_is_a_405_naming_every_method_of_the_path(
     assert response.status_code == 405
     assert response.json() == {"message": "Method Not Allowed"}
     assert response.headers["Allow"] == "DELETE, GET, PUT"
+
+
+async def test_a_job_database_that_cannot_be_reached_is_a_503(
+    client: Client, settings: Settings
+) -> None:
+    # Given a service whose job database is at a port nothing listens on
+    store = JobStore(create_database_engine("postgresql+psycopg://jobservice@127.0.0.1:1/none"))
+    service = JobService(client, store=store, settings=settings)
+    async with api_client(create_app(service)) as http:
+        for method, path in [("GET", "jobs/j"), ("GET", "jobs"), ("GET", "jobs/j/isActive")]:
+            response = await http.request(method, f"{API}/partitions/p/{path}")
+            assert response.status_code == 503, response.text
+            assert "job database cannot be reached" in response.json()["message"]
+        health = await http.get(f"{API}/health")
+        assert health.status_code == 503
+        assert health.json()["database"].startswith("unavailable")
+    store.engine.dispose()
