@@ -88,7 +88,10 @@ def _message(status: int, message: str) -> JSONResponse:
 
 async def _service_error(_: Request, exc: JobServiceError) -> JSONResponse:
     status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)
-    return _message(status, str(exc))
+    response = _message(status, str(exc))
+    if status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"  # a 401 names a scheme (RFC 9110)
+    return response
 
 
 async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:

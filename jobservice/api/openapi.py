@@ -26,9 +26,21 @@ _ERROR_DESCRIPTIONS = {
 }
 
 
+_CHALLENGE = {
+    "WWW-Authenticate": {"description": "The scheme: Bearer.", "schema": {"type": "string"}}
+}
+
+
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """The error answers ``codes``, each a ``{"message": ...}``."""
-    return {code: {"model": Message, "description": _ERROR_DESCRIPTIONS[code]} for code in codes}
+    return {
+        code: {
+            "model": Message,
+            "description": _ERROR_DESCRIPTIONS[code],
+            **({"headers": _CHALLENGE} if code == 401 else {}),
+        }
+        for code in codes
+    }
 
 
 SELECTION_ERRORS = errors(400, 401, 403, 503)
