@@ -27,7 +27,9 @@ API = "/job-service/v1"
 
 
 @asynccontextmanager
-async def api_client(app: FastAPI, **headers: str) -> AsyncIterator[httpx.AsyncClient]:
+async def api_client(
+    app: FastAPI, headers: dict[str, str] | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client of ``app`` in this process, sending ``headers`` with every request."""
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(
