@@ -9,12 +9,14 @@ import json
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    WithJsonSchema,
     field_serializer,
     field_validator,
     model_validator,
@@ -75,7 +77,18 @@ class BatchWorkerTask(_CamelModel):
         return value
 
 
-_TOLERANCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%?)\s*$")
+_TOLERANCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%?)\s*$", re.ASCII)
+# What a client may send as failureTolerance (the model itself is how the service holds it).
+_TOLERANCE_JSON_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "integer", "minimum": 0},
+        {"type": "string", "pattern": r"^\s*[0-9]+([.][0-9]+)?\s*%?\s*$"},
+        {"type": "null"},
+    ],
+    "description": "Failed items the job accepts: a count (5) or a percentage of its items "
+    "(2.5%); none by default.",
+    "examples": ["5", "2.5%"],
+}
 
 
 class FailureTolerance(BaseModel):
@@ -92,12 +105,12 @@ class FailureTolerance(BaseModel):
         if text is None:
             return cls(count=0)
         if isinstance(text, int):
+            if text < 0:
+                raise ValueError(f"failureTolerance {text} is negative")
             return cls(count=text)
         match = _TOLERANCE.match(text)
         if match is None:
-            raise ValueError(
-                f"failureTolerance {text!r} is neither a count (5) nor a percentage (2.5%)"
-            )
+            raise ValueError(_not_a_tolerance(text))
         number, percent = match.groups()
         if percent:
             value = float(number)
@@ -193,7 +206,27 @@ class JobView(_CamelModel):
 BATCH_WORKER_CLASSIFIER = "BatchWorker"
 API_BASE_PATH = "/job-service/v1"
 """Where the REST API's endpoints are, as the reference system has them."""
-_LABEL_KEY = re.compile(r"^[A-Za-z0-9_\-:]+$")
+_LABEL_KEY = re.compile(r"[A-Za-z0-9_\-:]+")
+_LABEL_KEY_LENGTH = 255
+
+
+NUL_FREE = r"^[^\x00]*$"
+"""Text without NUL, as a JSON Schema pattern."""
+
+
+def _storable(text: str) -> str:
+    # PostgreSQL's text cannot hold NUL; refused on every job database alike.
+    if "\x00" in text:
+        raise ValueError("must not contain the NUL character")
+    return text
+
+
+StoredText = Annotated[
+    str,
+    AfterValidator(_storable),
+    WithJsonSchema({"type": "string", "pattern": NUL_FREE}),
+]
+"""Text the job database keeps in a column of its own."""
 
 
 class JobTask(_CamelModel):
@@ -239,20 +272,35 @@ class JobTask(_CamelModel):
 class NewJob(_CamelModel):
     """A job as the REST API takes it: a ``task``, or a ``type`` with ``parameters``."""
 
-    name: str | None = None
-    description: str | None = None
-    external_data: str | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
+    name: StoredText | None = None
+    description: StoredText | None = None
+    external_data: StoredText | None = None
+    labels: dict[str, StoredText] = Field(
+        default_factory=dict,
+        json_schema_extra={
+            "propertyNames": {
+                "pattern": f"^{_LABEL_KEY.pattern}$",
+                "maxLength": _LABEL_KEY_LENGTH,
+            }
+        },
+    )
     prerequisite_job_ids: list[str] = Field(default_factory=list)
-    delay: int = Field(default=0, ge=0, description="Seconds to wait after the prerequisites.")
+    delay: int = Field(
+        default=0, ge=0, le=2**31 - 1, description="Seconds to wait after the prerequisites."
+    )
     task: JobTask | None = None
     type: str | None = None
     parameters: Any = None
-    failure_tolerance: FailureTolerance = Field(default_factory=FailureTolerance)
+    failure_tolerance: Annotated[
+        FailureTolerance, WithJsonSchema(_TOLERANCE_JSON_SCHEMA, mode="validation")
+    ] = Field(default_factory=FailureTolerance)
 
     @field_validator("failure_tolerance", mode="before")
     @classmethod
     def _tolerance(cls, value: Any) -> Any:
+        # A client sends a count or a percentage; the model's fields are not part of the API.
+        if isinstance(value, dict):
+            raise ValueError(_not_a_tolerance(value))
         return _parse_tolerance(value)
 
     @field_serializer("failure_tolerance")
@@ -263,8 +311,12 @@ class NewJob(_CamelModel):
     @classmethod
     def _label_keys(cls, labels: dict[str, str]) -> dict[str, str]:
         for key in labels:
-            if not _LABEL_KEY.match(key):
+            if not _LABEL_KEY.fullmatch(key):
                 raise ValueError(f"label key {key!r} may only hold letters, digits, _ - and :")
+            if len(key) > _LABEL_KEY_LENGTH:
+                raise ValueError(
+                    f"label key {key[:20]!r}... is longer than {_LABEL_KEY_LENGTH} characters"
+                )
         return labels
 
     @model_validator(mode="after")
@@ -307,6 +359,12 @@ _BATCH_FIELDS = set(BatchWorkerTask.model_fields)
 
 
 def _parse_tolerance(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(_not_a_tolerance(value))
     if value is None or isinstance(value, str | int):
         return FailureTolerance.parse(value)
     return value
+
+
+def _not_a_tolerance(value: Any) -> str:
+    return f"failureTolerance {value!r} is neither a count (5) nor a percentage (2.5%)"

@@ -63,7 +63,9 @@ from jobservice.temporal import JOB_ID, JOB_PARTITION, JOB_STATUS, connect
 
 DEFAULT_PARTITION = "default"
 MAX_DEFINITION_BYTES = 128_000
-_FORBIDDEN = re.compile(r"[.,:;*?!|()/\s]")
+ID_FORBIDDEN = r".,:;*?!|()/\s\x00-\x1f\x7f"
+"""What an id may not hold, as a regular expression character class's inside."""
+_FORBIDDEN = re.compile(f"[{ID_FORBIDDEN}]")
 _SETTLE_SECONDS = 3.0
 _log = logging.getLogger(__name__)
 
@@ -75,7 +77,8 @@ def _check_id(kind: str, value: str, longest: int) -> None:
         raise InvalidJobError(f"the {kind} {value!r} is longer than {longest} characters")
     if _FORBIDDEN.search(value):
         raise InvalidJobError(
-            f"the {kind} {value!r} contains one of . , : ; * ? ! | ( ) / or white space"
+            f"the {kind} {value!r} contains one of . , : ; * ? ! | ( ) /, white space or a "
+            "control character"
         )
 
 
@@ -244,10 +247,7 @@ class JobService:
         """Refuse a job that could never run: one that waits for itself, or for a job that
         has failed or was cancelled. A prerequisite that does not exist yet is waited for."""
         for prerequisite in prerequisites:
-            try:
-                validate_ids(partition, prerequisite)
-            except InvalidJobError as exc:
-                raise InvalidJobError(f"prerequisiteJobIds: {exc}") from None
+            _check_id("prerequisite job id", prerequisite, 48)
         if not prerequisites:
             return
         if await asyncio.to_thread(

@@ -5,12 +5,16 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
+from jobservice.api.openapi import document
 from jobservice.api.routes import router
 from jobservice.api.security import (
     NotAuthenticatedError,
@@ -31,6 +35,7 @@ from jobservice.service import JobService
 from jobservice.settings import Settings, get_settings
 
 BASE_PATH = API_BASE_PATH
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 _log = logging.getLogger(__name__)
 
 _STATUS = {
@@ -72,7 +77,9 @@ def create_app(service: JobService | None = None, settings: Settings | None = No
     app.add_exception_handler(JobServiceError, _service_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(OperationalError, _database_unavailable)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected)
+    app.openapi = partial(document, app)  # type: ignore[method-assign]
     return app
 
 
@@ -82,7 +89,10 @@ def _message(status: int, message: str) -> JSONResponse:
 
 async def _service_error(_: Request, exc: JobServiceError) -> JSONResponse:
     status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)
-    return _message(status, str(exc))
+    response = _message(status, str(exc))
+    if status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"  # a 401 names a scheme (RFC 9110)
+    return response
 
 
 async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -98,8 +108,30 @@ async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONRespo
     return _message(400, "; ".join(problems) or "the request is not valid")
 
 
-async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
-    return _message(exc.status_code, str(exc.detail))
+async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    response = _message(exc.status_code, str(exc.detail))
+    response.headers.update(exc.headers or {})
+    if exc.status_code == 405:
+        # The router names the methods of the first route on the path; a path has several.
+        response.headers["Allow"] = ", ".join(_methods(request))
+    return response
+
+
+def _methods(request: Request) -> list[str]:
+    """Every method some route serves on the request's path."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
+
+
+async def _database_unavailable(_: Request, exc: OperationalError) -> JSONResponse:
+    _log.warning("the job database failed a request: %s", exc)
+    return _message(503, "the job database cannot be reached; try again shortly")
 
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -7,31 +7,31 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Request, Response
 from sqlalchemy import text
 
-from jobservice.api.schemas import Health, JobPublic, JobsCanceled, JobsDeleted, Message
+from jobservice.api.openapi import (
+    JOB_ERRORS,
+    JOB_EXAMPLES,
+    LABEL_KEYS,
+    SELECTION_ERRORS,
+    SORT,
+    errors,
+    id_path,
+    query_parameter,
+)
+from jobservice.api.schemas import Health, JobPublic, JobsCanceled, JobsDeleted
 from jobservice.api.security import authorize
 from jobservice.broker import Broker
-from jobservice.db.query import DEFAULT_LIMIT, JobQuery
+from jobservice.db.query import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, STATUS_TYPES, JobQuery
+from jobservice.db.tables import JOB_ID_LENGTH, PARTITION_ID_LENGTH
 from jobservice.errors import JobNotFoundError
-from jobservice.models import JobStatus, NewJob
+from jobservice.models import NUL_FREE, JobStatus, NewJob
 from jobservice.service import JobService, validate_ids
 from jobservice.settings import Settings
 
 router = APIRouter()
 _HEALTH_TIMEOUT = timedelta(seconds=3)
-
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": Message, "description": description}
-    for code, description in {
-        400: "The request is not valid; the message says why.",
-        401: "An API key is required.",
-        403: "The API key does not open this partition.",
-        404: "No such job in this partition.",
-        503: "Temporal or the job database cannot be reached.",
-    }.items()
-}
 
 
 def _service(request: Request) -> JobService:
@@ -45,8 +45,10 @@ def _settings(request: Request) -> Settings:
 
 
 ServiceDep = Annotated[JobService, Depends(_service)]
-PartitionId = Annotated[str, Path(description="The partition: a tenant's own set of jobs.")]
-JobId = Annotated[str, Path(description="The job's id within its partition.")]
+PartitionId = Annotated[
+    str, id_path("The partition: a tenant's own set of jobs.", "tenant-a", PARTITION_ID_LENGTH)
+]
+JobId = Annotated[str, id_path("The job's id within its partition.", "nightly", JOB_ID_LENGTH)]
 
 
 def _partition(request: Request, partition_id: PartitionId) -> str:
@@ -60,9 +62,18 @@ Partition = Annotated[str, Depends(_partition)]
 
 def _selection(
     partition_id: Partition,
-    job_id_starts_with: Annotated[str | None, Query(alias="jobIdStartsWith")] = None,
-    label_exist: Annotated[str | None, Query(alias="labelExist")] = None,
-    filter: Annotated[str | None, Query(description="RSQL")] = None,
+    job_id_starts_with: Annotated[
+        str | None, query_parameter("Jobs whose id starts so.", "jobIdStartsWith", pattern=NUL_FREE)
+    ] = None,
+    label_exist: Annotated[
+        str | None,
+        query_parameter(
+            "Jobs with any of these comma-separated label keys.", "labelExist", pattern=LABEL_KEYS
+        ),
+    ] = None,
+    filter: Annotated[
+        str | None, query_parameter("RSQL, e.g. status==Active;labels.team==red", pattern=NUL_FREE)
+    ] = None,
 ) -> JobQuery:
     return JobQuery(
         partition_id=partition_id,
@@ -77,10 +88,17 @@ SelectionDep = Annotated[JobQuery, Depends(_selection)]
 
 def _query(
     selection: SelectionDep,
-    status_type: Annotated[str | None, Query(alias="statusType")] = None,
-    limit: Annotated[int, Query(description="Jobs per page, 1 to 1000.")] = DEFAULT_LIMIT,
-    offset: Annotated[int, Query(description="Jobs to skip.")] = 0,
-    sort: Annotated[str | None, Query(description="field:asc|desc")] = None,
+    status_type: Annotated[
+        str | None,
+        query_parameter("Jobs of these statuses.", "statusType", enum=list(STATUS_TYPES)),
+    ] = None,
+    limit: Annotated[int, query_parameter("Jobs per page.", minimum=1, maximum=MAX_LIMIT)] = (
+        DEFAULT_LIMIT
+    ),
+    offset: Annotated[int, query_parameter("Jobs to skip.", minimum=0, maximum=MAX_OFFSET)] = 0,
+    sort: Annotated[
+        str | None, query_parameter("field:asc|desc, default createTime:desc", pattern=SORT)
+    ] = None,
 ) -> JobQuery:
     """The list's query: the bulk endpoints' selection, with a status type, a page and an order."""
     return replace(selection, status_type=status_type, limit=limit, offset=offset, sort=sort)
@@ -128,9 +146,9 @@ def _select_one(service: JobService) -> None:
     "/partitions/{partition_id}/jobs/{job_id}",
     status_code=201,
     responses={
+        201: {"description": "The job is created."},
         204: {"description": "The same job was there already."},
-        409: {"model": Message, "description": "The id exists with a different body."},
-        **_ERRORS,
+        **errors(400, 401, 403, 409, 503),
     },
     response_class=Response,
     tags=["jobs"],
@@ -139,7 +157,7 @@ async def create_job(
     service: ServiceDep,
     partition_id: Partition,
     job_id: JobId,
-    job: Annotated[NewJob, Body()],
+    job: Annotated[NewJob, Body(openapi_examples=JOB_EXAMPLES)],
 ) -> Response:
     """Create a job: 201, or 204 when the same body is sent again. A different body for an
     existing id is a 409 (the reference system answers 403 there)."""
@@ -147,17 +165,17 @@ async def create_job(
     return Response(status_code=201 if submission.created else 204)
 
 
-@router.get("/partitions/{partition_id}/jobs/{job_id}", responses=_ERRORS, tags=["jobs"])
+@router.get("/partitions/{partition_id}/jobs/{job_id}", responses=JOB_ERRORS, tags=["jobs"])
 async def get_job(service: ServiceDep, partition_id: Partition, job_id: JobId) -> JobPublic:
     return JobPublic.of(await service.get(job_id, partition=partition_id))
 
 
-@router.get("/partitions/{partition_id}/jobs", responses=_ERRORS, tags=["jobs"])
+@router.get("/partitions/{partition_id}/jobs", responses=SELECTION_ERRORS, tags=["jobs"])
 async def list_jobs(service: ServiceDep, query: QueryDep) -> list[JobPublic]:
     return [JobPublic.of(job) for job in await service.find(query)]
 
 
-@router.get("/partitions/{partition_id}/jobStats/count", responses=_ERRORS, tags=["jobs"])
+@router.get("/partitions/{partition_id}/jobStats/count", responses=SELECTION_ERRORS, tags=["jobs"])
 async def count_jobs(service: ServiceDep, query: QueryDep) -> int:
     return await service.count(query)
 
@@ -166,7 +184,7 @@ async def count_jobs(service: ServiceDep, query: QueryDep) -> int:
     "/partitions/{partition_id}/jobs/{job_id}",
     status_code=204,
     response_class=Response,
-    responses=_ERRORS,
+    responses=JOB_ERRORS,
     tags=["jobs"],
 )
 async def delete_job(service: ServiceDep, partition_id: Partition, job_id: JobId) -> Response:
@@ -174,13 +192,13 @@ async def delete_job(service: ServiceDep, partition_id: Partition, job_id: JobId
     return Response(status_code=204)
 
 
-@router.post("/partitions/{partition_id}/jobs:delete", responses=_ERRORS, tags=["jobs"])
+@router.post("/partitions/{partition_id}/jobs:delete", responses=SELECTION_ERRORS, tags=["jobs"])
 async def delete_jobs(service: ServiceDep, query: SelectionDep) -> JobsDeleted:
     """Delete every job the prefix, labels and filter select."""
     return JobsDeleted(jobs_deleted=await service.delete_all(query))
 
 
-@router.post("/partitions/{partition_id}/jobs:cancel", responses=_ERRORS, tags=["jobs"])
+@router.post("/partitions/{partition_id}/jobs:cancel", responses=SELECTION_ERRORS, tags=["jobs"])
 async def cancel_jobs(service: ServiceDep, query: SelectionDep) -> JobsCanceled:
     """Cancel every unfinished job the prefix, labels and filter select."""
     return JobsCanceled(jobs_canceled=await service.cancel_all(query))
@@ -207,26 +225,46 @@ for _verb in ("cancel", "pause", "resume"):
         methods=["POST"],
         status_code=204,
         response_class=Response,
-        responses=_ERRORS,
+        responses=JOB_ERRORS,
         tags=["jobs"],
     )
 
 
-@router.get("/partitions/{partition_id}/jobs/{job_id}/status", responses=_ERRORS, tags=["jobs"])
+@router.get(
+    "/partitions/{partition_id}/jobs/{job_id}/status",
+    responses={
+        200: {
+            "description": "The job's status.",
+            "headers": {
+                "Cache-Control": {
+                    "description": "How long the status may be cached: private, max-age=<s>.",
+                    "schema": {"type": "string"},
+                }
+            },
+        },
+        **JOB_ERRORS,
+    },
+    tags=["jobs"],
+)
 async def job_status(
-    service: ServiceDep, request: Request, partition_id: Partition, job_id: JobId
-) -> Response:
+    service: ServiceDep,
+    request: Request,
+    response: Response,
+    partition_id: Partition,
+    job_id: JobId,
+) -> JobStatus:
     """The job's status as a JSON string, cacheable for workers that poll it."""
     job = await service.get(job_id, partition=partition_id)
     age = _settings(request).api.status_cache_seconds
-    return Response(
-        content=f'"{job.status.value}"',
-        media_type="application/json",
-        headers={"Cache-Control": f"private, max-age={age}"},
-    )
+    response.headers["Cache-Control"] = f"private, max-age={age}"
+    return job.status
 
 
-@router.get("/partitions/{partition_id}/jobs/{job_id}/isActive", tags=["jobs"])
+@router.get(
+    "/partitions/{partition_id}/jobs/{job_id}/isActive",
+    responses=SELECTION_ERRORS,
+    tags=["jobs"],
+)
 async def job_is_active(service: ServiceDep, partition_id: Partition, job_id: JobId) -> bool:
     """Whether the job is unfinished; false for a job that does not exist."""
     try:

@@ -48,7 +48,8 @@ def authorize(request: Request, settings: ApiSettings, partition_id: str) -> Non
     presented = _presented_key(request)
     if presented is None:
         raise NotAuthenticatedError(
-            f"an API key is required: send it in the {API_KEY_HEADER} header"
+            f"an API key is required: send it in the {API_KEY_HEADER} header, or as "
+            "Authorization: Bearer <key>"
         )
     for key, partitions in settings.keys.items():
         if hmac.compare_digest(key.encode(), presented.encode()):

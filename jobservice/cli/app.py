@@ -20,6 +20,7 @@ import yaml
 from pydantic import ValidationError
 from rich.console import Console
 
+from jobservice.api.security import InsecureSettingsError, check_settings
 from jobservice.api.server import api_url, serve_api
 from jobservice.broker import Broker, broker_host
 from jobservice.cli.render import as_json, progress_bar, show_job, show_jobs
@@ -129,6 +130,10 @@ def dev(ctx: typer.Context) -> None:
 def api(ctx: typer.Context) -> None:
     """Serve the REST API alone (JOBSERVICE_API__PORT, default 8080)."""
     settings = _settings(ctx)
+    try:
+        check_settings(settings.api)  # before connecting: the refusal is the first thing to fix
+    except InsecureSettingsError as exc:
+        raise _fail(Console(stderr=True), str(exc), 2) from None
     stop = asyncio.Event()
 
     async def work() -> None:

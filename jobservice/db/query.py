@@ -40,6 +40,7 @@ from jobservice.models import JobStatus
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 1000
+MAX_OFFSET = 2**63 - 1  # the databases' 64-bit integer; more cannot reach them
 LABEL_PREFIX = "labels."
 _LABEL_KEY = re.compile(r"[A-Za-z0-9_\-:]+")
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
@@ -422,15 +423,15 @@ def status_type_clause(name: str | None) -> ColumnElement[bool] | None:
     """``statusType``, any case; ``None`` for ``All`` (the default), which narrows nothing."""
     if name is None:
         return None
-    statuses = {type_.lower(): statuses for type_, statuses in _STATUS_TYPES.items()}
+    statuses = {type_.lower(): statuses for type_, statuses in STATUS_TYPES.items()}
     if name.lower() not in statuses:
-        valid = ", ".join(_STATUS_TYPES)
+        valid = ", ".join(STATUS_TYPES)
         raise InvalidRequestError(f"statusType {name!r} is unknown; valid: {valid}")
     wanted = statuses[name.lower()]
     return None if wanted is None else col(JobRow.status).in_(wanted)
 
 
-_STATUS_TYPES: dict[str, list[str] | None] = {
+STATUS_TYPES: dict[str, list[str] | None] = {
     "All": None,
     "NotCompleted": [status for status in JobStatus if status is not JobStatus.COMPLETED],
     "Completed": [JobStatus.COMPLETED],
@@ -454,7 +455,7 @@ def label_exist_clause(keys: str, partition_id: str) -> ColumnElement[bool]:
     return _has_label(partition_id, col(JobLabelRow.label).in_(names))
 
 
-_SORT_FIELDS: dict[str, SQLColumnExpression[Any]] = {
+SORT_FIELDS: dict[str, SQLColumnExpression[Any]] = {
     "createTime": col(JobRow.create_time),
     "id": _ByteOrder(col(JobRow.job_id)),
     "name": _ByteOrder(col(JobRow.name)),
@@ -488,17 +489,17 @@ def parse_sort(text: str | None) -> list[SQLColumnExpression[Any]]:
             col(JobLabelRow.label) == key,
         )
         expression: SQLColumnExpression[Any] = _ByteOrder(value.scalar_subquery())
-    elif field in _SORT_FIELDS:
-        expression = _SORT_FIELDS[field]
+    elif field in SORT_FIELDS:
+        expression = SORT_FIELDS[field]
     else:
-        known = ", ".join([*_SORT_FIELDS, LABEL_PREFIX + "<key>"])
+        known = ", ".join([*SORT_FIELDS, LABEL_PREFIX + "<key>"])
         raise InvalidRequestError(f"sort field {field!r} is unknown; known: {known}")
     if direction.lower() not in ("asc", "desc"):
         raise InvalidRequestError(f"sort direction {direction!r} is unknown; use asc or desc")
     ordered = expression.asc() if direction.lower() == "asc" else expression.desc()
     if nullable:
         ordered = ordered.nulls_last()
-    return [ordered] if field == "id" else [ordered, _SORT_FIELDS["id"].asc()]
+    return [ordered] if field == "id" else [ordered, SORT_FIELDS["id"].asc()]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -522,6 +523,12 @@ class JobQuery:
             raise InvalidRequestError(f"limit {self.limit} is out of range: 1 to {MAX_LIMIT}")
         if self.offset < 0:
             raise InvalidRequestError(f"offset {self.offset} is negative")
+        if self.offset > MAX_OFFSET:
+            raise InvalidRequestError(f"offset {self.offset} is over {MAX_OFFSET}")
+        # PostgreSQL cannot compare text with NUL in it; refused on either database alike.
+        for name, text in (("jobIdStartsWith", self.job_id_starts_with), ("filter", self.filter)):
+            if text is not None and "\x00" in text:
+                raise InvalidRequestError(f"{name} must not contain the NUL character")
         self.where()
         self.order_by()
 

@@ -7,12 +7,14 @@ import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from aio_pika.abc import AbstractChannel
 from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from jobservice.api import create_app
 from jobservice.db.engine import create_database_engine, upgrade
 from jobservice.db.store import JobStore
 from jobservice.devserver import DevServer
@@ -37,6 +39,7 @@ from tests.integration.handlers import (
     TwoHalvesBatchPlugin,
 )
 from tests.integration.rabbit import delete_queues, rabbit_connection
+from tests.integration.support import api_client
 
 
 @pytest.fixture(scope="session")
@@ -126,6 +129,18 @@ def service(
     client: Client, settings: Settings, registry: Registry, job_store: JobStore
 ) -> JobService:
     return JobService(client, store=job_store, settings=settings, registry=registry)
+
+
+@pytest.fixture
+async def http(service: JobService) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the REST API over this test's service, open to every partition."""
+    async with api_client(create_app(service)) as client:
+        yield client
+
+
+@pytest.fixture
+def partition() -> str:
+    return unique("p")
 
 
 @pytest.fixture

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
+from fastapi import FastAPI
 from temporalio.client import Client
 
 from jobservice.models import JobDefinition, JobView
@@ -18,6 +21,41 @@ def job(
     return JobDefinition(
         batch_type=batch_type, batch_definition=definition, target_pipe=target_pipe, **fields
     )
+
+
+API = "/job-service/v1"
+
+
+@asynccontextmanager
+async def api_client(
+    app: FastAPI, headers: dict[str, str] | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of ``app`` in this process, sending ``headers`` with every request."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://api", headers=headers
+    ) as client:
+        yield client
+
+
+def job_body(items: int = 10, target: str = "local:record", **fields: Any) -> dict[str, Any]:
+    """A PUT body: a BatchWorker task over the numbers 0 to ``items`` - 1."""
+    return {
+        "name": "numbers",
+        "task": {
+            "taskClassifier": "BatchWorker",
+            "taskApiVersion": 1,
+            "taskData": {
+                "batchType": "range",
+                "batchDefinition": f"0-{items}",
+                "taskMessageType": "default",
+                "targetPipe": target,
+            },
+            "taskPipe": "batch-worker",
+            "targetPipe": target,
+        },
+        **fields,
+    }
 
 
 async def run_to_end(service: JobService, job_id: str, definition: JobDefinition) -> JobView:

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from temporalio.client import Client
 from temporalio.worker import Worker
 
 from jobservice.api import create_app
+from jobservice.db.engine import create_database_engine
+from jobservice.db.store import JobStore
 from jobservice.service import JobService
-from tests.conftest import unique
-from tests.integration.support import eventually
-
-BASE = "/job-service/v1"
+from jobservice.settings import Settings
+from tests.integration.support import API, api_client, eventually, job_body
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -25,45 +25,14 @@ def database_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
     return url
 
 
-@pytest.fixture
-async def http(service: JobService) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(service))
-    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-        yield client
-
-
-@pytest.fixture
-def partition() -> str:
-    return unique("p")
-
-
-def body(items: int = 10, target: str = "local:record", **fields: Any) -> dict[str, Any]:
-    return {
-        "name": "numbers",
-        "task": {
-            "taskClassifier": "BatchWorker",
-            "taskApiVersion": 1,
-            "taskData": {
-                "batchType": "range",
-                "batchDefinition": f"0-{items}",
-                "taskMessageType": "default",
-                "targetPipe": target,
-            },
-            "taskPipe": "batch-worker",
-            "targetPipe": target,
-        },
-        **fields,
-    }
-
-
 async def test_put_creates_then_is_idempotent_then_conflicts(
     http: httpx.AsyncClient, partition: str
 ) -> None:
     # Given no worker serves this test's task queue, the job stays Waiting
-    url = f"{BASE}/partitions/{partition}/jobs/j1"
-    assert (await http.put(url, json=body(labels={"team": "a"}))).status_code == 201
-    assert (await http.put(url, json=body(labels={"team": "a"}))).status_code == 204
-    conflict = await http.put(url, json=body(items=11))
+    url = f"{API}/partitions/{partition}/jobs/j1"
+    assert (await http.put(url, json=job_body(labels={"team": "a"}))).status_code == 201
+    assert (await http.put(url, json=job_body(labels={"team": "a"}))).status_code == 204
+    conflict = await http.put(url, json=job_body(items=11))
     assert conflict.status_code == 409
     assert "different definition" in conflict.json()["message"]
 
@@ -79,38 +48,51 @@ async def test_put_creates_then_is_idempotent_then_conflicts(
 @pytest.mark.parametrize(
     ("path", "payload", "message"),
     [
-        ("partitions/a.b/jobs/j", body(), "contains one of"),
-        ("partitions/p/jobs/" + "x" * 49, body(), "longer than 48"),
-        ("partitions/" + "p" * 41 + "/jobs/j", body(), "longer than 40"),
-        ("partitions/p/jobs/j", body(labels={"bad key": "v"}), "label key"),
-        ("partitions/p/jobs/j", {**body(), "colour": "red"}, "colour: is not a field"),
-        ("partitions/p/jobs/j", {**body(), "type": "t"}, "not both"),
+        ("partitions/a.b/jobs/j", job_body(), "contains one of"),
+        ("partitions/p/jobs/" + "x" * 49, job_body(), "longer than 48"),
+        ("partitions/" + "p" * 41 + "/jobs/j", job_body(), "longer than 40"),
+        ("partitions/p/jobs/j", job_body(labels={"bad key": "v"}), "label key"),
+        ("partitions/p/jobs/j", {**job_body(), "colour": "red"}, "colour: is not a field"),
+        ("partitions/p/jobs/j", {**job_body(), "type": "t"}, "not both"),
         ("partitions/p/jobs/j", {"name": "no task"}, "not neither"),
         (
             "partitions/p/jobs/j",
-            {**body(), "task": {**body()["task"], "taskApiVersion": 0}},
+            {**job_body(), "task": {**job_body()["task"], "taskApiVersion": 0}},
             "taskApiVersion must not be 0",
         ),
         (
             "partitions/p/jobs/j",
-            {**body(), "task": {**body()["task"], "targetPipe": ""}},
+            {**job_body(), "task": {**job_body()["task"], "targetPipe": ""}},
             "task.targetPipe",
         ),
-        ("partitions/p/jobs/j", {**body(), "delay": -1}, "delay"),
-        ("partitions/p/jobs/j", body(target="local:nobody"), "nobody"),
+        ("partitions/p/jobs/j", {**job_body(), "delay": -1}, "delay"),
+        ("partitions/p/jobs/j", job_body(target="local:nobody"), "nobody"),
+        # What the job database cannot keep is refused on either database, never a 500.
+        ("partitions/p/jobs/j%00", job_body(), "control character"),
+        ("partitions/p/jobs/j", job_body(name="a\x00"), "name: Value error, must not contain"),
+        ("partitions/p/jobs/j", job_body(labels={"team": "a\x00"}), "labels.team: Value error"),
+        ("partitions/p/jobs/j", job_body(labels={"k" * 256: "v"}), "longer than 255"),
+        ("partitions/p/jobs/j", job_body(labels={"team\n": "v"}), "label key 'team\\n'"),
+        ("partitions/p/jobs/j", job_body(delay=2**31), "delay"),
+        ("partitions/p/jobs/j", job_body(prerequisiteJobIds=["x" * 49]), "prerequisite job id"),
+        ("partitions/p/jobs/j", job_body(prerequisiteJobIds=["a.b"]), "prerequisite job id"),
+        # failureTolerance is a count or a percentage, as the OpenAPI document says.
+        ("partitions/p/jobs/j", job_body(failureTolerance={"count": 1}), "neither a count"),
+        ("partitions/p/jobs/j", job_body(failureTolerance=True), "neither a count"),
+        ("partitions/p/jobs/j", job_body(failureTolerance=-1), "is negative"),
     ],
 )
 async def test_a_bad_job_is_a_400_saying_why(
     http: httpx.AsyncClient, path: str, payload: dict[str, Any], message: str
 ) -> None:
-    response = await http.put(f"{BASE}/{path}", json=payload)
+    response = await http.put(f"{API}/{path}", json=payload)
     assert response.status_code == 400, response.text
     assert message in response.json()["message"]
 
 
 async def test_a_body_that_is_not_json_is_a_400(http: httpx.AsyncClient) -> None:
     response = await http.put(
-        f"{BASE}/partitions/p/jobs/j",
+        f"{API}/partitions/p/jobs/j",
         content=b"{not json",
         headers={"Content-Type": "application/json"},
     )
@@ -119,18 +101,18 @@ async def test_a_body_that_is_not_json_is_a_400(http: httpx.AsyncClient) -> None
 
 
 async def test_unknown_jobs_are_404_and_not_active(http: httpx.AsyncClient) -> None:
-    response = await http.get(f"{BASE}/partitions/p/jobs/nobody")
+    response = await http.get(f"{API}/partitions/p/jobs/nobody")
     assert response.status_code == 404
     assert "no job 'nobody'" in response.json()["message"]
-    assert (await http.get(f"{BASE}/partitions/p/jobs/nobody/isActive")).json() is False
-    assert (await http.delete(f"{BASE}/partitions/p/jobs/nobody")).status_code == 404
+    assert (await http.get(f"{API}/partitions/p/jobs/nobody/isActive")).json() is False
+    assert (await http.delete(f"{API}/partitions/p/jobs/nobody")).status_code == 404
 
 
 async def test_a_job_runs_to_completed_and_its_progress_moves(
     http: httpx.AsyncClient, worker: Worker, partition: str
 ) -> None:
-    url = f"{BASE}/partitions/{partition}/jobs/run"
-    payload = body(items=3000, target="local:sleep")
+    url = f"{API}/partitions/{partition}/jobs/run"
+    payload = job_body(items=3000, target="local:sleep")
     payload["task"]["taskData"]["taskMessageParams"] = {"seconds": "0.001"}
     assert (await http.put(url, json=payload)).status_code == 201
     seen: set[float] = set()
@@ -154,8 +136,8 @@ async def test_a_job_runs_to_completed_and_its_progress_moves(
 async def test_pause_resume_cancel_follow_the_job_states(
     http: httpx.AsyncClient, worker: Worker, partition: str
 ) -> None:
-    url = f"{BASE}/partitions/{partition}/jobs/ctl"
-    payload = body(items=100_000, target="local:sleep")
+    url = f"{API}/partitions/{partition}/jobs/ctl"
+    payload = job_body(items=100_000, target="local:sleep")
     payload["task"]["taskData"]["taskMessageParams"] = {"seconds": "0.001"}
     await http.put(url, json=payload)
 
@@ -178,10 +160,10 @@ async def test_pause_resume_cancel_follow_the_job_states(
 
 
 async def test_list_sorts_filters_pages_and_counts(http: httpx.AsyncClient, partition: str) -> None:
-    jobs = f"{BASE}/partitions/{partition}/jobs"
+    jobs = f"{API}/partitions/{partition}/jobs"
     for job_id, team in [("a-1", "red"), ("a-2", "blue"), ("b-1", "red"), ("c-1", None)]:
         labels = {"team": team} if team else {}
-        assert (await http.put(f"{jobs}/{job_id}", json=body(labels=labels))).status_code == 201
+        assert (await http.put(f"{jobs}/{job_id}", json=job_body(labels=labels))).status_code == 201
 
     async def ids(**params: str) -> list[str]:
         response = await http.get(jobs, params=params)
@@ -196,22 +178,29 @@ async def test_list_sorts_filters_pages_and_counts(http: httpx.AsyncClient, part
     assert await ids(labelExist="team", sort="labels.team:asc") == ["a-2", "a-1", "b-1"]
     assert await ids(statusType="Completed") == []
     count = await http.get(
-        f"{BASE}/partitions/{partition}/jobStats/count", params={"filter": "id==a*"}
+        f"{API}/partitions/{partition}/jobStats/count", params={"filter": "id==a*"}
     )
     assert count.json() == 2
 
-    for params in ({"sort": "id"}, {"sort": "colour:asc"}, {"filter": "colour==red"}):
+    for params, message in [
+        ({"sort": "id"}, "needs a direction"),
+        ({"sort": "colour:asc"}, "sort field 'colour' is unknown"),
+        ({"filter": "colour==red"}, "unknown key 'colour'"),
+        ({"offset": str(2**63)}, "offset 9223372036854775808 is over"),
+        ({"filter": "name==a\x00"}, "filter must not contain the NUL character"),
+        ({"jobIdStartsWith": "a\x00"}, "jobIdStartsWith must not contain the NUL character"),
+    ]:
         response = await http.get(jobs, params=params)
         assert response.status_code == 400, params
-        assert response.json()["message"]
+        assert message in response.json()["message"]
 
 
 async def test_bulk_cancel_and_delete_count_what_they_changed(
     http: httpx.AsyncClient, partition: str
 ) -> None:
-    jobs = f"{BASE}/partitions/{partition}/jobs"
+    jobs = f"{API}/partitions/{partition}/jobs"
     for job_id in ("x-1", "x-2", "y-1"):
-        await http.put(f"{jobs}/{job_id}", json=body())
+        await http.put(f"{jobs}/{job_id}", json=job_body())
     cancel = await http.post(f"{jobs}:cancel", params={"jobIdStartsWith": "x-"})
     assert cancel.json() == {"jobsCanceled": 2}
     again = await http.post(f"{jobs}:cancel", params={"jobIdStartsWith": "x-"})
@@ -225,8 +214,34 @@ async def test_bulk_cancel_and_delete_count_what_they_changed(
 
 
 async def test_ping_and_health(http: httpx.AsyncClient) -> None:
-    assert (await http.get(f"{BASE}/ping")).status_code == 200
-    health = (await http.get(f"{BASE}/health")).json()
+    assert (await http.get(f"{API}/ping")).status_code == 200
+    health = (await http.get(f"{API}/health")).json()
     assert health["temporal"] == "ok"
     assert health["database"] == "ok"
     assert "rabbitmq" in health
+
+
+async def test_an_undeclared_method_is_a_405_naming_every_method_of_the_path(
+    http: httpx.AsyncClient,
+) -> None:
+    response = await http.request("TRACE", f"{API}/partitions/p/jobs/j")
+    assert response.status_code == 405
+    assert response.json() == {"message": "Method Not Allowed"}
+    assert response.headers["Allow"] == "DELETE, GET, PUT"
+
+
+async def test_a_job_database_that_cannot_be_reached_is_a_503(
+    client: Client, settings: Settings
+) -> None:
+    # Given a service whose job database is at a port nothing listens on
+    store = JobStore(create_database_engine("postgresql+psycopg://jobservice@127.0.0.1:1/none"))
+    service = JobService(client, store=store, settings=settings)
+    async with api_client(create_app(service)) as http:
+        for method, path in [("GET", "jobs/j"), ("GET", "jobs"), ("GET", "jobs/j/isActive")]:
+            response = await http.request(method, f"{API}/partitions/p/{path}")
+            assert response.status_code == 503, response.text
+            assert "job database cannot be reached" in response.json()["message"]
+        health = await http.get(f"{API}/health")
+        assert health.status_code == 503
+        assert health.json()["database"].startswith("unavailable")
+    store.engine.dispose()

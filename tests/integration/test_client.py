@@ -243,7 +243,8 @@ async def test_an_api_key_opens_only_its_partitions(
             await as_(None).get_job("j")
         assert (no_key.value.status, no_key.value.message) == (
             401,
-            "an API key is required: send it in the X-API-Key header",
+            "an API key is required: send it in the X-API-Key header, "
+            "or as Authorization: Bearer <key>",
         )
         assert type(no_key.value) is NotAuthorizedError  # a 401, not a 403
         with pytest.raises(NotAuthorizedError) as wrong_key:

@@ -13,14 +13,12 @@ from temporalio.worker import Worker
 from jobservice.api import create_app
 from jobservice.service import JobService
 from tests.conftest import unique
-from tests.integration.support import eventually
-from tests.integration.test_api import BASE, body
+from tests.integration.support import API, api_client, eventually, job_body
 
 
 @pytest.fixture
 async def jobs(service: JobService) -> AsyncIterator[Jobs]:
-    transport = httpx.ASGITransport(app=create_app(service))
-    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+    async with api_client(create_app(service)) as client:
         yield Jobs(client, unique("p"))
 
 
@@ -29,10 +27,10 @@ class Jobs:
 
     def __init__(self, http: httpx.AsyncClient, partition: str) -> None:
         self.http = http
-        self.url = f"{BASE}/partitions/{partition}/jobs"
+        self.url = f"{API}/partitions/{partition}/jobs"
 
     async def put(self, job_id: str, **fields: Any) -> httpx.Response:
-        return await self.http.put(f"{self.url}/{job_id}", json=body(**fields))
+        return await self.http.put(f"{self.url}/{job_id}", json=job_body(**fields))
 
     async def create(self, job_id: str, **fields: Any) -> None:
         response = await self.put(job_id, **fields)
@@ -143,7 +141,7 @@ async def test_a_job_paused_while_waiting_stays_paused_until_resumed(
     [
         ("self", ["self"], "would wait for itself"),
         ("a", ["b"], "would wait for itself"),  # b waits for a
-        ("c", ["bad.id"], "prerequisiteJobIds: the job id 'bad.id' contains one of"),
+        ("c", ["bad.id"], "the prerequisite job id 'bad.id' contains one of"),
     ],
 )
 async def test_a_job_that_could_never_run_is_a_400(

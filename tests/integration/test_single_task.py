@@ -12,13 +12,13 @@ import pytest
 from aio_pika.abc import AbstractChannel
 from temporalio.worker import Worker
 
-from jobservice.api import create_app
 from jobservice.models import JobStatus, JobTask, NewJob
 from jobservice.service import JobService
 from jobservice.settings import ApiSettings, Settings
 from tests.conftest import unique
 from tests.integration.handlers import RecordingHandler
 from tests.integration.rabbit import publish, take
+from tests.integration.support import API
 
 PUBLIC_URL = "http://jobs.example:8080/"
 
@@ -30,6 +30,7 @@ def settings(settings: Settings) -> Settings:
 
 
 async def test_a_task_goes_to_its_task_pipe_and_completes_with_its_result(
+    http: httpx.AsyncClient,
     service: JobService,
     settings: Settings,
     tracking_worker: None,
@@ -46,11 +47,9 @@ async def test_a_task_goes_to_its_task_pipe_and_completes_with_its_result(
         "taskPipe": target_queue,
         "targetPipe": "text-out",
     }
-    transport = httpx.ASGITransport(app=create_app(service))
-    async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
-        url = f"/job-service/v1/partitions/{partition}/jobs/{job_id}"
-        created = await http.put(url, json={"name": "one task", "task": task})
-        assert created.status_code == 201, created.text
+    url = f"{API}/partitions/{partition}/jobs/{job_id}"
+    created = await http.put(url, json={"name": "one task", "task": task})
+    assert created.status_code == 201, created.text
 
     # Then its task message waits on the task pipe, as a CAF worker reads it
     [message] = await take(rabbit, target_queue, 1)

@@ -17,6 +17,7 @@ from sqlmodel import SQLModel, col
 
 from jobservice.db.query import (
     MAX_LIMIT,
+    MAX_OFFSET,
     Comparison,
     JobQuery,
     Logical,
@@ -287,6 +288,9 @@ def test_a_filter_built_in_code_is_checked_too() -> None:
         ({"limit": 0}, f"limit 0 is out of range: 1 to {MAX_LIMIT}"),
         ({"limit": MAX_LIMIT + 1}, f"limit {MAX_LIMIT + 1} is out of range"),
         ({"offset": -1}, "offset -1 is negative"),
+        ({"offset": MAX_OFFSET + 1}, f"offset {MAX_OFFSET + 1} is over {MAX_OFFSET}"),
+        ({"job_id_starts_with": "a\x00"}, "jobIdStartsWith must not contain the NUL"),
+        ({"filter": "name==a\x00"}, "filter must not contain the NUL character"),
         ({"filter": "name=="}, "filter ends after '=='"),
     ],
 )
