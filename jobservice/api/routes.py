@@ -86,12 +86,22 @@ def _selection(
 SelectionDep = Annotated[JobQuery, Depends(_selection)]
 
 
-def _query(
+def _counted(
     selection: SelectionDep,
     status_type: Annotated[
         str | None,
         query_parameter("Jobs of these statuses.", "statusType", enum=list(STATUS_TYPES)),
     ] = None,
+) -> JobQuery:
+    """What the count endpoint counts: the bulk endpoints' selection, with a status type."""
+    return replace(selection, status_type=status_type)
+
+
+CountedDep = Annotated[JobQuery, Depends(_counted)]
+
+
+def _query(
+    counted: CountedDep,
     limit: Annotated[int, query_parameter("Jobs per page.", minimum=1, maximum=MAX_LIMIT)] = (
         DEFAULT_LIMIT
     ),
@@ -100,8 +110,8 @@ def _query(
         str | None, query_parameter("field:asc|desc, default createTime:desc", pattern=SORT)
     ] = None,
 ) -> JobQuery:
-    """The list's query: the bulk endpoints' selection, with a status type, a page and an order."""
-    return replace(selection, status_type=status_type, limit=limit, offset=offset, sort=sort)
+    """The list's query: what the count endpoint counts, with a page and an order."""
+    return replace(counted, limit=limit, offset=offset, sort=sort)
 
 
 QueryDep = Annotated[JobQuery, Depends(_query)]
@@ -176,7 +186,7 @@ async def list_jobs(service: ServiceDep, query: QueryDep) -> list[JobPublic]:
 
 
 @router.get("/partitions/{partition_id}/jobStats/count", responses=SELECTION_ERRORS, tags=["jobs"])
-async def count_jobs(service: ServiceDep, query: QueryDep) -> int:
+async def count_jobs(service: ServiceDep, query: CountedDep) -> int:
     return await service.count(query)
 
 

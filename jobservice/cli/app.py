@@ -104,6 +104,7 @@ def dev(ctx: typer.Context) -> None:
     """Run the embedded stack in the foreground: Temporal (SQLite under the data folder,
     Web UI) and a worker. Ctrl-C stops all of it."""
     settings = _settings(ctx)
+    _check_api_settings(settings)
     console = Console()
     stop = asyncio.Event()
     port = int(settings.temporal.address.rpartition(":")[2])
@@ -126,14 +127,19 @@ def dev(ctx: typer.Context) -> None:
     _serve(work(), stop)
 
 
+def _check_api_settings(settings: Settings) -> None:
+    """Before anything starts: a refusal to serve is the first thing to fix."""
+    try:
+        check_settings(settings.api)
+    except InsecureSettingsError as exc:
+        raise _fail(Console(stderr=True), str(exc), 2) from None
+
+
 @app.command()
 def api(ctx: typer.Context) -> None:
     """Serve the REST API alone (JOBSERVICE_API__PORT, default 8080)."""
     settings = _settings(ctx)
-    try:
-        check_settings(settings.api)  # before connecting: the refusal is the first thing to fix
-    except InsecureSettingsError as exc:
-        raise _fail(Console(stderr=True), str(exc), 2) from None
+    _check_api_settings(settings)
     stop = asyncio.Event()
 
     async def work() -> None:

@@ -218,10 +218,14 @@ def test_production_without_keys_is_refused_when_the_app_is_made() -> None:
     create_app(settings=Settings(api=ApiSettings(production=True, keys={KEY_A: ["a"]})))
 
 
-async def test_the_api_command_refuses_production_without_keys(settings: Settings) -> None:
-    # The command reads its keys from the environment, which has none
+@pytest.mark.parametrize("command", ["api", "dev"])
+async def test_the_serving_commands_refuse_production_without_keys(
+    settings: Settings, command: str
+) -> None:
+    # The command reads its keys from the environment, which has none; dev refuses before
+    # it starts anything, rather than running with its API dead
     env = {"JOBSERVICE_API__PRODUCTION": "true", "JOBSERVICE_API__PORT": str(free_port())}
-    result = await asyncio.to_thread(processes.run, settings, ["api"], 60, env)
+    result = await asyncio.to_thread(processes.run, settings, [command], 60, env)
     assert result.returncode == 2, result.stderr
     assert "JOBSERVICE_API__PRODUCTION is set but no API keys" in result.stderr
     assert "Traceback" not in result.stderr
