@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import struct
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeGuard
@@ -22,9 +23,17 @@ from typing import Any, TypeGuard
 import aiormq
 from aiormq.abc import ChannelFrame
 from pamqp import commands as spec
-from pamqp.body import ContentBody
+from pamqp import frame
 from pamqp.header import ContentHeader
 
+_ID_PLACEHOLDER = "0" * 32
+"""Stands for a message id (a uuid4's 32 hex digits) in a header frame's template."""
+_BODY_SIZE_AT = 7 + 4
+"""Where a header frame's body size starts: after the frame header and class and weight."""
+_BODY_SIZE = struct.Struct(">Q")
+_BODY_FRAME = struct.Struct(">BHI")
+_BODY_TYPE = 3
+_FRAME_END = b"\xce"
 _NEEDED = ("lock", "delivery_tag", "confirmations", "message_id_delivery_tag", "write_queue")
 
 
@@ -46,9 +55,10 @@ async def publish_framed(
 ) -> list[asyncio.Future[Any]]:
     """Write persistent, mandatory publishes of ``bodies`` to ``routing_key`` in one payload;
     the futures settle as the broker confirms (or returns) each message."""
-    frames: list[Any] = []
-    futures: list[asyncio.Future[Any]] = []
+    template = _Template(channel.number, routing_key, headers)
     size = channel.max_content_size
+    parts: list[bytes] = []
+    futures: list[asyncio.Future[Any]] = []
     async with channel.lock:
         first_tag = channel.delivery_tag
         for body in bodies:
@@ -62,23 +72,9 @@ async def publish_framed(
                 functools.partial(_forget, channel.message_id_delivery_tag, message_id, tag)
             )
             futures.append(confirmation)
-            frames.append(spec.Basic.Publish(routing_key=routing_key, mandatory=True))
-            frames.append(
-                ContentHeader(
-                    properties=spec.Basic.Properties(
-                        delivery_mode=2,
-                        content_type="application/json",
-                        headers=dict(headers) if headers else None,
-                        message_id=message_id,
-                    ),
-                    body_size=len(body),
-                )
-            )
-            frames.extend(ContentBody(body[i : i + size]) for i in range(0, len(body), size))
+            template.frames(parts, body, message_id, size)
         try:
-            await channel.write_queue.put(
-                ChannelFrame.marshall(channel_number=channel.number, frames=frames)
-            )
+            await channel.write_queue.put(ChannelFrame(payload=b"".join(parts), should_close=False))
         except BaseException:
             # Nothing reached the broker: give the delivery tags back.
             for tag in range(first_tag + 1, channel.delivery_tag + 1):
@@ -88,6 +84,49 @@ async def publish_framed(
                 future.cancel()
             raise
     return futures
+
+
+class _Template:
+    """The frames of one slice's messages, marshalled once by pamqp and then filled in: the
+    publish frame is the same for every message, the header frame differs in the body size
+    and the message id only."""
+
+    def __init__(self, channel: int, routing_key: str, headers: Mapping[str, Any] | None):
+        self._channel = channel
+        self._publish = frame.marshal(
+            spec.Basic.Publish(routing_key=routing_key, mandatory=True), channel
+        )
+        header = frame.marshal(
+            ContentHeader(
+                properties=spec.Basic.Properties(
+                    delivery_mode=2,
+                    content_type="application/json",
+                    headers=dict(headers) if headers else None,
+                    message_id=_ID_PLACEHOLDER,
+                ),
+                body_size=0,
+            ),
+            channel,
+        )
+        at = header.rindex(_ID_PLACEHOLDER.encode())
+        # type, channel, frame size, class, weight | body size (8 bytes) | flags, properties
+        self._header_start = header[:_BODY_SIZE_AT]
+        self._header_middle = header[_BODY_SIZE_AT + 8 : at]
+        self._header_end = header[at + len(_ID_PLACEHOLDER) :]
+
+    def frames(self, parts: list[bytes], body: bytes, message_id: str, size: int) -> None:
+        """Append one message's frames to ``parts``; bodies longer than ``size`` are split."""
+        parts += (
+            self._publish,
+            self._header_start,
+            _BODY_SIZE.pack(len(body)),
+            self._header_middle,
+            message_id.encode(),
+            self._header_end,
+        )
+        for start in range(0, len(body), size):
+            chunk = body[start : start + size]
+            parts += (_BODY_FRAME.pack(_BODY_TYPE, self._channel, len(chunk)), chunk, _FRAME_END)
 
 
 def _forget(ids: dict[str, int], message_id: str, tag: int, _: asyncio.Future[Any]) -> None:
