@@ -2,8 +2,9 @@
 
     python examples/reference_worker.py --queue documents [--url amqp://...] [--fail-every N]
 
-It uses only the message contract (see README, "Writing an external worker") and aio-pika, so
-it translates line by line to a worker in any language:
+It uses only the message contract (see README, "Writing an external worker") and aio-pika
+(with the aiormq channel beneath it), so it translates line by line to a worker in any
+language:
 
 1. take a task message from the target queue;
 2. do the work (here: describe ``taskData``);
@@ -21,13 +22,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import signal
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
-from aio_pika.exceptions import DeliveryError
+from aio_pika.abc import AbstractRobustConnection
+from aiormq.abc import DeliveredMessage
+from aiormq.exceptions import AMQPError, DeliveryError
+from pamqp import commands as spec
 
 
 def result_of(task: dict[str, Any], fail_every: int) -> tuple[str, Any]:
@@ -57,71 +61,97 @@ def result_message(task: dict[str, Any], status: str, data: Any, to: str | None)
     ).encode()
 
 
-async def report(
-    message: AbstractIncomingMessage, exchange: AbstractExchange, options: argparse.Namespace
-) -> bool:
-    """Do one task and publish its result; False when the broker would not take the result."""
-    task = json.loads(message.body)
-    status, data = result_of(task, options.fail_every)
-    body = result_message(task, status, data, options.result_queue)
+PERSISTENT = spec.Basic.Properties(delivery_mode=2, content_type="application/json")
+
+
+async def report(message: DeliveredMessage, options: argparse.Namespace) -> str:
+    """Do one task and publish its result: "done"; "retry" when the broker would not take the
+    result; "unreadable" for a message that is not a task."""
+    try:
+        task = json.loads(message.body)
+        status, data = result_of(task, options.fail_every)
+        body = result_message(task, status, data, options.result_queue)
+        tracking_pipe = task["tracking"]["trackingPipe"]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return "unreadable"
     try:
         for _ in range(2 if options.duplicate else 1):
-            await exchange.publish(
-                aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
-                routing_key=task["tracking"]["trackingPipe"],
-                mandatory=True,
+            await message.channel.basic_publish(
+                body, routing_key=tracking_pipe, properties=PERSISTENT, mandatory=True
             )
     except DeliveryError:
-        return False
-    return True
+        return "retry"
+    return "done"
 
 
-async def work_through(
-    batch: list[AbstractIncomingMessage], exchange: AbstractExchange, options: argparse.Namespace
-) -> None:
-    """Report a batch of tasks, then settle them: one ack for all unless a result failed."""
-    reported = await asyncio.gather(*(report(m, exchange, options) for m in batch))
-    if all(reported):
-        await batch[-1].ack(multiple=True)
+async def work_through(batch: list[DeliveredMessage], options: argparse.Namespace) -> None:
+    """Report a batch of tasks, then settle them: one ack for all when every one is done."""
+    outcomes = await asyncio.gather(*(report(m, options) for m in batch))
+    channel = batch[-1].channel
+    if all(outcome == "done" for outcome in outcomes):
+        await channel.basic_ack(batch[-1].delivery_tag or 0, multiple=True)
         return
-    await asyncio.sleep(1)
-    for message, ok in zip(batch, reported, strict=True):
-        await (message.ack() if ok else message.nack(requeue=True))
+    if "retry" in outcomes:
+        await asyncio.sleep(1)
+    for message, outcome in zip(batch, outcomes, strict=True):
+        tag = message.delivery_tag or 0
+        if outcome == "done":
+            await channel.basic_ack(tag)
+        else:  # dead-lettered by the queue's policy, if it has one, when unreadable
+            await channel.basic_reject(tag, requeue=outcome == "retry")
+
+
+async def serve(
+    connection: AbstractRobustConnection, options: argparse.Namespace, stop: asyncio.Event
+) -> None:
+    """Consume the queue on one channel until ``stop``, or until the channel is lost."""
+    channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+    await channel.set_qos(prefetch_count=options.prefetch)
+    await channel.declare_queue(options.queue, durable=True)
+    # aio-pika's channel runs on an aiormq one, whose plain messages are cheaper to handle.
+    amqp = await channel.get_underlay_channel()
+    arrived: list[DeliveredMessage] = []
+    wake = asyncio.Event()
+
+    async def on_message(message: DeliveredMessage) -> None:
+        arrived.append(message)
+        wake.set()
+
+    async def work() -> None:
+        while True:
+            await wake.wait()
+            wake.clear()
+            batch = arrived[:]
+            arrived.clear()
+            if batch:
+                await work_through(batch, options)
+
+    await amqp.basic_consume(options.queue, on_message)
+    worker = asyncio.create_task(work())
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait([stopped, amqp.closing], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        worker.cancel()
+        stopped.cancel()
+        with contextlib.suppress(Exception):
+            await channel.close()
 
 
 async def main(options: argparse.Namespace) -> None:
     connection = await aio_pika.connect_robust(options.url)
     async with connection:
-        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        await channel.set_qos(prefetch_count=options.prefetch)
-        queue = await channel.declare_queue(options.queue, durable=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-
-        arrived: list[AbstractIncomingMessage] = []
-        wake = asyncio.Event()
-
-        async def on_message(message: AbstractIncomingMessage) -> None:
-            arrived.append(message)
-            wake.set()
-
-        async def work() -> None:
-            while True:
-                await wake.wait()
-                wake.clear()
-                batch = arrived[:]
-                arrived.clear()
-                if batch:
-                    await work_through(batch, channel.default_exchange, options)
-
-        tag = await queue.consume(on_message)
-        worker = asyncio.create_task(work())
         print(f"reference worker consuming {options.queue}", flush=True)
-        await stop.wait()
-        await queue.cancel(tag)
-        worker.cancel()
+        while not stop.is_set():
+            try:
+                await serve(connection, options, stop)
+            except AMQPError as exc:  # the connection is being restored: start over on it
+                print(f"reference worker: {exc!r}; consuming again", flush=True)
+                await asyncio.sleep(1)
 
 
 if __name__ == "__main__":
