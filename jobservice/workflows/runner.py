@@ -51,6 +51,8 @@ with workflow.unsafe.imports_passed_through():
     from jobservice.workflows.tracked import Settled, TrackedItems
 
 MAX_BROKER_BACKOFF = 60.0
+MIN_QUEUE_SHARE = 250
+"""The least of a job's in-flight window a batch sending items to a queue runs with."""
 NON_RETRYABLE = ["BatchDefinitionError", "InvalidJobError"]
 
 
@@ -318,9 +320,17 @@ class BatchRunner:
             return engine.chunk_size
         if self._retry_at is not None and workflow.now() < self._retry_at:
             return 0  # the broker was unreachable; wait before trying again
-        allowance = max(1, engine.in_flight_window * self._budget // engine.batch_budget)
+        allowance = self._window_share()
         out = self._tracked.outstanding + sum(c.end - c.start for c in self._chunks)
-        return max(0, min(engine.chunk_size, allowance - out))
+        room = allowance - out
+        if out and room < allowance // 2:
+            return 0  # refill in halves: a result at a time would make chunks of a few items
+        return max(0, min(engine.chunk_size, room))
+
+    def _window_share(self) -> int:
+        """This subtree's share of the job's in-flight window."""
+        engine = self.context.engine
+        return max(1, engine.in_flight_window * self._budget // engine.batch_budget)
 
     @property
     def _budget(self) -> int:
@@ -331,6 +341,10 @@ class BatchRunner:
         split = self.state.split
         assert split is not None
         window = min(self.context.engine.batch_window, self._budget, split.sub_batch_total)
+        if not self.context.target_pipe.startswith(LOCAL_PIPE_PREFIX):
+            # Items to a queue: fewer batches at once, each with a share of the in-flight
+            # window worth a chunk, rather than many that trickle a few items each.
+            window = min(window, self._window_share() // MIN_QUEUE_SHARE)
         return max(1, window)
 
     async def _start_work(self) -> None:
