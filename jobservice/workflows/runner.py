@@ -51,7 +51,7 @@ with workflow.unsafe.imports_passed_through():
     from jobservice.workflows.tracked import Settled, TrackedItems
 
 MAX_BROKER_BACKOFF = 60.0
-MIN_QUEUE_SHARE = 250
+MIN_QUEUE_SHARE = 500
 """The least of a job's in-flight window a batch sending items to a queue runs with."""
 NON_RETRYABLE = ["BatchDefinitionError", "InvalidJobError"]
 
