@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from collections import Counter
@@ -75,7 +76,7 @@ def read_report(body: bytes, tracking_pipe: str) -> Report:
     status = message.get("taskStatus")
     if status not in COMPLETING | FAILING:
         raise UnreadableError(f"unknown taskStatus {status!r} for {task_id}")
-    partition, job_id, path = _task_path(task_id)
+    batch_workflow, job_workflow, number = _item_of(task_id)
     failure = None
     if status in FAILING:
         source = message.get("sourceInfo")
@@ -90,9 +91,9 @@ def read_report(body: bytes, tracking_pipe: str) -> Report:
     track_to = tracking.get("trackTo") if isinstance(tracking, dict) else None
     forward = isinstance(to, str) and to and to not in (tracking_pipe, track_to)
     return Report(
-        batch_workflow=workflow_id(partition, job_id, path[:-1]),
-        job_workflow=workflow_id(partition, job_id),
-        number=path[-1],
+        batch_workflow=batch_workflow,
+        job_workflow=job_workflow,
+        number=number,
         failure=failure,
         forward_to=to if forward and isinstance(to, str) else None,
     )
@@ -105,8 +106,27 @@ def _progress_report(message: dict[str, Any]) -> Report:
         raise UnreadableError("a progress report without a jobTaskId")
     if not isinstance(percent, int | float) or not 0 <= percent <= 100:
         raise UnreadableError(f"estimatedPercentageCompleted {percent!r} is not 0 to 100")
-    partition, job_id, path = _task_path(task_id)
-    return Report(workflow_id(partition, job_id, path[:-1]), workflow_id(partition, job_id), None)
+    batch_workflow, job_workflow, _ = _item_of(task_id)
+    return Report(batch_workflow, job_workflow, None)
+
+
+def _item_of(task_id: str) -> tuple[str, str, int]:
+    """The workflows of an item's batch and job, and its number in the batch."""
+    batch, dot, number = task_id.rpartition(".")
+    if not dot or not (number.isascii() and number.isdigit()):
+        _task_path(task_id)  # raises, saying what is wrong with it
+        raise UnreadableError(f"task id {task_id!r} does not end in an item number")
+    return (*_workflows_of(batch), int(number))
+
+
+@functools.lru_cache(maxsize=4096)
+def _workflows_of(batch_task_id: str) -> tuple[str, str]:
+    """The workflow ids of a batch and its job; the results of a batch share them."""
+    try:
+        partition, job_id, path = parse_job_task_id(batch_task_id)
+    except ValueError as exc:
+        raise UnreadableError(str(exc)) from None
+    return workflow_id(partition, job_id, path), workflow_id(partition, job_id)
 
 
 def _task_path(task_id: str) -> tuple[str, str, tuple[int, ...]]:
