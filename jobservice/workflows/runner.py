@@ -323,9 +323,15 @@ class BatchRunner:
         allowance = self._window_share()
         out = self._tracked.outstanding + sum(c.end - c.start for c in self._chunks)
         room = allowance - out
-        if out and room < allowance // 2:
+        if out and room < min(allowance // 2, self._undispatched()):
             return 0  # refill in halves: a result at a time would make chunks of a few items
         return max(0, min(engine.chunk_size, room))
+
+    def _undispatched(self) -> int:
+        """Items of this batch not yet sent, or to be sent again."""
+        split = self.state.split
+        left = split.item_total - self.state.next_item if split is not None else 0
+        return left + sum(end - start for start, end in self.state.retry_ranges)
 
     def _window_share(self) -> int:
         """This subtree's share of the job's in-flight window."""

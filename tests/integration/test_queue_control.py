@@ -74,6 +74,19 @@ async def test_the_window_bounds_what_is_out_and_pause_stops_forwarding(
     assert (done.counts.completed, done.counts.failed) == (1000, 0)
 
 
+@pytest.mark.parametrize("engine", [EngineSettings(chunk_size=40, in_flight_window=WINDOW)])
+async def test_a_job_smaller_than_its_window_goes_out_whole_with_nobody_consuming(
+    service: JobService, tracking_worker: None, rabbit: AbstractChannel, target_queue: str
+) -> None:
+    # 40 + 40 go out; the last 10 fit the window although less than half of it is free
+    await service.submit(unique("small"), job("range", "0-90", target_queue))
+
+    async def all_out() -> bool:
+        return await depth(rabbit, target_queue) == 90
+
+    await eventually(all_out, within=20)
+
+
 async def test_cancel_stops_forwarding_and_late_results_change_nothing(
     service: JobService,
     settings: Settings,
