@@ -75,10 +75,20 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked ``both_databases`` run once on SQLite and once on PostgreSQL."""
+    marked = metafunc.definition.get_closest_marker("both_databases") is not None
+    if marked and "database_url" in metafunc.fixturenames:
+        metafunc.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+
+
 @pytest.fixture
-def database_url(sqlite_url: str) -> str:
-    """The job database of engine tests; the API tests run on both."""
-    return sqlite_url
+def database_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
+    """The job database: SQLite, or for tests marked ``both_databases`` each in turn."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        return sqlite_url
+    url: str = request.getfixturevalue("postgres_url")
+    return url
 
 
 @pytest.fixture

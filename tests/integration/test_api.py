@@ -16,13 +16,7 @@ from jobservice.service import JobService
 from jobservice.settings import Settings
 from tests.integration.support import API, api_client, eventually, job_body
 
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
-    if request.param == "sqlite":
-        return sqlite_url
-    url: str = request.getfixturevalue("postgres_url")
-    return url
+pytestmark = pytest.mark.both_databases
 
 
 async def test_put_creates_then_is_idempotent_then_conflicts(

@@ -13,6 +13,8 @@ from jobservice.settings import Settings
 from tests.integration.handlers import RecordingHandler
 from tests.integration.support import API, eventually, job_body
 
+pytestmark = pytest.mark.both_databases
+
 NUMBERS = """\
 description: The numbers 0 to items-1, each to a local handler.
 parameters:

@@ -20,6 +20,8 @@ from tests.conftest import unique
 from tests.integration import processes
 from tests.integration.support import API, api_client, eventually, job_body
 
+pytestmark = pytest.mark.both_databases
+
 KEY_A, KEY_B, KEY_ALL = "key-of-a", "key-of-b", "key-of-operations"
 # Every kind of endpoint under a partition, on the job "same" that both partitions have.
 ENDPOINTS = [

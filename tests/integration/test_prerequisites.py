@@ -15,6 +15,8 @@ from jobservice.service import JobService
 from tests.conftest import unique
 from tests.integration.support import API, api_client, eventually, job_body
 
+pytestmark = pytest.mark.both_databases
+
 
 @pytest.fixture
 async def jobs(service: JobService) -> AsyncIterator[Jobs]:

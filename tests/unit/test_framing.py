@@ -30,9 +30,7 @@ def pamqp_frames(
 
 @pytest.mark.parametrize("body", [b"", b"{}", b"x" * 100, b"y" * 250])
 @pytest.mark.parametrize("headers", [None, {"x-jobservice-reason": "not JSON"}])
-def test_a_message_is_framed_as_pamqp_frames_it(
-    body: bytes, headers: FieldTable | None
-) -> None:
+def test_a_message_is_framed_as_pamqp_frames_it(body: bytes, headers: FieldTable | None) -> None:
     message_id = "0123456789abcdef0123456789abcdef"
     parts: list[bytes] = []
 
