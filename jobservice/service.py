@@ -148,12 +148,11 @@ class JobService:
         handler = local_handler_name(definition.target_pipe)
         if handler is not None:
             self._registry.handler(handler)
-        elif len(definition.target_pipe.encode()) > 255 or definition.target_pipe.strip() != (
-            definition.target_pipe
-        ):
+        elif not _queue_name(definition.target_pipe):
             raise InvalidJobError(
-                f"targetPipe {definition.target_pipe!r} is not a RabbitMQ queue name "
-                "(at most 255 bytes, no surrounding white space) nor local:<handler>"
+                f"targetPipe {definition.target_pipe!r} is not a RabbitMQ queue name (at most "
+                "255 bytes, no surrounding white space, no control characters) nor "
+                "local:<handler>"
             )
 
     def task_of(self, job: NewJob, *, partition: str, job_id: str) -> JobTask:
@@ -583,6 +582,14 @@ def _view(row: JobRow) -> JobView:
         splitting_complete=row.splitting_complete,
         items_per_second=row.items_per_second,
         eta_seconds=row.eta_seconds,
+    )
+
+
+def _queue_name(name: str) -> bool:
+    return (
+        len(name.encode()) <= 255
+        and name.strip() == name
+        and not any(ord(c) < 32 or c == "\x7f" for c in name)
     )
 
 

@@ -32,6 +32,8 @@ async def test_an_unknown_batch_type_is_refused_before_anything_starts(
         ({"target_pipe": "local:nothing"}, "unknown item handler 'nothing'"),
         ({"task_message_type": "fancy"}, "unknown task message type 'fancy'"),
         ({"target_pipe": " padded-queue"}, "is not a RabbitMQ queue name"),
+        ({"target_pipe": "tab\tqueue"}, "no control characters"),
+        ({"target_pipe": "q" * 256}, "at most 255 bytes"),
     ],
 )
 async def test_unknown_builders_handlers_and_pipes_are_refused(
