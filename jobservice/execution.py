@@ -200,6 +200,11 @@ class JobInput(BaseModel):
     started_at: datetime | None = None
     paused_seconds: float = 0.0
 
+    @property
+    def waits(self) -> bool:
+        """Whether the job starts Waiting: it has not run yet and has prerequisites or a delay."""
+        return self.state is None and bool(self.prerequisite_job_ids or self.delay)
+
 
 class JobProgress(BaseModel):
     """What the job workflow answers to the ``progress`` query, and records when it ends."""

@@ -277,16 +277,18 @@ class JobService:
             failure_tolerance=definition.failure_tolerance,
             engine=self._settings.engine,
         )
+        first_run = JobInput(
+            context=context,
+            definition=definition.batch_definition,
+            new_row=new_row,
+            prerequisite_job_ids=new_row.prerequisite_job_ids,
+            delay=new_row.delay,
+        )
+        status = JobStatus.WAITING if first_run.waits else JobStatus.ACTIVE
         try:
             await self._client.start_workflow(
                 JOB_WORKFLOW,
-                JobInput(
-                    context=context,
-                    definition=definition.batch_definition,
-                    new_row=new_row,
-                    prerequisite_job_ids=new_row.prerequisite_job_ids,
-                    delay=new_row.delay,
-                ),
+                first_run,
                 id=workflow_id(new_row.partition_id, new_row.job_id),
                 task_queue=self._settings.temporal.task_queue,
                 # An earlier job of the same id may have been deleted; its closed run stays.
@@ -295,7 +297,7 @@ class JobService:
                     [
                         SearchAttributePair(JOB_ID, new_row.job_id),
                         SearchAttributePair(JOB_PARTITION, new_row.partition_id),
-                        SearchAttributePair(JOB_STATUS, _first_status(new_row).value),
+                        SearchAttributePair(JOB_STATUS, status.value),
                     ]
                 ),
                 static_summary=(
@@ -591,11 +593,6 @@ def _queue_name(name: str) -> bool:
         and name.strip() == name
         and not any(ord(c) < 32 or c == "\x7f" for c in name)
     )
-
-
-def _first_status(new_row: NewJobRow) -> JobStatus:
-    waits = new_row.prerequisite_job_ids or new_row.delay
-    return JobStatus.WAITING if waits else JobStatus.ACTIVE
 
 
 def _unavailable(exc: RPCError) -> UnavailableError:

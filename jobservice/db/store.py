@@ -70,19 +70,7 @@ class JobStore:
     def _insert(self, new: NewJobRow, status: JobStatus) -> JobRow:
         stamp = now_millis()
         row = JobRow(
-            partition_id=new.partition_id,
-            job_id=new.job_id,
-            name=new.name,
-            description=new.description,
-            external_data=new.external_data,
-            labels=new.labels,
-            definition=new.definition,
-            definition_hash=new.definition_hash,
-            status=status.value,
-            prerequisite_job_ids=new.prerequisite_job_ids,
-            delay=new.delay,
-            create_time=stamp,
-            last_update_time=stamp,
+            **new.model_dump(), status=status.value, create_time=stamp, last_update_time=stamp
         )
         with self.session() as session:
             session.add(row)

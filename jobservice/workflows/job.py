@@ -61,8 +61,7 @@ class JobWorkflow:
             ),
             stop_check=self._tolerance_exceeded,
         )
-        waits = bool(request.prerequisite_job_ids or request.delay)
-        self._waiting = request.state is None and waits
+        self._waiting = request.waits
         """Whether the job still waits for its prerequisites or its delay."""
         self._waiting_reason: str | None = None
         self._prerequisites_changed = False
@@ -109,9 +108,8 @@ class JobWorkflow:
                 non_retryable=True,
             ) from None
         if isinstance(outcome, BatchInput):
-            await self._record_final(recorder, ended=False)
-            await workflow.wait_condition(workflow.all_handlers_finished)
-            workflow.continue_as_new(
+            await self._continue_as_new(
+                recorder,
                 JobInput(
                     context=request.context,
                     definition=request.definition,
@@ -119,7 +117,7 @@ class JobWorkflow:
                     paused=self._runner.paused,
                     started_at=self._started_at,
                     paused_seconds=self._paused_total(),
-                )
+                ),
             )
         final = self._finish(JobStatus.COMPLETED)
         await self._record_final(recorder, ended=True)
@@ -135,7 +133,7 @@ class JobWorkflow:
         check = timedelta(seconds=request.context.engine.prerequisite_check_seconds)
         while request.prerequisite_job_ids:
             self._prerequisites_changed = False
-            state = await _cancellable(
+            state = await _database(
                 SETTLE_PREREQUISITES,
                 PrerequisiteQuery(
                     partition_id=request.context.partition,
@@ -150,10 +148,9 @@ class JobWorkflow:
                 break
             self._waiting_reason = state.reason()
             if workflow.info().is_continue_as_new_suggested():
-                await self._record_final(recorder, ended=False)
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(
-                    request.model_copy(update={"new_row": None, "paused": self._runner.paused})
+                await self._continue_as_new(
+                    recorder,
+                    request.model_copy(update={"new_row": None, "paused": self._runner.paused}),
                 )
             # Told when a prerequisite ends; read again now and then in case a word was lost.
             with contextlib.suppress(asyncio.TimeoutError):
@@ -217,14 +214,7 @@ class JobWorkflow:
         return rates
 
     async def _write(self, record: JobRecord) -> None:
-        await workflow.execute_local_activity(
-            RECORD_JOB,
-            record,
-            result_type=bool,
-            start_to_close_timeout=timedelta(seconds=30),
-            # The database may be away for a while: the row catches up when it is back.
-            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
-        )
+        await _database(RECORD_JOB, record, bool)
         self._new_row = None
 
     async def _keep_row_current(self) -> None:
@@ -263,13 +253,17 @@ class JobWorkflow:
         await self._write(self._record())
         if ended:
             context = self._request.context
-            await workflow.execute_local_activity(
+            await _database(
                 NOTIFY_DEPENDENTS,
                 JobKey(partition_id=context.partition, job_id=context.job_id),
-                result_type=int,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+                int,
             )
+
+    async def _continue_as_new(self, recorder: asyncio.Task[None], next_run: JobInput) -> None:
+        """Write the row, let signal handlers finish, and go on as a new run of ``next_run``."""
+        await self._record_final(recorder, ended=False)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(next_run)
 
     def _tolerance_exceeded(self, progress: Progress) -> Failure | None:
         tolerance = self._request.context.failure_tolerance
@@ -350,8 +344,9 @@ class JobWorkflow:
         return self._snapshot()
 
 
-async def _cancellable(activity: str, argument: Any, result_type: type[T]) -> T:
-    """A database read by local activity; the job being cancelled meanwhile is a cancel."""
+async def _database(activity: str, argument: Any, result_type: type[T]) -> T:
+    """A job database activity, run locally. The database may be away for a while: it is
+    retried until it answers. The job being cancelled meanwhile is a cancel."""
     try:
         result: T = await workflow.execute_local_activity(
             activity,
