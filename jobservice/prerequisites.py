@@ -16,6 +16,8 @@ from jobservice.db.tables import JobRow
 from jobservice.models import Failure, JobStatus
 from jobservice.taskids import job_task_id
 
+NEVER_COMPLETED = frozenset({JobStatus.FAILED, JobStatus.CANCELLED})
+"""Prerequisites in these states fail the jobs that wait for them."""
 PREREQUISITE_SOURCE = "prerequisite job "
 """The start of a failure's source when a job failed because a prerequisite did."""
 
@@ -55,7 +57,7 @@ def settle(
             state.missing.append(prerequisite)
             continue
         status = JobStatus(row.status)
-        if status in (JobStatus.FAILED, JobStatus.CANCELLED):
+        if status in NEVER_COMPLETED:
             state.failure = _failure(query, row, now)
             return state
         if status is not JobStatus.COMPLETED:
@@ -66,7 +68,7 @@ def settle(
 def never_runs(rows: Iterable[JobRow]) -> str | None:
     """Why a new job waiting for ``rows`` could never run, if it could not."""
     for row in rows:
-        if row.status in (JobStatus.FAILED, JobStatus.CANCELLED):
+        if row.status in NEVER_COMPLETED:
             return (
                 f"prerequisite job {row.job_id!r} is {row.status}, so a job that waits for it "
                 "could never run"

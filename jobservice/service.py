@@ -27,7 +27,7 @@ from jobservice.db.engine import check_schema, create_database_engine
 from jobservice.db.query import JobQuery
 from jobservice.db.records import NewJobRow
 from jobservice.db.store import Created, JobStore, now_millis
-from jobservice.db.tables import JobRow
+from jobservice.db.tables import JOB_ID_LENGTH, PARTITION_ID_LENGTH, JobRow
 from jobservice.errors import (
     InvalidJobError,
     JobConflictError,
@@ -84,9 +84,9 @@ def _check_id(kind: str, value: str, longest: int) -> None:
 
 def validate_ids(partition: str, job_id: str | None = None) -> None:
     """Partition ids up to 40 characters, job ids up to 48, with none of ``.,:;*?!|()/``."""
-    _check_id("partition id", partition, 40)
+    _check_id("partition id", partition, PARTITION_ID_LENGTH)
     if job_id is not None:
-        _check_id("job id", job_id, 48)
+        _check_id("job id", job_id, JOB_ID_LENGTH)
 
 
 @dataclass(frozen=True)
@@ -246,7 +246,7 @@ class JobService:
         """Refuse a job that could never run: one that waits for itself, or for a job that
         has failed or was cancelled. A prerequisite that does not exist yet is waited for."""
         for prerequisite in prerequisites:
-            _check_id("prerequisite job id", prerequisite, 48)
+            _check_id("prerequisite job id", prerequisite, JOB_ID_LENGTH)
         if not prerequisites:
             return
         if await asyncio.to_thread(
