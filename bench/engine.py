@@ -23,6 +23,7 @@ from temporalio.worker import Worker
 
 from bench.database import scratch_database
 from bench.naive import NaiveJob, naive_item
+from jobservice import eventloop
 from jobservice.devserver import DevServer
 from jobservice.models import JobDefinition, JobStatus
 from jobservice.service import JobService
@@ -147,4 +148,4 @@ if __name__ == "__main__":
     parser.add_argument("--small", type=int, default=100_000)
     parser.add_argument("--naive", type=int, default=2_000)
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.items, arguments.small, arguments.naive))
+    eventloop.run(main(arguments.items, arguments.small, arguments.naive))

@@ -32,6 +32,7 @@ import psutil
 from temporalio.client import Client
 
 from bench.database import scratch_database
+from jobservice import eventloop
 from jobservice.devserver import DevServer
 from jobservice.messages import TaskMessage
 from jobservice.models import JobDefinition, JobStatus
@@ -287,4 +288,4 @@ if __name__ == "__main__":
     parser.add_argument("--window", type=int, default=1000)
     parser.add_argument("--end-to-end-only", action="store_true", help="skip the baselines")
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.items, arguments.window, arguments.end_to_end_only))
+    eventloop.run(main(arguments.items, arguments.window, arguments.end_to_end_only))

@@ -15,7 +15,8 @@ language:
    cannot route (no tracking queue) leaves the task to be delivered again.
 
 It takes the tasks that have arrived as one batch: publishes their results together, waits
-for the broker to confirm them, and acks the whole batch with one ``multiple`` ack.
+for the broker to confirm them, and acks the whole batch with one ``multiple`` ack. It runs
+on uvloop where that is installed.
 """
 
 from __future__ import annotations
@@ -162,4 +163,10 @@ if __name__ == "__main__":
     parser.add_argument("--fail-every", type=int, default=0, help="fail items divisible by N")
     parser.add_argument("--result-queue", default=None, help="send results on to this queue")
     parser.add_argument("--duplicate", action="store_true", help="report every result twice")
-    asyncio.run(main(parser.parse_args()))
+    options = parser.parse_args()
+    try:
+        import uvloop  # a faster event loop, where it is installed
+    except ImportError:
+        asyncio.run(main(options))
+    else:
+        uvloop.run(main(options))

@@ -147,6 +147,7 @@ class Settings(BaseSettings):
         description="The directory and jsonl plugins refuse paths outside this folder.",
     )
     worker_max_concurrent_activities: int = 8
+    uvloop: bool = Field(default=True, description="Run processes on uvloop where installed.")
     job_types_dir: Path | None = Field(default=None, description="Job type YAML files.")
 
     def database_url(self) -> str:

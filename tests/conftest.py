@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
 
+from jobservice.eventloop import loop_factory
 from jobservice.settings import EngineSettings
 
 
@@ -25,3 +27,14 @@ def engine() -> EngineSettings:
         heartbeat_timeout_seconds=2.0,
         max_attempts=3,
     )
+
+
+def _product_loop() -> None:
+    """Tests run on the loop the product runs on: uvloop where it is installed."""
+    if loop_factory() is not None:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+_product_loop()

@@ -20,6 +20,7 @@ import yaml
 from pydantic import ValidationError
 from rich.console import Console
 
+from jobservice import eventloop
 from jobservice.api.security import InsecureSettingsError, check_settings
 from jobservice.api.server import api_url, serve_api
 from jobservice.broker import Broker, broker_host
@@ -68,7 +69,7 @@ def _run(ctx: typer.Context, work: Callable[[JobService], Awaitable[T]]) -> T:
         return await work(service)
 
     try:
-        return asyncio.run(go())
+        return eventloop.run(go(), uvloop=_settings(ctx).uvloop)
     except JobNotFoundError as exc:
         raise _fail(errors, str(exc), 4) from None
     except UnavailableError as exc:
@@ -77,7 +78,7 @@ def _run(ctx: typer.Context, work: Callable[[JobService], Awaitable[T]]) -> T:
         raise _fail(errors, str(exc), 2) from None
 
 
-def _serve(work: Coroutine[Any, Any, None], stop: asyncio.Event) -> None:
+def _serve(ctx: typer.Context, work: Coroutine[Any, Any, None], stop: asyncio.Event) -> None:
     """Run until Ctrl-C or SIGTERM sets ``stop``, then let ``work`` finish cleanly."""
 
     async def go() -> None:
@@ -87,7 +88,7 @@ def _serve(work: Coroutine[Any, Any, None], stop: asyncio.Event) -> None:
         await work
 
     try:
-        asyncio.run(go())
+        eventloop.run(go(), uvloop=_settings(ctx).uvloop)
     except UnavailableError as exc:
         raise _fail(Console(stderr=True), str(exc), 5) from None
 
@@ -124,7 +125,7 @@ def dev(ctx: typer.Context) -> None:
             console.print("stopping…")
             await api
 
-    _serve(work(), stop)
+    _serve(ctx, work(), stop)
 
 
 def _check_api_settings(settings: Settings) -> None:
@@ -147,7 +148,7 @@ def api(ctx: typer.Context) -> None:
         Console().print(f"REST API on {api_url(service)}, docs at /job-service-ui")
         await serve_api(service, stop)
 
-    _serve(work(), stop)
+    _serve(ctx, work(), stop)
 
 
 @db_app.command("upgrade")
@@ -186,7 +187,7 @@ def worker(
         )
         await run_worker(client, stop, settings=settings, tracking=tracking)
 
-    _serve(work(), stop)
+    _serve(ctx, work(), stop)
 
 
 @app.command()
@@ -206,7 +207,7 @@ def tracking(ctx: typer.Context) -> None:
         finally:
             await broker.close()
 
-    _serve(work(), stop)
+    _serve(ctx, work(), stop)
 
 
 @app.command()
@@ -236,7 +237,7 @@ def demo(
             show_job(console, job)
             return job
 
-    job = asyncio.run(work())
+    job = eventloop.run(work(), uvloop=_settings(ctx).uvloop)
     raise typer.Exit(job.status.exit_code)
 
 

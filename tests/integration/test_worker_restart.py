@@ -14,11 +14,12 @@ from tests.integration.support import eventually, job
 
 
 async def test_a_killed_worker_loses_nothing(service: JobService, settings: Settings) -> None:
-    # Given a worker process running a job of 4,000 items at 1 ms each
+    # Given a worker process running a job of 20,000 items at 1 ms each
     first = processes.start(settings, "worker")
     job_id = unique("restart")
     await service.submit(
-        job_id, job("range", "0-4000/1000", "local:sleep", task_message_params={"sleepMillis": "1"})
+        job_id,
+        job("range", "0-20000/1000", "local:sleep", task_message_params={"sleepMillis": "1"}),
     )
 
     async def halfway() -> bool:
@@ -31,7 +32,7 @@ async def test_a_killed_worker_loses_nothing(service: JobService, settings: Sett
         first.send_signal(signal.SIGKILL)
         first.wait()
     stalled = await service.get(job_id)
-    assert stalled.counts.completed < 4000
+    assert stalled.counts.completed < 20000
 
     # Then a new worker takes over from the heartbeated cursors and Temporal's history
     second = processes.start(settings, "worker")
@@ -41,5 +42,5 @@ async def test_a_killed_worker_loses_nothing(service: JobService, settings: Sett
         second.send_signal(signal.SIGTERM)
         second.wait(timeout=30)
     assert done.status is JobStatus.COMPLETED
-    assert (done.counts.total, done.counts.completed, done.counts.failed) == (4000, 4000, 0)
+    assert (done.counts.total, done.counts.completed, done.counts.failed) == (20000, 20000, 0)
     assert second.returncode == 0
