@@ -4,7 +4,9 @@
 
 It uses only the message contract (see README, "Writing an external worker") and aio-pika
 (with the aiormq channel beneath it), so it translates line by line to a worker in any
-language:
+language. (Where it can, it publishes with ``jobservice.framing``, jobservice's own
+publisher, which writes a batch of messages to the socket at once; that is speed, not
+contract: one ``basic_publish`` per result does the same.)
 
 1. take a task message from the target queue;
 2. do the work (here: describe ``taskData``);
@@ -29,10 +31,13 @@ import signal
 from typing import Any
 
 import aio_pika
+import aiormq
 from aio_pika.abc import AbstractRobustConnection
 from aiormq.abc import DeliveredMessage
 from aiormq.exceptions import AMQPError, DeliveryError
 from pamqp import commands as spec
+
+from jobservice.framing import can_frame, publish_framed
 
 
 def result_of(task: dict[str, Any], fail_every: int) -> tuple[str, Any]:
@@ -65,41 +70,70 @@ def result_message(task: dict[str, Any], status: str, data: Any, to: str | None)
 PERSISTENT = spec.Basic.Properties(delivery_mode=2, content_type="application/json")
 
 
-async def report(message: DeliveredMessage, options: argparse.Namespace) -> str:
-    """Do one task and publish its result: "done"; "retry" when the broker would not take the
-    result; "unreadable" for a message that is not a task."""
+def result_for(message: DeliveredMessage, options: argparse.Namespace) -> tuple[str, bytes] | None:
+    """Do one task: its tracking pipe and result message; ``None`` for a message that is not a
+    task."""
     try:
         task = json.loads(message.body)
         status, data = result_of(task, options.fail_every)
         body = result_message(task, status, data, options.result_queue)
-        tracking_pipe = task["tracking"]["trackingPipe"]
+        return task["tracking"]["trackingPipe"], body
     except (ValueError, KeyError, TypeError, AttributeError):
-        return "unreadable"
-    try:
-        for _ in range(2 if options.duplicate else 1):
-            await message.channel.basic_publish(
-                body, routing_key=tracking_pipe, properties=PERSISTENT, mandatory=True
-            )
-    except DeliveryError:
-        return "retry"
-    return "done"
+        return None
+
+
+async def publish(
+    channel: aiormq.abc.AbstractChannel, pipe: str, bodies: list[bytes]
+) -> list[bool]:
+    """Publish results to ``pipe``: whether the broker confirmed each. All in one socket write
+    where jobservice's publisher can frame them, else one ``basic_publish`` each."""
+    if can_frame(channel):
+        confirmations = await publish_framed(channel, pipe, bodies)
+        await asyncio.wait(confirmations)
+        return [not c.cancelled() and c.exception() is None for c in confirmations]
+    published = await asyncio.gather(
+        *(
+            channel.basic_publish(body, routing_key=pipe, properties=PERSISTENT, mandatory=True)
+            for body in bodies
+        ),
+        return_exceptions=True,
+    )
+    for outcome in published:  # a lost channel ends the batch; the broker redelivers it
+        if isinstance(outcome, BaseException) and not isinstance(outcome, DeliveryError):
+            raise outcome
+    return [not isinstance(outcome, BaseException) for outcome in published]
 
 
 async def work_through(batch: list[DeliveredMessage], options: argparse.Namespace) -> None:
-    """Report a batch of tasks, then settle them: one ack for all when every one is done."""
-    outcomes = await asyncio.gather(*(report(m, options) for m in batch))
+    """Report a batch of tasks, then settle them: one ack for all when every one is done; a
+    task whose result the broker would not take is delivered again, one that is unreadable
+    is rejected (and dead-lettered by the queue's policy, if it has one)."""
     channel = batch[-1].channel
-    if all(outcome == "done" for outcome in outcomes):
+    results = [result_for(message, options) for message in batch]
+    copies = 2 if options.duplicate else 1
+    by_pipe: dict[str, list[tuple[int, bytes]]] = {}
+    for at, result in enumerate(results):
+        if result is not None:
+            pipe, body = result
+            by_pipe.setdefault(pipe, []).append((at, body))
+    confirmed = [False] * len(batch)
+    for pipe, entries in by_pipe.items():
+        outcomes = await publish(
+            channel, pipe, [body for _, body in entries for _ in range(copies)]
+        )
+        for n, (at, _) in enumerate(entries):
+            confirmed[at] = all(outcomes[n * copies : (n + 1) * copies])
+    if all(confirmed):
         await channel.basic_ack(batch[-1].delivery_tag or 0, multiple=True)
         return
-    if "retry" in outcomes:
+    if not all(confirmed[at] for at, result in enumerate(results) if result is not None):
         await asyncio.sleep(1)
-    for message, outcome in zip(batch, outcomes, strict=True):
+    for message, result, done in zip(batch, results, confirmed, strict=True):
         tag = message.delivery_tag or 0
-        if outcome == "done":
+        if done:
             await channel.basic_ack(tag)
-        else:  # dead-lettered by the queue's policy, if it has one, when unreadable
-            await channel.basic_reject(tag, requeue=outcome == "retry")
+        else:
+            await channel.basic_reject(tag, requeue=result is not None)
 
 
 async def serve(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from jobservice.settings import (
 from jobservice.temporal import connect
 from jobservice.worker import build_worker, run_worker
 from tests.conftest import unique
+from tests.integration import processes
 from tests.integration.database import postgres_schema
 from tests.integration.handlers import (
     FailOddItemsHandler,
@@ -190,6 +192,20 @@ async def target_queue(rabbit: AbstractChannel, owned_queues: list[str]) -> str:
     await rabbit.declare_queue(name, durable=True)
     owned_queues.append(name)
     return name
+
+
+@pytest.fixture
+async def reference_worker(
+    target_queue: str, request: pytest.FixtureRequest
+) -> AsyncIterator[subprocess.Popen[str]]:
+    """The example worker consuming the target queue; a test's marker may pass it options."""
+    marker = request.node.get_closest_marker("worker_args")
+    worker = processes.start_reference_worker(target_queue, *(marker.args if marker else ()))
+    assert worker.stdout is not None
+    assert "consuming" in await asyncio.to_thread(worker.stdout.readline)
+    yield worker
+    worker.terminate()
+    await asyncio.to_thread(worker.wait, 30)
 
 
 @pytest.fixture

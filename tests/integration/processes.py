@@ -6,10 +6,12 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from jobservice.settings import Settings
 
 COMMAND = [sys.executable, "-m", "jobservice.cli.main"]
+REFERENCE_WORKER = Path(__file__).parents[2] / "examples" / "reference_worker.py"
 
 
 def environment(settings: Settings) -> dict[str, str]:
@@ -33,6 +35,12 @@ def start(
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def start_reference_worker(queue: str, *args: str) -> subprocess.Popen[str]:
+    """The example external worker consuming ``queue``."""
+    command = [sys.executable, str(REFERENCE_WORKER), "--queue", queue, *args]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
 
 
 def run(

@@ -17,9 +17,9 @@ from jobservice.settings import EngineSettings, Settings
 from jobservice.worker import run_worker
 from tests.conftest import unique
 from tests.integration import processes
+from tests.integration.processes import start_reference_worker
 from tests.integration.rabbit import depth, publish, take
 from tests.integration.support import eventually, job, run_to_end
-from tests.integration.test_queue_pipes import start_reference_worker
 
 WINDOW = 100
 

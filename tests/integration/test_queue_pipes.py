@@ -5,9 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import sys
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from aio_pika.abc import AbstractChannel
@@ -21,27 +18,6 @@ from jobservice.worker import run_worker
 from tests.conftest import unique
 from tests.integration.rabbit import depth, publish, take
 from tests.integration.support import eventually, job, run_to_end
-
-REFERENCE_WORKER = Path(__file__).parents[2] / "examples" / "reference_worker.py"
-
-
-def start_reference_worker(queue: str, *args: str) -> subprocess.Popen[str]:
-    command = [sys.executable, str(REFERENCE_WORKER), "--queue", queue, *args]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-
-
-@pytest.fixture
-async def reference_worker(
-    target_queue: str, settings: Settings, request: pytest.FixtureRequest
-) -> AsyncIterator[subprocess.Popen[str]]:
-    """The example worker consuming the target queue; a test's marker may pass it options."""
-    marker = request.node.get_closest_marker("worker_args")
-    worker = start_reference_worker(target_queue, *(marker.args if marker else ()))
-    assert worker.stdout is not None
-    assert "consuming" in await asyncio.to_thread(worker.stdout.readline)
-    yield worker
-    worker.terminate()
-    await asyncio.to_thread(worker.wait, 30)
 
 
 async def test_task_messages_follow_the_contract_and_results_count_once(
