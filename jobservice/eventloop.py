@@ -8,6 +8,7 @@ about a sixth on it. ``JOBSERVICE_UVLOOP=false`` runs on asyncio's own loop inst
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -15,12 +16,15 @@ T = TypeVar("T")
 
 
 def loop_factory(uvloop: bool = True) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's loop if wanted and installed, else ``None``: asyncio's default."""
+    """uvloop's loop if wanted and installed, else asyncio's own (whatever loop policy the
+    process has); ``None`` when uvloop is wanted but not installed (Windows)."""
     if not uvloop:
-        return None
+        if sys.platform == "win32":
+            return asyncio.ProactorEventLoop
+        return asyncio.SelectorEventLoop
     try:
         import uvloop as _uvloop
-    except ImportError:  # not built for this platform (Windows)
+    except ImportError:  # not built for this platform
         return None
     return _uvloop.new_event_loop
 
