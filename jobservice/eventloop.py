@@ -16,8 +16,9 @@ T = TypeVar("T")
 
 
 def loop_factory(uvloop: bool = True) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's loop if wanted and installed, else asyncio's own (whatever loop policy the
-    process has); ``None`` when uvloop is wanted but not installed (Windows)."""
+    """uvloop's loop if wanted and installed; asyncio's own if not wanted, whatever loop
+    policy the process has; ``None`` (the policy's loop) when uvloop is wanted but not
+    installed (Windows)."""
     if not uvloop:
         if sys.platform == "win32":
             return asyncio.ProactorEventLoop
