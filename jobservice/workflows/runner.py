@@ -187,7 +187,7 @@ class BatchRunner:
                 Progress(
                     completed=settled.completed,
                     failed=settled.failed,
-                    failures=settled.failures or [],
+                    failures=settled.failures,
                 )
             )
             self._changed = True

@@ -7,7 +7,7 @@ the runner gives it the time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -23,7 +23,7 @@ class Settled:
 
     completed: int = 0
     failed: int = 0
-    failures: list[Failure] | None = None
+    failures: list[Failure] = field(default_factory=list)
 
 
 class TrackedItems:
@@ -86,14 +86,13 @@ class TrackedItems:
         """Results from the tracking pipe; a duplicate or a number outside the batch is ignored,
         and so are the details of a failure that was already counted."""
         completed, failed, failures = batch.numbers()
-        settled = Settled(failures=[])
-        settled.completed = sum(map(self._settle_number, completed))
+        settled = Settled(completed=sum(map(self._settle_number, completed)))
         newly_failed = {number for number in failed if self._settle_number(number)}
         settled.failed = len(newly_failed)
         for failure in failures:
-            if len(settled.failures or []) >= limit:
+            if len(settled.failures) >= limit:
                 break
-            if _item_number(failure.failure_id) in newly_failed and settled.failures is not None:
+            if _item_number(failure.failure_id) in newly_failed:
                 settled.failures.append(failure)
         return settled
 
@@ -106,7 +105,7 @@ class TrackedItems:
 
     def expire(self, now: datetime, limit: int) -> Settled:
         """Fail every forwarded item still without a result after the result timeout."""
-        settled = Settled(failures=[])
+        settled = Settled()
         seconds = self._context.engine.result_timeout_seconds
         keep: list[tuple[int, int, datetime]] = []
         for start, end, deadline in self.state.awaiting:
@@ -117,7 +116,7 @@ class TrackedItems:
                 if not self._settle(index):
                     continue
                 settled.failed += 1
-                if settled.failures is not None and len(settled.failures) < limit:
+                if len(settled.failures) < limit:
                     settled.failures.append(
                         Failure(
                             failure_id=self._context.task_id(self._path, self._number_base + index),
