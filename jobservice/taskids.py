@@ -29,6 +29,15 @@ def parse_job_task_id(task_id: str) -> tuple[str, str, tuple[int, ...]]:
         raise ValueError(f"task id {task_id!r} has a non-numeric path") from None
 
 
+def split_item(task_id: str) -> tuple[str, int] | None:
+    """An item's task id ``partition:job.2.17`` as its batch's task id and its number,
+    ``("partition:job.2", 17)``; ``None`` when it does not end in a number."""
+    batch, dot, number = task_id.rpartition(".")
+    if not dot or not (number.isascii() and number.isdigit()):
+        return None
+    return batch, int(number)
+
+
 def workflow_id(partition: str, job_id: str, batch_path: Sequence[int] = ()) -> str:
     """Readable workflow ids: ``job/{partition}/{jobId}``, sub-batches below it."""
     return "/".join(["job", partition, job_id, *(str(i) for i in batch_path)])

@@ -28,7 +28,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from jobservice.broker import Broker, BrokerUnavailableError
 from jobservice.execution import TRACKING_SIGNAL, TrackingBatch
 from jobservice.models import Failure
-from jobservice.taskids import parse_job_task_id, workflow_id
+from jobservice.taskids import parse_job_task_id, split_item, workflow_id
 
 _log = logging.getLogger(__name__)
 
@@ -112,11 +112,12 @@ def _progress_report(message: dict[str, Any]) -> Report:
 
 def _item_of(task_id: str) -> tuple[str, str, int]:
     """The workflows of an item's batch and job, and its number in the batch."""
-    batch, dot, number = task_id.rpartition(".")
-    if not dot or not (number.isascii() and number.isdigit()):
+    item = split_item(task_id)
+    if item is None:
         _task_path(task_id)  # raises, saying what is wrong with it
         raise UnreadableError(f"task id {task_id!r} does not end in an item number")
-    return (*_workflows_of(batch), int(number))
+    batch, number = item
+    return (*_workflows_of(batch), number)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -15,6 +15,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from jobservice.execution import JobContext, TrackingBatch, TrackingState
     from jobservice.models import Failure
+    from jobservice.taskids import split_item
 
 
 @dataclass
@@ -92,7 +93,8 @@ class TrackedItems:
         for failure in failures:
             if len(settled.failures) >= limit:
                 break
-            if _item_number(failure.failure_id) in newly_failed:
+            item = split_item(failure.failure_id)
+            if item is not None and item[1] in newly_failed:
                 settled.failures.append(failure)
         return settled
 
@@ -127,11 +129,3 @@ class TrackedItems:
                     )
         self.state.awaiting = keep
         return settled
-
-
-def _item_number(task_id: str) -> int | None:
-    """The item's number at the end of a task id ``partition:job.2.17``."""
-    try:
-        return int(task_id.rsplit(".", 1)[1])
-    except (IndexError, ValueError):
-        return None

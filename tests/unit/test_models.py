@@ -10,7 +10,7 @@ from jobservice.messages import TaskMessage
 from jobservice.models import FailureTolerance, JobDefinition, JobStatus, NewJob
 from jobservice.registry import installed
 from jobservice.service import validate_ids
-from jobservice.taskids import job_task_id, parse_job_task_id, workflow_id
+from jobservice.taskids import job_task_id, parse_job_task_id, split_item, workflow_id
 
 
 @pytest.mark.parametrize(
@@ -88,6 +88,9 @@ def test_task_ids_follow_the_reference_hierarchy() -> None:
     assert job_task_id("p", "j", [2], 17) == "p:j.2.17"
     assert parse_job_task_id("p:j.2.17") == ("p", "j", (2, 17))
     assert workflow_id("p", "j", [2, 5]) == "job/p/j/2/5"
+    assert split_item("p:j.2.17") == ("p:j.2", 17)
+    assert split_item("p:j") is None
+    assert split_item("p:j.2.x") is None
     with pytest.raises(ValueError, match="no 'partition:'"):
         parse_job_task_id("j.1")
     with pytest.raises(ValueError, match="non-numeric"):
