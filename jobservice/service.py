@@ -63,9 +63,11 @@ from jobservice.temporal import JOB_ID, JOB_PARTITION, JOB_STATUS, connect
 
 DEFAULT_PARTITION = "default"
 MAX_DEFINITION_BYTES = 128_000
-ID_FORBIDDEN = r".,:;*?!|()/\s\x00-\x1f\x7f"
+_CONTROL_CHARACTERS = r"\x00-\x1f\x7f"
+ID_FORBIDDEN = r".,:;*?!|()/\s" + _CONTROL_CHARACTERS
 """What an id may not hold, as a regular expression character class's inside."""
 _FORBIDDEN = re.compile(f"[{ID_FORBIDDEN}]")
+_CONTROL_CHARACTER = re.compile(f"[{_CONTROL_CHARACTERS}]")
 _SETTLE_SECONDS = 3.0
 _log = logging.getLogger(__name__)
 
@@ -589,9 +591,7 @@ def _view(row: JobRow) -> JobView:
 
 def _queue_name(name: str) -> bool:
     return (
-        len(name.encode()) <= 255
-        and name.strip() == name
-        and not any(ord(c) < 32 or c == "\x7f" for c in name)
+        len(name.encode()) <= 255 and name.strip() == name and not _CONTROL_CHARACTER.search(name)
     )
 
 
