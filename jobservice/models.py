@@ -206,7 +206,8 @@ class JobView(_CamelModel):
 BATCH_WORKER_CLASSIFIER = "BatchWorker"
 API_BASE_PATH = "/job-service/v1"
 """Where the REST API's endpoints are, as the reference system has them."""
-_LABEL_KEY = re.compile(r"[A-Za-z0-9_\-:]+")
+LABEL_KEY = re.compile(r"[A-Za-z0-9_:-]+")
+"""A label key, in a job's labels and in queries over them."""
 _LABEL_KEY_LENGTH = 255
 
 
@@ -279,7 +280,7 @@ class NewJob(_CamelModel):
         default_factory=dict,
         json_schema_extra={
             "propertyNames": {
-                "pattern": f"^{_LABEL_KEY.pattern}$",
+                "pattern": f"^{LABEL_KEY.pattern}$",
                 "maxLength": _LABEL_KEY_LENGTH,
             }
         },
@@ -311,7 +312,7 @@ class NewJob(_CamelModel):
     @classmethod
     def _label_keys(cls, labels: dict[str, str]) -> dict[str, str]:
         for key in labels:
-            if not _LABEL_KEY.fullmatch(key):
+            if not LABEL_KEY.fullmatch(key):
                 raise ValueError(f"label key {key!r} may only hold letters, digits, _ - and :")
             if len(key) > _LABEL_KEY_LENGTH:
                 raise ValueError(

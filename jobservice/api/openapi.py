@@ -14,6 +14,7 @@ from fastapi import FastAPI, Path, Query
 from jobservice.api.schemas import Message
 from jobservice.api.security import API_KEY_HEADER
 from jobservice.db.query import LABEL_PREFIX, SORT_FIELDS
+from jobservice.models import LABEL_KEY
 from jobservice.service import ID_FORBIDDEN
 
 _ERROR_DESCRIPTIONS = {
@@ -48,7 +49,7 @@ SELECTION_ERRORS = errors(400, 401, 403, 503)
 JOB_ERRORS = errors(400, 401, 403, 404, 503)
 """What an endpoint over one job can answer besides its success."""
 
-_LABEL_KEY = "[A-Za-z0-9_:-]+"
+_LABEL_KEY = LABEL_KEY.pattern
 LABEL_KEYS = f"^{_LABEL_KEY}(,{_LABEL_KEY})*$"
 SORT = (
     f"^({'|'.join(SORT_FIELDS)}|{LABEL_PREFIX.replace('.', '[.]')}{_LABEL_KEY})"

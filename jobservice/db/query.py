@@ -36,13 +36,12 @@ from sqlmodel import col
 
 from jobservice.db.tables import JobLabelRow, JobRow
 from jobservice.errors import InvalidRequestError
-from jobservice.models import JobStatus
+from jobservice.models import LABEL_KEY, JobStatus
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 1000
 MAX_OFFSET = 2**63 - 1  # the databases' 64-bit integer; more cannot reach them
 LABEL_PREFIX = "labels."
-_LABEL_KEY = re.compile(r"[A-Za-z0-9_\-:]+")
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 
@@ -293,7 +292,7 @@ def _number(value: str, what: str) -> float:
 
 
 def _check_label_key(key: str, parameter: str, where: str = "") -> None:
-    if not _LABEL_KEY.fullmatch(key):
+    if not LABEL_KEY.fullmatch(key):
         raise InvalidRequestError(
             f"{parameter} label key {key!r}{where} must be one or more letters, digits,"
             " '_', '-' or ':'"
