@@ -508,12 +508,13 @@ class JobService:
 
         A job that cannot be repaired here (its plugin is not installed in this process, say)
         is logged and left for a worker that can; Temporal not answering ends the pass."""
-        updated_before = now_millis() - int(self._settings.database.reconcile_grace_seconds * 1000)
+        # Rows quiet for the grace period at least; with none, every row written by now.
+        updated_by = now_millis() - int(self._settings.database.reconcile_grace_seconds * 1000)
         repaired = 0
         after: tuple[str, str] | None = None
         while True:
             rows = await asyncio.to_thread(
-                self._store.unfinished, updated_before=updated_before, after=after, limit=page
+                self._store.unfinished, updated_by=updated_by, after=after, limit=page
             )
             for row in rows:
                 try:

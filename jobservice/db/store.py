@@ -173,13 +173,13 @@ class JobStore:
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def unfinished(
-        self, *, updated_before: int, after: tuple[str, str] | None = None, limit: int = 500
+        self, *, updated_by: int, after: tuple[str, str] | None = None, limit: int = 500
     ) -> list[JobRow]:
-        """A page of the unfinished jobs whose row has not changed since ``updated_before``
+        """A page of the unfinished jobs whose row last changed at or before ``updated_by``
         (epoch ms), in (partition, job id) order after ``after``."""
         statement = select(JobRow).where(
             col(JobRow.status).in_(NOT_FINISHED),
-            col(JobRow.last_update_time) < updated_before,
+            col(JobRow.last_update_time) <= updated_by,
         )
         if after is not None:
             partition_id, job_id = after
