@@ -3,7 +3,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo dev test lint typecheck unit integration services bench bench-pipes clean
+.PHONY: install demo dev test lint typecheck unit integration services bench bench-pipes bench-control clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,9 @@ bench: $(STAMP)
 bench-pipes: $(STAMP) services
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench.pipes
+
+bench-control: $(STAMP) services
+	$(BIN)/python -m bench.control
 
 clean:
 	rm -rf $(VENV) .jobservice .mypy_cache .pytest_cache .ruff_cache

@@ -126,6 +126,23 @@ async def job_forwarding(service: JobService, rabbit: RabbitSettings, items: int
     return items / seconds
 
 
+@asynccontextmanager
+async def reference_worker(queue: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """The example external worker consuming ``queue``, in a process of its own."""
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "examples" / "reference_worker.py"),
+        "--queue",
+        queue,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        yield worker
+    finally:
+        worker.terminate()
+        await worker.wait()
+
+
 class CpuMeter:
     """CPU seconds each process of the pipeline spends, between start and stop."""
 
@@ -167,28 +184,17 @@ async def job_end_to_end(
 ) -> tuple[float, dict[str, float]]:
     """Items/s of a job through the reference worker and the tracking pipe to Completed, and
     the CPU microseconds per item each process spent."""
-    async with scratch_queue(rabbit, "e2e") as (_, queue):
-        worker = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(ROOT / "examples" / "reference_worker.py"),
-            "--queue",
-            queue,
-            stdout=subprocess.DEVNULL,
+    async with scratch_queue(rabbit, "e2e") as (_, queue), reference_worker(queue) as worker:
+        job_id = _name("e2e")
+        meter = CpuMeter(pipeline_processes(worker.pid))
+        started = time.perf_counter()
+        await service.submit(
+            job_id,
+            JobDefinition(batch_type="range", batch_definition=f"0-{items}", target_pipe=queue),
         )
-        try:
-            job_id = _name("e2e")
-            meter = CpuMeter(pipeline_processes(worker.pid))
-            started = time.perf_counter()
-            await service.submit(
-                job_id,
-                JobDefinition(batch_type="range", batch_definition=f"0-{items}", target_pipe=queue),
-            )
-            job = await service.wait(job_id, interval=0.1)
-            seconds = time.perf_counter() - started
-            cpu = meter.per_item(items)
-        finally:
-            worker.terminate()
-            await worker.wait()
+        job = await service.wait(job_id, interval=0.1)
+        seconds = time.perf_counter() - started
+        cpu = meter.per_item(items)
     if job.status is not JobStatus.COMPLETED or job.counts.completed != items:
         raise SystemExit(f"the job ended {job.status} with {job.counts}; the figures are void")
     return items / seconds, cpu

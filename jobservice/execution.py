@@ -157,6 +157,22 @@ class TrackingState(BaseModel):
     awaiting: list[tuple[int, int, datetime]] = Field(default_factory=list)
 
 
+class ControlState(BaseModel):
+    """Whether a batch may start work; see ``jobservice.workflows.control``."""
+
+    paused: bool = False
+    cancelling: bool = False
+
+
+class WindowState(BaseModel):
+    """The dispatch window's wait for an unreachable broker; see ``jobservice.workflows.window``."""
+
+    retry_at: datetime | None = None
+    backoff: float = 1.0
+    waiting: str | None = None
+    """Why the batch waits, for the job's status."""
+
+
 class BatchState(BaseModel):
     """Everything a batch carries across continue-as-new: cursors and counts."""
 
@@ -168,6 +184,8 @@ class BatchState(BaseModel):
     retry_ranges: list[tuple[int, int]] = Field(default_factory=list)
     finished: Progress = Field(default_factory=Progress)
     tracking: TrackingState | None = None
+    control: ControlState = Field(default_factory=ControlState)
+    window: WindowState = Field(default_factory=WindowState)
 
 
 class BatchInput(BaseModel):

@@ -10,7 +10,7 @@ import contextlib
 import json
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -69,6 +69,8 @@ ID_FORBIDDEN = r".,:;*?!|()/\s" + _CONTROL_CHARACTERS
 _FORBIDDEN = re.compile(f"[{ID_FORBIDDEN}]")
 _CONTROL_CHARACTER = re.compile(f"[{_CONTROL_CHARACTERS}]")
 _SETTLE_SECONDS = 3.0
+_CANCEL_SECONDS = 10.0
+"""The longest a cancel waits for the job's batch tree to close."""
 _log = logging.getLogger(__name__)
 
 
@@ -378,6 +380,7 @@ class JobService:
                 f"job {job_id!r} is {job.status}; only an Active or Waiting job can be paused"
             )
         await self._signal(partition, job_id, PAUSE_SIGNAL)
+        await self._tell_tree(partition, job_id, lambda batch: batch.signal(PAUSE_SIGNAL))
         return await self._settled(partition, job_id, {JobStatus.PAUSED})
 
     async def resume(self, job_id: str, *, partition: str = DEFAULT_PARTITION) -> JobView:
@@ -405,6 +408,7 @@ class JobService:
             if await self._execution(partition, job_id) is not None:
                 # It has just ended: its own last write to the row says how.
                 return await self._settled(partition, job_id, {JobStatus.CANCELLED})
+        await self._tell_tree(partition, job_id, lambda batch: batch.cancel())
         # Temporal holds the request now; the row says so at once, whether or not a worker
         # is there yet to stop the job's batches.
         await asyncio.to_thread(
@@ -415,7 +419,8 @@ class JobService:
         )
         if not settle:
             return job
-        return await self._settled(partition, job_id, {JobStatus.CANCELLED})
+        await self._tree_closed(partition, job_id)
+        return await self.get(job_id, partition=partition)
 
     async def delete(self, job_id: str, *, partition: str = DEFAULT_PARTITION) -> None:
         """Stop the job if it runs, and remove it."""
@@ -465,6 +470,59 @@ class JobService:
                     f"job {job_id!r} has no running workflow yet; try again shortly"
                 ) from None
             raise _unavailable(exc) from None
+
+    async def _tree(self, partition: str, job_id: str, *, batches_only: bool) -> set[str]:
+        """The ids of the job's running workflows (the root too unless ``batches_only``), as
+        Temporal's visibility store lists them."""
+        root = workflow_id(partition, job_id)
+        if "'" in root or "\\" in root:
+            return set()  # not to be quoted in a query; word goes down the tree from the root
+        query = f"WorkflowId STARTS_WITH '{root}/'"
+        if not batches_only:
+            query = f"(WorkflowId = '{root}' OR {query})"
+        try:
+            return {
+                execution.id
+                async for execution in self._client.list_workflows(
+                    f"{query} AND ExecutionStatus = 'Running'"
+                )
+            }
+        except RPCError as exc:
+            raise _unavailable(exc) from None
+
+    async def _tell_tree(
+        self,
+        partition: str,
+        job_id: str,
+        tell: Callable[[WorkflowHandle[Any, Any]], Awaitable[None]],
+    ) -> None:
+        """Tell every running batch of the job at once, rather than a level at a time down the
+        tree: the root passes word on too, but on a busy worker each level takes a while. A
+        batch that has closed meanwhile, or one started after the listing, needs no word."""
+
+        async def one(batch_id: str) -> None:
+            try:
+                await tell(self._client.get_workflow_handle(batch_id))
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.NOT_FOUND:
+                    _log.info("batch %s not told directly: %s", batch_id, exc.message)
+
+        batches = await self._tree(partition, job_id, batches_only=True)
+        await asyncio.gather(*(one(batch_id) for batch_id in batches))
+
+    async def _tree_closed(self, partition: str, job_id: str) -> None:
+        """Wait until no workflow of the job's tree runs: at most a few seconds once none has
+        closed for a while (no worker may be there to close them), and ten in all."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _CANCEL_SECONDS
+        running = await self._tree(partition, job_id, batches_only=False)
+        quiet_since = loop.time()
+        while running and loop.time() < deadline and loop.time() - quiet_since < _SETTLE_SECONDS:
+            await asyncio.sleep(0.1)
+            still = await self._tree(partition, job_id, batches_only=False)
+            if len(still) < len(running):
+                quiet_since = loop.time()
+            running = still
 
     async def _settled(self, partition: str, job_id: str, wanted: set[JobStatus]) -> JobView:
         """The job once its row shows one of ``wanted`` (the workflow writes it at once), or

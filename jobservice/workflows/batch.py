@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError, FailureError
 
@@ -36,6 +38,10 @@ class BatchWorkflow:
     async def run(self, request: BatchInput) -> Progress:
         try:
             outcome = await self._runner.run(report=self._report)
+        except asyncio.CancelledError:
+            # A cancelled workflow returns nothing: its parent keeps these counts instead.
+            await self._report(self._runner.progress())
+            raise
         except BatchFailedError as failed:
             raise ApplicationError(
                 failed.failure.failure_message,

@@ -60,6 +60,7 @@ class JobWorkflow:
                 state=request.state,
             ),
             stop_check=self._tolerance_exceeded,
+            on_cancel=self._cancelling,
         )
         self._waiting = request.waits
         """Whether the job still waits for its prerequisites or its delay."""
@@ -303,6 +304,10 @@ class JobWorkflow:
     def _set_status(self, status: JobStatus) -> None:
         self._status = status
         workflow.upsert_search_attributes([JOB_STATUS.value_set(status.value)])
+
+    def _cancelling(self) -> None:
+        """The job reads Cancelled as soon as it knows, while its tree is still stopping."""
+        self._set_status(JobStatus.CANCELLED)
 
     def _finish(self, status: JobStatus) -> JobProgress:
         self._paused_seconds = self._paused_total()

@@ -48,9 +48,10 @@ with workflow.unsafe.imports_passed_through():
     )
     from jobservice.models import LOCAL_PIPE_PREFIX, Failure
     from jobservice.taskids import workflow_id
+    from jobservice.workflows.control import BatchControl, Command, Steps
     from jobservice.workflows.tracked import Settled, TrackedItems
+    from jobservice.workflows.window import DispatchWindow
 
-MAX_BROKER_BACKOFF = 60.0
 MIN_QUEUE_SHARE = 500
 """The least of a job's in-flight window a batch sending items to a queue runs with."""
 NON_RETRYABLE = ["BatchDefinitionError", "InvalidJobError"]
@@ -98,7 +99,6 @@ class _Child:
     handle: workflow.ChildWorkflowHandle[Any, Progress] | None = None
     task: asyncio.Future[Any] | None = None
     latest: Progress | None = None
-    paused: bool = False
 
 
 @dataclass(eq=False)
@@ -114,21 +114,29 @@ class BatchRunner:
 
     request: BatchInput
     stop_check: Callable[[Progress], Failure | None] | None = None
+    on_cancel: Callable[[], None] | None = None
+    """Called as soon as the batch knows it is being cancelled, before its tree has stopped."""
     state: BatchState = field(init=False)
-    paused: bool = field(init=False)
+    control: BatchControl = field(init=False)
+    window: DispatchWindow = field(init=False)
     _children: dict[int, _Child] = field(default_factory=dict, init=False)
     _chunks: list[_Chunk] = field(default_factory=list, init=False)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set, init=False)
     _changed: bool = field(default=False, init=False)
     _failure: Failure | None = field(default=None, init=False)
     _tracked: TrackedItems | None = field(default=None, init=False)
-    _waiting: str | None = field(default=None, init=False)
-    _retry_at: datetime | None = field(default=None, init=False)
-    _backoff: float = field(default=1.0, init=False)
+    _child_cancelled: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         self.state = self.request.state or BatchState()
-        self.paused = self.request.paused
+        self.state.control.paused = self.state.control.paused or self.request.paused
+        self.control = BatchControl(self.state.control)
+        queue = not self.context.target_pipe.startswith(LOCAL_PIPE_PREFIX)
+        self.window = DispatchWindow(
+            self.state,
+            chunk_size=self.context.engine.chunk_size,
+            share=self._window_share() if queue else None,
+        )
         self._track_items()
 
     def _track_items(self) -> None:
@@ -152,22 +160,36 @@ class BatchRunner:
     def path(self) -> list[int]:
         return self.request.path
 
+    @property
+    def paused(self) -> bool:
+        return self.control.paused
+
     # -- signals -------------------------------------------------------------------------
 
     def set_paused(self, paused: bool) -> None:
         """Stop or restart starting work; pausing also stops chunks at their next heartbeat."""
-        if paused == self.paused:
-            return
-        self.paused = paused
-        if paused:
+        self._carry_out(self.control.pause() if paused else self.control.resume())
+        self._changed = True
+
+    def _carry_out(self, steps: Steps) -> None:
+        if steps.stop_chunks:
             for chunk in self._chunks:
                 if chunk.handle is not None:
                     chunk.handle.cancel()
-        for child in self._children.values():
-            if child.handle is not None and child.paused != paused:
-                child.paused = paused
-                self._spawn(child.handle.signal(PAUSE_SIGNAL if paused else RESUME_SIGNAL))
-        self._changed = True
+        for index, command in steps.children.items():
+            child = self._children[index]
+            if command is Command.CANCEL:
+                if child.task is not None:
+                    child.task.cancel()
+            elif child.handle is not None:
+                self._spawn(self._tell(child.handle, command))
+
+    async def _tell(
+        self, handle: workflow.ChildWorkflowHandle[Any, Progress], command: Command
+    ) -> None:
+        # A child that has just ended has nothing left to pause or resume.
+        with contextlib.suppress(FailureError):
+            await handle.signal(PAUSE_SIGNAL if command is Command.PAUSE else RESUME_SIGNAL)
 
     def child_progress(self, report: ProgressReport) -> None:
         child = self._children.get(report.index)
@@ -204,7 +226,7 @@ class BatchRunner:
         in_flight += self._tracked.outstanding if self._tracked else 0
         failures = list(state.finished.failures)
         complete = self._sub_batches_started()
-        waiting = self._waiting
+        waiting = self.window.waiting
         for child in self._children.values():
             if child.latest is None:
                 total += child.sub_batch.estimate or 0
@@ -246,7 +268,7 @@ class BatchRunner:
             while True:
                 self._raise_on_failure()
                 draining = workflow.info().get_current_history_length() > engine.history_limit
-                if not self.paused and not draining:
+                if self.control.may_start() and not draining:
                     await self._start_work()
                     self._raise_on_failure()
                 idle = not self._children and not self._chunks
@@ -269,13 +291,26 @@ class BatchRunner:
                     if current != reported:
                         await report(current)
                         reported, last_report = current, workflow.now()
-        except (asyncio.CancelledError, BatchFailedError):
+        except asyncio.CancelledError:
+            if self.on_cancel is not None:
+                self.on_cancel()
+            await self._stop_everything()
+            raise
+        except BatchFailedError:
             await self._stop_everything()
             raise
         await self._settle()
         return self.progress()
 
     def _raise_on_failure(self) -> None:
+        """Raise what ends the batch: a cancellation, or a failure of its own or a child's.
+
+        Temporal's request to cancel the workflow is read here too, not only as the
+        CancelledError it raises once: an operation in flight at that moment (a signal to the
+        parent, say) may absorb that error, and the batch must stop all the same. So must a
+        batch one of whose children was cancelled: cancelling any batch cancels the job."""
+        if workflow.cancellation_reason() is not None or self._child_cancelled:
+            raise asyncio.CancelledError
         if self._failure is None and self.stop_check is not None:
             self._failure = self.stop_check(self.progress())
         if self._failure is not None:
@@ -294,8 +329,8 @@ class BatchRunner:
         timers = []
         if self._tracked is not None and (deadline := self._tracked.next_deadline()):
             timers.append(deadline)
-        if self._retry_at is not None and self.state.retry_ranges and not self.paused:
-            timers.append(self._retry_at)
+        if self.control.may_start() and (retry_at := self.window.wake_at()) is not None:
+            timers.append(retry_at)
         return timers
 
     def _finished(self) -> bool:
@@ -315,23 +350,10 @@ class BatchRunner:
 
     def _chunk_room(self) -> int:
         """Items the next chunk may carry: for a queue, what the in-flight window leaves."""
-        engine = self.context.engine
-        if self._tracked is None:
-            return engine.chunk_size
-        if self._retry_at is not None and workflow.now() < self._retry_at:
-            return 0  # the broker was unreachable; wait before trying again
-        allowance = self._window_share()
-        out = self._tracked.outstanding + sum(c.end - c.start for c in self._chunks)
-        room = allowance - out
-        if out and room < min(allowance // 2, self._undispatched()):
-            return 0  # refill in halves: a result at a time would make chunks of a few items
-        return max(0, min(engine.chunk_size, room))
-
-    def _undispatched(self) -> int:
-        """Items of this batch not yet sent, or to be sent again."""
-        split = self.state.split
-        left = split.item_total - self.state.next_item if split is not None else 0
-        return left + sum(end - start for start, end in self.state.retry_ranges)
+        out = sum(c.end - c.start for c in self._chunks)
+        if self._tracked is not None:
+            out += self._tracked.outstanding
+        return self.window.room(workflow.now(), out)
 
     def _window_share(self) -> int:
         """This subtree's share of the job's in-flight window."""
@@ -362,27 +384,21 @@ class BatchRunner:
                 if self.state.sub_batches_fetched >= split.sub_batch_total:
                     break
                 await self._fetch_sub_batches()
-                if self.paused:
-                    return
+                self._raise_on_failure()
+                if not self.control.may_start():
+                    return  # paused while it split
                 continue
             index = self.state.next_sub_batch + 1
-            child = _Child(self.state.pending.pop(0), paused=self.paused)
+            child = _Child(self.state.pending.pop(0))
             self.state.next_sub_batch = index
             self._children[index] = child
-            child.task = self._spawn(self._run_child(index, child))
-        while len(self._chunks) < engine.chunk_window and (room := self._chunk_room()) > 0:
-            if self.state.retry_ranges:
-                start, end = self.state.retry_ranges.pop(0)
-                if end - start > room:
-                    self.state.retry_ranges.insert(0, (start + room, end))
-                    end = start + room
-            elif self.state.next_item < split.item_total:
-                start = self.state.next_item
-                end = min(start + room, split.item_total)
-                self.state.next_item = end
-            else:
+            paused = self.control.child_starting(index)
+            child.task = self._spawn(self._run_child(index, child, paused))
+        while len(self._chunks) < engine.chunk_window:
+            span = self.window.take(self._chunk_room())
+            if span is None:
                 break
-            chunk = _Chunk(start, end)
+            chunk = _Chunk(*span)
             self._chunks.append(chunk)
             self._spawn(self._run_chunk(chunk))
 
@@ -430,8 +446,9 @@ class BatchRunner:
             non_retryable_error_types=NON_RETRYABLE,
         )
 
-    async def _run_child(self, index: int, child: _Child) -> None:
+    async def _run_child(self, index: int, child: _Child, paused: bool) -> None:
         path = [*self.path, index]
+        final: Progress | None = None
         try:
             handle = await workflow.start_child_workflow(
                 BATCH_WORKFLOW,
@@ -439,7 +456,7 @@ class BatchRunner:
                     context=self.context,
                     path=path,
                     definition=child.sub_batch.definition,
-                    paused=child.paused,
+                    paused=paused,
                     budget=max(1, self._budget // self._batch_window()),
                 ),
                 id=workflow_id(self.context.partition, self.context.job_id, path),
@@ -447,16 +464,25 @@ class BatchRunner:
                 parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
             )
             child.handle = handle
-            if child.paused != self.paused:
-                child.paused = self.paused
-                await handle.signal(PAUSE_SIGNAL if self.paused else RESUME_SIGNAL)
-            final: Progress = await handle
-            self._add_finished(final)
+            # A pause or a cancel that came while the child was starting reaches it now.
+            command = self.control.child_started(index)
+            if command is not None:
+                self._carry_out(Steps(children={index: command}))
+            final = await handle
         except Exception as error:
-            self._failure = self._failure or failure_from_error(
-                error, self.context.task_id(path), f"batch {self.context.task_id(path)}"
-            )
+            if is_cancelled_exception(error):
+                self._child_cancelled = True
+            else:
+                self._failure = self._failure or failure_from_error(
+                    error, self.context.task_id(path), f"batch {self.context.task_id(path)}"
+                )
         finally:
+            # A child that did not finish keeps what it last reported: a cancelled batch
+            # reports its final counts just before it closes.
+            done = final if final is not None else child.latest
+            if done is not None:
+                self._add_finished(done)
+            self.control.child_ended(index)
             del self._children[index]
             self._changed = True
 
@@ -490,19 +516,16 @@ class BatchRunner:
                 self._tracked.forwarded(
                     chunk.start, end, result.forwarded, result.refused, workflow.now()
                 )
-            if chunk.start + result.processed < chunk.end:
-                self.state.retry_ranges.append((chunk.start + result.processed, chunk.end))
+            self.window.returned(chunk.start + result.processed, chunk.end)
             if result.processed:
-                self._waiting, self._retry_at, self._backoff = None, None, 1.0
+                self.window.delivered()
         except Exception as error:
             cause = error.cause if isinstance(error, ActivityError) else None
             if isinstance(cause, TemporalCancelledError):
-                self.state.retry_ranges.append((chunk.start, chunk.end))
+                self.window.returned(chunk.start, chunk.end)
             elif isinstance(cause, ApplicationError) and cause.type == BROKER_UNAVAILABLE:
-                self.state.retry_ranges.append((chunk.start, chunk.end))
-                self._waiting = f"waiting for the target pipe: {cause.message}"
-                self._retry_at = workflow.now() + timedelta(seconds=self._backoff)
-                self._backoff = min(self._backoff * 2, MAX_BROKER_BACKOFF)
+                self.window.returned(chunk.start, chunk.end)
+                self.window.broker_unavailable(workflow.now(), cause.message)
             else:
                 self._failure = self._failure or failure_from_error(
                     error,
@@ -531,12 +554,7 @@ class BatchRunner:
 
     async def _stop_everything(self) -> None:
         """Cancel every child and chunk still out, and wait until they have stopped."""
-        for chunk in self._chunks:
-            if chunk.handle is not None:
-                chunk.handle.cancel()
-        for child in self._children.values():
-            if child.task is not None:
-                child.task.cancel()
+        self._carry_out(self.control.cancel())
         await self._settle()
 
     async def _settle(self) -> None:
