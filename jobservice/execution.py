@@ -92,6 +92,9 @@ class ChunkResult(BaseModel):
     forwarded: int = 0
     refused: list[int] = Field(default_factory=list)
     failures: list[Failure] = Field(default_factory=list)
+    held: bool = False
+    """The job's row said it is paused or has ended, so the chunk stopped: the batch sends no
+    more until it is told what happened, or a moment has passed."""
 
     def add(self, other: ChunkResult, limit: int) -> ChunkResult:
         return ChunkResult(
@@ -171,6 +174,8 @@ class WindowState(BaseModel):
     backoff: float = 1.0
     waiting: str | None = None
     """Why the batch waits, for the job's status."""
+    held_until: datetime | None = None
+    """A chunk found the job paused or ended: no chunk starts before this, unless told."""
 
 
 class BatchState(BaseModel):

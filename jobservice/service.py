@@ -10,7 +10,7 @@ import contextlib
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -371,17 +371,27 @@ class JobService:
     # -- control -------------------------------------------------------------------------
 
     async def pause(self, job_id: str, *, partition: str = DEFAULT_PARTITION) -> JobView:
-        """Stop dispatching; items in flight finish or stop at their next heartbeat."""
+        """Stop the whole tree: nothing new starts, and chunks in flight stop after the slice
+        they are in. The row reads Paused when this returns; resume goes on from there."""
         job = await self.get(job_id, partition=partition)
         if job.status is JobStatus.PAUSED:
             return job
-        if job.status not in (JobStatus.ACTIVE, JobStatus.WAITING):
+        # The row reads Paused before the signal goes: chunks read it between slices and stop
+        # at once, and a write the workflow made before it took the pause in cannot undo it.
+        if not await self._set_status(partition, job_id, JobStatus.PAUSED, was=[job.status]):
+            job = await self.get(job_id, partition=partition)
+            if job.status is JobStatus.PAUSED:
+                return job
             raise JobStateError(
                 f"job {job_id!r} is {job.status}; only an Active or Waiting job can be paused"
             )
-        await self._signal(partition, job_id, PAUSE_SIGNAL)
+        try:
+            await self._signal(partition, job_id, PAUSE_SIGNAL)
+        except BaseException:
+            await self._set_status(partition, job_id, job.status, was=[JobStatus.PAUSED])
+            raise
         await self._tell_tree(partition, job_id, lambda batch: batch.signal(PAUSE_SIGNAL))
-        return await self._settled(partition, job_id, {JobStatus.PAUSED})
+        return await self.get(job_id, partition=partition)
 
     async def resume(self, job_id: str, *, partition: str = DEFAULT_PARTITION) -> JobView:
         job = await self.get(job_id, partition=partition)
@@ -411,12 +421,7 @@ class JobService:
         await self._tell_tree(partition, job_id, lambda batch: batch.cancel())
         # Temporal holds the request now; the row says so at once, whether or not a worker
         # is there yet to stop the job's batches.
-        await asyncio.to_thread(
-            self._store.set_status,
-            partition_id=partition,
-            job_id=job_id,
-            status=JobStatus.CANCELLED,
-        )
+        await self._set_status(partition, job_id, JobStatus.CANCELLED)
         if not settle:
             return job
         await self._tree_closed(partition, job_id)
@@ -470,6 +475,18 @@ class JobService:
                     f"job {job_id!r} has no running workflow yet; try again shortly"
                 ) from None
             raise _unavailable(exc) from None
+
+    async def _set_status(
+        self,
+        partition: str,
+        job_id: str,
+        status: JobStatus,
+        *,
+        was: Sequence[JobStatus] | None = None,
+    ) -> bool:
+        return await asyncio.to_thread(
+            self._store.set_status, partition_id=partition, job_id=job_id, status=status, was=was
+        )
 
     async def _tree(self, partition: str, job_id: str, *, batches_only: bool) -> set[str]:
         """The ids of the job's running workflows (the root too unless ``batches_only``), as
@@ -604,12 +621,7 @@ class JobService:
             await self._start(new_row, definition, fresh=False)
             return 1
         if execution is not None and execution.status in _CLOSED_STATUS:
-            await asyncio.to_thread(
-                self._store.set_status,
-                partition_id=row.partition_id,
-                job_id=row.job_id,
-                status=_CLOSED_STATUS[execution.status],
-            )
+            await self._set_status(row.partition_id, row.job_id, _CLOSED_STATUS[execution.status])
             return 1
         return 0
 

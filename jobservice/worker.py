@@ -15,6 +15,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from jobservice.activities import BatchActivities
+from jobservice.activities.gate import JobGate
 from jobservice.activities.records import JobRecordActivities
 from jobservice.broker import Broker
 from jobservice.db.engine import check_schema, create_database_engine
@@ -42,10 +43,9 @@ def build_worker(
     queue target pipes through ``broker``."""
     settings = settings or get_settings()
     registry = registry or installed()
-    activities = BatchActivities(registry, broker)
-    records = JobRecordActivities(
-        store or JobStore(create_database_engine(settings.database_url())), client
-    )
+    store = store or JobStore(create_database_engine(settings.database_url()))
+    activities = BatchActivities(registry, broker, JobGate(store))
+    records = JobRecordActivities(store, client)
     return Worker(
         client,
         task_queue=task_queue or settings.temporal.task_queue,

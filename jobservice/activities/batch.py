@@ -19,6 +19,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from jobservice.activities.gate import JobGate
 from jobservice.activities.pipes import TargetPipe, resolve_pipe
 from jobservice.broker import Broker, BrokerUnavailableError, TargetQueueMissingError
 from jobservice.errors import BatchDefinitionError, InvalidJobError
@@ -145,9 +146,16 @@ def _broker_unavailable(exc: BrokerUnavailableError) -> ApplicationError:
 class BatchActivities:
     """The activities that need plugins, builders and target pipes, injected here."""
 
-    def __init__(self, registry: Registry, broker: Broker | None = None) -> None:
+    def __init__(
+        self, registry: Registry, broker: Broker | None = None, gate: JobGate | None = None
+    ) -> None:
         self._registry = registry
         self._broker = broker
+        self._gate = gate or JobGate(None)
+        self._building = asyncio.Semaphore(1)
+        """Building task messages is pure Python: with one slice building at a time, the
+        worker's event loop keeps its share of the interpreter under load, and so signals,
+        queries and the job's row stay current."""
 
     def _run_plugin(self, context: JobContext, definition: str, collector: _Collector) -> None:
         plugin = self._registry.batch_plugin(context.batch_type)
@@ -193,6 +201,8 @@ class BatchActivities:
         limit = context.engine.failure_details
         details = activity.info().heartbeat_details
         result = ChunkResult.model_validate(details[0]) if details else ChunkResult()
+        if await self._gate.stopped(context.partition, context.job_id):
+            return result.model_copy(update={"held": True})
         try:
             pipe = resolve_pipe(context.target_pipe, self._registry, self._broker)
             await pipe.prepare()
@@ -231,6 +241,8 @@ class BatchActivities:
             activity.heartbeat(result.model_dump(mode="json"))
             if time.monotonic() > deadline:
                 break
+            if await self._gate.stopped(context.partition, context.job_id):
+                return result.model_copy(update={"held": True})
             elapsed = max(time.monotonic() - started, 1e-6)
             size = max(1, min(SLICE_ITEMS, int(size * SLICE_SECONDS / elapsed), size * 4))
         return result
@@ -245,9 +257,10 @@ class BatchActivities:
         size: int,
     ) -> ChunkResult:
         """Build ``size`` task messages from ``offset`` and deliver them."""
-        messages, refused = await asyncio.to_thread(
-            self._build, request, items, first, offset, size
-        )
+        async with self._building:
+            messages, refused = await asyncio.to_thread(
+                self._build, request, items, first, offset, size
+            )
         context = request.context
         limit = context.engine.failure_details
         delivered = await pipe.deliver(messages, context.task_message_params, limit)

@@ -41,5 +41,7 @@ class JobRecord(BaseModel):
     items_per_second: float | None = None
     eta_seconds: float | None = None
     failures: list[Failure] = Field(default_factory=list)
+    resumed: bool = False
+    """The job was resumed since its last record: a Paused row may read Active again."""
     new_row: NewJobRow | None = None
     """Given on a job's first record: the row is made from it if it is missing."""

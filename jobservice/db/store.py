@@ -11,8 +11,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, case, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -91,6 +92,16 @@ class JobStore:
         with self.session() as session:
             return session.get(JobRow, (partition_id, job_id))
 
+    def status_of(self, *, partition_id: str, job_id: str) -> JobStatus | None:
+        """The job's status alone; None when there is no row."""
+        with self.session() as session:
+            status = session.scalar(
+                select(col(JobRow.status)).where(
+                    col(JobRow.partition_id) == partition_id, col(JobRow.job_id) == job_id
+                )
+            )
+        return None if status is None else JobStatus(status)
+
     def get_many(self, *, partition_id: str, job_ids: Sequence[str]) -> list[JobRow]:
         with self.session() as session:
             statement = select(JobRow).where(
@@ -107,8 +118,15 @@ class JobStore:
             and self.get(partition_id=record.partition_id, job_id=record.job_id) is None
         ):
             self.create(record.new_row, status=record.status)
+        status: Any = record.status.value
+        if not (record.resumed or record.status.is_terminal or record.status is JobStatus.PAUSED):
+            # The service writes Paused as soon as the pause is sent; a record made before the
+            # workflow took the pause in must not make the job read Active again.
+            status = case(
+                (col(JobRow.status) == JobStatus.PAUSED.value, JobRow.status), else_=status
+            )
         values = {
-            "status": record.status.value,
+            "status": status,
             "status_reason": record.status_reason,
             "total": record.counts.total,
             "completed": record.counts.completed,
@@ -138,16 +156,26 @@ class JobStore:
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def set_status(
-        self, *, partition_id: str, job_id: str, status: JobStatus, reason: str | None = None
+        self,
+        *,
+        partition_id: str,
+        job_id: str,
+        status: JobStatus,
+        reason: str | None = None,
+        was: Sequence[JobStatus] | None = None,
     ) -> bool:
-        """Change an unfinished job's status directly: for a job no workflow runs."""
+        """Change an unfinished job's status directly (only from one of ``was``, if given):
+        for a job no workflow runs, or before its workflow has taken a pause or cancel in."""
+        allowed = col(JobRow.status).not_in(TERMINAL)
+        if was is not None:
+            allowed = col(JobRow.status).in_([s.value for s in was if not s.is_terminal])
         with self.session() as session:
             result = session.execute(
                 update(JobRow)
                 .where(
                     col(JobRow.partition_id) == partition_id,
                     col(JobRow.job_id) == job_id,
-                    col(JobRow.status).not_in(TERMINAL),
+                    allowed,
                 )
                 .values(status=status.value, status_reason=reason, last_update_time=now_millis())
             )

@@ -80,6 +80,9 @@ class JobWorkflow:
         self._failures: list[Failure] = []
         self._new_row = request.new_row
         self._closing = False
+        self._resumed = False
+        """Resumed since the row was last written: the next write takes it out of Paused."""
+        self._written: JobRecord | None = None
 
     @workflow.run
     async def run(self, request: JobInput) -> JobProgress:
@@ -197,6 +200,7 @@ class JobWorkflow:
             percentage_complete=float(percent),
             **self._rate(done, counts.total),
             failures=snapshot.failures,
+            resumed=self._resumed,
             new_row=self._new_row,
         )
 
@@ -217,33 +221,39 @@ class JobWorkflow:
     async def _write(self, record: JobRecord) -> None:
         await _database(RECORD_JOB, record, bool)
         self._new_row = None
+        if record.resumed:
+            self._resumed = False
 
     async def _keep_row_current(self) -> None:
         """Write the row when the job changes: a status at once, counts at most once an
-        interval. An idle job writes nothing."""
+        interval (at once while paused). An idle job writes nothing."""
         interval = self._request.context.engine.progress_interval_seconds
-        written: JobRecord | None = None
         while True:
-            await workflow.wait_condition(functools.partial(self._changed_since, written))
+            await workflow.wait_condition(self._changed)
             if self._closing:
                 return
             written = self._record()
             await self._write(written)
-            status = written.status
+            self._written = written
             with contextlib.suppress(asyncio.TimeoutError):
                 await workflow.wait_condition(
-                    functools.partial(self._status_changed_from, status), timeout=interval
+                    functools.partial(self._due_before_interval, written.status),
+                    timeout=interval,
                 )
 
-    def _changed_since(self, written: JobRecord | None) -> bool:
+    def _changed(self) -> bool:
         # The rate moves with the clock alone; an idle job writes nothing.
-        if written is None or self._closing:
+        if self._written is None or self._closing:
             return True
         steady = {"items_per_second": None, "eta_seconds": None}
-        return self._record().model_copy(update=steady) != written.model_copy(update=steady)
+        return self._record().model_copy(update=steady) != self._written.model_copy(update=steady)
 
-    def _status_changed_from(self, status: JobStatus) -> bool:
-        return self._status is not status or self._closing
+    def _due_before_interval(self, status: JobStatus) -> bool:
+        """A change of status is written at once; so are a paused job's last counts, which come
+        in a few reports as its tree stops, so that the row soon stands still."""
+        if self._status is not status or self._closing:
+            return True
+        return self._status is JobStatus.PAUSED and self._changed()
 
     async def _record_final(self, recorder: asyncio.Task[None], *, ended: bool) -> None:
         """Let the recorder finish the write it is in (cancelling a local activity midway
@@ -325,6 +335,9 @@ class JobWorkflow:
 
     @workflow.signal(name=RESUME_SIGNAL)
     def resume(self) -> None:
+        # Even when the job never took a pause in (its signal was lost with a failed call),
+        # a resume lets the next write take the row out of Paused.
+        self._resumed = True
         if self._status is JobStatus.PAUSED:
             self._paused_seconds = self._paused_total()
             self._paused_at = None

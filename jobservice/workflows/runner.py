@@ -169,6 +169,8 @@ class BatchRunner:
     def set_paused(self, paused: bool) -> None:
         """Stop or restart starting work; pausing also stops chunks at their next heartbeat."""
         self._carry_out(self.control.pause() if paused else self.control.resume())
+        if not paused:
+            self.window.release()
         self._changed = True
 
     def _carry_out(self, steps: Steps) -> None:
@@ -277,8 +279,11 @@ class BatchRunner:
                 if idle and draining:
                     return self._continue_as_new_input()
                 self._changed = False
+                # A paused batch reports each change at once: its last counts come up the
+                # tree in moments rather than an interval a level, and there are few.
+                spacing = interval if self.control.may_start() else timedelta(0)
                 due = report is not None and self.progress() != reported
-                wake = [last_report + interval] if due else []
+                wake = [last_report + spacing] if due else []
                 wake += self._timers()
                 timeout = min(wake) - workflow.now() if wake else None
                 if timeout is None or timeout > timedelta(0):
@@ -286,7 +291,7 @@ class BatchRunner:
                         await workflow.wait_condition(lambda: self._changed, timeout=timeout)
                 if self._tracked is not None:
                     self._add_settled(self._tracked.expire(workflow.now(), engine.failure_details))
-                if report is not None and workflow.now() - last_report >= interval:
+                if report is not None and workflow.now() - last_report >= spacing:
                     current = self.progress()
                     if current != reported:
                         await report(current)
@@ -329,8 +334,8 @@ class BatchRunner:
         timers = []
         if self._tracked is not None and (deadline := self._tracked.next_deadline()):
             timers.append(deadline)
-        if self.control.may_start() and (retry_at := self.window.wake_at()) is not None:
-            timers.append(retry_at)
+        if self.control.may_start() and (wake_at := self.window.wake_at(workflow.now())):
+            timers.append(wake_at)
         return timers
 
     def _finished(self) -> bool:
@@ -519,6 +524,8 @@ class BatchRunner:
             self.window.returned(chunk.start + result.processed, chunk.end)
             if result.processed:
                 self.window.delivered()
+            if result.held:
+                self.window.hold(workflow.now())
         except Exception as error:
             cause = error.cause if isinstance(error, ActivityError) else None
             if isinstance(cause, TemporalCancelledError):

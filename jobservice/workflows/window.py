@@ -18,6 +18,8 @@ with workflow.unsafe.imports_passed_through():
     from jobservice.execution import BatchState
 
 MAX_BROKER_BACKOFF = 60.0
+HOLD_SECONDS = 1.0
+"""How long a batch whose chunk found the job paused waits for the word, before it looks again."""
 
 
 class DispatchWindow:
@@ -36,6 +38,9 @@ class DispatchWindow:
 
     def room(self, now: datetime, out: int) -> int:
         """Items the next chunk may carry, with ``out`` items forwarded or in chunks now."""
+        held_until = self.state.window.held_until
+        if held_until is not None and now < held_until:
+            return 0
         if self._share is None:
             return self._chunk_size
         retry_at = self.state.window.retry_at
@@ -87,6 +92,21 @@ class DispatchWindow:
         window.retry_at = now + timedelta(seconds=window.backoff)
         window.backoff = min(window.backoff * 2, MAX_BROKER_BACKOFF)
 
-    def wake_at(self) -> datetime | None:
-        """When the batch must try the broker again, if it waits for it with items to send."""
-        return self.state.window.retry_at if self.state.retry_ranges else None
+    def hold(self, now: datetime) -> None:
+        """A chunk found the job paused or ended; the signal saying so is on its way."""
+        self.state.window.held_until = now + timedelta(seconds=HOLD_SECONDS)
+
+    def release(self) -> None:
+        """The batch was told to go on."""
+        self.state.window.held_until = None
+
+    def wake_at(self, now: datetime) -> datetime | None:
+        """When the batch must look again, after ``now``: the broker's wait is over with items
+        to send again, or a hold is over with items to send."""
+        window = self.state.window
+        times = []
+        if window.retry_at is not None and self.state.retry_ranges:
+            times.append(window.retry_at)
+        if window.held_until is not None and self.undispatched():
+            times.append(window.held_until)
+        return min((time for time in times if time > now), default=None)

@@ -12,7 +12,7 @@ import pytest
 
 from jobservice.execution import BatchState, ControlState, SplitResult
 from jobservice.workflows.control import BatchControl, Command, Steps
-from jobservice.workflows.window import MAX_BROKER_BACKOFF, DispatchWindow
+from jobservice.workflows.window import HOLD_SECONDS, MAX_BROKER_BACKOFF, DispatchWindow
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
@@ -198,7 +198,7 @@ def test_an_unreachable_broker_backs_off_doubling_and_a_delivery_ends_the_wait()
     waits = []
     for _ in range(8):
         queue.broker_unavailable(NOW, "connection refused")
-        retry_at = queue.wake_at()
+        retry_at = queue.wake_at(NOW)
         assert retry_at is not None
         waits.append((retry_at - NOW).total_seconds())
         assert queue.room(NOW, out=0) == 0
@@ -208,7 +208,8 @@ def test_an_unreachable_broker_backs_off_doubling_and_a_delivery_ends_the_wait()
     queue.delivered()
     assert queue.waiting is None and queue.room(NOW, out=0) == 500
     queue.broker_unavailable(NOW, "again")
-    assert queue.wake_at() == NOW + timedelta(seconds=1)
+    assert queue.wake_at(NOW) == NOW + timedelta(seconds=1)
+    assert queue.wake_at(NOW + timedelta(seconds=1)) is None  # due: nothing to wait for
 
 
 def test_the_wait_for_the_broker_survives_continue_as_new() -> None:
@@ -219,7 +220,19 @@ def test_the_wait_for_the_broker_survives_continue_as_new() -> None:
     queue.broker_unavailable(NOW, "down")
     carried = BatchState.model_validate(queue.state.model_dump(mode="json"))
     again = DispatchWindow(carried, chunk_size=500, share=1000)
-    assert again.wake_at() == NOW + timedelta(seconds=2)
+    assert again.wake_at(NOW) == NOW + timedelta(seconds=2)
     assert again.room(NOW + timedelta(seconds=1), out=0) == 0
     again.broker_unavailable(NOW, "down")
-    assert again.wake_at() == NOW + timedelta(seconds=4)
+    assert again.wake_at(NOW) == NOW + timedelta(seconds=4)
+
+
+def test_a_chunk_that_found_the_job_paused_holds_the_batch_until_told_or_a_moment_passed() -> None:
+    local = window()
+    local.take(500)
+    local.hold(NOW)
+    assert local.room(NOW, out=0) == 0
+    assert local.wake_at(NOW) == NOW + timedelta(seconds=HOLD_SECONDS)
+    assert local.room(NOW + timedelta(seconds=HOLD_SECONDS), out=0) == 500
+    local.hold(NOW)
+    local.release()  # resumed
+    assert local.room(NOW, out=0) == 500 and local.wake_at(NOW) is None
