@@ -1,0 +1,223 @@
+"""Pause and cancel hold on a tree of hundreds of batches, from the service and from Temporal.
+
+The tree: 30,000 items in leaves of 100, so 10 batches of 3,000, 100 of 300 and 300 leaves,
+with up to 64 running at once; each item sleeps 1 ms in the handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+
+import pytest
+from temporalio.client import Client, WorkflowExecution
+from temporalio.worker import Worker
+
+from jobservice.models import JobStatus, JobView
+from jobservice.service import JobService
+from jobservice.settings import EngineSettings
+from jobservice.temporal import JOB_STATUS
+from tests.conftest import unique
+from tests.integration.handlers import RecordingHandler
+from tests.integration.support import eventually, job
+
+TREE = "0-30000/100"
+ITEMS = 30_000
+SLOW = {"sleepMillis": "1"}
+
+
+@pytest.fixture
+def engine() -> EngineSettings:
+    """The default batch budget and windows, with small chunks: hundreds of batches, each
+    with a few chunks."""
+    return EngineSettings(
+        chunk_size=50, progress_interval_seconds=0.5, heartbeat_timeout_seconds=2.0
+    )
+
+
+async def tree(client: Client, job_id: str) -> list[WorkflowExecution]:
+    """Every workflow run of the job's tree, as Temporal's visibility store lists them."""
+    query = f"WorkflowId = 'job/default/{job_id}' OR WorkflowId STARTS_WITH 'job/default/{job_id}/'"
+    return [execution async for execution in client.list_workflows(query)]
+
+
+def running(runs: list[WorkflowExecution]) -> list[WorkflowExecution]:
+    return [run for run in runs if run.close_time is None]
+
+
+async def under_way(service: JobService, client: Client, job_id: str) -> None:
+    """Wait until dozens of batches run at once and items are being handled."""
+
+    async def busy() -> bool:
+        view = await service.get(job_id)
+        return view.counts.completed > 0 and len(running(await tree(client, job_id))) >= 40
+
+    await eventually(busy, within=60, interval=0.3)
+
+
+async def still_after(
+    service: JobService, job_id: str, recorder: RecordingHandler, *, settle: float
+) -> JobView:
+    """Once ``settle`` seconds have passed, neither the handler nor the row moves for two more;
+    the row then holds."""
+    await asyncio.sleep(settle)
+    calls, held = recorder.calls, await service.get(job_id)
+    await asyncio.sleep(2)
+    view = await service.get(job_id)
+    assert recorder.calls == calls, f"{recorder.calls - calls} items handled after {settle} s"
+    assert view.counts == held.counts, f"{held.counts} then {view.counts}"
+    return view
+
+
+def started_after(runs: list[WorkflowExecution], moment: datetime) -> list[str]:
+    return [run.id for run in runs if run.start_time is not None and run.start_time > moment]
+
+
+async def test_pause_stops_a_tree_of_hundreds_of_batches_and_resume_finishes_it_exactly(
+    service: JobService, worker: Worker, recorder: RecordingHandler, client: Client
+) -> None:
+    # Given a job well under way, with dozens of batches running
+    job_id = unique("pause-tree")
+    await service.submit(job_id, job("range", TREE, task_message_params=SLOW))
+    await under_way(service, client, job_id)
+
+    # When it is paused
+    called = time.perf_counter()
+    paused = await service.pause(job_id)
+    returned_at = datetime.now(UTC)
+    assert paused.status is JobStatus.PAUSED
+    assert time.perf_counter() - called < 5  # the bench holds the figure; this bounds a hang
+
+    # Then within 3 s nothing is handled any more and the row stands still, nothing in flight
+    held = await still_after(service, job_id, recorder, settle=3)
+    assert held.status is JobStatus.PAUSED
+    assert held.counts.in_flight == 0
+    assert 0 < held.counts.completed < ITEMS
+    # and no batch was started after the call returned
+    assert started_after(await tree(client, job_id), returned_at) == []
+
+    # When it is resumed, it finishes with every item counted once
+    assert (await service.resume(job_id)).status is JobStatus.ACTIVE
+    done = await asyncio.wait_for(service.wait(job_id, interval=0.5), 240)
+    assert done.status is JobStatus.COMPLETED
+    assert (done.counts.completed, done.counts.failed, done.counts.total) == (ITEMS, 0, ITEMS)
+    assert set(recorder.seen) == set(range(ITEMS))
+
+
+async def test_cancel_closes_the_whole_tree_and_nothing_runs_or_starts_after_it(
+    service: JobService, worker: Worker, recorder: RecordingHandler, client: Client
+) -> None:
+    # Given a job well under way, with dozens of batches running
+    job_id = unique("cancel-tree")
+    await service.submit(job_id, job("range", TREE, task_message_params=SLOW))
+    await under_way(service, client, job_id)
+
+    # When it is cancelled
+    cancelled = await service.cancel(job_id)
+    returned_at = datetime.now(UTC)
+
+    # Then the whole tree has closed, none of it started after the call, none of it failed
+    runs = await tree(client, job_id)
+    assert running(runs) == [], [run.id for run in running(runs)]
+    assert started_after(runs, returned_at) == []
+    assert len(runs) > 40
+    statuses = {run.status.name for run in runs if run.status is not None}
+    assert statuses <= {"CANCELED", "COMPLETED"}, statuses
+    # and nothing is handled after 2 s
+    await still_after(service, job_id, recorder, settle=2)
+    # and the job reads Cancelled with the counts of what it did
+    assert cancelled.status is JobStatus.CANCELLED
+    view = await service.get(job_id)
+    assert view.status is JobStatus.CANCELLED
+    assert 0 < view.counts.completed <= recorder.calls < ITEMS
+    assert view.counts.total >= view.counts.completed
+    root = await client.get_workflow_handle(f"job/default/{job_id}").describe()
+    assert root.typed_search_attributes.get(JOB_STATUS) == "Cancelled"
+
+
+async def test_a_cancel_requested_through_temporal_is_the_same_cancel(
+    service: JobService, worker: Worker, recorder: RecordingHandler, client: Client
+) -> None:
+    # Given a job well under way
+    job_id = unique("foreign-cancel")
+    await service.submit(job_id, job("range", TREE, task_message_params=SLOW))
+    await under_way(service, client, job_id)
+
+    # When its root workflow is cancelled as the Temporal CLI or Web UI does it
+    await client.get_workflow_handle(f"job/default/{job_id}").cancel()
+
+    # Then the job reads Cancelled within a few seconds, and the whole tree closes within 10
+    async def reads_cancelled() -> bool:
+        return (await service.get(job_id)).status is JobStatus.CANCELLED
+
+    await eventually(reads_cancelled, within=5, interval=0.1)
+
+    async def tree_closed() -> bool:
+        return running(await tree(client, job_id)) == []
+
+    await eventually(tree_closed, within=10, interval=0.2)
+    closed_at = datetime.now(UTC)
+    await still_after(service, job_id, recorder, settle=0)
+    assert started_after(await tree(client, job_id), closed_at) == []
+    view = await service.get(job_id)
+    assert view.status is JobStatus.CANCELLED
+    assert 0 < view.counts.completed <= recorder.calls < ITEMS
+    root = await client.get_workflow_handle(f"job/default/{job_id}").describe()
+    assert root.typed_search_attributes.get(JOB_STATUS) == "Cancelled"
+
+
+async def test_a_pause_signalled_through_temporal_stops_the_tree_and_cancel_ends_it(
+    service: JobService, worker: Worker, recorder: RecordingHandler, client: Client
+) -> None:
+    # Given a job well under way
+    job_id = unique("foreign-pause")
+    await service.submit(job_id, job("range", TREE, task_message_params=SLOW))
+    await under_way(service, client, job_id)
+
+    # When a foreign client signals its root to pause
+    await client.get_workflow_handle(f"job/default/{job_id}").signal("pause")
+
+    # Then it reads Paused, and within 3 s of that nothing is handled any more
+    async def reads_paused() -> bool:
+        return (await service.get(job_id)).status is JobStatus.PAUSED
+
+    await eventually(reads_paused, within=5, interval=0.1)
+    held = await still_after(service, job_id, recorder, settle=3)
+    assert held.counts.in_flight == 0
+
+    # When the paused job is cancelled, its tree closes and it keeps its counts
+    cancelled = await service.cancel(job_id)
+    assert cancelled.status is JobStatus.CANCELLED
+    assert running(await tree(client, job_id)) == []
+    assert (await service.get(job_id)).counts.completed == held.counts.completed
+
+
+async def test_a_job_paused_while_it_splits_stays_paused_until_resumed(
+    service: JobService, worker: Worker, recorder: RecordingHandler, client: Client
+) -> None:
+    # Given a job paused the moment it is accepted, while its tree is being split
+    job_id = unique("pause-split")
+    await service.submit(job_id, job("range", "0-6000/100", task_message_params=SLOW))
+    for _ in range(100):  # its workflow takes a moment to start
+        try:
+            paused = await service.pause(job_id)
+            break
+        except Exception:
+            await asyncio.sleep(0.05)
+    assert paused.status is JobStatus.PAUSED
+
+    # Then it stays paused: at most what was under way when the pause came is handled
+    held = await still_after(service, job_id, recorder, settle=3)
+    assert held.status is JobStatus.PAUSED
+    assert recorder.calls < 6000
+
+    # and once resumed it finishes with every item counted once
+    await service.resume(job_id)
+    done = await asyncio.wait_for(service.wait(job_id, interval=0.3), 180)
+    assert (done.status, done.counts.completed, done.counts.total) == (
+        JobStatus.COMPLETED,
+        6000,
+        6000,
+    )
+    assert set(recorder.seen) == set(range(6000))
