@@ -9,6 +9,10 @@ last moved and how many items it moved by after the call returned; then resume, 
 seconds later and print how long the call took, when the last workflow of the tree closed,
 and how many workflows of the tree started after the call returned (the target is none).
 
+Then the row's lag: a ``local:count`` job of ``lag-items`` on a worker in this process, whose
+handler counts the items it is given; every quarter second, how many seconds ago the handler
+had done what the job's row now reads.
+
 Needs the local RabbitMQ for the queue job. Starts its own Temporal dev server.
 """
 
@@ -17,11 +21,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,10 +38,13 @@ from bench.database import scratch_database
 from bench.pipes import reference_worker, scratch_queue
 from jobservice import eventloop
 from jobservice.devserver import DevServer
+from jobservice.messages import ItemHandler, TaskMessage
 from jobservice.models import JobDefinition, JobStatus
+from jobservice.registry import installed
 from jobservice.service import JobService
 from jobservice.settings import RabbitSettings, Settings, TemporalSettings, get_settings
 from jobservice.temporal import connect
+from jobservice.worker import build_worker
 
 PARTITION = "bench"
 
@@ -179,7 +188,67 @@ async def queue_job(client: Client, settings: Settings, items: int) -> Figures:
                 await channel.queue_delete(name)
 
 
-async def main(items: int, queue_items: int) -> None:
+class CountingHandler(ItemHandler):
+    """Counts the items it is given."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def handle(self, message: TaskMessage, params: Mapping[str, str]) -> None:
+        with self._lock:
+            self.count += 1
+
+
+async def row_lag(client: Client, settings: Settings, items: int) -> list[float]:
+    """Seconds the job's row trails its handler, sampled every quarter second while it runs."""
+    handler = CountingHandler()
+    registry = installed().extended(handlers={"count": handler})
+    service = JobService(client, settings=settings, registry=registry)
+    job_id = _name("lag")
+    handled: list[tuple[float, int]] = []
+    lags: list[float] = []
+    async with build_worker(client, settings=settings, registry=registry):
+        await service.submit(
+            job_id,
+            JobDefinition(
+                batch_type="range", batch_definition=f"0-{items}", target_pipe="local:count"
+            ),
+            partition=PARTITION,
+        )
+        while True:
+            now = time.perf_counter()
+            handled.append((now, handler.count))
+            view = await service.get(job_id, partition=PARTITION)
+            if view.status.is_terminal:
+                break
+            if 0 < handled[-1][1] < items:
+                reached = next(t for t, count in handled if count >= view.counts.completed)
+                lags.append(now - reached)
+            await asyncio.sleep(0.25)
+    return lags
+
+
+async def controls(
+    client: Client, settings: Callable[[], Settings], items: int, queue_items: int
+) -> list[Figures]:
+    """Pause and cancel a local:noop, a local:sleep and a queue job, printing as they go."""
+    noop = JobDefinition(
+        batch_type="range", batch_definition=f"0-{items}", target_pipe="local:noop"
+    )
+    sleep = noop.model_copy(
+        update={"target_pipe": "local:sleep", "task_message_params": {"sleepMillis": "1"}}
+    )
+    results = []
+    for name, definition in (("local:noop", noop), ("local:sleep 1 ms", sleep)):
+        results.append(await measure(client, settings(), f"{name}, {items:,} items", definition))
+        print("\n".join(results[-1].lines()), flush=True)
+    results.append(await queue_job(client, settings(), queue_items))
+    print("\n".join(results[-1].lines()), flush=True)
+    return results
+
+
+async def main(items: int, queue_items: int, lag_items: int, lag_only: bool) -> None:
     rabbit = RabbitSettings(tracking_pipe=_name("tracking"), dead_letter_pipe=_name("dead"))
     results: list[Figures] = []
     with scratch_database() as database:
@@ -190,19 +259,14 @@ async def main(items: int, queue_items: int) -> None:
                 temporal = TemporalSettings(address=server.address, task_queue=_name("queue"))
                 return Settings(temporal=temporal, rabbitmq=rabbit, database=database)
 
-            noop = JobDefinition(
-                batch_type="range", batch_definition=f"0-{items}", target_pipe="local:noop"
-            )
-            sleep = noop.model_copy(
-                update={"target_pipe": "local:sleep", "task_message_params": {"sleepMillis": "1"}}
-            )
-            for name, definition in (("local:noop", noop), ("local:sleep 1 ms", sleep)):
-                figures = await measure(client, settings(), f"{name}, {items:,} items", definition)
-                results.append(figures)
-                print("\n".join(figures.lines()), flush=True)
-            figures = await queue_job(client, settings(), queue_items)
-            results.append(figures)
-            print("\n".join(figures.lines()), flush=True)
+            if not lag_only:
+                results = await controls(client, settings, items, queue_items)
+            lags = await row_lag(client, settings(), lag_items)
+    print(
+        f"row lag, {lag_items:,} items to local:count: median {statistics.median(lags):.2f} s, "
+        f"90th percentile {statistics.quantiles(lags, n=10)[-1]:.2f} s, most {max(lags):.2f} s "
+        f"behind the handler, over {len(lags)} samples"
+    )
     for figures in results:
         met = (
             figures.pause_call < 1
@@ -211,11 +275,16 @@ async def main(items: int, queue_items: int) -> None:
             and figures.started_after_cancel == 0
         )
         print(f"target {figures.name}: {'met' if met else 'MISSED'}")
+    print(f"target row at most ~2 s behind: {'met' if max(lags) <= 2.5 else 'MISSED'}")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--items", type=int, default=3_000_000)
     parser.add_argument("--queue-items", type=int, default=200_000)
+    parser.add_argument("--lag-items", type=int, default=1_000_000)
+    parser.add_argument("--lag-only", action="store_true", help="measure the row's lag alone")
     arguments = parser.parse_args()
-    eventloop.run(main(arguments.items, arguments.queue_items))
+    eventloop.run(
+        main(arguments.items, arguments.queue_items, arguments.lag_items, arguments.lag_only)
+    )
