@@ -42,7 +42,11 @@ class EngineSettings(BaseModel):
     history_limit: int = Field(
         default=6000, ge=200, description="History length at which a batch continues as new."
     )
-    progress_interval_seconds: float = Field(default=1.0, gt=0)
+    progress_interval_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        description="Least time between two progress reports of a batch, or writes of a row.",
+    )
     heartbeat_timeout_seconds: float = Field(default=20.0, gt=0)
     chunk_time_budget_seconds: float = Field(
         default=5.0, gt=0, description="A chunk returns what it did after this long."

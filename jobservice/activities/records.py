@@ -2,7 +2,7 @@
 learns through them where its prerequisite jobs stand.
 
 They run as local activities: one marker in the workflow's history per write, at most about
-once a second per job, and at once for a change of status.
+twice a second per job, and at once for a change of status.
 """
 
 from __future__ import annotations

@@ -232,13 +232,16 @@ class JobWorkflow:
             await workflow.wait_condition(self._changed)
             if self._closing:
                 return
+            started = workflow.now()
             written = self._record()
             await self._write(written)
             self._written = written
+            left = interval - (workflow.now() - started).total_seconds()
+            if left <= 0:
+                continue
             with contextlib.suppress(asyncio.TimeoutError):
                 await workflow.wait_condition(
-                    functools.partial(self._due_before_interval, written.status),
-                    timeout=interval,
+                    functools.partial(self._due_before_interval, written.status), timeout=left
                 )
 
     def _changed(self) -> bool:

@@ -263,7 +263,7 @@ class BatchRunner:
         engine = self.context.engine
         interval = timedelta(seconds=engine.progress_interval_seconds)
         reported: Progress | None = None
-        last_report = workflow.now()
+        last_report = workflow.now() - interval  # the first news goes up at once
         try:
             if self.state.split is None:
                 await self._fetch_sub_batches()
