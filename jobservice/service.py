@@ -10,7 +10,7 @@ import contextlib
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +22,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from jobservice import tree
 from jobservice.activities.pipes import local_handler_name
 from jobservice.db.engine import check_schema, create_database_engine
 from jobservice.db.query import JobQuery
@@ -390,7 +391,7 @@ class JobService:
         except BaseException:
             await self._set_status(partition, job_id, job.status, was=[JobStatus.PAUSED])
             raise
-        await self._tell_tree(partition, job_id, lambda batch: batch.signal(PAUSE_SIGNAL))
+        await self._tell_tree(partition, job_id, tree.Word.PAUSE)
         return await self.get(job_id, partition=partition)
 
     async def resume(self, job_id: str, *, partition: str = DEFAULT_PARTITION) -> JobView:
@@ -418,7 +419,7 @@ class JobService:
             if await self._execution(partition, job_id) is not None:
                 # It has just ended: its own last write to the row says how.
                 return await self._settled(partition, job_id, {JobStatus.CANCELLED})
-        await self._tell_tree(partition, job_id, lambda batch: batch.cancel())
+        await self._tell_tree(partition, job_id, tree.Word.CANCEL)
         # Temporal holds the request now; the row says so at once, whether or not a worker
         # is there yet to stop the job's batches.
         await self._set_status(partition, job_id, JobStatus.CANCELLED)
@@ -489,43 +490,17 @@ class JobService:
         )
 
     async def _tree(self, partition: str, job_id: str, *, batches_only: bool) -> set[str]:
-        """The ids of the job's running workflows (the root too unless ``batches_only``), as
-        Temporal's visibility store lists them."""
-        root = workflow_id(partition, job_id)
-        if "'" in root or "\\" in root:
-            return set()  # not to be quoted in a query; word goes down the tree from the root
-        query = f"WorkflowId STARTS_WITH '{root}/'"
-        if not batches_only:
-            query = f"(WorkflowId = '{root}' OR {query})"
         try:
-            return {
-                execution.id
-                async for execution in self._client.list_workflows(
-                    f"{query} AND ExecutionStatus = 'Running'"
-                )
-            }
+            return await tree.running(self._client, partition, job_id, batches_only=batches_only)
         except RPCError as exc:
             raise _unavailable(exc) from None
 
-    async def _tell_tree(
-        self,
-        partition: str,
-        job_id: str,
-        tell: Callable[[WorkflowHandle[Any, Any]], Awaitable[None]],
-    ) -> None:
-        """Tell every running batch of the job at once, rather than a level at a time down the
-        tree: the root passes word on too, but on a busy worker each level takes a while. A
-        batch that has closed meanwhile, or one started after the listing, needs no word."""
-
-        async def one(batch_id: str) -> None:
-            try:
-                await tell(self._client.get_workflow_handle(batch_id))
-            except RPCError as exc:
-                if exc.status != RPCStatusCode.NOT_FOUND:
-                    _log.info("batch %s not told directly: %s", batch_id, exc.message)
-
-        batches = await self._tree(partition, job_id, batches_only=True)
-        await asyncio.gather(*(one(batch_id) for batch_id in batches))
+    async def _tell_tree(self, partition: str, job_id: str, word: tree.Word) -> None:
+        """Tell every running batch at once, besides the root, which passes word on too."""
+        try:
+            await tree.tell_batches(self._client, partition, job_id, word)
+        except RPCError as exc:
+            raise _unavailable(exc) from None
 
     async def _tree_closed(self, partition: str, job_id: str) -> None:
         """Wait until no workflow of the job's tree runs: at most a few seconds once none has

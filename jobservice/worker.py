@@ -17,6 +17,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from jobservice.activities import BatchActivities
 from jobservice.activities.gate import JobGate
 from jobservice.activities.records import JobRecordActivities
+from jobservice.activities.tree import TreeActivities
 from jobservice.broker import Broker
 from jobservice.db.engine import check_schema, create_database_engine
 from jobservice.db.store import JobStore
@@ -56,6 +57,7 @@ def build_worker(
             records.record_job,
             records.settle_prerequisites,
             records.notify_dependents,
+            TreeActivities(client).tell_tree,
         ],
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         # jobservice's own modules hold no mutable module state; loading them once is safe.

@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from jobservice.models import Failure, JobCounts, JobStatus
     from jobservice.prerequisites import PrerequisiteQuery, PrerequisiteState
     from jobservice.temporal import JOB_STATUS
+    from jobservice.tree import TELL_TREE, TreeWord, Word
     from jobservice.workflows.runner import (
         BatchFailedError,
         BatchRunner,
@@ -83,6 +84,7 @@ class JobWorkflow:
         self._resumed = False
         """Resumed since the row was last written: the next write takes it out of Paused."""
         self._written: JobRecord | None = None
+        self._telling: list[asyncio.Task[None]] = []
 
     @workflow.run
     async def run(self, request: JobInput) -> JobProgress:
@@ -263,6 +265,7 @@ class JobWorkflow:
         would surface as an activity error and fail the job), then write the last state; and
         if the job has ended, tell the jobs waiting for it."""
         self._closing = True
+        await asyncio.gather(*self._telling)
         await recorder
         await self._write(self._record())
         if ended:
@@ -321,6 +324,25 @@ class JobWorkflow:
     def _cancelling(self) -> None:
         """The job reads Cancelled as soon as it knows, while its tree is still stopping."""
         self._set_status(JobStatus.CANCELLED)
+        self._tell_tree(Word.CANCEL)
+
+    def _tell_tree(self, word: Word) -> None:
+        """Pass a pause or a cancel to every running batch at once, not only down the tree a
+        level at a time: it may have come from the Temporal CLI or Web UI, not the service."""
+        self._telling.append(asyncio.create_task(self._tell(word)))
+
+    async def _tell(self, word: Word) -> None:
+        context = self._request.context
+        try:
+            await workflow.execute_local_activity(
+                TELL_TREE,
+                TreeWord(partition_id=context.partition, job_id=context.job_id, word=word),
+                result_type=int,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(maximum_attempts=3),
+            )
+        except ActivityError as error:  # the word still goes down the tree
+            workflow.logger.warning("could not %s the batches at once: %s", word, error)
 
     def _finish(self, status: JobStatus) -> JobProgress:
         self._paused_seconds = self._paused_total()
@@ -335,6 +357,7 @@ class JobWorkflow:
             self._paused_at = workflow.now()
             self._set_status(JobStatus.PAUSED)
             self._runner.set_paused(True)
+            self._tell_tree(Word.PAUSE)
 
     @workflow.signal(name=RESUME_SIGNAL)
     def resume(self) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio.client import Client, WorkflowExecution
@@ -146,6 +146,7 @@ async def test_a_cancel_requested_through_temporal_is_the_same_cancel(
 
     # When its root workflow is cancelled as the Temporal CLI or Web UI does it
     await client.get_workflow_handle(f"job/default/{job_id}").cancel()
+    requested_at = datetime.now(UTC)
 
     # Then the job reads Cancelled within a few seconds, and the whole tree closes within 10
     async def reads_cancelled() -> bool:
@@ -157,9 +158,11 @@ async def test_a_cancel_requested_through_temporal_is_the_same_cancel(
         return running(await tree(client, job_id)) == []
 
     await eventually(tree_closed, within=10, interval=0.2)
-    closed_at = datetime.now(UTC)
     await still_after(service, job_id, recorder, settle=0)
-    assert started_after(await tree(client, job_id), closed_at) == []
+    # A batch that has not heard of the cancel yet may still start a child in the moment
+    # before the root has told them all (a few, within half a second, here): none after that.
+    late = started_after(await tree(client, job_id), requested_at + timedelta(seconds=1))
+    assert late == []
     view = await service.get(job_id)
     assert view.status is JobStatus.CANCELLED
     assert 0 < view.counts.completed <= recorder.calls < ITEMS
