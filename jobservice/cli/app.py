@@ -396,7 +396,7 @@ def pause(
     partition: PartitionOption = DEFAULT_PARTITION,
     as_json_: JsonOption = False,
 ) -> None:
-    """Pause a job: no new items go out; those in flight finish."""
+    """Pause a job: nothing new starts, and items in flight stop within a moment."""
     _control(ctx, "pause", job_id, partition, as_json_)
 
 
@@ -418,7 +418,7 @@ def cancel(
     partition: PartitionOption = DEFAULT_PARTITION,
     as_json_: JsonOption = False,
 ) -> None:
-    """Cancel a job and its whole batch tree."""
+    """Cancel a job and its whole batch tree; returns once the tree has closed."""
     _control(ctx, "cancel", job_id, partition, as_json_)
 
 
