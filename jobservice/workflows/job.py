@@ -84,7 +84,7 @@ class JobWorkflow:
         self._resumed = False
         """Resumed since the row was last written: the next write takes it out of Paused."""
         self._written: JobRecord | None = None
-        self._telling: list[asyncio.Task[None]] = []
+        self._telling: set[asyncio.Task[None]] = set()
 
     @workflow.run
     async def run(self, request: JobInput) -> JobProgress:
@@ -329,7 +329,9 @@ class JobWorkflow:
     def _tell_tree(self, word: Word) -> None:
         """Pass a pause or a cancel to every running batch at once, not only down the tree a
         level at a time: it may have come from the Temporal CLI or Web UI, not the service."""
-        self._telling.append(asyncio.create_task(self._tell(word)))
+        task = asyncio.create_task(self._tell(word))
+        self._telling.add(task)
+        task.add_done_callback(self._telling.discard)
 
     async def _tell(self, word: Word) -> None:
         context = self._request.context
