@@ -46,6 +46,33 @@ def running(runs: list[WorkflowExecution]) -> list[WorkflowExecution]:
     return [run for run in runs if run.close_time is None]
 
 
+async def tree_under_way(service: JobService, client: Client, prefix: str) -> str:
+    """Submit a job of the tree and wait until it is well under way; its id."""
+    job_id = unique(prefix)
+    await service.submit(job_id, job("range", TREE, task_message_params=SLOW))
+    await under_way(service, client, job_id)
+    return job_id
+
+
+async def reads(service: JobService, job_id: str, status: JobStatus, *, within: float) -> None:
+    async def there() -> bool:
+        return (await service.get(job_id)).status is status
+
+    await eventually(there, within=within, interval=0.1)
+
+
+async def assert_cancelled_with_its_counts(
+    service: JobService, client: Client, job_id: str, recorder: RecordingHandler
+) -> None:
+    """The job reads Cancelled, in its row and its search attribute, with what it did."""
+    view = await service.get(job_id)
+    assert view.status is JobStatus.CANCELLED
+    assert 0 < view.counts.completed <= recorder.calls < ITEMS
+    assert view.counts.total >= view.counts.completed
+    root = await client.get_workflow_handle(f"job/default/{job_id}").describe()
+    assert root.typed_search_attributes.get(JOB_STATUS) == "Cancelled"
+
+
 async def under_way(service: JobService, client: Client, job_id: str) -> None:
     """Wait until dozens of batches run at once and items are being handled."""
 
@@ -86,9 +113,7 @@ async def test_pause_stops_a_tree_of_hundreds_of_batches_and_resume_finishes_it_
     service: JobService, worker: Worker, recorder: RecordingHandler, client: Client
 ) -> None:
     # Given a job well under way, with dozens of batches running
-    job_id = unique("pause-tree")
-    await service.submit(job_id, job("range", TREE, task_message_params=SLOW))
-    await under_way(service, client, job_id)
+    job_id = await tree_under_way(service, client, "pause-tree")
 
     # When it is paused
     called = time.perf_counter()
@@ -118,9 +143,7 @@ async def test_cancel_closes_the_whole_tree_and_nothing_runs_or_starts_after_it(
     service: JobService, worker: Worker, recorder: RecordingHandler, client: Client
 ) -> None:
     # Given a job well under way, with dozens of batches running
-    job_id = unique("cancel-tree")
-    await service.submit(job_id, job("range", TREE, task_message_params=SLOW))
-    await under_way(service, client, job_id)
+    job_id = await tree_under_way(service, client, "cancel-tree")
 
     # When it is cancelled
     cancelled = await service.cancel(job_id)
@@ -137,30 +160,20 @@ async def test_cancel_closes_the_whole_tree_and_nothing_runs_or_starts_after_it(
     await still_after(service, job_id, recorder, settle=2)
     # and the job reads Cancelled with the counts of what it did
     assert cancelled.status is JobStatus.CANCELLED
-    view = await service.get(job_id)
-    assert view.status is JobStatus.CANCELLED
-    assert 0 < view.counts.completed <= recorder.calls < ITEMS
-    assert view.counts.total >= view.counts.completed
-    root = await client.get_workflow_handle(f"job/default/{job_id}").describe()
-    assert root.typed_search_attributes.get(JOB_STATUS) == "Cancelled"
+    await assert_cancelled_with_its_counts(service, client, job_id, recorder)
 
 
 async def test_a_cancel_requested_through_temporal_is_the_same_cancel(
     service: JobService, worker: Worker, recorder: RecordingHandler, client: Client
 ) -> None:
     # Given a job well under way
-    job_id = unique("foreign-cancel")
-    await service.submit(job_id, job("range", TREE, task_message_params=SLOW))
-    await under_way(service, client, job_id)
+    job_id = await tree_under_way(service, client, "foreign-cancel")
 
     # When its root workflow is cancelled as the Temporal CLI or Web UI does it
     await client.get_workflow_handle(f"job/default/{job_id}").cancel()
 
     # Then the job reads Cancelled within a few seconds, and the whole tree closes within 10
-    async def reads_cancelled() -> bool:
-        return (await service.get(job_id)).status is JobStatus.CANCELLED
-
-    await eventually(reads_cancelled, within=5, interval=0.1)
+    await reads(service, job_id, JobStatus.CANCELLED, within=5)
     acknowledged_at = datetime.now(UTC)
 
     async def tree_closed() -> bool:
@@ -172,29 +185,20 @@ async def test_a_cancel_requested_through_temporal_is_the_same_cancel(
     # before the root has told them all; whatever started once the job read Cancelled
     # handled nothing.
     assert_idle(started_after(await tree(client, job_id), acknowledged_at), recorder, job_id)
-    view = await service.get(job_id)
-    assert view.status is JobStatus.CANCELLED
-    assert 0 < view.counts.completed <= recorder.calls < ITEMS
-    root = await client.get_workflow_handle(f"job/default/{job_id}").describe()
-    assert root.typed_search_attributes.get(JOB_STATUS) == "Cancelled"
+    await assert_cancelled_with_its_counts(service, client, job_id, recorder)
 
 
 async def test_a_pause_signalled_through_temporal_stops_the_tree_and_cancel_ends_it(
     service: JobService, worker: Worker, recorder: RecordingHandler, client: Client
 ) -> None:
     # Given a job well under way
-    job_id = unique("foreign-pause")
-    await service.submit(job_id, job("range", TREE, task_message_params=SLOW))
-    await under_way(service, client, job_id)
+    job_id = await tree_under_way(service, client, "foreign-pause")
 
     # When a foreign client signals its root to pause
     await client.get_workflow_handle(f"job/default/{job_id}").signal("pause")
 
     # Then it reads Paused, and within 3 s of that nothing is handled any more
-    async def reads_paused() -> bool:
-        return (await service.get(job_id)).status is JobStatus.PAUSED
-
-    await eventually(reads_paused, within=5, interval=0.1)
+    await reads(service, job_id, JobStatus.PAUSED, within=5)
     held = await still_after(service, job_id, recorder, settle=3)
     assert held.counts.in_flight == 0
 
