@@ -168,7 +168,8 @@ class ControlState(BaseModel):
 
 
 class WindowState(BaseModel):
-    """The dispatch window's wait for an unreachable broker; see ``jobservice.workflows.window``."""
+    """What holds the dispatch window back: an unreachable broker, or a chunk that found the
+    job paused; see ``jobservice.workflows.window``."""
 
     retry_at: datetime | None = None
     backoff: float = 1.0
