@@ -36,12 +36,23 @@ from sqlmodel import col
 
 from jobservice.db.tables import JobLabelRow, JobRow
 from jobservice.errors import InvalidRequestError
-from jobservice.models import LABEL_KEY, JobStatus
+from jobservice.models import LABEL_KEY, LABEL_KEY_LENGTH, JobStatus
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 1000
 MAX_OFFSET = 2**63 - 1  # the databases' 64-bit integer; more cannot reach them
 LABEL_PREFIX = "labels."
+# Bounds no real filter reaches; past them a filter is refused before any SQL is built, so
+# that it can neither exhaust the parser's stack nor the database's expression depth, nor
+# keep the database busy for seconds.
+MAX_FILTER_LENGTH = 4096
+"""Characters in a ``filter``."""
+MAX_FILTER_DEPTH = 20
+"""Parentheses nested in a ``filter``."""
+MAX_FILTER_TERMS = 100
+"""Values compared in a ``filter``: one per comparison, one per entry of an ``=in=`` list."""
+MAX_LABEL_KEYS = 100
+"""Label keys in ``labelExist``."""
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 
@@ -146,6 +157,8 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.tokens = _tokens(text)
         self.index = 0
+        self.depth = 0
+        self.terms = 0
 
     def parse(self) -> Node:
         if self.peek().kind == "end":
@@ -193,8 +206,15 @@ class _Parser:
     def constraint(self) -> Node:
         token = self.peek()
         if token.kind == "open":
+            if self.depth == MAX_FILTER_DEPTH:
+                raise InvalidRequestError(
+                    f"filter: '(' at position {token.position} nests deeper than"
+                    f" {MAX_FILTER_DEPTH} levels; write the filter with fewer parentheses"
+                )
             self.take()
+            self.depth += 1
             node = self.disjunction()
+            self.depth -= 1
             self.close(token)
             return node
         if token.kind != "unquoted":
@@ -229,6 +249,13 @@ class _Parser:
         token = self.peek()
         if token.kind not in ("unquoted", "quoted"):
             raise self.unexpected(token, "a value")
+        self.terms += 1
+        if self.terms > MAX_FILTER_TERMS:
+            raise InvalidRequestError(
+                f"filter: the value at position {token.position} is one more than the"
+                f" {MAX_FILTER_TERMS} a filter may compare (each comparison and each entry of"
+                " an =in= or =out= list is one); split the query into several"
+            )
         self.take()
         return token.value
 
@@ -244,8 +271,14 @@ class _Parser:
 def parse_filter(text: str) -> Node:
     """The RSQL ``filter``, checked: known keys and operators, statuses, numbers, label keys.
 
-    Statuses come back in their canonical case (``active`` → ``Active``).
+    Statuses come back in their canonical case (``active`` → ``Active``). A filter is at most
+    :data:`MAX_FILTER_LENGTH` characters, :data:`MAX_FILTER_DEPTH` parentheses deep, and
+    compares at most :data:`MAX_FILTER_TERMS` values.
     """
+    if len(text) > MAX_FILTER_LENGTH:
+        raise InvalidRequestError(
+            f"filter is {len(text):,} characters; the most is {MAX_FILTER_LENGTH:,}"
+        )
     return _Parser(text).parse()
 
 
@@ -292,6 +325,11 @@ def _number(value: str, what: str) -> float:
 
 
 def _check_label_key(key: str, parameter: str, where: str = "") -> None:
+    if len(key) > LABEL_KEY_LENGTH:
+        raise InvalidRequestError(
+            f"{parameter} label key {key[:20]!r}...{where} is longer than {LABEL_KEY_LENGTH}"
+            " characters, the longest a job's label key can be"
+        )
     if not LABEL_KEY.fullmatch(key):
         raise InvalidRequestError(
             f"{parameter} label key {key!r}{where} must be one or more letters, digits,"
@@ -447,6 +485,10 @@ def id_prefix_clause(prefix: str | None) -> ColumnElement[bool] | None:
 def label_exist_clause(keys: str, partition_id: str) -> ColumnElement[bool]:
     """``labelExist``: jobs that have any of the comma-separated label keys."""
     names = [name.strip() for name in keys.split(",")]
+    if len(names) > MAX_LABEL_KEYS:
+        raise InvalidRequestError(
+            f"labelExist names {len(names):,} label keys; the most is {MAX_LABEL_KEYS}"
+        )
     for number, name in enumerate(names, start=1):
         if not name:
             raise InvalidRequestError(f"labelExist: entry {number} of {keys!r} is empty")

@@ -16,6 +16,10 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import SQLModel, col
 
 from jobservice.db.query import (
+    MAX_FILTER_DEPTH,
+    MAX_FILTER_LENGTH,
+    MAX_FILTER_TERMS,
+    MAX_LABEL_KEYS,
     MAX_LIMIT,
     MAX_OFFSET,
     Comparison,
@@ -263,6 +267,47 @@ def test_a_bad_filter_says_what_and_where(rsql: str, message: str) -> None:
     assert message in str(raised.value)
 
 
+def nested(depth: int, inner: str = "name==a") -> str:
+    return "(" * depth + inner + ")" * depth
+
+
+def terms(count: int, term: str = "name==a") -> str:
+    return ";".join([term] * count)
+
+
+@pytest.mark.parametrize(
+    ("rsql", "message"),
+    [
+        # Far past the parser's stack and the database's expression depth alike
+        (nested(400), f"'(' at position {MAX_FILTER_DEPTH + 1} nests deeper than 20 levels"),
+        (nested(MAX_FILTER_DEPTH + 1), "nests deeper than 20 levels"),
+        ("name==a;" + nested(MAX_FILTER_DEPTH + 1), "'(' at position 29 nests deeper"),
+        (nested(5000), "filter is 10,007 characters; the most is 4,096"),
+        (terms(MAX_FILTER_TERMS + 1), "the value at position 807 is one more than the 100"),
+        (terms(MAX_FILTER_TERMS + 1, "labels.t==r"), "one more than the 100 a filter may compare"),
+        (terms(1000, "labels.team==red"), "filter is 16,999 characters"),
+        ("id=in=(" + ",".join(["a"] * (MAX_FILTER_TERMS + 1)) + ")", "one more than the 100"),
+        ("name==" + "a" * MAX_FILTER_LENGTH, "filter is 4,102 characters; the most is 4,096"),
+        ("labels." + "k" * 256 + "==x", "label key 'kkkkkkkkkkkkkkkkkkkk'... at position 1 is"),
+    ],
+)
+def test_a_filter_past_its_bounds_is_refused_saying_the_bound(rsql: str, message: str) -> None:
+    with pytest.raises(InvalidRequestError) as raised:
+        parse_filter(rsql)
+    assert str(raised.value).startswith("filter")
+    assert message in str(raised.value)
+
+
+def test_a_filter_at_its_bounds_is_read_and_runs(database: Engine) -> None:
+    assert filtered(database, nested(MAX_FILTER_DEPTH, "name==apple")) == {"j1", "j7"}
+    assert filtered(database, terms(MAX_FILTER_TERMS, "labels.team==red")) == {"j1"}
+    every = "id=in=(" + ",".join(f"j{n}" for n in range(MAX_FILTER_TERMS)) + ")"
+    assert filtered(database, every) == ALL - {"j_8"}
+    longest = "name==" + "a" * (MAX_FILTER_LENGTH - len("name=="))
+    assert filtered(database, longest) == set()
+    assert filtered(database, "labels." + "k" * 255 + "==x") == set()
+
+
 def test_a_filter_built_in_code_is_checked_too() -> None:
     with pytest.raises(InvalidRequestError, match="unknown key 'size'; known"):
         filter_clause(eq("size", "1"), PARTITION)
@@ -285,6 +330,12 @@ def test_a_filter_built_in_code_is_checked_too() -> None:
         ({"sort": "size:asc"}, "sort field 'size' is unknown; known: createTime, id, name, "),
         ({"sort": "name:up"}, "sort direction 'up' is unknown; use asc or desc"),
         ({"sort": "labels.:asc"}, "sort: label key '' must be one or more"),
+        ({"sort": f"labels.{'k' * 10_000}:asc"}, "sort: label key 'kkkkkkkkkkkkkkkkkkkk'... is"),
+        ({"label_exist": "k" * 256}, "labelExist: label key 'kkkkkkkkkkkkkkkkkkkk'... is longer"),
+        (
+            {"label_exist": ",".join(["team"] * (MAX_LABEL_KEYS + 1))},
+            "labelExist names 101 label keys; the most is 100",
+        ),
         ({"limit": 0}, f"limit 0 is out of range: 1 to {MAX_LIMIT}"),
         ({"limit": MAX_LIMIT + 1}, f"limit {MAX_LIMIT + 1} is out of range"),
         ({"offset": -1}, "offset -1 is negative"),
