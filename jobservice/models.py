@@ -78,10 +78,12 @@ class BatchWorkerTask(_CamelModel):
 
 
 _TOLERANCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%?)\s*$", re.ASCII)
+MAX_TOLERANCE_COUNT = 2**63 - 1
+"""The most failed items a count can allow: the job database's 64-bit counts."""
 # What a client may send as failureTolerance (the model itself is how the service holds it).
 _TOLERANCE_JSON_SCHEMA: dict[str, Any] = {
     "anyOf": [
-        {"type": "integer", "minimum": 0},
+        {"type": "integer", "minimum": 0, "maximum": MAX_TOLERANCE_COUNT},
         {"type": "string", "pattern": r"^\s*[0-9]+([.][0-9]+)?\s*%?\s*$"},
         {"type": "null"},
     ],
@@ -107,7 +109,7 @@ class FailureTolerance(BaseModel):
         if isinstance(text, int):
             if text < 0:
                 raise ValueError(f"failureTolerance {text} is negative")
-            return cls(count=text)
+            return cls(count=_count(text))
         match = _TOLERANCE.match(text)
         if match is None:
             raise ValueError(_not_a_tolerance(text))
@@ -119,7 +121,7 @@ class FailureTolerance(BaseModel):
             return cls(percent=value)
         if "." in number:
             raise ValueError(f"failureTolerance {text!r}: a count must be a whole number")
-        return cls(count=int(number))
+        return cls(count=_count(int(number)))
 
     def exceeded(self, failed: int, total: int) -> bool:
         """Whether ``failed`` items out of ``total`` is more than this tolerance allows."""
@@ -208,7 +210,14 @@ API_BASE_PATH = "/job-service/v1"
 """Where the REST API's endpoints are, as the reference system has them."""
 LABEL_KEY = re.compile(r"[A-Za-z0-9_:-]+")
 """A label key, in a job's labels and in queries over them."""
-_LABEL_KEY_LENGTH = 255
+LABEL_KEY_LENGTH = 255
+"""The longest label key: the job database's column."""
+LABEL_VALUE_LENGTH = 500
+"""The longest label value; four bytes a character still fit PostgreSQL's index entry."""
+MAX_LABELS = 100
+"""Labels a job may have."""
+MAX_BODY_DEPTH = 32
+"""How deeply a job's JSON may nest objects and lists."""
 
 
 NUL_FREE = r"^[^\x00]*$"
@@ -281,8 +290,14 @@ class NewJob(_CamelModel):
         json_schema_extra={
             "propertyNames": {
                 "pattern": f"^{LABEL_KEY.pattern}$",
-                "maxLength": _LABEL_KEY_LENGTH,
-            }
+                "maxLength": LABEL_KEY_LENGTH,
+            },
+            "maxProperties": MAX_LABELS,
+            "additionalProperties": {
+                "type": "string",
+                "pattern": NUL_FREE,
+                "maxLength": LABEL_VALUE_LENGTH,
+            },
         },
     )
     prerequisite_job_ids: list[str] = Field(default_factory=list)
@@ -295,6 +310,29 @@ class NewJob(_CamelModel):
     failure_tolerance: Annotated[
         FailureTolerance, WithJsonSchema(_TOLERANCE_JSON_SCHEMA, mode="validation")
     ] = Field(default_factory=FailureTolerance)
+    handler_timeout_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        # Left out of the stored body when not given, so that a body sent before this field
+        # existed keeps its digest.
+        exclude_if=lambda timeout: timeout is None,
+        description="Seconds an item handler of a local:<handler> target pipe may take per item; "
+        "an item whose call takes longer fails. Default and most allowed: the service's settings "
+        "(60 and 3600 unless configured).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shallow(cls, value: Any) -> Any:
+        # Deeper JSON would exhaust the stack of whatever walks it next (hashing, Temporal).
+        where = _too_deep(value, MAX_BODY_DEPTH)
+        if where is not None:
+            raise ValueError(
+                f"the job nests objects and lists deeper than {MAX_BODY_DEPTH} levels, at"
+                f" {where}; flatten it"
+            )
+        return value
 
     @field_validator("failure_tolerance", mode="before")
     @classmethod
@@ -311,12 +349,19 @@ class NewJob(_CamelModel):
     @field_validator("labels")
     @classmethod
     def _label_keys(cls, labels: dict[str, str]) -> dict[str, str]:
-        for key in labels:
+        if len(labels) > MAX_LABELS:
+            raise ValueError(f"a job has at most {MAX_LABELS} labels, not {len(labels):,}")
+        for key, value in labels.items():
+            if len(key) > LABEL_KEY_LENGTH:
+                raise ValueError(
+                    f"label key {key[:20]!r}... is longer than {LABEL_KEY_LENGTH} characters"
+                )
             if not LABEL_KEY.fullmatch(key):
                 raise ValueError(f"label key {key!r} may only hold letters, digits, _ - and :")
-            if len(key) > _LABEL_KEY_LENGTH:
+            if len(value) > LABEL_VALUE_LENGTH:
                 raise ValueError(
-                    f"label key {key[:20]!r}... is longer than {_LABEL_KEY_LENGTH} characters"
+                    f"the value of label {key!r} is {len(value):,} characters; the most is"
+                    f" {LABEL_VALUE_LENGTH}"
                 )
         return labels
 
@@ -364,8 +409,37 @@ def _parse_tolerance(value: Any) -> Any:
         raise ValueError(_not_a_tolerance(value))
     if value is None or isinstance(value, str | int):
         return FailureTolerance.parse(value)
-    return value
+    if isinstance(value, dict | FailureTolerance):
+        return value
+    # 2.5 and 1e309 (a float to JSON), lists: only text tells a percentage from a count.
+    raise ValueError(_not_a_tolerance(value))
+
+
+def _too_deep(value: Any, most: int) -> str | None:
+    """Where ``value`` nests objects and lists deeper than ``most`` levels, or None."""
+    stack: list[tuple[Any, int, str]] = [(value, 1, "")]
+    while stack:
+        node, depth, path = stack.pop()
+        if not isinstance(node, dict | list):
+            continue
+        if depth > most:
+            return path.lstrip(".")
+        entries = node.items() if isinstance(node, dict) else enumerate(node)
+        stack.extend((child, depth + 1, f"{path}.{key}") for key, child in entries)
+    return None
+
+
+def _count(count: int) -> int:
+    if count > MAX_TOLERANCE_COUNT:
+        raise ValueError(
+            f"failureTolerance {count} is over {MAX_TOLERANCE_COUNT}, the most a count can be;"
+            ' to accept any number of failures, send "100%"'
+        )
+    return count
 
 
 def _not_a_tolerance(value: Any) -> str:
-    return f"failureTolerance {value!r} is neither a count (5) nor a percentage (2.5%)"
+    return (
+        f"failureTolerance {value!r} is neither a count (5) nor a percentage (2.5%):"
+        ' send a whole number, or text such as "2.5%" between "0%" and "100%"'
+    )

@@ -10,6 +10,7 @@ import contextlib
 import json
 import logging
 import re
+import unicodedata
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -69,6 +70,17 @@ ID_FORBIDDEN = r".,:;*?!|()/\s" + _CONTROL_CHARACTERS
 """What an id may not hold, as a regular expression character class's inside."""
 _FORBIDDEN = re.compile(f"[{ID_FORBIDDEN}]")
 _CONTROL_CHARACTER = re.compile(f"[{_CONTROL_CHARACTERS}]")
+_INVISIBLE = {
+    "Cc": "a control",
+    "Cf": "a format",
+    "Co": "a private-use",
+    "Cs": "a surrogate",
+    "Cn": "an unassigned",
+    "Zl": "a line separator",
+    "Zp": "a paragraph separator",
+}
+"""The Unicode categories an id may not hold: what is invisible, or reorders or hides text
+(U+202E, U+200B), or has no meaning yet."""
 _SETTLE_SECONDS = 3.0
 _CANCEL_SECONDS = 10.0
 """The longest a cancel waits for the job's batch tree to close."""
@@ -79,16 +91,29 @@ def _check_id(kind: str, value: str, longest: int) -> None:
     if not value:
         raise InvalidJobError(f"the {kind} is empty")
     if len(value) > longest:
-        raise InvalidJobError(f"the {kind} {value!r} is longer than {longest} characters")
+        raise InvalidJobError(
+            f"the {kind} {value[:longest]!r}... is longer than {longest} characters"
+        )
     if _FORBIDDEN.search(value):
         raise InvalidJobError(
             f"the {kind} {value!r} contains one of . , : ; * ? ! | ( ) /, white space or a "
             "control character"
         )
+    # Two ids that look alike must be the same id: nothing invisible, nothing that reorders.
+    for character in value:
+        category = _INVISIBLE.get(unicodedata.category(character))
+        if category is not None:
+            name = unicodedata.name(character, "")
+            raise InvalidJobError(
+                f"the {kind} {value!r} contains U+{ord(character):04X}{f' {name}' if name else ''},"
+                f" {category} character; an id holds visible characters only"
+            )
 
 
 def validate_ids(partition: str, job_id: str | None = None) -> None:
-    """Partition ids up to 40 characters, job ids up to 48, with none of ``.,:;*?!|()/``."""
+    """Partition ids up to 40 characters, job ids up to 48, with none of ``.,:;*?!|()/``, no
+    white space, and nothing invisible: no control, format, private-use, surrogate, unassigned
+    or separator character."""
     _check_id("partition id", partition, PARTITION_ID_LENGTH)
     if job_id is not None:
         _check_id("job id", job_id, JOB_ID_LENGTH)
