@@ -184,7 +184,9 @@ async def main(options: argparse.Namespace) -> None:
         while not stop.is_set():
             try:
                 await serve(connection, options, stop)
-            except AMQPError as exc:  # the connection is being restored: start over on it
+            # The connection is being restored (aio-pika raises RuntimeError for a channel
+            # asked of it meanwhile): start over on it.
+            except (AMQPError, ConnectionError, RuntimeError) as exc:
                 print(f"reference worker: {exc!r}; consuming again", flush=True)
                 await asyncio.sleep(1)
 

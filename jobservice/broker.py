@@ -6,6 +6,7 @@ Connects lazily, so a process without a reachable broker still starts and runs l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -23,6 +24,9 @@ from jobservice.settings import RabbitSettings
 
 _log = logging.getLogger(__name__)
 _CONNECT_TIMEOUT = 5.0
+LINK_ERRORS = (AMQPError, ConnectionError, OSError, TimeoutError, RuntimeError)
+"""What a lost or reconnecting link to RabbitMQ raises (aio-pika's robust connection raises
+RuntimeError for a channel asked of it while it reconnects)."""
 
 
 class BrokerUnavailableError(JobServiceError):
@@ -69,10 +73,20 @@ class Broker:
                     ) from None
             return self._connection
 
+    async def channel(self, **options: Any) -> AbstractChannel:
+        """A new channel; :class:`BrokerUnavailableError` while the broker is away."""
+        connection = await self.connection()
+        try:
+            return await connection.channel(**options)
+        except LINK_ERRORS as exc:
+            raise BrokerUnavailableError(
+                f"RabbitMQ at {broker_host(self.settings)} is not connected: "
+                f"{exc or type(exc).__name__}"
+            ) from None
+
     async def _publishing_channel(self) -> AbstractChannel:
         if self._channel is None or self._channel.is_closed:
-            connection = await self.connection()
-            self._channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+            self._channel = await self.channel(publisher_confirms=True, on_return_raises=True)
         return self._channel
 
     async def ensure_queue(self, name: str, *, declare: bool | None = None) -> None:
@@ -82,16 +96,23 @@ class Broker:
             return
         if declare is None:
             declare = self.settings.declare_target_queues
-        connection = await self.connection()
-        async with connection.channel() as channel:
-            try:
-                await channel.declare_queue(name, durable=True, passive=not declare)
-            except ChannelNotFoundEntity:
-                raise TargetQueueMissingError(
-                    f"target queue {name!r} does not exist on RabbitMQ at "
-                    f"{broker_host(self.settings)}; create it, or set "
-                    "JOBSERVICE_RABBITMQ__DECLARE_TARGET_QUEUES=true"
-                ) from None
+        channel = await self.channel()
+        try:
+            await channel.declare_queue(name, durable=True, passive=not declare)
+        except ChannelNotFoundEntity:
+            raise TargetQueueMissingError(
+                f"target queue {name!r} does not exist on RabbitMQ at "
+                f"{broker_host(self.settings)}; create it, or set "
+                "JOBSERVICE_RABBITMQ__DECLARE_TARGET_QUEUES=true"
+            ) from None
+        except LINK_ERRORS as exc:
+            raise BrokerUnavailableError(
+                f"RabbitMQ at {broker_host(self.settings)} lost the link while checking queue "
+                f"{name!r}: {exc or type(exc).__name__}"
+            ) from None
+        finally:
+            with contextlib.suppress(*LINK_ERRORS):
+                await channel.close()
         self._known_queues.add(name)
 
     async def publish(
@@ -139,7 +160,7 @@ class Broker:
         try:
             channel = await self._publishing_channel()
             underlay = await channel.get_underlay_channel()
-        except (AMQPError, ConnectionError) as exc:
+        except (*LINK_ERRORS, BrokerUnavailableError) as exc:
             return [exc] * len(bodies)
         if can_frame(underlay):
             return await self._publish_framed(underlay, routing_key, bodies, headers)
@@ -181,7 +202,7 @@ class Broker:
                 written = await publish_framed(
                     channel, routing_key, bodies[start : start + step], headers
                 )
-            except (AMQPError, ConnectionError) as exc:
+            except LINK_ERRORS as exc:
                 lost = exc
                 break
             unconfirmed.append(written)

@@ -21,6 +21,9 @@ RESUME_SIGNAL = "resume"
 PROGRESS_SIGNAL = "progress"
 TRACKING_SIGNAL = "tracking"
 PREREQUISITES_SIGNAL = "prerequisites"
+ITEMS_MEMO = "items"
+"""The memo in which a batch workflow that sends items to a queue names their numbers, first
+and last, so that the tracking consumer can tell a result for an item that never went out."""
 
 
 class JobContext(BaseModel):

@@ -17,6 +17,7 @@ import functools
 import json
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -25,8 +26,14 @@ from aiormq.abc import DeliveredMessage
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from jobservice.broker import Broker, BrokerUnavailableError
-from jobservice.execution import TRACKING_SIGNAL, TrackingBatch
+from jobservice.broker import (
+    LINK_ERRORS,
+    Broker,
+    BrokerUnavailableError,
+    TargetQueueMissingError,
+    broker_host,
+)
+from jobservice.execution import ITEMS_MEMO, TRACKING_SIGNAL, TrackingBatch
 from jobservice.models import Failure
 from jobservice.taskids import parse_job_task_id, split_item, workflow_id
 
@@ -36,11 +43,18 @@ REASON_HEADER = "x-jobservice-reason"
 COMPLETING = {"RESULT_SUCCESS", "RESULT_FAILURE"}
 FAILING = {"RESULT_EXCEPTION", "INVALID_TASK"}
 _MESSAGE_LIMIT = 2000
-_RECONNECT_SECONDS = 5.0
+_TASK_ID_LIMIT = 1000
+"""Longer than any task id this service makes (ids of at most 48 characters, and a path)."""
+_NUMBER_DIGITS = 19
+"""Digits of the largest item number a batch can have (a 64-bit count)."""
+_RECONNECT_FIRST_SECONDS = 0.5
+_RECONNECT_SECONDS = 15.0
+"""The longest wait between two tries to reach RabbitMQ again."""
+_NUMBERS_CACHED = 16_384
 _QUIET_SECONDS = 0.02
+"""A burst of results is recorded once no more has come for this long."""
 _FAILURE_DETAILS = 20
 """Failure details one signal carries; the rest go as bare counts, to keep signals small."""
-"""A burst of results is recorded once no more has come for this long."""
 
 
 class UnreadableError(ValueError):
@@ -54,6 +68,7 @@ class Report:
 
     batch_workflow: str
     job_workflow: str
+    task_id: str
     number: int | None
     failure: Failure | None = None
     forward_to: str | None = None
@@ -63,6 +78,8 @@ def read_report(body: bytes, tracking_pipe: str) -> Report:
     """Parse a tracking message, or raise :class:`UnreadableError` saying why it cannot be."""
     try:
         message = json.loads(body)
+    except RecursionError:
+        raise UnreadableError("JSON nested too deeply to read") from None
     except ValueError as exc:
         raise UnreadableError(f"not JSON: {exc}") from None
     if not isinstance(message, dict):
@@ -93,6 +110,7 @@ def read_report(body: bytes, tracking_pipe: str) -> Report:
     return Report(
         batch_workflow=batch_workflow,
         job_workflow=job_workflow,
+        task_id=task_id,
         number=number,
         failure=failure,
         forward_to=to if forward and isinstance(to, str) else None,
@@ -107,17 +125,28 @@ def _progress_report(message: dict[str, Any]) -> Report:
     if not isinstance(percent, int | float) or not 0 <= percent <= 100:
         raise UnreadableError(f"estimatedPercentageCompleted {percent!r} is not 0 to 100")
     batch_workflow, job_workflow, _ = _item_of(task_id)
-    return Report(batch_workflow, job_workflow, None)
+    return Report(batch_workflow, job_workflow, task_id, None)
 
 
 def _item_of(task_id: str) -> tuple[str, str, int]:
     """The workflows of an item's batch and job, and its number in the batch."""
+    batch, dot, last = task_id.rpartition(".")
+    if dot and len(last) > _NUMBER_DIGITS:
+        raise UnreadableError(
+            f"item number of {len(last):,} digits in task id {batch[:60]!r}…; "
+            "no batch has that many items"
+        )
+    if len(task_id) > _TASK_ID_LIMIT:
+        raise UnreadableError(f"task id {task_id[:60]!r}… is longer than {_TASK_ID_LIMIT}")
     item = split_item(task_id)
     if item is None:
         _task_path(task_id)  # raises, saying what is wrong with it
         raise UnreadableError(f"task id {task_id!r} does not end in an item number")
-    batch, number = item
-    return (*_workflows_of(batch), number)
+    try:
+        return (*_workflows_of(item[0]), item[1])
+    except UnreadableError:
+        _task_path(task_id)  # says it of the whole task id
+        raise
 
 
 @functools.lru_cache(maxsize=4096)
@@ -150,40 +179,94 @@ class _Batch:
     """Results waiting to be recorded for one batch workflow, and the messages behind them."""
 
     job_workflow: str
-    completed: list[int] = field(default_factory=list)
-    failed: list[int] = field(default_factory=list)
-    failures: list[Failure] = field(default_factory=list)
-    """Details of the first few failures only, to keep signals small."""
+    reports: list[Report] = field(default_factory=list)
     messages: list[DeliveredMessage] = field(default_factory=list)
-    forwards: list[tuple[str, bytes]] = field(default_factory=list)
 
     def add(self, report: Report, message: DeliveredMessage) -> None:
         assert report.number is not None
-        if report.failure is None:
-            self.completed.append(report.number)
-        else:
-            self.failed.append(report.number)
-            if len(self.failures) < _FAILURE_DETAILS:
-                self.failures.append(report.failure)
+        self.reports.append(report)
         self.messages.append(message)
-        if report.forward_to:
-            self.forwards.append((report.forward_to, message.body))
 
     def signal(self) -> TrackingBatch:
-        return TrackingBatch(completed=self.completed, failed=self.failed, failures=self.failures)
+        completed: list[int] = []
+        failed: list[int] = []
+        failures: list[Failure] = []
+        for report in self.reports:
+            assert report.number is not None
+            if report.failure is None:
+                completed.append(report.number)
+                continue
+            failed.append(report.number)
+            if len(failures) < _FAILURE_DETAILS:
+                failures.append(report.failure)
+        return TrackingBatch(completed=completed, failed=failed, failures=failures)
+
+    def forwards(self) -> dict[str, list[DeliveredMessage]]:
+        """The messages to pass on, by the queue each names in ``to``."""
+        by_queue: dict[str, list[DeliveredMessage]] = {}
+        for report, message in zip(self.reports, self.messages, strict=True):
+            if report.forward_to:
+                by_queue.setdefault(report.forward_to, []).append(message)
+        return by_queue
+
+    def split_off(self, keep: Callable[[Report], bool]) -> list[tuple[Report, DeliveredMessage]]:
+        """Keep the results ``keep`` accepts; return the others."""
+        kept: list[tuple[Report, DeliveredMessage]] = []
+        rest: list[tuple[Report, DeliveredMessage]] = []
+        for pair in zip(self.reports, self.messages, strict=True):
+            (kept if keep(pair[0]) else rest).append(pair)
+        self.reports = [r for r, _ in kept]
+        self.messages = [m for _, m in kept]
+        return rest
 
     def take_back(self, earlier: _Batch) -> None:
         """Put the results of an earlier attempt in front of these."""
-        self.completed[:0] = earlier.completed
-        self.failed[:0] = earlier.failed
-        self.failures[:0] = earlier.failures
-        del self.failures[_FAILURE_DETAILS:]
+        self.reports[:0] = earlier.reports
         self.messages[:0] = earlier.messages
-        self.forwards[:0] = earlier.forwards
+
+
+@dataclass(frozen=True)
+class _Numbers:
+    """The item numbers a batch sent to a queue: ``first`` to ``last``; none when empty."""
+
+    first: int
+    last: int
+
+    def __contains__(self, number: object) -> bool:
+        return isinstance(number, int) and self.first <= number <= self.last
+
+
+_NO_RESULTS = _Numbers(1, 0)
+
+
+class _Unacked:
+    """Delivery tags of the consumer's channel not yet acked, so that one ack with ``multiple``
+    is sent only when it covers no message still to be settled."""
+
+    def __init__(self) -> None:
+        self._tags: set[int] = set()
+
+    def received(self, message: DeliveredMessage) -> None:
+        self._tags.add(_delivery_tag(message))
+
+    async def ack(self, messages: list[DeliveredMessage]) -> None:
+        if not messages:
+            return
+        tags = {_delivery_tag(m) for m in messages}
+        last = max(messages, key=_delivery_tag)
+        if all(t in tags for t in self._tags if t <= _delivery_tag(last)):
+            self._tags.difference_update(t for t in list(self._tags) if t <= _delivery_tag(last))
+            await _ack([last], multiple=True)
+            return
+        self._tags.difference_update(tags)
+        await _ack(messages)
 
 
 class TrackingConsumer:
-    """Consumes the tracking pipe and records results in the jobs' workflows."""
+    """Consumes the tracking pipe and records results in the jobs' workflows.
+
+    It outlives any broker outage and any message: a lost link is reopened with backoff (said
+    once when lost and once when back), and a message it cannot act on is dead-lettered."""
 
     def __init__(self, client: Client, broker: Broker) -> None:
         self._client = client
@@ -191,29 +274,47 @@ class TrackingConsumer:
         self._settings = broker.settings
         self._pending: dict[str, _Batch] = {}
         self._kept: dict[str, _Batch] = {}
-        self._dead_lettering = 0
+        self._numbers: dict[str, _Numbers] = {}
+        self._unacked = _Unacked()
         self._buffered = 0
         self._arrived = asyncio.Event()
         self.counts: Counter[str] = Counter()
+        self.connected = asyncio.Event()
+        """Set while the consumer is reading the tracking pipe."""
+        self._lost_at: float | None = None
+        self._channels_seen = 0
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until ``stop`` is set; wait for RabbitMQ when it cannot be reached."""
-        said = False
+        """Consume until ``stop`` is set; while RabbitMQ cannot be reached, or after any
+        failure, wait and connect again, for as long as it takes."""
+        delay = _RECONNECT_FIRST_SECONDS
         while not stop.is_set():
             try:
                 await self._consume(stop)
-            except BrokerUnavailableError as exc:
-                if not said:
-                    _log.warning("RabbitMQ target pipes are unavailable: %s", exc)
-                    said = True
+            except Exception as exc:  # the consumer never ends for a lost link or one message
+                self.connected.clear()
+                if self._lost_at is None:
+                    self._lost_at = asyncio.get_running_loop().time()
+                    _log.warning(
+                        "tracking consumer cannot reach RabbitMQ at %s (%s); trying again, "
+                        "results wait on %s meanwhile",
+                        broker_host(self._settings),
+                        _describe(exc),
+                        self._settings.tracking_pipe,
+                    )
+                else:
+                    _log.debug("tracking consumer still reconnecting: %s", _describe(exc))
+                if self.counts["channels"] > self._channels_seen:
+                    delay = _RECONNECT_FIRST_SECONDS  # it was reading: start the backoff over
+                self._channels_seen = self.counts["channels"]
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), _RECONNECT_SECONDS)
+                    await asyncio.wait_for(stop.wait(), delay)
+                delay = min(delay * 2, _RECONNECT_SECONDS)
 
     async def _consume(self, stop: asyncio.Event) -> None:
         """Consume on one channel until ``stop``, or until the channel is lost (the messages
         it had not acked come again on the next one)."""
-        connection = await self._broker.connection()
-        channel = await connection.channel()
+        channel = await self._broker.channel()
         try:
             await channel.set_qos(prefetch_count=self._settings.report_batch * 2)
             await channel.declare_queue(self._settings.tracking_pipe, durable=True)
@@ -221,24 +322,44 @@ class TrackingConsumer:
             # Straight on aiormq's channel: aio-pika's message objects cost more than the
             # rest of reading a result.
             underlay = await channel.get_underlay_channel()
+            self._reset()
             consuming = await underlay.basic_consume(self._settings.tracking_pipe, self._on_message)
         except BaseException:
             with contextlib.suppress(Exception):
                 await channel.close()
             raise
-        _log.info("tracking consumer reading %s", self._settings.tracking_pipe)
+        self.counts["channels"] += 1
+        self.connected.set()
+        if self._lost_at is None:
+            _log.info("tracking consumer reading %s", self._settings.tracking_pipe)
+        else:
+            _log.warning(
+                "tracking consumer reading %s again, after %.0f s without RabbitMQ",
+                self._settings.tracking_pipe,
+                asyncio.get_running_loop().time() - self._lost_at,
+            )
+            self._lost_at = None
         try:
             while not stop.is_set() and not underlay.is_closed:
                 await self._gather_burst()
                 await self.flush()
         finally:
+            self.connected.clear()
             with contextlib.suppress(Exception):
                 await underlay.basic_cancel(consuming.consumer_tag or "")
-            await self.flush()
+            if stop.is_set():
+                await self.flush()
             with contextlib.suppress(Exception):
                 await channel.close()
         if not stop.is_set():
             raise BrokerUnavailableError("the tracking consumer's channel was closed")
+
+    def _reset(self) -> None:
+        """Forget what came on a channel that is gone: all of it comes again."""
+        self._pending, self._kept = {}, {}
+        self._unacked = _Unacked()
+        self._buffered = 0
+        self._arrived.clear()
 
     async def _gather_burst(self) -> None:
         """Wait for results, then for the burst they came in to end, within the interval."""
@@ -255,14 +376,18 @@ class TrackingConsumer:
                 )
 
     async def _on_message(self, message: DeliveredMessage) -> None:
+        self._unacked.received(message)
         try:
             report = read_report(message.body, self._settings.tracking_pipe)
         except UnreadableError as exc:
-            await self._dead_letter(message, str(exc))
+            await self._dead_letter_quietly(message, str(exc))
+            return
+        except Exception as exc:  # whatever else a message makes the reading raise
+            await self._dead_letter_quietly(message, f"could not be read: {_describe(exc)}")
             return
         if report.number is None:
             self.counts["progress"] += 1
-            await _ack([message])
+            await self._unacked.ack([message])
             return
         batch = self._pending.get(report.batch_workflow)
         if batch is None:
@@ -271,76 +396,125 @@ class TrackingConsumer:
         self._buffered += 1
         self._arrived.set()
 
-    async def _dead_letter(self, message: DeliveredMessage, reason: str) -> None:
-        self._dead_lettering += 1
+    async def _dead_letter_quietly(self, message: DeliveredMessage, reason: str) -> None:
+        """Dead-letter from the delivery callback; while the broker is away the message stays
+        unacked and comes again."""
         try:
-            await self._broker.publish(
-                self._settings.dead_letter_pipe, [message.body], headers={REASON_HEADER: reason}
-            )
-            await _ack([message])
-        finally:
-            self._dead_lettering -= 1
+            await self._dead_letter(message, reason)
+        except (BrokerUnavailableError, *LINK_ERRORS) as exc:
+            _log.debug("could not dead-letter a tracking message yet: %s", _describe(exc))
+
+    async def _dead_letter(self, message: DeliveredMessage, reason: str) -> None:
+        await self._broker.publish(
+            self._settings.dead_letter_pipe, [message.body], headers={REASON_HEADER: reason}
+        )
+        await self._unacked.ack([message])
         self.counts["dead-lettered"] += 1
         _log.warning("dead-lettered a tracking message: %s", reason)
 
     async def flush(self) -> None:
         """Record every buffered result in its workflow; ack what was recorded."""
         pending, self._pending = self._pending, {}
-        held_before = self._held
         self._kept = {}
         self._buffered = 0
         self._arrived.clear()
         done = await asyncio.gather(*(self._record(w, b) for w, b in pending.items()))
-        settled = [m for messages in done for m in messages]
-        if not settled:
-            return
-        if held_before == 0 and self._held == 0 and not self._dead_lettering:
-            # Every earlier message is settled and later ones have later tags: one ack does.
-            last = max(settled, key=_delivery_tag)
-            await _ack([last], multiple=True)
-        else:
-            await _ack(settled)
+        await self._unacked.ack([m for messages in done for m in messages])
 
     async def _record(self, batch_workflow: str, batch: _Batch) -> list[DeliveredMessage]:
-        """Signal a batch's results; returns the messages it settled (none when kept back)."""
+        """Signal a batch's results; returns the messages it settled (none when kept back).
+        Results for items the batch never sent are dead-lettered, each with its reason."""
+        try:
+            numbers = await self._numbers_of(batch_workflow)
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                self._keep(batch_workflow, batch)  # Temporal is busy or away: try again
+                return []
+            return await self._no_batch(batch)
+        for report, message in batch.split_off(lambda r: r.number in numbers):
+            await self._dead_letter(message, _outside(report, numbers))
+        if not batch.messages:
+            return []
         handle = self._client.get_workflow_handle(batch_workflow)
         try:
             await handle.signal(TRACKING_SIGNAL, batch.signal())
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
-                self._keep(batch_workflow, batch)  # Temporal is busy or away: try again
+                self._keep(batch_workflow, batch)
                 return []
-            return await self._not_running(batch_workflow, batch)
-        for queue, body in batch.forwards:
-            await self._broker.publish(queue, [body])
+            self.counts["discarded"] += len(batch.messages)  # the batch has ended: duplicates
+            return batch.messages
         self.counts["recorded"] += len(batch.messages)
-        self.counts["forwarded"] += len(batch.forwards)
-        return batch.messages
+        return await self._forward(batch)
 
-    async def _not_running(self, batch_workflow: str, batch: _Batch) -> list[DeliveredMessage]:
-        """Results for a batch that has ended: discarded for a known job, else dead-lettered."""
+    async def _forward(self, batch: _Batch) -> list[DeliveredMessage]:
+        """Pass results on to the queues their ``to`` names; one that cannot take them gets
+        its messages dead-lettered. Returns the messages settled here."""
+        settled = list(batch.messages)
+        for queue, messages in batch.forwards().items():
+            try:
+                await self._broker.publish(queue, [m.body for m in messages])
+            except TargetQueueMissingError as exc:
+                for message in messages:
+                    settled.remove(message)
+                    await self._dead_letter(message, f"could not forward to {queue!r}: {exc}")
+                continue
+            self.counts["forwarded"] += len(messages)
+        return settled
+
+    async def _numbers_of(self, batch_workflow: str) -> _Numbers:
+        """The item numbers a batch sent to a queue, as its workflow's memo says, cached."""
+        known = self._numbers.get(batch_workflow)
+        if known is not None:
+            return known
+        description = await self._client.get_workflow_handle(batch_workflow).describe()
+        memo = await description.memo_value(ITEMS_MEMO, None)
+        if not (isinstance(memo, list) and len(memo) == 2):
+            return _NO_RESULTS  # it has sent nothing to a queue yet: ask again next time
+        numbers = _Numbers(int(memo[0]), int(memo[1]))
+        if len(self._numbers) >= _NUMBERS_CACHED:
+            self._numbers.clear()
+        self._numbers[batch_workflow] = numbers
+        return numbers
+
+    async def _no_batch(self, batch: _Batch) -> list[DeliveredMessage]:
+        """Results for a batch workflow that does not exist: of an unknown job, or naming a
+        batch the job never had. All dead-lettered."""
         try:
             await self._client.get_workflow_handle(batch.job_workflow).describe()
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
-                self._keep(batch_workflow, batch)
+                self._keep(batch.reports[0].batch_workflow, batch)
                 return []
-            for message in batch.messages:
-                await self._dead_letter(message, f"unknown job {batch.job_workflow!r}")
-            return []
-        self.counts["discarded"] += len(batch.messages)
-        return batch.messages
-
-    @property
-    def _held(self) -> int:
-        """Messages kept back for another try, not yet acked."""
-        return sum(len(batch.messages) for batch in self._kept.values())
+            reason = f"unknown job {batch.job_workflow!r}"
+        else:
+            task_id = batch.reports[0].task_id
+            job, _, _ = task_id.partition(".")
+            reason = f"job {job} has no batch {task_id.rpartition('.')[0]!r}"
+        for message in batch.messages:
+            await self._dead_letter(message, reason)
+        return []
 
     def _keep(self, batch_workflow: str, batch: _Batch) -> None:
         kept = self._pending.setdefault(batch_workflow, _Batch(batch.job_workflow))
         kept.take_back(batch)
         self._kept[batch_workflow] = kept
         self._buffered += len(batch.messages)
+
+
+def _outside(report: Report, numbers: _Numbers) -> str:
+    batch = report.task_id.rpartition(".")[0]
+    if numbers.last < numbers.first:
+        return f"no item {report.number} in batch {batch!r}: it sent no items to a queue"
+    return (
+        f"no item {report.number} in batch {batch!r}: its items sent to a queue are numbered "
+        f"{numbers.first} to {numbers.last}"
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text[:_MESSAGE_LIMIT]}" if text else type(exc).__name__
 
 
 def _delivery_tag(message: DeliveredMessage) -> int:

@@ -45,10 +45,11 @@ SLICE_SECONDS = 0.25
 """What a slice should take: slices shrink for slow handlers, so a pause lands quickly."""
 
 PAGE_BYTES = 64 << 10
+_BEAT_SECONDS = 5.0
 """Most bytes of sub-batch definitions in one page, well below Temporal's payload limits."""
 
 
-_DEFINITION_ERRORS = (BatchDefinitionError, InvalidJobError, ValueError, TypeError)
+_DEFINITION_ERRORS = (BatchDefinitionError, InvalidJobError, ValueError, TypeError, RecursionError)
 """What a plugin raises for a definition that can never work: not retried."""
 
 
@@ -143,6 +144,19 @@ def _broker_unavailable(exc: BrokerUnavailableError) -> ApplicationError:
     return ApplicationError(str(exc), type=BROKER_UNAVAILABLE, non_retryable=True)
 
 
+async def _beating(work: asyncio.Future[ChunkResult], result: ChunkResult) -> ChunkResult:
+    """Await a slice, heartbeating the cursor so far while it takes long (a broker that has
+    gone away and is retried, a slow handler): the chunk is alive, not lost. Cancelling the
+    caller leaves ``work`` running, so that the slice in hand can still be reported."""
+    timeout = activity.info().heartbeat_timeout
+    every = timeout.total_seconds() / 3 if timeout else _BEAT_SECONDS
+    while True:
+        done, _ = await asyncio.wait({work}, timeout=every)
+        if done:
+            return work.result()
+        activity.heartbeat(result.model_dump(mode="json"))
+
+
 class BatchActivities:
     """The activities that need plugins, builders and target pipes, injected here."""
 
@@ -226,7 +240,7 @@ class BatchActivities:
             started = time.monotonic()
             work = asyncio.ensure_future(self._slice(request, pipe, items, first, done, size))
             try:
-                step = await asyncio.shield(work)
+                step = await _beating(work, result)
             except asyncio.CancelledError:
                 # Paused or cancelled: finish the slice in hand, report it, stop.
                 return result.add(await work, limit)

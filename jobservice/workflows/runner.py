@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         BATCH_WORKFLOW,
         BROKER_UNAVAILABLE,
         DISPATCH_ITEMS,
+        ITEMS_MEMO,
         PAUSE_SIGNAL,
         RESUME_SIGNAL,
         SPLIT_BATCH,
@@ -151,6 +152,9 @@ class BatchRunner:
             item_total=split.item_total,
             sub_batch_total=split.sub_batch_total,
         )
+        if workflow.memo_value(ITEMS_MEMO, None) is None:
+            first = split.sub_batch_total + 1
+            workflow.upsert_memo({ITEMS_MEMO: [first, first + split.item_total - 1]})
 
     @property
     def context(self) -> JobContext:

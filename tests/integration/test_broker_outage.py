@@ -1,0 +1,88 @@
+"""A RabbitMQ outage in the middle of a queue job: the worker process rides it out, local jobs
+never notice, and once the broker is back the queue job completes with exact counts."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+from aio_pika.abc import AbstractChannel
+
+from jobservice.models import JobStatus
+from jobservice.service import JobService
+from jobservice.settings import Settings
+from tests.conftest import unique
+from tests.integration import processes
+from tests.integration.support import eventually, job
+
+QUEUE_ITEMS = 20_000
+OUTAGE_SECONDS = 12
+
+
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def broker_restarted() -> Iterator[None]:
+    """Whatever the test does, the broker's app runs again when it ends."""
+    yield
+    rabbitmqctl("start_app")
+
+
+async def test_the_worker_rides_out_a_broker_outage(
+    service: JobService,
+    settings: Settings,
+    rabbit: AbstractChannel,
+    target_queue: str,
+    reference_worker: subprocess.Popen[str],
+    broker_restarted: None,
+) -> None:
+    # Given a worker process running a queue job and a local job
+    worker = processes.start(settings, "worker")
+    queue_job, local_job = unique("outage-queue"), unique("outage-local")
+    try:
+        await service.submit(queue_job, job("range", f"0-{QUEUE_ITEMS}/1000", target_queue))
+        await service.submit(
+            local_job,
+            job("range", "0-3000/500", "local:sleep", task_message_params={"sleepMillis": "5"}),
+        )
+
+        async def under_way() -> bool:
+            return (await service.get(queue_job)).counts.completed >= 1000
+
+        await eventually(under_way, within=60)
+
+        # When the broker stops for a while
+        rabbitmqctl("stop_app")
+        before = await service.get(local_job)
+        await asyncio.sleep(OUTAGE_SECONDS)
+
+        # Then the worker is still there, and the local job went on meanwhile
+        assert worker.poll() is None, worker.stderr.read() if worker.stderr else ""
+        during = await service.get(local_job)
+        assert during.counts.completed > before.counts.completed or during.status.is_terminal
+        stalled = await service.get(queue_job)
+        assert stalled.status is JobStatus.ACTIVE, stalled.failures
+        assert stalled.status_reason is not None
+        assert stalled.eta_seconds is None
+
+        # and once the broker is back, both jobs complete, every item counted once
+        rabbitmqctl("start_app")
+        for job_id, total in ((queue_job, QUEUE_ITEMS), (local_job, 3000)):
+            done = await asyncio.wait_for(service.wait(job_id, interval=0.5), 180)
+            assert done.status is JobStatus.COMPLETED, done
+            assert (done.counts.total, done.counts.completed, done.counts.failed) == (
+                total,
+                total,
+                0,
+            )
+        assert worker.poll() is None
+    finally:
+        worker.terminate()
+        try:
+            await asyncio.to_thread(worker.wait, 30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
