@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi.routing import APIRoute
 from sqlalchemy import text
 
 from jobservice.api.openapi import (
@@ -21,7 +23,7 @@ from jobservice.api.openapi import (
     query_parameter,
 )
 from jobservice.api.schemas import Health, JobPublic, JobsCanceled, JobsDeleted
-from jobservice.api.security import authorize
+from jobservice.api.security import authenticate, authorize
 from jobservice.broker import Broker
 from jobservice.db.query import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, STATUS_TYPES, JobQuery
 from jobservice.db.tables import JOB_ID_LENGTH, PARTITION_ID_LENGTH
@@ -30,7 +32,24 @@ from jobservice.models import NUL_FREE, JobStatus, NewJob
 from jobservice.service import JobService, validate_ids
 from jobservice.settings import Settings
 
-router = APIRouter()
+
+class _KeyedRoute(APIRoute):
+    """An endpoint under a partition checks the API key first: a request without a known key
+    learns nothing, not even whether its body or ids would do."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        if "{partition_id}" not in self.path_format:
+            return handler
+
+        async def authenticated(request: Request) -> Response:
+            authenticate(request, _settings(request).api)
+            return await handler(request)
+
+        return authenticated
+
+
+router = APIRouter(route_class=_KeyedRoute)
 _HEALTH_TIMEOUT = timedelta(seconds=3)
 
 

@@ -41,10 +41,11 @@ def _presented_key(request: Request) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
-def authorize(request: Request, settings: ApiSettings, partition_id: str) -> None:
-    """Let the request at ``partition_id``, or raise saying why not."""
+def authenticate(request: Request, settings: ApiSettings) -> list[str] | None:
+    """The partitions the request's API key opens (None: every one, no keys are set), or
+    raise saying why the request has no known key."""
     if not settings.keys:
-        return
+        return None
     presented = _presented_key(request)
     if presented is None:
         raise NotAuthenticatedError(
@@ -53,7 +54,13 @@ def authorize(request: Request, settings: ApiSettings, partition_id: str) -> Non
         )
     for key, partitions in settings.keys.items():
         if hmac.compare_digest(key.encode(), presented.encode()):
-            if "*" in partitions or partition_id in partitions:
-                return
-            raise PartitionForbiddenError(f"this API key may not use partition {partition_id!r}")
+            return partitions
     raise NotAuthenticatedError("the API key is not known")
+
+
+def authorize(request: Request, settings: ApiSettings, partition_id: str) -> None:
+    """Let the request at ``partition_id``, or raise saying why not."""
+    partitions = authenticate(request, settings)
+    if partitions is None or "*" in partitions or partition_id in partitions:
+        return
+    raise PartitionForbiddenError(f"this API key may not use partition {partition_id!r}")
