@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
+from jobservice.api.guard import RequestGuard
 from jobservice.api.openapi import document
 from jobservice.api.routes import router
 from jobservice.api.security import (
@@ -30,7 +31,7 @@ from jobservice.errors import (
     JobStateError,
     UnavailableError,
 )
-from jobservice.models import API_BASE_PATH
+from jobservice.models import API_BASE_PATH, MAX_BODY_DEPTH
 from jobservice.service import JobService
 from jobservice.settings import Settings, get_settings
 
@@ -79,6 +80,7 @@ def create_app(service: JobService | None = None, settings: Settings | None = No
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(OperationalError, _database_unavailable)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected)
+    app.add_middleware(RequestGuard)
     app.openapi = partial(document, app)  # type: ignore[method-assign]
     return app
 
@@ -95,21 +97,49 @@ async def _service_error(_: Request, exc: JobServiceError) -> JSONResponse:
     return response
 
 
+_JSON_TYPES = {dict: "an object", list: "a list", str: "a string", bool: "true or false"}
+
+
 async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
     problems = []
     for error in exc.errors():
-        where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+        location = tuple(error.get("loc", ()))
+        where = ".".join(str(part) for part in location if part != "body")
         message = str(error.get("msg", "invalid"))
-        if error.get("type") == "json_invalid":
-            message = "the body is not valid JSON"
-        elif error.get("type") == "extra_forbidden":
+        kind = error.get("type")
+        if kind == "json_invalid":
+            reason = error.get("ctx", {}).get("error", "")
+            where = ""
+            message = f"the body is not valid JSON: {reason} at character {location[-1]}"
+        elif kind == "extra_forbidden":
             message = "is not a field of this request"
+        elif location == ("body",) and kind == "missing":
+            message = "the request needs a body: a JSON object, sent as application/json"
+        elif location == ("body",) and kind in ("model_attributes_type", "model_type"):
+            message = f"the body must be a JSON object, not {_json_type(error.get('input'))}"
         problems.append(f"{where}: {message}" if where else message)
     return _message(400, "; ".join(problems) or "the request is not valid")
 
 
+def _json_type(value: object) -> str:
+    if isinstance(value, bytes):
+        return "text of another content type; send it as application/json"
+    kind = next((name for type_, name in _JSON_TYPES.items() if isinstance(value, type_)), None)
+    return kind or ("null" if value is None else "a number")
+
+
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
-    response = _message(exc.status_code, str(exc.detail))
+    message = str(exc.detail)
+    if exc.status_code == 400 and isinstance(exc.__cause__, RecursionError):
+        message = f"the body nests too deeply to read; a job nests at most {MAX_BODY_DEPTH} levels"
+    elif exc.status_code == 400 and isinstance(exc.__cause__, UnicodeError):
+        message = "the body is not JSON text: it must be UTF-8"
+    elif exc.status_code == 404:
+        message = (
+            f"no endpoint has the path {request.url.path[:200]!r}; the endpoints are under"
+            f" {BASE_PATH}, as {BASE_PATH}/openapi.json lists them"
+        )
+    response = _message(exc.status_code, message)
     response.headers.update(exc.headers or {})
     if exc.status_code == 405:
         # The router names the methods of the first route on the path; a path has several.

@@ -4,14 +4,47 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Iterator
 
+import h11
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from jobservice.api.app import create_app
+from jobservice.api.guard import MAX_HEADER_BYTES, MAX_URL_BYTES
 from jobservice.errors import UnavailableError
 from jobservice.models import API_BASE_PATH
 from jobservice.service import JobService
+
+MAX_REQUEST_HEAD_BYTES = 262_144
+"""What the server reads of a request line and headers: well past the API's own bounds, so
+that the API itself answers a URL or headers past those."""
+
+
+class _Protocol(H11Protocol):
+    """HTTP/1.1 as uvicorn serves it, with a JSON answer to a request it cannot read."""
+
+    def send_400_response(self, msg: str) -> None:
+        body = json.dumps(
+            {
+                "message": "the request is not HTTP/1.1 the API can read, or its request line"
+                f" and headers are over {MAX_REQUEST_HEAD_BYTES:,} bytes; a URL may be"
+                f" {MAX_URL_BYTES:,} bytes and the headers {MAX_HEADER_BYTES:,}"
+            }
+        ).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        for event in (
+            h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+            h11.Data(data=body),
+            h11.EndOfMessage(),
+        ):
+            self.transport.write(self.conn.send(event) or b"")
+        self.transport.close()
 
 
 class _Server(uvicorn.Server):
@@ -25,7 +58,12 @@ async def serve_api(service: JobService, stop: asyncio.Event) -> None:
     """Serve the REST API on the configured host and port until ``stop`` is set."""
     settings = service.settings.api
     config = uvicorn.Config(
-        create_app(service), host=settings.host, port=settings.port, log_level="warning"
+        create_app(service),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        http=_Protocol,
+        h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES,
     )
     server = _Server(config)
     serving = asyncio.create_task(server.serve())
