@@ -44,6 +44,7 @@ from jobservice.execution import (
     JobContext,
     JobInput,
 )
+from jobservice.health import JobHealth
 from jobservice.jobtypes import JobTypes
 from jobservice.models import (
     API_BASE_PATH,
@@ -148,6 +149,7 @@ class JobService:
         self._store = store or JobStore(create_database_engine(self._settings.database_url()))
         self._registry = registry or installed()
         self._job_types = JobTypes.load(self._settings.job_types_dir)
+        self._health = JobHealth(client, self._settings)
 
     @classmethod
     async def connect(cls, settings: Settings | None = None) -> JobService:
@@ -369,12 +371,14 @@ class JobService:
         return row
 
     async def get(self, job_id: str, *, partition: str = DEFAULT_PARTITION) -> JobView:
-        """The job's status, counts and failures, as its row holds them."""
-        return _view(await self._row(partition, job_id))
+        """The job's status, counts and failures, as its row holds them, and why it is not
+        moving when nobody works on it."""
+        return (await self._health.annotate([_view(await self._row(partition, job_id))]))[0]
 
     async def find(self, query: JobQuery) -> list[JobView]:
         """The page of jobs a query of the list endpoint selects."""
-        return [_view(row) for row in await asyncio.to_thread(self._store.find, query)]
+        rows = await asyncio.to_thread(self._store.find, query)
+        return await self._health.annotate([_view(row) for row in rows])
 
     async def count(self, query: JobQuery) -> int:
         return await asyncio.to_thread(self._store.count, query)
@@ -392,7 +396,7 @@ class JobService:
         rows = await asyncio.to_thread(
             self._store.latest, partition_id=partition, status=status, limit=limit
         )
-        return [_view(row) for row in rows]
+        return await self._health.annotate([_view(row) for row in rows])
 
     # -- control -------------------------------------------------------------------------
 

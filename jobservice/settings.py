@@ -111,6 +111,12 @@ class ApiSettings(BaseModel):
     status_cache_seconds: int = Field(
         default=5, ge=0, description="Cache-Control max-age of a job's status."
     )
+    stall_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A running job with work left and no item finished for this long says "
+        "so in its statusReason, with no ETA.",
+    )
     keys: dict[str, list[str]] = Field(
         default_factory=dict,
         description='API keys and the partitions each may use ("*": all), e.g. '
