@@ -23,6 +23,9 @@ _ERROR_DESCRIPTIONS = {
     403: "The API key does not open this partition.",
     404: "No such job in this partition.",
     409: "The id exists with a different body.",
+    413: "The body is over 1 MiB.",
+    414: "The URL is over 8 KiB.",
+    431: "The headers are over 16 KiB.",
     503: "Temporal or the job database cannot be reached.",
 }
 
@@ -30,6 +33,14 @@ _ERROR_DESCRIPTIONS = {
 _CHALLENGE = {
     "WWW-Authenticate": {"description": "The scheme: Bearer.", "schema": {"type": "string"}}
 }
+
+
+def _error(code: int) -> dict[str, Any]:
+    """An error answer as the document shows it: a ``{"message": ...}``."""
+    return {
+        "description": _ERROR_DESCRIPTIONS[code],
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Message"}}},
+    }
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -119,6 +130,9 @@ def document(app: FastAPI) -> dict[str, Any]:
     for path, operations in openapi["paths"].items():
         for operation in operations.values():
             operation["responses"].pop("422", None)
+            # Any request can be past the bounds the API keeps on every URL, header and body.
+            bounds = (413, 414, 431) if "requestBody" in operation else (414, 431)
+            operation["responses"].update({str(code): _error(code) for code in bounds})
             if keyed and "{partition_id}" in path:
                 operation["security"] = [{"apiKey": []}, {"bearer": []}]
     return openapi

@@ -19,9 +19,11 @@ import pytest
 import schemathesis
 from fastapi import FastAPI
 from hypothesis import HealthCheck
+from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from jobservice.api import create_app
+from jobservice.db.query import MAX_FILTER_DEPTH, MAX_FILTER_LENGTH, MAX_FILTER_TERMS
 from jobservice.errors import JobNotFoundError
 from jobservice.service import JobService
 from jobservice.settings import ApiSettings, Settings
@@ -81,3 +83,45 @@ def test_every_answer_is_one_the_document_declares(
     # schemathesis calls the app from an event loop of its own; the service's Temporal
     # client and job store serve any loop. The app is the same for every example.
     case.call_and_validate(app=app, excluded_checks=[positive_data_acceptance])
+
+
+def _nested(depth: int) -> str:
+    return "(" * depth + "name==a" + ")" * depth
+
+
+def _terms(count: int) -> str:
+    return ";".join(["labels.team==red"] * count)
+
+
+SELECTIONS = [
+    ("GET", "/job-service/v1/partitions/{partition_id}/jobs"),
+    ("GET", "/job-service/v1/partitions/{partition_id}/jobStats/count"),
+    ("POST", "/job-service/v1/partitions/{partition_id}/jobs:cancel"),
+    ("POST", "/job-service/v1/partitions/{partition_id}/jobs:delete"),
+]
+# Filters past each bound: nested, long, of many terms; some past the URL's bound too.
+HOSTILE_FILTERS = st.one_of(
+    st.integers(MAX_FILTER_DEPTH + 1, 3000).map(_nested),
+    st.integers(MAX_FILTER_TERMS + 1, 3000).map(_terms),
+    st.integers(MAX_FILTER_LENGTH + 1, 60_000).map(lambda length: "name==" + "a" * length),
+)
+
+
+@hypothesis.given(filter=HOSTILE_FILTERS, selection=st.sampled_from(SELECTIONS))
+@hypothesis.example(filter=_nested(400), selection=SELECTIONS[0])
+@hypothesis.example(filter=_nested(1000), selection=SELECTIONS[2])
+@hypothesis.example(filter=_terms(900), selection=SELECTIONS[1])
+@hypothesis.example(filter="name==" + "a" * 5000, selection=SELECTIONS[3])
+@hypothesis.settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_deep_long_and_many_term_filters_get_answers_the_document_declares(
+    app: FastAPI, filter: str, selection: tuple[str, str]
+) -> None:
+    method, path = selection
+    case = schema[path][method].Case(
+        path_parameters={"partition_id": EXAMPLE_PARTITION}, query={"filter": filter}
+    )
+    response = case.call_and_validate(app=app, excluded_checks=[positive_data_acceptance])
+    assert response.status_code in (400, 414), response.text
+    assert "filter" in response.json()["message"] or response.status_code == 414
