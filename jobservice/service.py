@@ -60,7 +60,7 @@ from jobservice.models import (
 from jobservice.plugins.task import TASK, SingleTask
 from jobservice.prerequisites import never_runs
 from jobservice.registry import Registry, installed
-from jobservice.settings import Settings, get_settings
+from jobservice.settings import EngineSettings, Settings, get_settings
 from jobservice.taskids import workflow_id
 from jobservice.temporal import JOB_ID, JOB_PARTITION, JOB_STATUS, connect
 
@@ -204,6 +204,12 @@ class JobService:
         """What the batch engine runs for ``job``: the BatchWorkerTask of a BatchWorker task,
         or else a job of one item, the task, sent to its ``taskPipe``. A job it cannot run is
         refused here."""
+        longest = self._settings.engine.handler_timeout_max_seconds
+        if job.handler_timeout_seconds is not None and job.handler_timeout_seconds > longest:
+            raise InvalidJobError(
+                f"handlerTimeoutSeconds {job.handler_timeout_seconds:g} is more than this "
+                f"service allows, {longest:g} seconds"
+            )
         job_task = self.task_of(job, partition=partition, job_id=job_id)
         if job_task.task_classifier == BATCH_WORKER_CLASSIFIER:
             try:
@@ -307,7 +313,7 @@ class JobService:
             track_to=definition.track_to,
             status_check_url=self._status_check_url(new_row.partition_id, new_row.job_id),
             failure_tolerance=definition.failure_tolerance,
-            engine=self._settings.engine,
+            engine=self._engine_of(new_row),
         )
         first_run = JobInput(
             context=context,
@@ -349,6 +355,14 @@ class JobService:
                 )
                 return
             raise
+
+    def _engine_of(self, new_row: NewJobRow) -> EngineSettings:
+        """The engine settings the job runs with: the service's, with the job's own handler
+        time limit if it gave one (its row keeps the body as the API took it)."""
+        timeout = new_row.definition.get("handlerTimeoutSeconds")
+        if timeout is None:
+            return self._settings.engine
+        return self._settings.engine.model_copy(update={"handler_timeout_seconds": float(timeout)})
 
     def _status_check_url(self, partition: str, job_id: str) -> str | None:
         """The job's status endpoint as workers reach it, if the API's public URL is set."""

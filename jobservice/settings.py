@@ -64,6 +64,15 @@ class EngineSettings(BaseModel):
         gt=0,
         description="How often a waiting job reads its prerequisites' rows, besides being told.",
     )
+    handler_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="An item handler call that takes longer fails its item; a job may set its "
+        "own (handlerTimeoutSeconds), up to the maximum.",
+    )
+    handler_timeout_max_seconds: float = Field(
+        default=3600.0, gt=0, description="The most handlerTimeoutSeconds a job may ask for."
+    )
 
 
 class RabbitSettings(BaseModel):
@@ -157,6 +166,17 @@ class Settings(BaseSettings):
         description="The directory and jsonl plugins refuse paths outside this folder.",
     )
     worker_max_concurrent_activities: int = 8
+    worker_stuck_handler_threads: int = Field(
+        default=32,
+        ge=1,
+        description="Item handler calls past their time limit a worker leaves running; beyond "
+        "them, items of a handler with calls still running fail at once.",
+    )
+    worker_shutdown_grace_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="A worker told to stop (SIGTERM) exits by then, whatever its handlers do.",
+    )
     uvloop: bool = Field(default=True, description="Run processes on uvloop where installed.")
     job_types_dir: Path | None = Field(default=None, description="Job type YAML files.")
 
