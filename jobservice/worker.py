@@ -16,6 +16,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from jobservice.activities import BatchActivities
 from jobservice.activities.gate import JobGate
+from jobservice.activities.handler_threads import HandlerThreads
 from jobservice.activities.records import JobRecordActivities
 from jobservice.activities.tree import TreeActivities
 from jobservice.broker import Broker
@@ -45,7 +46,8 @@ def build_worker(
     settings = settings or get_settings()
     registry = registry or installed()
     store = store or JobStore(create_database_engine(settings.database_url()))
-    activities = BatchActivities(registry, broker, JobGate(store))
+    threads = HandlerThreads(stuck_limit=settings.worker_stuck_handler_threads)
+    activities = BatchActivities(registry, broker, JobGate(store), threads)
     records = JobRecordActivities(store, client)
     return Worker(
         client,
@@ -66,7 +68,9 @@ def build_worker(
         ),
         max_heartbeat_throttle_interval=timedelta(seconds=0.5),
         default_heartbeat_throttle_interval=timedelta(seconds=0.5),
-        graceful_shutdown_timeout=timedelta(seconds=5),
+        # Chunks hand their cursor back at once when the worker stops; most of the grace is
+        # for the other activities, the rest for the process to close (see ``jobservice worker``).
+        graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_seconds * 0.6),
     )
 
 

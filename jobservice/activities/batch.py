@@ -2,8 +2,8 @@
 
 A chunk is never passed in: the activity runs the plugin again and takes its slice of the
 items, so only definitions and cursors cross Temporal. Plugins, builders and handlers are
-synchronous code; they run in a worker thread, a slice at a time, so that the activity can
-heartbeat its cursor and notice a pause between slices.
+synchronous code; they run in worker threads, a slice at a time, so that the activity can
+heartbeat its cursor and notice a pause, while a slice is in hand as well as between slices.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +20,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from jobservice.activities.gate import JobGate
+from jobservice.activities.handler_threads import HandlerThreads
 from jobservice.activities.pipes import TargetPipe, resolve_pipe
 from jobservice.broker import Broker, BrokerUnavailableError, TargetQueueMissingError
 from jobservice.errors import BatchDefinitionError, InvalidJobError
@@ -45,8 +46,10 @@ SLICE_SECONDS = 0.25
 """What a slice should take: slices shrink for slow handlers, so a pause lands quickly."""
 
 PAGE_BYTES = 64 << 10
-_BEAT_SECONDS = 5.0
 """Most bytes of sub-batch definitions in one page, well below Temporal's payload limits."""
+
+WATCH_SECONDS = 0.5
+"""How often a chunk waiting for a long slice heartbeats and reads whether it must stop."""
 
 
 _DEFINITION_ERRORS = (BatchDefinitionError, InvalidJobError, ValueError, TypeError, RecursionError)
@@ -144,28 +147,40 @@ def _broker_unavailable(exc: BrokerUnavailableError) -> ApplicationError:
     return ApplicationError(str(exc), type=BROKER_UNAVAILABLE, non_retryable=True)
 
 
-async def _beating(work: asyncio.Future[ChunkResult], result: ChunkResult) -> ChunkResult:
+async def _beating(
+    work: asyncio.Future[ChunkResult],
+    result: ChunkResult,
+    stop: asyncio.Event,
+    must_stop: Callable[[], Awaitable[bool]],
+) -> ChunkResult:
     """Await a slice, heartbeating the cursor so far while it takes long (a broker that has
-    gone away and is retried, a slow handler): the chunk is alive, not lost. Cancelling the
-    caller leaves ``work`` running, so that the slice in hand can still be reported."""
-    timeout = activity.info().heartbeat_timeout
-    every = timeout.total_seconds() / 3 if timeout else _BEAT_SECONDS
+    gone away and is retried, a slow or stuck handler): the chunk is alive, not lost, and a
+    cancellation reaches it. Once ``must_stop`` says so, ``stop`` is set: a local pipe stops
+    after the handler call in hand, or leaves a stuck one behind. Cancelling the caller leaves
+    ``work`` running, so that the slice in hand can still be reported."""
     while True:
-        done, _ = await asyncio.wait({work}, timeout=every)
+        done, _ = await asyncio.wait({work}, timeout=WATCH_SECONDS)
         if done:
             return work.result()
         activity.heartbeat(result.model_dump(mode="json"))
+        if not stop.is_set() and await must_stop():
+            stop.set()
 
 
 class BatchActivities:
     """The activities that need plugins, builders and target pipes, injected here."""
 
     def __init__(
-        self, registry: Registry, broker: Broker | None = None, gate: JobGate | None = None
+        self,
+        registry: Registry,
+        broker: Broker | None = None,
+        gate: JobGate | None = None,
+        threads: HandlerThreads | None = None,
     ) -> None:
         self._registry = registry
         self._broker = broker
         self._gate = gate or JobGate(None)
+        self._threads = threads or HandlerThreads(stuck_limit=32)
         self._building = asyncio.Semaphore(1)
         """Building task messages is pure Python: with one slice building at a time, the
         worker's event loop keeps its share of the interpreter under load, and so signals,
@@ -218,7 +233,13 @@ class BatchActivities:
         if await self._gate.stopped(context.partition, context.job_id):
             return result.model_copy(update={"held": True})
         try:
-            pipe = resolve_pipe(context.target_pipe, self._registry, self._broker)
+            pipe = resolve_pipe(
+                context.target_pipe,
+                self._registry,
+                self._broker,
+                threads=self._threads,
+                handler_time_limit=context.engine.handler_timeout_seconds,
+            )
             await pipe.prepare()
             collector = _Collector(
                 item_start=request.start + result.processed,
@@ -236,13 +257,22 @@ class BatchActivities:
         first = request.start + result.processed
         deadline = time.monotonic() + context.engine.chunk_time_budget_seconds
         done, size = 0, 1
+
+        async def must_stop() -> bool:
+            return activity.is_worker_shutdown() or await self._gate.stopped(
+                context.partition, context.job_id
+            )
+
         while done < len(items):
             started = time.monotonic()
-            work = asyncio.ensure_future(self._slice(request, pipe, items, first, done, size))
+            stop = asyncio.Event()
+            work = asyncio.ensure_future(self._slice(request, pipe, items, first, done, size, stop))
             try:
-                step = await _beating(work, result)
+                step = await _beating(work, result, stop, must_stop)
             except asyncio.CancelledError:
-                # Paused or cancelled: finish the slice in hand, report it, stop.
+                # Paused or cancelled: the slice in hand stops after the handler call it is in,
+                # or leaves a stuck call behind with its item still to do; report it, stop.
+                stop.set()
                 return result.add(await work, limit)
             except TargetQueueMissingError as exc:
                 raise _pipe_failure(context, request.path, exc) from exc
@@ -253,10 +283,12 @@ class BatchActivities:
             result = result.add(step, limit)
             done += step.processed
             activity.heartbeat(result.model_dump(mode="json"))
-            if time.monotonic() > deadline:
-                break
+            if activity.is_worker_shutdown():
+                return result  # the cursor goes back to the batch; another worker goes on
             if await self._gate.stopped(context.partition, context.job_id):
                 return result.model_copy(update={"held": True})
+            if time.monotonic() > deadline or stop.is_set():
+                break
             elapsed = max(time.monotonic() - started, 1e-6)
             size = max(1, min(SLICE_ITEMS, int(size * SLICE_SECONDS / elapsed), size * 4))
         return result
@@ -269,28 +301,39 @@ class BatchActivities:
         first: int,
         offset: int,
         size: int,
+        stop: asyncio.Event,
     ) -> ChunkResult:
-        """Build ``size`` task messages from ``offset`` and deliver them."""
+        """Build ``size`` task messages from ``offset`` and deliver them; once ``stop`` is set,
+        the pipe may leave the rest of them undone."""
         async with self._building:
-            messages, refused = await asyncio.to_thread(
+            messages, positions, refused = await asyncio.to_thread(
                 self._build, request, items, first, offset, size
             )
         context = request.context
         limit = context.engine.failure_details
-        delivered = await pipe.deliver(messages, context.task_message_params, limit)
+        delivered = await pipe.deliver(messages, context.task_message_params, limit, stop)
+        end = min(offset + size, len(items))
+        indexes, failures = refused.indexes, refused.failures
+        if delivered.undone:
+            # Processed ends at the first undone message's item: it and every item after it,
+            # refused ones included, are done when the chunk goes on, and counted then.
+            end = positions[len(messages) - delivered.undone]
+            indexes = [index for index in refused.indexes if index < first + end]
+            failures = refused.failures[: len(indexes)]
         return ChunkResult(
-            processed=min(size, len(items) - offset),
+            processed=end - offset,
             completed=delivered.completed,
-            failed=len(refused.indexes) + delivered.failed,
+            failed=len(indexes) + delivered.failed,
             forwarded=delivered.forwarded,
-            refused=refused.indexes,
-            failures=(refused.failures + delivered.failures)[:limit],
+            refused=indexes,
+            failures=(failures + delivered.failures)[:limit],
         )
 
     def _build(
         self, request: ChunkInput, items: list[Any], first: int, offset: int, size: int
-    ) -> tuple[list[TaskMessage], _Refused]:
-        """Task messages for ``size`` items from ``offset``, and the items that became none."""
+    ) -> tuple[list[TaskMessage], list[int], _Refused]:
+        """Task messages for ``size`` items from ``offset``, the position in ``items`` of each
+        one's item, and the items that became none."""
         context = request.context
         limit = context.engine.failure_details
         builder = self._registry.builder(context.task_message_type)
@@ -302,6 +345,7 @@ class BatchActivities:
         task_prefix = context.task_id(request.path) + "."
         refused = _Refused()
         messages: list[TaskMessage] = []
+        positions: list[int] = []
         for index in range(offset, min(offset + size, len(items))):
             item = items[index]
             task_id = f"{task_prefix}{number_base + index}"
@@ -335,4 +379,5 @@ class BatchActivities:
                     status_check_url=context.status_check_url,
                 )
             )
-        return messages, refused
+            positions.append(index)
+        return messages, positions, refused

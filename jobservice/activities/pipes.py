@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
+from jobservice.activities.handler_threads import HandlerThreads, Watch
 from jobservice.broker import Broker
 from jobservice.errors import InvalidJobError
 from jobservice.messages import ItemHandler, TaskMessage
@@ -28,6 +29,8 @@ class Delivery:
     failed: int = 0
     forwarded: int = 0
     failures: list[Failure] = field(default_factory=list)
+    undone: int = 0
+    """Messages at the end of the slice left to do: the pipe was told to stop before them."""
 
 
 class TargetPipe(Protocol):
@@ -37,47 +40,99 @@ class TargetPipe(Protocol):
         """Check, before the first delivery, that the pipe can take messages."""
 
     async def deliver(
-        self, messages: Sequence[TaskMessage], params: Mapping[str, str], failure_limit: int
-    ) -> Delivery: ...
+        self,
+        messages: Sequence[TaskMessage],
+        params: Mapping[str, str],
+        failure_limit: int,
+        stop: asyncio.Event | None = None,
+    ) -> Delivery:
+        """Deliver ``messages``; once ``stop`` is set, the pipe may leave the rest undone."""
+        ...
 
 
 class LocalPipe:
-    """Runs an item handler on each message, in a worker thread of the worker process."""
+    """Runs an item handler on each message, on the worker's pipe threads, each call within
+    ``time_limit`` seconds: an item whose call takes longer fails, and the slice goes on."""
 
-    def __init__(self, name: str, handler: ItemHandler) -> None:
+    def __init__(
+        self, name: str, handler: ItemHandler, threads: HandlerThreads, time_limit: float
+    ) -> None:
         self._source = f"item handler {LOCAL_PIPE_PREFIX}{name}"
         self._handler = handler
+        self._threads = threads
+        self._time_limit = time_limit
 
     async def prepare(self) -> None:
         return None
 
     async def deliver(
-        self, messages: Sequence[TaskMessage], params: Mapping[str, str], failure_limit: int
-    ) -> Delivery:
-        return await asyncio.to_thread(self._handle, messages, params, failure_limit)
-
-    def _handle(
-        self, messages: Sequence[TaskMessage], params: Mapping[str, str], failure_limit: int
+        self,
+        messages: Sequence[TaskMessage],
+        params: Mapping[str, str],
+        failure_limit: int,
+        stop: asyncio.Event | None = None,
     ) -> Delivery:
         delivery = Delivery()
         handle = self._handler.handle
-        for message in messages:
-            try:
-                handle(message, params)
-            except Exception as exc:
-                delivery.failed += 1
-                if len(delivery.failures) < failure_limit:
-                    delivery.failures.append(
-                        Failure(
-                            failure_id=message.job_task_id,
-                            failure_time=datetime.now(UTC),
-                            failure_source=self._source,
-                            failure_message=f"{type(exc).__name__}: {exc}",
-                        )
-                    )
-            else:
-                delivery.completed += 1
+        offset = 0
+        while offset < len(messages):
+            if stop is not None and stop.is_set():
+                delivery.undone = len(messages) - offset
+                return delivery
+            crowded = self._threads.crowded(self._source)
+            if crowded:
+                text = (
+                    f"{self._source} was not called: {crowded} of its calls are still running "
+                    "past their time limit, and abandoned calls are at the most this worker "
+                    f"keeps ({self._threads.stuck_limit})"
+                )
+                for rest in messages[offset:]:
+                    self._failed(delivery, rest, text, failure_limit)
+                return delivery
+            todo = messages[offset:]
+            run = self._threads.start(self._source, _calls(handle, todo, params), len(todo))
+            watched = await run.watch(self._time_limit, stop)
+            outcomes = run.outcomes()
+            for message, outcome in zip(todo, outcomes, strict=False):
+                if outcome is None:
+                    delivery.completed += 1
+                else:
+                    text = f"{type(outcome).__name__}: {outcome}"
+                    self._failed(delivery, message, text, failure_limit)
+            offset += len(outcomes)
+            if watched is Watch.OVERRAN:
+                text = (
+                    f"{self._source} took longer than {self._time_limit:g} s; the item failed "
+                    "and its call was left running (a job's handlerTimeoutSeconds sets the limit)"
+                )
+                self._failed(delivery, messages[offset], text, failure_limit)
+                offset += 1
         return delivery
+
+    def _failed(
+        self, delivery: Delivery, message: TaskMessage, text: str, failure_limit: int
+    ) -> None:
+        delivery.failed += 1
+        if len(delivery.failures) < failure_limit:
+            delivery.failures.append(
+                Failure(
+                    failure_id=message.job_task_id,
+                    failure_time=datetime.now(UTC),
+                    failure_source=self._source,
+                    failure_message=text,
+                )
+            )
+
+
+def _calls(
+    handle: Callable[[TaskMessage, Mapping[str, str]], None],
+    messages: Sequence[TaskMessage],
+    params: Mapping[str, str],
+) -> Callable[[int], None]:
+    def call(index: int) -> None:
+        handle(messages[index], params)
+
+    return call
 
 
 class QueuePipe:
@@ -93,8 +148,13 @@ class QueuePipe:
         await self._broker.ensure_queue(self._queue)
 
     async def deliver(
-        self, messages: Sequence[TaskMessage], params: Mapping[str, str], failure_limit: int
+        self,
+        messages: Sequence[TaskMessage],
+        params: Mapping[str, str],
+        failure_limit: int,
+        stop: asyncio.Event | None = None,
     ) -> Delivery:
+        # A publish in hand is finished: it is bounded by the broker's attempts.
         tracking = self._broker.settings.tracking_pipe
         bodies = []
         for message in messages:
@@ -111,11 +171,21 @@ def local_handler_name(target_pipe: str) -> str | None:
     return None
 
 
-def resolve_pipe(target_pipe: str, registry: Registry, broker: Broker | None) -> TargetPipe:
-    """The pipe for a job's ``targetPipe``; an unknown handler is an :class:`InvalidJobError`."""
+def resolve_pipe(
+    target_pipe: str,
+    registry: Registry,
+    broker: Broker | None,
+    *,
+    threads: HandlerThreads,
+    handler_time_limit: float,
+) -> TargetPipe:
+    """The pipe for a job's ``targetPipe``; an unknown handler is an :class:`InvalidJobError`.
+
+    A local handler runs on ``threads``, each call within ``handler_time_limit`` seconds.
+    """
     name = local_handler_name(target_pipe)
     if name is not None:
-        return LocalPipe(name, registry.handler(name))
+        return LocalPipe(name, registry.handler(name), threads, handler_time_limit)
     if broker is None:
         raise InvalidJobError(f"targetPipe {target_pipe!r} is a queue; this worker has no broker")
     return QueuePipe(target_pipe, broker)
