@@ -24,6 +24,7 @@ from jobservice import eventloop
 from jobservice.api.security import InsecureSettingsError, check_settings
 from jobservice.api.server import api_url, serve_api
 from jobservice.broker import Broker, broker_host
+from jobservice.cli.grace import exit_after_grace
 from jobservice.cli.render import as_json, progress_bar, show_job, show_jobs
 from jobservice.db.engine import create_database_engine, current_revision, upgrade
 from jobservice.errors import JobNotFoundError, JobServiceError, UnavailableError
@@ -185,7 +186,13 @@ def worker(
             f"worker on {settings.temporal.address}, task queue {settings.temporal.task_queue}"
             + (f", tracking {settings.rabbitmq.tracking_pipe}" if tracking else "")
         )
-        await run_worker(client, stop, settings=settings, tracking=tracking)
+        backstop = asyncio.create_task(
+            exit_after_grace(stop, settings.worker_shutdown_grace_seconds)
+        )
+        try:
+            await run_worker(client, stop, settings=settings, tracking=tracking)
+        finally:
+            backstop.cancel()  # the grace, once it runs, runs on until the process has gone
 
     _serve(ctx, work(), stop)
 
