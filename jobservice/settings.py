@@ -7,12 +7,25 @@ environment at import time.
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+import typing
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as _UnparsedSettingsError
+
+from jobservice.errors import JobServiceError
+
+ENV_PREFIX = "JOBSERVICE_"
+
+
+class InvalidSettingsError(JobServiceError):
+    """A ``JOBSERVICE_*`` variable holds a value its setting cannot take; names the variable."""
 
 
 class TemporalSettings(BaseModel):
@@ -152,7 +165,7 @@ class Settings(BaseSettings):
     """All of jobservice's settings."""
 
     model_config = SettingsConfigDict(
-        env_prefix="JOBSERVICE_", env_nested_delimiter="__", extra="ignore"
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="ignore"
     )
 
     temporal: TemporalSettings = TemporalSettings()
@@ -189,5 +202,90 @@ class Settings(BaseSettings):
 
 @lru_cache
 def get_settings() -> Settings:
-    """The process's settings, read once."""
-    return Settings()
+    """The process's settings, read once.
+
+    Raises:
+        InvalidSettingsError: a variable holds what its setting cannot take.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise InvalidSettingsError(_invalid(exc)) from None
+    except _UnparsedSettingsError as exc:
+        raise InvalidSettingsError(_unparsed(exc)) from None
+
+
+def _variable(location: tuple[int | str, ...]) -> str:
+    return ENV_PREFIX + "__".join(str(part) for part in location).upper()
+
+
+def _invalid(exc: ValidationError) -> str:
+    return "invalid settings: " + "; ".join(
+        _problem(error["loc"], error["msg"]) for error in exc.errors()
+    )
+
+
+def _problem(location: tuple[int | str, ...], message: str) -> str:
+    """The variable that set the field at ``location``, and where in its JSON value if nested."""
+    environment = _environment()
+    for length in range(len(location), 0, -1):
+        name = _variable(location[:length])
+        if name in environment:
+            inside = ".".join(str(part) for part in location[length:])
+            where = f"{name} (at {inside})" if inside else name
+            return f"{where}: {message}"  # not the value: it may be a key or a password
+    return f"{_variable(location)}: {message}"
+
+
+def _environment() -> dict[str, str]:
+    return {name.upper(): value for name, value in os.environ.items()}
+
+
+def _unparsed(exc: _UnparsedSettingsError) -> str:
+    """Which variable holds what should be JSON and is not: pydantic-settings names the group."""
+    group = str(exc).partition('field "')[2].partition('"')[0]
+    for name, value in sorted(_environment().items()):
+        if _wants_json(name, group) and not _is_json(value):
+            return f"{name} is not valid JSON ({_json_error(value)}); it holds {_shape(name)}"
+    group_variable = _variable((group,)) if group else ENV_PREFIX + "*"
+    return f"a setting of {group_variable} cannot be read: {exc}"
+
+
+def _wants_json(name: str, group: str) -> bool:
+    """Whether the variable ``name`` sets a field of ``group`` that is read as JSON."""
+    prefix = _variable((group,))
+    if name == prefix:
+        return True
+    if not name.startswith(prefix + "__"):
+        return False
+    model = Settings.model_fields[group].annotation if group in Settings.model_fields else None
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return False
+    field = model.model_fields.get(name.removeprefix(prefix + "__").lower())
+    return field is not None and _is_complex(field.annotation)
+
+
+def _is_complex(annotation: Any) -> bool:
+    if typing.get_origin(annotation) in (dict, list, set, tuple):
+        return True
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return any(_is_complex(arg) for arg in typing.get_args(annotation))
+
+
+def _is_json(value: str) -> bool:
+    return _json_error(value) == ""
+
+
+def _json_error(value: str) -> str:
+    try:
+        json.loads(value)
+    except ValueError as exc:
+        return str(exc)
+    return ""
+
+
+def _shape(name: str) -> str:
+    if name.endswith("__KEYS"):
+        return 'an object of keys and their partitions, e.g. {"key-of-team-a": ["team-a"]}'
+    return "a JSON value"

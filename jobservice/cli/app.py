@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
+import stat
+import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -29,8 +32,8 @@ from jobservice.cli.render import as_json, progress_bar, show_job, show_jobs
 from jobservice.db.engine import create_database_engine, current_revision, upgrade
 from jobservice.errors import JobNotFoundError, JobServiceError, UnavailableError
 from jobservice.models import JobDefinition, JobStatus, JobView
-from jobservice.service import DEFAULT_PARTITION, JobService
-from jobservice.settings import Settings, get_settings
+from jobservice.service import DEFAULT_PARTITION, MAX_DEFINITION_BYTES, JobService
+from jobservice.settings import InvalidSettingsError, Settings, get_settings
 from jobservice.stack import embedded_stack
 from jobservice.temporal import connect, ensure_search_attributes
 from jobservice.tracking import TrackingConsumer
@@ -57,7 +60,8 @@ def _settings(ctx: typer.Context) -> Settings:
 
 
 def _fail(console: Console, message: str, code: int) -> typer.Exit:
-    console.print(f"error: {message}", markup=False, highlight=False)
+    # One line, however long: scripts read it, and Rich would wrap it at the terminal's width.
+    console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -98,7 +102,10 @@ def _serve(ctx: typer.Context, work: Coroutine[Any, Any, None], stop: asyncio.Ev
 def root(ctx: typer.Context) -> None:
     """Settings come from JOBSERVICE_* variables, e.g. JOBSERVICE_TEMPORAL__ADDRESS."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    ctx.obj = get_settings()
+    try:
+        ctx.obj = get_settings()
+    except InvalidSettingsError as exc:
+        raise _fail(Console(stderr=True), str(exc), 2) from None
 
 
 @app.command()
@@ -258,17 +265,72 @@ def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
     return pairs
 
 
+JOB_FILE_BYTES = MAX_DEFINITION_BYTES + 64 * 1024
+"""The most a job file may hold: the service's limit on a definition, plus room for YAML's
+layout and comments. Nothing more is read, whatever the file."""
+
+
+class _JobFileLoader(yaml.SafeLoader):
+    """YAML without aliases: a few lines of them can stand for more data than memory holds."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in a job file; write the value out"
+            )
+        return super().compose_node(parent, index)
+
+
+def _read_job_file(path: Path) -> bytes:
+    """At most :data:`JOB_FILE_BYTES` of a regular file, or of stdin for ``-``."""
+    if str(path) == "-":
+        data = sys.stdin.buffer.read(JOB_FILE_BYTES + 1)
+    else:
+        # Opened without waiting for a writer, so that a FIFO is refused instead of hanging.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            os.close(descriptor)
+            raise _fail(
+                Console(stderr=True),
+                f"{path} is not a regular file; a job file is a JSON or YAML file, or - for stdin",
+                2,
+            )
+        with os.fdopen(descriptor, "rb") as handle:
+            data = handle.read(JOB_FILE_BYTES + 1)
+    if len(data) > JOB_FILE_BYTES:
+        raise _fail(
+            Console(stderr=True),
+            f"{path} is larger than {JOB_FILE_BYTES:,} bytes, the most a job file may hold; put "
+            "large inputs in a file and use the jsonl or directory batch type",
+            2,
+        )
+    return data
+
+
 def _load_file(path: Path) -> dict[str, Any]:
+    errors = Console(stderr=True)
     try:
-        text = path.read_text()
+        data = _read_job_file(path)
     except OSError as exc:
-        raise typer.BadParameter(f"cannot read {path}: {exc.strerror}") from None
+        raise _fail(errors, f"cannot read {path}: {exc.strerror or exc}", 2) from None
     try:
-        body = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _fail(
+            errors,
+            f"{path} is not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start}); a "
+            "job file is JSON or YAML",
+            2,
+        ) from None
+    try:
+        body = json.loads(text) if path.suffix == ".json" else yaml.load(text, _JobFileLoader)
+    except RecursionError:
+        raise _fail(errors, f"{path} is nested too deeply to be read", 2) from None
     except (ValueError, yaml.YAMLError) as exc:
-        raise typer.BadParameter(f"{path} is not valid JSON or YAML: {exc}") from None
+        problem = " ".join(str(exc).split())  # YAML's own message spans several lines
+        raise _fail(errors, f"{path} is not valid JSON or YAML: {problem}", 2) from None
     if not isinstance(body, dict):
-        raise typer.BadParameter(f"{path} must hold an object with the job's fields")
+        raise _fail(errors, f"{path} must hold an object with the job's fields", 2)
     return body
 
 
@@ -276,7 +338,8 @@ def _load_file(path: Path) -> dict[str, Any]:
 def submit(
     ctx: typer.Context,
     file: Annotated[
-        Path | None, typer.Argument(help="A JSON or YAML job definition; options override it.")
+        Path | None,
+        typer.Argument(help="A JSON or YAML job definition, - for stdin; options override it."),
     ] = None,
     job_id: Annotated[str, typer.Option("--job-id", "-j", help="The job's id.")] = "",
     partition: PartitionOption = DEFAULT_PARTITION,
