@@ -91,3 +91,12 @@ class ItemHandler(ABC):
     @abstractmethod
     def handle(self, message: TaskMessage, params: Mapping[str, str]) -> None:
         """Process one item; ``params`` are the job's ``taskMessageParams``."""
+
+    def check_params(self, params: Mapping[str, str]) -> None:
+        """Refuse, when a job is submitted, ``taskMessageParams`` this handler could never use.
+
+        Keep it cheap: look at the params only. Raise ``ValueError`` with a message that names
+        the param and what is allowed; the job is then refused with it. A handler that does not
+        override this accepts any params.
+        """
+        return None

@@ -46,6 +46,20 @@ class BatchPlugin(ABC):
     ) -> None:
         """Register the sub-batches and items ``batch_definition`` splits into."""
 
+    def check_definition(
+        self, batch_definition: str, task_message_params: Mapping[str, str]
+    ) -> None:
+        """Refuse, when the job is submitted, a definition that could never be split.
+
+        Called once per submitted job, in the process that takes the submission, before
+        anything is stored or started. Keep it cheap: parse and check the definition (and look
+        at the file or folder it names), never enumerate its items. Raise
+        :class:`jobservice.BatchDefinitionError` (or ``ValueError``) with a message that names
+        the problem and what is allowed; the job is then refused with it. A plugin that does
+        not override this accepts every definition here, and finds out in the worker.
+        """
+        return None
+
     def estimate_items(self, batch_definition: str) -> int | None:
         """How many items the batch will hold in all, if known cheaply; used for progress."""
         return None

@@ -14,7 +14,7 @@ from functools import lru_cache
 from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
-from jobservice.errors import InvalidJobError
+from jobservice.errors import BatchDefinitionError, InvalidJobError
 from jobservice.messages import ItemHandler, TaskMessageBuilder
 from jobservice.plugin import BatchPlugin
 
@@ -70,6 +70,36 @@ class Registry:
 
     def handler(self, name: str) -> ItemHandler:
         return _pick("item handler", name, self.handlers)
+
+    def check_batch_definition(
+        self, batch_type: str, batch_definition: str, task_message_params: Mapping[str, str]
+    ) -> None:
+        """Refuse a definition the plugin of ``batch_type`` says it could never split."""
+        plugin = self.batch_plugin(batch_type)
+        if "\x00" in batch_definition:
+            raise InvalidJobError(
+                "batchDefinition holds a NUL byte (\\x00); a definition is text without NUL bytes"
+            )
+        try:
+            plugin.check_definition(batch_definition, task_message_params)
+        except InvalidJobError:
+            raise
+        except RecursionError:
+            raise InvalidJobError(
+                f"batchDefinition: batch type {batch_type!r} finds it nested too deeply"
+            ) from None
+        except (BatchDefinitionError, ValueError) as exc:
+            raise InvalidJobError(f"batchDefinition: {exc}") from None
+
+    def check_handler_params(self, name: str, params: Mapping[str, str]) -> None:
+        """Refuse ``taskMessageParams`` the item handler ``name`` says it could never use."""
+        handler = self.handler(name)
+        try:
+            handler.check_params(params)
+        except InvalidJobError:
+            raise
+        except (BatchDefinitionError, ValueError) as exc:
+            raise InvalidJobError(f"taskMessageParams of local:{name}: {exc}") from None
 
     def extended(
         self,

@@ -174,7 +174,8 @@ class JobService:
     # -- submit --------------------------------------------------------------------------
 
     def check_definition(self, definition: JobDefinition) -> None:
-        """Refuse, before anything starts, a job no worker could run."""
+        """Refuse, before anything starts, a job no worker could run: unknown names, a
+        definition its plugin's check refuses, params its ``local:`` handler refuses."""
         self._registry.batch_plugin(definition.batch_type)
         self._registry.builder(definition.task_message_type)
         handler = local_handler_name(definition.target_pipe)
@@ -186,6 +187,11 @@ class JobService:
                 "255 bytes, no surrounding white space, no control characters) nor "
                 "local:<handler>"
             )
+        self._registry.check_batch_definition(
+            definition.batch_type, definition.batch_definition, definition.task_message_params
+        )
+        if handler is not None:
+            self._registry.check_handler_params(handler, definition.task_message_params)
 
     def task_of(self, job: NewJob, *, partition: str, job_id: str) -> JobTask:
         """The job's task: as given, or made by its job type from its parameters."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -24,11 +25,31 @@ class NoopItemHandler(ItemHandler):
         return None
 
 
+MAX_SLEEP_MILLIS = 60_000
+"""The longest ``sleep`` sleeps per item: a minute is already far beyond what a demo needs,
+and every item holds a worker thread that long."""
+_MILLIS = re.compile(r"\s*[0-9]+(?:\.[0-9]+)?\s*", re.ASCII)
+
+
+def sleep_millis(params: Mapping[str, str]) -> float:
+    """The ``sleepMillis`` param: milliseconds from 0 to :data:`MAX_SLEEP_MILLIS`, default 10."""
+    text = params.get("sleepMillis", "10")
+    if _MILLIS.fullmatch(text) is None or float(text) > MAX_SLEEP_MILLIS:
+        raise ValueError(
+            f"sleepMillis {text[:40]!r} is not a number of milliseconds from 0 to "
+            f"{MAX_SLEEP_MILLIS:,}, e.g. 10 or 2.5"
+        )
+    return float(text)
+
+
 class SleepItemHandler(ItemHandler):
-    """Sleeps ``sleepMillis`` (default 10) per item: stands in for real work in demos."""
+    """Sleeps ``sleepMillis`` (default 10, at most 60,000) per item: stands in for real work."""
 
     def handle(self, message: TaskMessage, params: Mapping[str, str]) -> None:
-        time.sleep(float(params.get("sleepMillis", "10")) / 1000)
+        time.sleep(sleep_millis(params) / 1000)
+
+    def check_params(self, params: Mapping[str, str]) -> None:
+        sleep_millis(params)
 
 
 class ChecksumItemHandler(ItemHandler):

@@ -9,27 +9,51 @@ failed item naming the file and byte offset; blank lines are skipped.
 from __future__ import annotations
 
 import json
+import re
+import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
 from jobservice.errors import BatchDefinitionError
 from jobservice.plugin import BatchPlugin, BatchWorkerServices
-from jobservice.plugins._split import part_bounds, resolve_in_root
+from jobservice.plugins._split import check_text, part_bounds, position, resolve_in_root, shown
 
 LEAF_BYTES = 1 << 20
 _SAMPLE_BYTES = 64 << 10
 
 
+_SLICE = re.compile(r"([0-9]+)-([0-9]+)", re.ASCII)
+
+
 def parse_definition(definition: str) -> tuple[str, int | None, int | None]:
     """Path and optional byte range of a jsonl definition."""
+    check_text("jsonl", definition)
     path, sep, span = definition.strip().rpartition("#")
     if not sep:
-        return definition.strip(), None, None
-    start, dash, end = span.partition("-")
-    if not (dash and start.isdigit() and end.isdigit()) or int(end) < int(start):
-        raise BatchDefinitionError(f"jsonl definition {definition!r}: expected PATH#START-END")
-    return path, int(start), int(end)
+        path, start, end = definition.strip(), None, None
+    else:
+        match = _SLICE.fullmatch(span)
+        if match is None:
+            raise BatchDefinitionError(
+                f"jsonl definition {shown(definition)}: expected PATH or PATH#START-END, with "
+                "START and END byte offsets in ASCII digits (0-9), START not above END"
+            )
+        start, end = (
+            position("jsonl", definition, match[1]),
+            position("jsonl", definition, match[2]),
+        )
+        if end < start:
+            raise BatchDefinitionError(
+                f"jsonl definition {shown(definition)}: expected PATH#START-END with START not "
+                "above END"
+            )
+    if not path:
+        raise BatchDefinitionError(
+            f"jsonl definition {shown(definition)} names no file; expected PATH or "
+            "PATH#START-END, PATH relative to the file root"
+        )
+    return path, start, end
 
 
 def _lines(handle: BinaryIO, start: int, end: int) -> Iterator[tuple[int, bytes]]:
@@ -55,10 +79,25 @@ class JsonLinesBatchPlugin(BatchPlugin):
     def _open(self, definition: str) -> tuple[Path, str, int, int]:
         path, start, end = parse_definition(definition)
         resolved, _ = resolve_in_root(path)
-        if not resolved.is_file():
-            raise BatchDefinitionError(f"jsonl path {path!r} is not a file")
-        size = resolved.stat().st_size
+        mode = resolved.stat()
+        if not stat.S_ISREG(mode.st_mode):
+            # A FIFO or a device would block or never end.
+            raise BatchDefinitionError(
+                f"jsonl path {shown(path)} is not a regular file; a jsonl definition names a "
+                "JSON-lines file"
+            )
+        size = mode.st_size
         return resolved, path, start or 0, size if end is None else min(end, size)
+
+    def check_definition(
+        self, batch_definition: str, task_message_params: Mapping[str, str]
+    ) -> None:
+        try:
+            self._open(batch_definition)
+        except OSError as exc:
+            raise BatchDefinitionError(
+                f"jsonl definition {shown(batch_definition)} cannot be read: {exc.strerror}"
+            ) from None
 
     def process_batch(
         self,

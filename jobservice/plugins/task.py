@@ -67,6 +67,11 @@ class TaskBatchPlugin(BatchPlugin):
         task = _parse(batch_definition)
         services.register_item_subtask(task.model_dump(mode="json", by_alias=True))
 
+    def check_definition(
+        self, batch_definition: str, task_message_params: Mapping[str, str]
+    ) -> None:
+        _parse(batch_definition)
+
     def estimate_items(self, batch_definition: str) -> int | None:
         return 1
 

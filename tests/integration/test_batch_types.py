@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from jobservice.errors import InvalidJobError, JobNotFoundError
 from jobservice.models import JobStatus
 from jobservice.service import JobService
 from tests.conftest import unique
@@ -110,7 +112,10 @@ async def test_directory_job_checksums_a_tree(
 async def test_directory_outside_the_root_is_refused(
     service: JobService, worker: Worker, file_root: Path
 ) -> None:
-    done = await run_to_end(service, unique("dir"), job("directory", "../..", "local:noop"))
+    job_id = unique("dir")
 
-    assert done.status is JobStatus.FAILED
-    assert "outside the configured root" in done.failures[0].failure_message
+    with pytest.raises(InvalidJobError, match="outside the configured root"):
+        await service.submit(job_id, job("directory", "../..", "local:noop"))
+
+    with pytest.raises(JobNotFoundError):
+        await service.get(job_id)

@@ -68,17 +68,20 @@ async def test_submit_wait_json_prints_the_job_and_exits_0(
 
 
 async def test_a_job_file_and_a_failed_job_exit_1(
-    settings: Settings, worker: Worker, tmp_path: Path
+    settings: Settings, worker: Worker, tmp_path: Path, file_root: Path
 ) -> None:
-    # Given a YAML job file whose definition the plugin refuses
+    # Given a YAML job file whose one item fails: a file whose checksum is not the one given
+    (file_root / "docs").mkdir()
+    (file_root / "docs" / "a.txt").write_text("a")
+    (file_root / "docs" / "a.txt.sha256").write_text("0" * 64)
     path = tmp_path / "job.yaml"
     path.write_text(
         yaml.safe_dump(
             {
                 "name": "broken",
-                "batchType": "range",
-                "batchDefinition": "ten",
-                "targetPipe": "local:noop",
+                "batchType": "directory",
+                "batchDefinition": "docs",
+                "targetPipe": "local:checksum",
             }
         )
     )
@@ -87,6 +90,8 @@ async def test_a_job_file_and_a_failed_job_exit_1(
         processes.run,
         settings,
         ["submit", str(path), "--job-id", unique("cli"), "--wait", "--json"],
+        120,
+        {"JOBSERVICE_FILE_ROOT": str(file_root)},
     )
 
     assert result.returncode == 1, result.stderr
@@ -96,7 +101,7 @@ async def test_a_job_file_and_a_failed_job_exit_1(
     assert isinstance(failures, list) and len(failures) == 1
     failure = failures[0]
     assert set(failure) == {"failureId", "failureTime", "failureSource", "failureMessage"}
-    assert "START-END" in failure["failureMessage"]
+    assert "checksum mismatch for docs/a.txt" in failure["failureMessage"]
 
 
 async def test_watch_exits_3_when_the_job_is_cancelled(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import pytest
 from temporalio.worker import Worker
 
@@ -15,20 +18,29 @@ from tests.integration.support import job, run_to_end
 async def test_a_bad_definition_fails_the_job_with_failure_details(
     service: JobService, worker: Worker
 ) -> None:
+    # Given a plugin with no check at submit, whose batch refuses its definition in the worker
     job_id = unique("bad")
 
-    done = await run_to_end(service, job_id, job("range", "a few items", "local:noop"))
+    done = await run_to_end(service, job_id, job("two-halves", "half:bad", "local:noop"))
 
     assert done.status is JobStatus.FAILED
     [failure] = done.failures
     assert failure.failure_id == f"default:{job_id}"
-    assert failure.failure_source == "batch plugin 'range'"
-    assert "is not START-END" in failure.failure_message
+    assert failure.failure_source == "batch plugin 'two-halves'"
+    assert failure.failure_message == "this half cannot be read"
     assert failure.failure_time is not None
 
 
-async def test_a_missing_file_fails_the_job(service: JobService, worker: Worker) -> None:
-    done = await run_to_end(service, unique("nofile"), job("jsonl", "no-such.jsonl", "local:noop"))
+async def test_a_file_gone_by_the_time_the_job_runs_fails_the_job(
+    service: JobService, worker: Worker, file_root: Path
+) -> None:
+    # Given a file there when the job is submitted, and gone before its delay is over
+    (file_root / "items.jsonl").write_text("1\n2\n")
+    job_id = unique("nofile")
+    await service.submit(job_id, job("jsonl", "items.jsonl", "local:noop", delay=1))
+    (file_root / "items.jsonl").unlink()
+
+    done = await asyncio.wait_for(service.wait(job_id, interval=0.2), 120)
 
     assert done.status is JobStatus.FAILED
     assert "does not exist" in done.failures[0].failure_message
