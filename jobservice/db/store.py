@@ -13,14 +13,22 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Engine, case, delete, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, case, delete, func, select, text, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col
 
 from jobservice.db.query import JobQuery
 from jobservice.db.records import JobRecord, NewJobRow
 from jobservice.db.tables import JobLabelRow, JobPrerequisiteRow, JobRow
+from jobservice.errors import InvalidRequestError
 from jobservice.models import JobStatus
+
+SELECTION_SECONDS = 5.0
+"""The longest a selection (a list, a count, the jobs a bulk operation takes) may run: a
+costly filter answers 400 instead of holding the database for everyone."""
+_SQLITE_STEPS = 10_000
+"""SQLite virtual machine steps between two looks at the clock."""
+_POSTGRES_CANCELLED = "57014"
 
 TERMINAL = [s.value for s in JobStatus if s.is_terminal]
 NOT_FINISHED = [s.value for s in JobStatus if not s.is_terminal]
@@ -47,13 +55,41 @@ class Creation:
 class JobStore:
     """The job database."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, selection_seconds: float = SELECTION_SECONDS) -> None:
         self.engine = engine
+        self.selection_seconds = selection_seconds
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         with Session(self.engine, expire_on_commit=False) as session:
             yield session
+
+    @contextmanager
+    def _selection(self) -> Iterator[Session]:
+        """A session whose statements stop after ``selection_seconds``, with an
+        :class:`InvalidRequestError` that says so."""
+        limit = self.selection_seconds
+        with self.session() as session:
+            connection = session.connection()
+            sqlite = connection.dialect.name == "sqlite"
+            raw: Any = connection.connection.dbapi_connection
+            if sqlite:
+                deadline = time.monotonic() + limit
+                raw.set_progress_handler(lambda: time.monotonic() > deadline, _SQLITE_STEPS)
+            else:
+                session.execute(text(f"SET LOCAL statement_timeout = {int(limit * 1000)}"))
+            try:
+                yield session
+            except OperationalError as exc:
+                if not _cut_short(exc):
+                    raise
+                raise InvalidRequestError(
+                    f"the selection took longer than {limit:g} s; narrow it: fewer or plainer "
+                    "filter terms (wildcards in label values cost most), or a status"
+                ) from None
+            finally:
+                if sqlite:
+                    raw.set_progress_handler(None, 0)
 
     def create(self, new: NewJobRow, *, status: JobStatus = JobStatus.WAITING) -> Creation:
         """Insert a job row, or say how it compares with the one already there."""
@@ -275,20 +311,28 @@ class JobStore:
             .limit(query.limit)
             .offset(query.offset)
         )
-        with self.session() as session:
+        with self._selection() as session:
             return list(session.scalars(statement))
 
     def count(self, query: JobQuery) -> int:
         statement = select(func.count()).select_from(JobRow).where(*query.where())
-        with self.session() as session:
+        with self._selection() as session:
             return session.scalar(statement) or 0
 
     def selected_ids(self, query: JobQuery) -> list[str]:
         """The ids of every job ``query`` selects, ignoring its page."""
         statement = select(col(JobRow.job_id)).where(*query.where()).order_by(col(JobRow.job_id))
-        with self.session() as session:
+        with self._selection() as session:
             return list(session.scalars(statement))
 
     def count_all(self) -> int:
         with self.session() as session:
             return session.scalar(select(func.count()).select_from(JobRow)) or 0
+
+
+def _cut_short(exc: OperationalError) -> bool:
+    """Whether a statement was stopped by the selection's time limit."""
+    original = exc.orig
+    if getattr(original, "sqlstate", None) == _POSTGRES_CANCELLED:
+        return True
+    return "interrupted" in str(original)

@@ -34,6 +34,7 @@ from jobservice.db.query import (
     parse_sort,
     status_type_clause,
 )
+from jobservice.db.store import JobStore
 from jobservice.db.tables import JobLabelRow, JobRow
 from jobservice.errors import InvalidRequestError
 from tests.conftest import unique
@@ -572,3 +573,25 @@ def test_pages_cover_every_job_once(database: Engine, sort: str | None) -> None:
     assert [len(page) for page in pages] == [3, 3, 2, 0]
     assert [job for page in pages for job in page] == everything
     assert set(everything) == ALL
+
+
+def test_a_selection_that_runs_too_long_is_refused_saying_so(database: Engine) -> None:
+    # Given many jobs, and a store that gives a selection a thousandth of a second
+    many = [
+        (f"slow{n}", None, "Active", 0, n, n, {"team": f"t{n}", "tier": f"x{n}"})
+        for n in range(3000)
+    ]
+    with database.begin() as connection:
+        for row in _rows("slow", many):
+            connection.execute(row.__table__.insert().values(**row.model_dump()))
+    store = JobStore(database, selection_seconds=0.001)
+    costly = ";".join(f"labels.team!=*{n}*{n}" for n in range(90))
+
+    # Then a costly filter is refused, naming the limit, for a page, a count and a bulk action
+    query = JobQuery(partition_id="slow", filter=costly)
+    for select_jobs in (store.find, store.count, store.selected_ids):
+        with pytest.raises(InvalidRequestError, match=r"took longer than 0\.001 s; narrow it"):
+            select_jobs(query)
+    # and a plain one still answers, with no limit left behind on the connection
+    patient = JobStore(database)
+    assert patient.count(JobQuery(partition_id="slow", filter="labels.team==t*")) == 3000
