@@ -19,9 +19,11 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from enum import Enum
 from typing import Any
+
+from jobservice.messages import TaskMessage
 
 STOP_GRACE_SECONDS = 0.5
 """How long a run told to stop waits for the call in hand before leaving it behind."""
@@ -41,55 +43,74 @@ class Watch(Enum):
 
 
 class HandlerRun:
-    """Calls ``call(0)``, ``call(1)`` ... ``call(count - 1)`` in order on one pipe thread,
-    watched from the event loop; what each call raised, or None, is in :meth:`outcomes`."""
+    """Calls ``handle`` on each message in order on one pipe thread, watched from the event
+    loop; how many calls returned in time, and which of them raised what, is in
+    :meth:`results`.
+
+    The thread takes no lock between calls (a handler such as ``noop`` costs less than one):
+    it only stores what the watcher reads, each store whole. The watcher decides, under the
+    lock, where the run was cut when it leaves a call behind; the thread, under the same lock,
+    either finishes the run or learns that it was left behind.
+    """
 
     def __init__(
         self,
         threads: HandlerThreads,
         source: str,
-        call: Callable[[int], None],
-        count: int,
+        handle: Callable[[TaskMessage, Mapping[str, str]], None],
+        messages: Sequence[TaskMessage],
+        params: Mapping[str, str],
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         self.source = source
         self._threads = threads
-        self._call = call
-        self._count = count
+        self._handle = handle
+        self._messages = messages
+        self._params = params
         self._loop = loop
         self._lock = threading.Lock()
-        self._outcomes: list[BaseException | None] = []
-        self._started: float | None = None
-        """When the call in hand started; None between calls and once the run is over."""
-        self._stopping = False
+        self._returned = 0
+        """Calls that returned: the call in hand, or the next one, is this one."""
+        self._failures: list[tuple[int, BaseException]] = []
+        self._current: tuple[int, float] | None = None
+        """The call in hand, or the last one, and when it started."""
+        self._halt = False
+        """No further call: the run was told to stop, or left behind."""
         self._abandoned = False
+        self._finished = False
+        self._cut: int | None = None
+        """Where the watcher cut the run when it left a call behind."""
         self._done = loop.create_future()
 
-    def outcomes(self) -> list[BaseException | None]:
-        """One per call that returned in time, in order; final once :meth:`watch` returned."""
+    def results(self) -> tuple[int, list[tuple[int, BaseException]]]:
+        """How many calls returned in time, and the index and exception of each of them that
+        raised; final once :meth:`watch` has returned."""
         with self._lock:
-            return list(self._outcomes)
+            cut = self._returned if self._cut is None else self._cut
+            return cut, [failure for failure in self._failures if failure[0] < cut]
 
     # -- on the pipe thread ------------------------------------------------------------------
 
     def execute(self) -> bool:
-        """Make the calls; False when the run was abandoned during one, which has now returned."""
-        while True:
-            with self._lock:
-                index = len(self._outcomes)
-                if self._stopping or index >= self._count:
-                    self._started = None
-                    break
-                self._started = time.monotonic()
-            outcome: BaseException | None = None
+        """Make the calls; False when the run was left behind during one, which has now
+        returned."""
+        handle, messages, params, clock = self._handle, self._messages, self._params, time.monotonic
+        count = len(messages)
+        index = 0
+        # Each store below is whole before the watcher reads it: a failure before the count
+        # that covers it, the count before the next call's start.
+        while index < count and not self._halt:
+            self._current = (index, clock())
             try:
-                self._call(index)
+                handle(messages[index], params)
             except BaseException as exc:  # the handler's failure is the item's, whatever it is
-                outcome = exc
-            with self._lock:
-                if self._abandoned:
-                    return False
-                self._outcomes.append(outcome)
+                self._failures.append((index, exc))
+            index += 1
+            self._returned = index
+        with self._lock:
+            if self._abandoned:
+                return False
+            self._finished = True
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits for the run
             self._loop.call_soon_threadsafe(self._finish)
         return True
@@ -107,10 +128,11 @@ class HandlerRun:
             while not self._done.done():
                 if stopping is not None and stopping.done():
                     return await self._stop()
-                with self._lock:
-                    started, index = self._started, len(self._outcomes)
-                left = limit if started is None else started + limit - time.monotonic()
-                if left <= 0 and self._abandon(index):
+                current = self._current
+                left = limit if current is None else current[1] + limit - time.monotonic()
+                # The call read as in hand had run for the whole limit when it was read, even
+                # if it has returned since: it overran.
+                if left <= 0 and current is not None and self._abandon(current[0]):
                     return Watch.OVERRAN
                 waiting: set[asyncio.Future[Any]] = {self._done}
                 if stopping is not None:
@@ -119,8 +141,7 @@ class HandlerRun:
                     waiting, timeout=max(left, 0.01), return_when=asyncio.FIRST_COMPLETED
                 )
         except asyncio.CancelledError:
-            with self._lock:
-                self._stopping = True  # nobody is left to watch: no further calls
+            self._halt = True  # nobody is left to watch: no further calls
             raise
         finally:
             if stopping is not None:
@@ -128,8 +149,7 @@ class HandlerRun:
         return Watch.FINISHED
 
     async def _stop(self) -> Watch:
-        with self._lock:
-            self._stopping = True
+        self._halt = True
         try:
             await asyncio.wait_for(asyncio.shield(self._done), STOP_GRACE_SECONDS)
         except TimeoutError:
@@ -137,15 +157,15 @@ class HandlerRun:
                 return Watch.STOPPED
         return Watch.FINISHED
 
-    def _abandon(self, index: int | None) -> bool:
-        """Leave the call in hand behind, if there is one (and it is call ``index``)."""
+    def _abandon(self, cut: int | None) -> bool:
+        """Leave the call in hand behind, the run cut at call ``cut`` (None: at the calls that
+        have returned by now); False if the run has finished meanwhile."""
         with self._lock:
-            if self._started is None or self._done.done():
+            if self._finished:
                 return False
-            if index is not None and index != len(self._outcomes):
-                return False  # that call has returned meanwhile; the next one has its own time
-            self._abandoned = True
-            self._threads.abandoned(self.source)
+            self._threads.abandoned(self.source)  # counted before the thread can see it
+            self._abandoned = self._halt = True
+            self._cut = self._returned if cut is None else cut
             return True
 
 
@@ -180,9 +200,15 @@ class HandlerThreads:
             mine = self._stuck[source]
             return mine if mine and self._stuck.total() >= self.stuck_limit else 0
 
-    def start(self, source: str, call: Callable[[int], None], count: int) -> HandlerRun:
-        """Run ``call`` on each of ``range(count)`` on a pipe thread; watch the run returned."""
-        run = HandlerRun(self, source, call, count, asyncio.get_running_loop())
+    def start(
+        self,
+        source: str,
+        handle: Callable[[TaskMessage, Mapping[str, str]], None],
+        messages: Sequence[TaskMessage],
+        params: Mapping[str, str],
+    ) -> HandlerRun:
+        """Call ``handle`` on each message on a pipe thread; watch the run returned."""
+        run = HandlerRun(self, source, handle, messages, params, asyncio.get_running_loop())
         with self._lock:
             spawn = self._idle == 0
             if not spawn:

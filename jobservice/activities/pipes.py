@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -90,16 +90,13 @@ class LocalPipe:
                     self._failed(delivery, rest, text, failure_limit)
                 return delivery
             todo = messages[offset:]
-            run = self._threads.start(self._source, _calls(handle, todo, params), len(todo))
+            run = self._threads.start(self._source, handle, todo, params)
             watched = await run.watch(self._time_limit, stop)
-            outcomes = run.outcomes()
-            for message, outcome in zip(todo, outcomes, strict=False):
-                if outcome is None:
-                    delivery.completed += 1
-                else:
-                    text = f"{type(outcome).__name__}: {outcome}"
-                    self._failed(delivery, message, text, failure_limit)
-            offset += len(outcomes)
+            returned, failures = run.results()
+            for index, exc in failures:
+                self._failed(delivery, todo[index], f"{type(exc).__name__}: {exc}", failure_limit)
+            delivery.completed += returned - len(failures)
+            offset += returned
             if watched is Watch.OVERRAN:
                 text = (
                     f"{self._source} took longer than {self._time_limit:g} s; the item failed "
@@ -122,17 +119,6 @@ class LocalPipe:
                     failure_message=text,
                 )
             )
-
-
-def _calls(
-    handle: Callable[[TaskMessage, Mapping[str, str]], None],
-    messages: Sequence[TaskMessage],
-    params: Mapping[str, str],
-) -> Callable[[int], None]:
-    def call(index: int) -> None:
-        handle(messages[index], params)
-
-    return call
 
 
 class QueuePipe:
