@@ -20,7 +20,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from jobservice.errors import UnavailableError
-from jobservice.temporal import dev_server_search_attribute_args
+from jobservice.temporal import dev_server_fairness_args, dev_server_search_attribute_args
 
 _READY_SECONDS = 60.0
 
@@ -68,6 +68,8 @@ class DevServer:
     log_file: Path | None = None
     extra_args: list[str] = field(default_factory=list)
     register_search_attributes: bool = True
+    fairness: bool = True
+    """Serve the tasks of every job in turn (task queue fairness), as production should."""
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -86,6 +88,8 @@ class DevServer:
             args += ["--db-filename", str(self.db_file)]
         if self.register_search_attributes:
             args += dev_server_search_attribute_args()
+        if self.fairness:
+            args += dev_server_fairness_args()
         return args + self.extra_args
 
     async def start(self) -> None:

@@ -62,7 +62,7 @@ from jobservice.prerequisites import never_runs
 from jobservice.registry import Registry, installed
 from jobservice.settings import EngineSettings, Settings, get_settings
 from jobservice.taskids import workflow_id
-from jobservice.temporal import JOB_ID, JOB_PARTITION, JOB_STATUS, connect
+from jobservice.temporal import JOB_ID, JOB_PARTITION, JOB_STATUS, connect, job_priority
 
 DEFAULT_PARTITION = "default"
 MAX_DEFINITION_BYTES = 128_000
@@ -347,6 +347,7 @@ class JobService:
                 static_summary=(
                     f"{definition.batch_type} job {new_row.partition_id}/{new_row.job_id}"
                 ),
+                priority=job_priority(new_row.partition_id, new_row.job_id),
             )
         except WorkflowAlreadyStartedError:
             pass  # started by an earlier call or the reconciler

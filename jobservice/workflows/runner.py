@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import Priority, RetryPolicy
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from jobservice.models import LOCAL_PIPE_PREFIX, Failure
     from jobservice.taskids import workflow_id
+    from jobservice.temporal import job_priority
     from jobservice.workflows.control import BatchControl, Command, Steps
     from jobservice.workflows.tracked import Settled, TrackedItems
     from jobservice.workflows.window import DispatchWindow
@@ -426,6 +427,7 @@ class BatchRunner:
                 result_type=SplitResult,
                 start_to_close_timeout=timedelta(minutes=10),
                 retry_policy=self._retry_policy(),
+                priority=self._priority(),
             )
         except ActivityError as error:
             if is_cancelled_exception(error):
@@ -445,6 +447,13 @@ class BatchRunner:
         self.state.sub_batches_fetched += len(result.sub_batches)
         if not result.sub_batches:  # the batch shrank since it was counted
             self.state.sub_batches_fetched = self.state.split.sub_batch_total
+
+    def _priority(self) -> Priority:
+        """Every task of the job is under the job's fairness key, so that matching serves each
+        running job in turn: a small job does not wait behind a huge one's queued chunks. Set on
+        each call rather than only inherited from the root, so that the tree of a root started
+        without it (by hand, from the Temporal CLI) has it all the same."""
+        return job_priority(self.context.partition, self.context.job_id)
 
     def _retry_policy(self) -> RetryPolicy:
         return RetryPolicy(
@@ -471,6 +480,7 @@ class BatchRunner:
                 id=workflow_id(self.context.partition, self.context.job_id, path),
                 result_type=Progress,
                 parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
+                priority=self._priority(),
             )
             child.handle = handle
             # A pause or a cancel that came while the child was starting reaches it now.
@@ -514,6 +524,7 @@ class BatchRunner:
             heartbeat_timeout=timedelta(seconds=engine.heartbeat_timeout_seconds),
             retry_policy=self._retry_policy(),
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            priority=self._priority(),
         )
         try:
             result = await chunk.handle
