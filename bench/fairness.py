@@ -6,8 +6,8 @@ On a worker in this process, as ``jobservice dev`` runs it: a ``small-items`` ``
 job alone, then a ``big-items`` ``range`` job to ``local:noop``; once the big job is well under
 way (``batches`` of its workflows running, ``seconds`` after it started), the same small job
 beside it. Prints, for the small job alone and beside the big one, the seconds from submitting
-it to its first item counted and to its end; then cancels the big job. Starts its own Temporal dev server, as ``jobservice dev`` does; needs
-no broker.
+it to its first item counted and to its end; then cancels the big job. Starts its own Temporal
+dev server, as ``jobservice dev`` does; needs no broker.
 """
 
 from __future__ import annotations
