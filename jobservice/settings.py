@@ -179,6 +179,13 @@ class Settings(BaseSettings):
         description="The directory and jsonl plugins refuse paths outside this folder.",
     )
     worker_max_concurrent_activities: int = 8
+    worker_max_concurrent_workflow_tasks: int = Field(
+        default=20,
+        ge=2,
+        description="Workflow tasks one worker works on at once. Few: the others wait at Temporal, "
+        "which serves them job by job, rather than in the worker, where a huge job's many would "
+        "hold up a small job's few.",
+    )
     worker_stuck_handler_threads: int = Field(
         default=32,
         ge=1,

@@ -62,6 +62,7 @@ def build_worker(
             TreeActivities(client).tell_tree,
         ],
         max_concurrent_activities=settings.worker_max_concurrent_activities,
+        max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
         # jobservice's own modules hold no mutable module state; loading them once is safe.
         workflow_runner=SandboxedWorkflowRunner(
             restrictions=SandboxRestrictions.default.with_passthrough_modules("jobservice")
