@@ -44,9 +44,17 @@ COMPLETING = {"RESULT_SUCCESS", "RESULT_FAILURE"}
 FAILING = {"RESULT_EXCEPTION", "INVALID_TASK"}
 _MESSAGE_LIMIT = 2000
 _TASK_ID_LIMIT = 1000
-"""Longer than any task id this service makes (ids of at most 48 characters, and a path)."""
+"""Longer than any task id this service makes (a partition id of at most 40 characters, a job
+id of at most 48, and a path)."""
 _NUMBER_DIGITS = 19
 """Digits of the largest item number a batch can have (a 64-bit count)."""
+_QUEUE_NAME_BYTES = 255
+_NAME_LIMIT = 200
+"""Most characters of a worker's name kept in a failure's source."""
+_REASON_LIMIT = 1000
+"""Most characters of a dead-letter reason: it goes in a header, which must fit one frame."""
+_PERMANENT = {RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.FAILED_PRECONDITION}
+"""What Temporal answers for a signal it will never take, however often it is sent."""
 _RECONNECT_FIRST_SECONDS = 0.5
 _RECONNECT_SECONDS = 15.0
 """The longest wait between two tries to reach RabbitMQ again."""
@@ -90,9 +98,13 @@ def read_report(body: bytes, tracking_pipe: str) -> Report:
     task_id = tracking.get("jobTaskId") if isinstance(tracking, dict) else None
     if not isinstance(task_id, str):
         raise UnreadableError("no tracking.jobTaskId")
+    if not _is_text(task_id):
+        raise UnreadableError(f"tracking.jobTaskId {_safe(task_id[:60])!r} is not UTF-8 text")
     status = message.get("taskStatus")
     if status not in COMPLETING | FAILING:
-        raise UnreadableError(f"unknown taskStatus {status!r} for {task_id}")
+        raise UnreadableError(
+            f"unknown taskStatus {_safe(repr(status)[:60])} for {_safe(task_id[:120])}"
+        )
     batch_workflow, job_workflow, number = _item_of(task_id)
     failure = None
     if status in FAILING:
@@ -101,12 +113,19 @@ def read_report(body: bytes, tracking_pipe: str) -> Report:
         failure = Failure(
             failure_id=task_id,
             failure_time=datetime.now(UTC),
-            failure_source=f"worker {name}" if isinstance(name, str) else "tracking pipe",
+            failure_source=f"worker {_safe(name[:_NAME_LIMIT])}"
+            if isinstance(name, str)
+            else "tracking pipe",
             failure_message=f"{status}: {_text(message.get('taskData'))}",
         )
     to = message.get("to")
     track_to = tracking.get("trackTo") if isinstance(tracking, dict) else None
     forward = isinstance(to, str) and to and to not in (tracking_pipe, track_to)
+    if isinstance(to, str) and forward and not _is_queue_name(to):
+        raise UnreadableError(
+            f"'to' {_safe(to[:60])!r} is not a RabbitMQ queue name (UTF-8, at most "
+            f"{_QUEUE_NAME_BYTES} bytes)"
+        )
     return Report(
         batch_workflow=batch_workflow,
         job_workflow=job_workflow,
@@ -120,10 +139,12 @@ def read_report(body: bytes, tracking_pipe: str) -> Report:
 def _progress_report(message: dict[str, Any]) -> Report:
     task_id = message.get("jobTaskId")
     percent = message.get("estimatedPercentageCompleted")
-    if not isinstance(task_id, str):
+    if not isinstance(task_id, str) or not _is_text(task_id):
         raise UnreadableError("a progress report without a jobTaskId")
     if not isinstance(percent, int | float) or not 0 <= percent <= 100:
-        raise UnreadableError(f"estimatedPercentageCompleted {percent!r} is not 0 to 100")
+        raise UnreadableError(
+            f"estimatedPercentageCompleted {_safe(repr(percent)[:60])} is not 0 to 100"
+        )
     batch_workflow, job_workflow, _ = _item_of(task_id)
     return Report(batch_workflow, job_workflow, task_id, None)
 
@@ -170,8 +191,26 @@ def _task_path(task_id: str) -> tuple[str, str, tuple[int, ...]]:
 
 
 def _text(data: Any) -> str:
-    text = data if isinstance(data, str) else json.dumps(data)
+    text = _safe(data) if isinstance(data, str) else json.dumps(data)
     return text if len(text) <= _MESSAGE_LIMIT else text[:_MESSAGE_LIMIT] + "…"
+
+
+def _is_text(value: str) -> bool:
+    """Whether ``value`` can be written as UTF-8 (JSON lets a lone surrogate through)."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _is_queue_name(value: str) -> bool:
+    return _is_text(value) and len(value.encode()) <= _QUEUE_NAME_BYTES
+
+
+def _safe(value: str) -> str:
+    """``value`` with what UTF-8 cannot hold escaped, for messages and headers."""
+    return value.encode("utf-8", "backslashreplace").decode()
 
 
 @dataclass
@@ -236,20 +275,23 @@ class _Numbers:
         return isinstance(number, int) and self.first <= number <= self.last
 
 
-_NO_RESULTS = _Numbers(1, 0)
-
-
 class _Unacked:
-    """Delivery tags of the consumer's channel not yet acked, so that one ack with ``multiple``
-    is sent only when it covers no message still to be settled."""
+    """Delivery tags of one channel not yet acked, so that one ack with ``multiple`` is sent
+    only when it covers no message still to be settled. Messages of an earlier channel are
+    acked one by one (that fails quietly: they come again)."""
 
-    def __init__(self) -> None:
+    def __init__(self, channel: object = None) -> None:
+        self._channel = channel
         self._tags: set[int] = set()
 
     def received(self, message: DeliveredMessage) -> None:
         self._tags.add(_delivery_tag(message))
 
     async def ack(self, messages: list[DeliveredMessage]) -> None:
+        earlier = [m for m in messages if m.channel is not self._channel]
+        if earlier:
+            await _ack(earlier)
+            messages = [m for m in messages if m.channel is self._channel]
         if not messages:
             return
         tags = {_delivery_tag(m) for m in messages}
@@ -273,43 +315,47 @@ class TrackingConsumer:
         self._broker = broker
         self._settings = broker.settings
         self._pending: dict[str, _Batch] = {}
-        self._kept: dict[str, _Batch] = {}
         self._numbers: dict[str, _Numbers] = {}
         self._unacked = _Unacked()
         self._buffered = 0
         self._arrived = asyncio.Event()
         self.counts: Counter[str] = Counter()
-        self.connected = asyncio.Event()
-        """Set while the consumer is reading the tracking pipe."""
         self._lost_at: float | None = None
         self._channels_seen = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; while RabbitMQ cannot be reached, or after any
         failure, wait and connect again, for as long as it takes."""
+        loop = asyncio.get_running_loop()
         delay = _RECONNECT_FIRST_SECONDS
         while not stop.is_set():
+            started = loop.time()
             try:
                 await self._consume(stop)
             except Exception as exc:  # the consumer never ends for a lost link or one message
-                self.connected.clear()
-                if self._lost_at is None:
-                    self._lost_at = asyncio.get_running_loop().time()
-                    _log.warning(
-                        "tracking consumer cannot reach RabbitMQ at %s (%s); trying again, "
-                        "results wait on %s meanwhile",
-                        broker_host(self._settings),
-                        _describe(exc),
-                        self._settings.tracking_pipe,
-                    )
-                else:
-                    _log.debug("tracking consumer still reconnecting: %s", _describe(exc))
-                if self.counts["channels"] > self._channels_seen:
-                    delay = _RECONNECT_FIRST_SECONDS  # it was reading: start the backoff over
-                self._channels_seen = self.counts["channels"]
+                if loop.time() - started > _RECONNECT_SECONDS:
+                    delay = _RECONNECT_FIRST_SECONDS  # it was reading a while: start over
+                self._lost(exc)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
                 delay = min(delay * 2, _RECONNECT_SECONDS)
+
+    def _lost(self, exc: Exception) -> None:
+        """Say once that the consumer stopped reading, and why."""
+        if self._lost_at is not None:
+            _log.debug("tracking consumer still not reading: %s", _describe(exc))
+            return
+        self._lost_at = asyncio.get_running_loop().time()
+        if isinstance(exc, (BrokerUnavailableError, *LINK_ERRORS)):
+            _log.warning(
+                "tracking consumer cannot reach RabbitMQ at %s (%s); trying again, results "
+                "wait on %s meanwhile",
+                broker_host(self._settings),
+                _describe(exc),
+                self._settings.tracking_pipe,
+            )
+        else:
+            _log.exception("tracking consumer failed; starting over on a new channel")
 
     async def _consume(self, stop: asyncio.Event) -> None:
         """Consume on one channel until ``stop``, or until the channel is lost (the messages
@@ -322,14 +368,13 @@ class TrackingConsumer:
             # Straight on aiormq's channel: aio-pika's message objects cost more than the
             # rest of reading a result.
             underlay = await channel.get_underlay_channel()
-            self._reset()
+            self._reset(underlay)
             consuming = await underlay.basic_consume(self._settings.tracking_pipe, self._on_message)
         except BaseException:
             with contextlib.suppress(Exception):
                 await channel.close()
             raise
         self.counts["channels"] += 1
-        self.connected.set()
         if self._lost_at is None:
             _log.info("tracking consumer reading %s", self._settings.tracking_pipe)
         else:
@@ -344,7 +389,6 @@ class TrackingConsumer:
                 await self._gather_burst()
                 await self.flush()
         finally:
-            self.connected.clear()
             with contextlib.suppress(Exception):
                 await underlay.basic_cancel(consuming.consumer_tag or "")
             if stop.is_set():
@@ -354,10 +398,10 @@ class TrackingConsumer:
         if not stop.is_set():
             raise BrokerUnavailableError("the tracking consumer's channel was closed")
 
-    def _reset(self) -> None:
+    def _reset(self, channel: object) -> None:
         """Forget what came on a channel that is gone: all of it comes again."""
-        self._pending, self._kept = {}, {}
-        self._unacked = _Unacked()
+        self._pending = {}
+        self._unacked = _Unacked(channel)
         self._buffered = 0
         self._arrived.clear()
 
@@ -401,10 +445,11 @@ class TrackingConsumer:
         unacked and comes again."""
         try:
             await self._dead_letter(message, reason)
-        except (BrokerUnavailableError, *LINK_ERRORS) as exc:
-            _log.debug("could not dead-letter a tracking message yet: %s", _describe(exc))
+        except Exception as exc:  # the message stays unacked and comes again on a new channel
+            _log.warning("could not dead-letter a tracking message yet: %s", _describe(exc))
 
     async def _dead_letter(self, message: DeliveredMessage, reason: str) -> None:
+        reason = _safe(reason if len(reason) <= _REASON_LIMIT else reason[:_REASON_LIMIT] + "…")
         await self._broker.publish(
             self._settings.dead_letter_pipe, [message.body], headers={REASON_HEADER: reason}
         )
@@ -415,24 +460,46 @@ class TrackingConsumer:
     async def flush(self) -> None:
         """Record every buffered result in its workflow; ack what was recorded."""
         pending, self._pending = self._pending, {}
-        self._kept = {}
         self._buffered = 0
         self._arrived.clear()
-        done = await asyncio.gather(*(self._record(w, b) for w, b in pending.items()))
-        await self._unacked.ack([m for messages in done for m in messages])
+        done = await asyncio.gather(
+            *(self._record(w, b) for w, b in pending.items()), return_exceptions=True
+        )
+        await self._unacked.ack(
+            [m for messages in done if isinstance(messages, list) for m in messages]
+        )
+        for outcome in done:
+            if isinstance(outcome, BaseException):
+                raise outcome  # the link is gone: what was not acked comes again
 
     async def _record(self, batch_workflow: str, batch: _Batch) -> list[DeliveredMessage]:
         """Signal a batch's results; returns the messages it settled (none when kept back).
-        Results for items the batch never sent are dead-lettered, each with its reason."""
+        Results for items the batch never sent are dead-lettered, each with its reason, and
+        so are results Temporal will never take."""
+        try:
+            return await self._signal(batch_workflow, batch)
+        except RPCError as exc:
+            if exc.status not in _PERMANENT:
+                self._keep(batch_workflow, batch)  # Temporal is busy or away: try again
+                return []
+            reason = f"Temporal refused the result: {exc.message}"
+        except (BrokerUnavailableError, *LINK_ERRORS):
+            raise
+        except Exception as exc:  # whatever else these results make go wrong
+            reason = f"could not be recorded: {_describe(exc)}"
+        for message in batch.messages:
+            await self._dead_letter(message, reason)
+        return []
+
+    async def _signal(self, batch_workflow: str, batch: _Batch) -> list[DeliveredMessage]:
         try:
             numbers = await self._numbers_of(batch_workflow)
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
-                self._keep(batch_workflow, batch)  # Temporal is busy or away: try again
-                return []
+                raise
             return await self._no_batch(batch)
-        for report, message in batch.split_off(lambda r: r.number in numbers):
-            await self._dead_letter(message, _outside(report, numbers))
+        if numbers is not None:
+            await self._drop_outside(batch_workflow, batch, numbers)
         if not batch.messages:
             return []
         handle = self._client.get_workflow_handle(batch_workflow)
@@ -440,12 +507,21 @@ class TrackingConsumer:
             await handle.signal(TRACKING_SIGNAL, batch.signal())
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
-                self._keep(batch_workflow, batch)
-                return []
+                raise
             self.counts["discarded"] += len(batch.messages)  # the batch has ended: duplicates
             return batch.messages
         self.counts["recorded"] += len(batch.messages)
         return await self._forward(batch)
+
+    async def _drop_outside(self, batch_workflow: str, batch: _Batch, numbers: _Numbers) -> None:
+        """Dead-letter the results for numbers the batch never sent; a number outside what
+        was cached is checked again first (a job deleted and submitted anew splits anew)."""
+        if all(report.number in numbers for report in batch.reports):
+            return
+        self._numbers.pop(batch_workflow, None)
+        numbers = await self._numbers_of(batch_workflow) or numbers
+        for report, message in batch.split_off(lambda r: r.number in numbers):
+            await self._dead_letter(message, _outside(report, numbers))
 
     async def _forward(self, batch: _Batch) -> list[DeliveredMessage]:
         """Pass results on to the queues their ``to`` names; one that cannot take them gets
@@ -462,15 +538,16 @@ class TrackingConsumer:
             self.counts["forwarded"] += len(messages)
         return settled
 
-    async def _numbers_of(self, batch_workflow: str) -> _Numbers:
-        """The item numbers a batch sent to a queue, as its workflow's memo says, cached."""
+    async def _numbers_of(self, batch_workflow: str) -> _Numbers | None:
+        """The item numbers a batch sent to a queue, as its workflow's memo says, cached; None
+        before it has split, and for batches started before batches named them."""
         known = self._numbers.get(batch_workflow)
         if known is not None:
             return known
         description = await self._client.get_workflow_handle(batch_workflow).describe()
         memo = await description.memo_value(ITEMS_MEMO, None)
         if not (isinstance(memo, list) and len(memo) == 2):
-            return _NO_RESULTS  # it has sent nothing to a queue yet: ask again next time
+            return None
         numbers = _Numbers(int(memo[0]), int(memo[1]))
         if len(self._numbers) >= _NUMBERS_CACHED:
             self._numbers.clear()
@@ -484,8 +561,7 @@ class TrackingConsumer:
             await self._client.get_workflow_handle(batch.job_workflow).describe()
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
-                self._keep(batch.reports[0].batch_workflow, batch)
-                return []
+                raise
             reason = f"unknown job {batch.job_workflow!r}"
         else:
             task_id = batch.reports[0].task_id
@@ -498,7 +574,6 @@ class TrackingConsumer:
     def _keep(self, batch_workflow: str, batch: _Batch) -> None:
         kept = self._pending.setdefault(batch_workflow, _Batch(batch.job_workflow))
         kept.take_back(batch)
-        self._kept[batch_workflow] = kept
         self._buffered += len(batch.messages)
 
 

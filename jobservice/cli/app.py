@@ -98,10 +98,17 @@ def _serve(ctx: typer.Context, work: Coroutine[Any, Any, None], stop: asyncio.Ev
         raise _fail(Console(stderr=True), str(exc), 5) from None
 
 
+_RECONNECT_LOGGERS = ("aiormq.connection", "aio_pika.robust_connection", "aio_pika.tools")
+
+
 @app.callback()
 def root(ctx: typer.Context) -> None:
     """Settings come from JOBSERVICE_* variables, e.g. JOBSERVICE_TEMPORAL__ADDRESS."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    # RabbitMQ's client libraries log each failed try to reconnect; the worker and the tracking
+    # consumer say once themselves that the broker is away, and once that it is back.
+    for name in _RECONNECT_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         ctx.obj = get_settings()
     except InvalidSettingsError as exc:

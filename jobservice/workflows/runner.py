@@ -144,7 +144,10 @@ class BatchRunner:
     def _track_items(self) -> None:
         """Items sent to a queue are settled by results from the tracking pipe."""
         split = self.state.split
-        if split is None or self.context.target_pipe.startswith(LOCAL_PIPE_PREFIX):
+        if split is None:
+            return
+        self._name_items(split)
+        if self.context.target_pipe.startswith(LOCAL_PIPE_PREFIX):
             return
         self._tracked = TrackedItems(
             self.state.tracking or TrackingState(),
@@ -153,9 +156,16 @@ class BatchRunner:
             item_total=split.item_total,
             sub_batch_total=split.sub_batch_total,
         )
-        if workflow.memo_value(ITEMS_MEMO, None) is None:
-            first = split.sub_batch_total + 1
-            workflow.upsert_memo({ITEMS_MEMO: [first, first + split.item_total - 1]})
+
+    def _name_items(self, split: SplitResult) -> None:
+        """Name in the workflow's memo the numbers of the items this batch sends to a queue
+        (none, for a local pipe), so that the tracking consumer can tell a result for an item
+        that never went out. Batches started before it was named run without."""
+        if workflow.memo_value(ITEMS_MEMO, None) is not None or not workflow.patched(ITEMS_MEMO):
+            return
+        first = split.sub_batch_total + 1
+        count = 0 if self.context.target_pipe.startswith(LOCAL_PIPE_PREFIX) else split.item_total
+        workflow.upsert_memo({ITEMS_MEMO: [first, first + count - 1]})
 
     @property
     def context(self) -> JobContext:

@@ -76,6 +76,9 @@ def poison(task_id: str, partition: str, job_id: str) -> list[tuple[bytes | dict
         ({"jobTaskId": task_id, "estimatedPercentageCompleted": 200}, "estimatedPercentage"),
         ({"estimatedPercentageCompleted": 50}, "a progress report without a jobTaskId"),
         (result(f"{job_part}.1\x00"), "task id"),
+        (result(f"{job_part}.\ud800"), "tracking.jobTaskId"),
+        ({**result(task_id), "taskStatus": "X" * 200_000}, "unknown taskStatus 'XXX"),
+        ({**result(task_id), "to": "q" * 300}, "'to' 'qqq"),
     ]
 
 
@@ -105,18 +108,29 @@ async def test_no_tracking_message_stops_the_worker_or_is_lost(
     # and a real result whose onward queue does not exist
     unroutable = {**bodies[0], "taskStatus": "RESULT_SUCCESS", "to": unique("no-such-queue")}
     await publish(rabbit, settings.rabbitmq.tracking_pipe, unroutable)
+    # and a failure whose text and worker name UTF-8 cannot hold
+    exception = {
+        **bodies[1],
+        "taskStatus": "RESULT_EXCEPTION",
+        "taskData": "disk \ud800 full",
+        "sourceInfo": {"name": "\udfff" * 10_000},
+    }
+    await publish(rabbit, settings.rabbitmq.tracking_pipe, exception)
     # and then the other results
-    for body in bodies[1:]:
+    for body in bodies[2:]:
         await publish(
             rabbit, settings.rabbitmq.tracking_pipe, {**body, "taskStatus": "RESULT_SUCCESS"}
         )
     for message in tasks:
         await message.ack()
 
-    # Then the job completes with every item counted once, the worker still running
+    # Then the job ends with every item counted once, the worker still running
     done = await asyncio.wait_for(service.wait(job_id, partition=partition, interval=0.2), 60)
-    assert done.status is JobStatus.COMPLETED
-    assert (done.counts.completed, done.counts.failed) == (ITEMS, 0)
+    assert done.status is JobStatus.FAILED, (done.counts, done.failures)
+    assert (done.counts.completed, done.counts.failed) == (ITEMS - 1, 1)
+    failure = next(f for f in done.failures if f.failure_id == bodies[1]["tracking"]["jobTaskId"])
+    assert failure.failure_message == "RESULT_EXCEPTION: disk \\ud800 full"
+    assert failure.failure_source.startswith("worker \\udfff")
     assert worker_process.poll() is None, (
         worker_process.stderr.read() if worker_process.stderr else ""
     )

@@ -18,7 +18,7 @@ from jobservice.execution import JobContext, TrackedResult, TrackingBatch, Track
 from jobservice.messages import TaskMessage
 from jobservice.models import Failure
 from jobservice.settings import EngineSettings
-from jobservice.tracking import UnreadableError, _Batch, read_report
+from jobservice.tracking import UnreadableError, _Batch, _Unacked, read_report
 from jobservice.workflows.tracked import TrackedItems
 
 SCHEMAS = Path(__file__).parents[2] / "schemas"
@@ -188,3 +188,59 @@ def test_a_signal_carries_details_of_its_first_failures_only() -> None:
 
     assert (signal.failed, signal.completed) == (list(range(30)), [30])
     assert [f.failure_id for f in signal.failures] == [f"p:j.2.{n}" for n in range(20)]
+
+
+class AckLog:
+    """A channel that records the acks sent on it."""
+
+    def __init__(self) -> None:
+        self.acks: list[tuple[int, bool]] = []
+
+    async def basic_ack(self, delivery_tag: int, multiple: bool = False) -> None:
+        self.acks.append((delivery_tag, multiple))
+
+
+def delivered_on(channel: AckLog, tag: int) -> DeliveredMessage:
+    return DeliveredMessage(
+        delivery=spec.Basic.Deliver(delivery_tag=tag),
+        header=ContentHeader(),
+        body=b"",
+        channel=cast(Any, channel),
+    )
+
+
+async def test_one_ack_covers_a_run_of_settled_messages() -> None:
+    channel = AckLog()
+    unacked = _Unacked(channel)
+    messages = [delivered_on(channel, tag) for tag in range(1, 6)]
+    for message in messages:
+        unacked.received(message)
+
+    await unacked.ack(messages[:3])
+
+    assert channel.acks == [(3, True)]
+
+
+async def test_no_ack_covers_a_message_still_to_be_settled() -> None:
+    channel = AckLog()
+    unacked = _Unacked(channel)
+    first, second, third = (delivered_on(channel, tag) for tag in (1, 2, 3))
+    for message in (first, second, third):
+        unacked.received(message)
+
+    await unacked.ack([first, third])
+    await unacked.ack([second])
+
+    assert channel.acks == [(1, False), (3, False), (2, True)]
+
+
+async def test_messages_of_an_earlier_channel_are_acked_alone() -> None:
+    earlier, current = AckLog(), AckLog()
+    unacked = _Unacked(current)
+    new = delivered_on(current, 1)
+    unacked.received(new)
+
+    await unacked.ack([delivered_on(earlier, 1)])
+    await unacked.ack([new])
+
+    assert (earlier.acks, current.acks) == ([(1, False)], [(1, True)])
