@@ -88,7 +88,7 @@ class Registry:
             raise InvalidJobError(
                 f"batchDefinition: batch type {batch_type!r} finds it nested too deeply"
             ) from None
-        except (BatchDefinitionError, ValueError) as exc:
+        except (BatchDefinitionError, ValueError, TypeError, OSError) as exc:
             raise InvalidJobError(f"batchDefinition: {exc}") from None
 
     def check_handler_params(self, name: str, params: Mapping[str, str]) -> None:
@@ -98,7 +98,7 @@ class Registry:
             handler.check_params(params)
         except InvalidJobError:
             raise
-        except (BatchDefinitionError, ValueError) as exc:
+        except (BatchDefinitionError, ValueError, TypeError) as exc:
             raise InvalidJobError(f"taskMessageParams of local:{name}: {exc}") from None
 
     def extended(

@@ -100,7 +100,7 @@ def _check_id(kind: str, value: str, longest: int) -> None:
             f"the {kind} {value!r} contains one of . , : ; * ? ! | ( ) /, white space or a "
             "control character"
         )
-    # Two ids that look alike must be the same id: nothing invisible, nothing that reorders.
+    # Nothing invisible and nothing that reorders text, so that an id shows what it is.
     for character in value:
         category = _INVISIBLE.get(unicodedata.category(character))
         if category is not None:
@@ -239,13 +239,13 @@ class JobService:
             failure_tolerance=job.failure_tolerance,
             track_to=job_task.target_pipe,
         )
-        self.check_definition(definition)
         size = len(job.model_dump_json())
         if size > MAX_DEFINITION_BYTES:
             raise InvalidJobError(
                 f"the job definition is {size:,} bytes; the most is {MAX_DEFINITION_BYTES:,}. "
                 "Put large inputs in a file and use the jsonl or directory batch type"
             )
+        self.check_definition(definition)
         return definition
 
     async def submit(
@@ -260,7 +260,10 @@ class JobService:
         validate_ids(partition, job_id)
         if isinstance(job, JobDefinition):
             job = NewJob.from_definition(job)
-        definition = self.execution_of(job, partition=partition, job_id=job_id)
+        # A plugin's check may read the file system or parse the definition: off the loop.
+        definition = await asyncio.to_thread(
+            self.execution_of, job, partition=partition, job_id=job_id
+        )
         await self._check_prerequisites(partition, job_id, job.prerequisite_job_ids)
         new_row = NewJobRow(
             partition_id=partition,
@@ -366,7 +369,7 @@ class JobService:
     def _engine_of(self, new_row: NewJobRow) -> EngineSettings:
         """The engine settings the job runs with: the service's, with the job's own handler
         time limit if it gave one (its row keeps the body as the API took it)."""
-        timeout = new_row.definition.get("handlerTimeoutSeconds")
+        timeout = NewJob.model_validate(new_row.definition).handler_timeout_seconds
         if timeout is None:
             return self._settings.engine
         return self._settings.engine.model_copy(update={"handler_timeout_seconds": float(timeout)})
@@ -642,7 +645,9 @@ class JobService:
         if not started:
             new_row = _new_row(row)
             job = NewJob.model_validate(new_row.definition)
-            definition = self.execution_of(job, partition=row.partition_id, job_id=row.job_id)
+            definition = await asyncio.to_thread(
+                self.execution_of, job, partition=row.partition_id, job_id=row.job_id
+            )
             await self._start(new_row, definition, fresh=False)
             return 1
         if execution is not None and execution.status in _CLOSED_STATUS:

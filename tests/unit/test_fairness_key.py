@@ -1,0 +1,24 @@
+"""Every job's tasks carry a fairness key of the job's own, within Temporal's 64 bytes."""
+
+from __future__ import annotations
+
+from jobservice.service import validate_ids
+from jobservice.temporal import job_priority
+
+
+def test_each_job_has_a_key_of_its_own() -> None:
+    keys = {job_priority(p, j).fairness_key for p in ("a", "b") for j in ("x", "y", "a/x")}
+
+    assert len(keys) == 6
+    assert job_priority("a", "x") == job_priority("a", "x")
+    assert job_priority("a", "x").fairness_key == "a/x"
+
+
+def test_the_longest_ids_still_make_a_key_within_temporal_s_limit() -> None:
+    partition, job_id = "p" * 40, "é" * 48
+    validate_ids(partition, job_id)
+
+    key = job_priority(partition, job_id).fairness_key
+
+    assert key is not None and len(key.encode()) <= 64
+    assert key != job_priority(partition, "é" * 47 + "e").fairness_key
