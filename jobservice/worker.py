@@ -47,7 +47,7 @@ def build_worker(
     registry = registry or installed()
     store = store or JobStore(create_database_engine(settings.database_url()))
     threads = HandlerThreads(stuck_limit=settings.worker_stuck_handler_threads)
-    activities = BatchActivities(registry, broker, JobGate(store), threads)
+    activities = BatchActivities(registry, broker, JobGate(store), threads=threads)
     records = JobRecordActivities(store, client)
     return Worker(
         client,

@@ -175,12 +175,13 @@ class BatchActivities:
         registry: Registry,
         broker: Broker | None = None,
         gate: JobGate | None = None,
-        threads: HandlerThreads | None = None,
+        *,
+        threads: HandlerThreads,
     ) -> None:
         self._registry = registry
         self._broker = broker
         self._gate = gate or JobGate(None)
-        self._threads = threads or HandlerThreads(stuck_limit=32)
+        self._threads = threads
         self._building = asyncio.Semaphore(1)
         """Building task messages is pure Python: with one slice building at a time, the
         worker's event loop keeps its share of the interpreter under load, and so signals,
@@ -272,8 +273,11 @@ class BatchActivities:
             except asyncio.CancelledError:
                 # Paused or cancelled: the slice in hand stops after the handler call it is in,
                 # or leaves a stuck call behind with its item still to do; report it, stop.
+                # Shielded: a second cancel (the worker's at shutdown) ends the activity, but
+                # not the slice, which stop and the pipe's grace bound, and which accounts for
+                # the call it leaves behind.
                 stop.set()
-                return result.add(await work, limit)
+                return result.add(await asyncio.shield(work), limit)
             except TargetQueueMissingError as exc:
                 raise _pipe_failure(context, request.path, exc) from exc
             except BrokerUnavailableError as exc:

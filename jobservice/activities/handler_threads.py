@@ -141,7 +141,9 @@ class HandlerRun:
                     waiting, timeout=max(left, 0.01), return_when=asyncio.FIRST_COMPLETED
                 )
         except asyncio.CancelledError:
-            self._halt = True  # nobody is left to watch: no further calls
+            # Nobody is left to watch: no further calls, and a call in hand that never returns
+            # is counted against the worker's bound like any other left behind.
+            self._abandon(None)
             raise
         finally:
             if stopping is not None:
