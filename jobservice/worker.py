@@ -69,8 +69,9 @@ def build_worker(
         ),
         max_heartbeat_throttle_interval=timedelta(seconds=0.5),
         default_heartbeat_throttle_interval=timedelta(seconds=0.5),
-        # Chunks hand their cursor back at once when the worker stops; most of the grace is
-        # for the other activities, the rest for the process to close (see ``jobservice worker``).
+        # Chunks hand their cursor back within half a second when the worker stops; most of the
+        # grace is for the other activities, the rest for the process to close (see ``jobservice
+        # worker``).
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_seconds * 0.6),
     )
 
