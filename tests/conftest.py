@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from jobservice.eventloop import loop_factory
-from jobservice.settings import EngineSettings
+from jobservice.settings import EngineSettings, get_settings
 
 
 def unique(prefix: str) -> str:
@@ -38,3 +41,17 @@ def _product_loop() -> None:
 
 
 _product_loop()
+
+
+@pytest.fixture
+def file_root(tmp_path: Path) -> Iterator[Path]:
+    """Point the file plugins' root at a fresh folder for this test."""
+    previous = os.environ.get("JOBSERVICE_FILE_ROOT")
+    os.environ["JOBSERVICE_FILE_ROOT"] = str(tmp_path)
+    get_settings.cache_clear()
+    yield tmp_path
+    if previous is None:
+        del os.environ["JOBSERVICE_FILE_ROOT"]
+    else:
+        os.environ["JOBSERVICE_FILE_ROOT"] = previous
+    get_settings.cache_clear()

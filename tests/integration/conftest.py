@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -153,20 +151,6 @@ async def http(service: JobService) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def partition() -> str:
     return unique("p")
-
-
-@pytest.fixture
-def file_root(tmp_path: Path) -> Iterator[Path]:
-    """Point the file plugins' root at a fresh folder for this test."""
-    previous = os.environ.get("JOBSERVICE_FILE_ROOT")
-    os.environ["JOBSERVICE_FILE_ROOT"] = str(tmp_path)
-    get_settings.cache_clear()
-    yield tmp_path
-    if previous is None:
-        del os.environ["JOBSERVICE_FILE_ROOT"]
-    else:
-        os.environ["JOBSERVICE_FILE_ROOT"] = previous
-    get_settings.cache_clear()
 
 
 @pytest.fixture

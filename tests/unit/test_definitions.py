@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -19,19 +19,6 @@ from jobservice.plugins.range import MAX_ITEMS, MAX_LEAF, RangeBatchPlugin, pars
 from jobservice.plugins.task import TaskBatchPlugin
 from jobservice.settings import InvalidSettingsError, get_settings
 from tests.unit.test_plugins import split
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Iterator[Path]:
-    previous = os.environ.get("JOBSERVICE_FILE_ROOT")
-    os.environ["JOBSERVICE_FILE_ROOT"] = str(tmp_path)
-    get_settings.cache_clear()
-    yield tmp_path
-    if previous is None:
-        del os.environ["JOBSERVICE_FILE_ROOT"]
-    else:
-        os.environ["JOBSERVICE_FILE_ROOT"] = previous
-    get_settings.cache_clear()
 
 
 def refused(plugin: BatchPlugin, definition: str, message: str) -> None:
@@ -105,12 +92,12 @@ def test_list_keeps_nested_items_within_the_bound() -> None:
     assert split(ListBatchPlugin(), nested).items == [json.loads(nested)[0]]
 
 
-def test_jsonl_refuses_bad_slices_paths_and_files_that_are_not_regular(root: Path) -> None:
-    (root / "ok.jsonl").write_text('{"a": 1}\n')
-    (root / "folder").mkdir()
-    os.mkfifo(root / "pipe.jsonl")
-    (root / "loop").symlink_to(root / "loop")
-    (root / "zero").symlink_to("/dev/zero")
+def test_jsonl_refuses_bad_slices_paths_and_files_that_are_not_regular(file_root: Path) -> None:
+    (file_root / "ok.jsonl").write_text('{"a": 1}\n')
+    (file_root / "folder").mkdir()
+    os.mkfifo(file_root / "pipe.jsonl")
+    (file_root / "loop").symlink_to(file_root / "loop")
+    (file_root / "zero").symlink_to("/dev/zero")
     plugin = JsonLinesBatchPlugin()
     for definition, message in [
         ("ok.jsonl#a-b", "PATH#START-END"),
@@ -137,9 +124,9 @@ def test_jsonl_refuses_bad_slices_paths_and_files_that_are_not_regular(root: Pat
     plugin.check_definition("ok.jsonl#0-100", {})
 
 
-def test_directory_refuses_bad_slices_paths_and_what_is_not_a_folder(root: Path) -> None:
-    (root / "tree").mkdir()
-    (root / "file.txt").write_text("x")
+def test_directory_refuses_bad_slices_paths_and_what_is_not_a_folder(file_root: Path) -> None:
+    (file_root / "tree").mkdir()
+    (file_root / "file.txt").write_text("x")
     plugin = DirectoryBatchPlugin()
     for definition, message in [
         ("../..", "outside the configured root"),
