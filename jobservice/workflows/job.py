@@ -200,15 +200,20 @@ class JobWorkflow:
                 in_flight=counts.in_flight,
             ),
             percentage_complete=float(percent),
-            **self._rate(done, counts.total, waiting=bool(self._waiting_reason or counts.waiting)),
+            **self._rate(done, counts.total, held=self._held(counts.waiting)),
             failures=snapshot.failures,
             resumed=self._resumed,
             new_row=self._new_row,
         )
 
-    def _rate(self, done: int, total: int, *, waiting: bool = False) -> dict[str, float]:
+    def _held(self, waiting: str | None) -> bool:
+        """Paused, or waiting for something (its broker, say): the rate says nothing then of
+        when the job will end."""
+        return self._status is JobStatus.PAUSED or bool(self._waiting_reason or waiting)
+
+    def _rate(self, done: int, total: int, *, held: bool = False) -> dict[str, float]:
         """Items a second while active, and the seconds left at that rate: none while the job
-        waits for something (its broker, say), as the rate says nothing of when that ends."""
+        is held (see :meth:`_held`)."""
         if self._started_at is None or not done:
             return {}
         end = self._finished_at or self._paused_at or workflow.now()
@@ -217,7 +222,7 @@ class JobWorkflow:
             return {}
         rate = done / active
         rates = {"items_per_second": round(rate, 1)}
-        if not self._status.is_terminal and not waiting:
+        if not self._status.is_terminal and not held:
             rates["eta_seconds"] = round(max(total - done, 0) / rate, 1)
         return rates
 

@@ -64,6 +64,7 @@ async def test_pause_holds_counts_still_and_resume_finishes(
     assert still.counts == held.counts, f"{held.counts} then {still.counts}"
     assert recorder.calls == calls_then
     assert held.counts.completed < 3000
+    assert still.eta_seconds is None  # nothing says when it will be resumed
 
     # When it is resumed, it finishes with every item counted once
     assert (await service.resume(job_id)).status is JobStatus.ACTIVE
