@@ -4,29 +4,81 @@ The public interface: models, the plugin, builder and handler interfaces, the se
 settings and errors. ``jobservice.workflows`` and ``jobservice.activities`` are internal.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from jobservice._version import __version__
-from jobservice.errors import (
-    BatchDefinitionError,
-    InvalidJobError,
-    JobConflictError,
-    JobNotFoundError,
-    JobServiceError,
-    JobStateError,
-    UnavailableError,
-)
-from jobservice.messages import ItemHandler, TaskMessage, TaskMessageBuilder, TaskSpec
-from jobservice.models import (
-    BatchWorkerTask,
-    Failure,
-    FailureTolerance,
-    JobCounts,
-    JobDefinition,
-    JobStatus,
-    JobView,
-)
-from jobservice.plugin import BatchPlugin, BatchWorkerServices
-from jobservice.service import JobService, Submission
-from jobservice.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from jobservice.errors import (
+        BatchDefinitionError,
+        InvalidJobError,
+        JobConflictError,
+        JobNotFoundError,
+        JobServiceError,
+        JobStateError,
+        UnavailableError,
+    )
+    from jobservice.messages import ItemHandler, TaskMessage, TaskMessageBuilder, TaskSpec
+    from jobservice.models import (
+        BatchWorkerTask,
+        Failure,
+        FailureTolerance,
+        JobCounts,
+        JobDefinition,
+        JobStatus,
+        JobView,
+    )
+    from jobservice.plugin import BatchPlugin, BatchWorkerServices
+    from jobservice.service import JobService, Submission
+    from jobservice.settings import Settings, get_settings
+
+_HOMES = {
+    **dict.fromkeys(
+        [
+            "BatchDefinitionError",
+            "InvalidJobError",
+            "JobConflictError",
+            "JobNotFoundError",
+            "JobServiceError",
+            "JobStateError",
+            "UnavailableError",
+        ],
+        "jobservice.errors",
+    ),
+    **dict.fromkeys(
+        ["ItemHandler", "TaskMessage", "TaskMessageBuilder", "TaskSpec"], "jobservice.messages"
+    ),
+    **dict.fromkeys(
+        [
+            "BatchWorkerTask",
+            "Failure",
+            "FailureTolerance",
+            "JobCounts",
+            "JobDefinition",
+            "JobStatus",
+            "JobView",
+        ],
+        "jobservice.models",
+    ),
+    **dict.fromkeys(["BatchPlugin", "BatchWorkerServices"], "jobservice.plugin"),
+    **dict.fromkeys(["JobService", "Submission"], "jobservice.service"),
+    **dict.fromkeys(["Settings", "get_settings"], "jobservice.settings"),
+}
+"""Where each public name lives: imported when first used, so that a command-line tool that
+needs none of them (``jobservice --help``) does not pay for the Temporal SDK and the rest."""
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'jobservice' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BatchDefinitionError",
