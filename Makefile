@@ -3,7 +3,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo dev test lint typecheck unit integration services bench bench-pipes bench-control bench-fairness clean
+.PHONY: install demo dev test lint typecheck unit integration services bench bench-pipes bench-control bench-fairness bench-cli clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,9 @@ bench-pipes: $(STAMP) services
 
 bench-control: $(STAMP) services
 	$(BIN)/python -m bench.control
+
+bench-cli: $(STAMP)
+	$(BIN)/python -m bench.cli
 
 bench-fairness: $(STAMP)
 	$(BIN)/python -m bench.fairness

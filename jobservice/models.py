@@ -8,7 +8,6 @@ import hashlib
 import json
 import re
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
@@ -23,6 +22,10 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from jobservice.jobs import DEFAULT_PARTITION as DEFAULT_PARTITION
+from jobservice.jobs import MAX_DEFINITION_BYTES as MAX_DEFINITION_BYTES
+from jobservice.jobs import JobStatus as JobStatus
+
 LOCAL_PIPE_PREFIX = "local:"
 
 
@@ -30,26 +33,6 @@ class _CamelModel(BaseModel):
     """Reads and writes camelCase, as the reference system's JSON does; accepts snake_case too."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
-
-class JobStatus(StrEnum):
-    """A job's state. Terminal states never change."""
-
-    WAITING = "Waiting"
-    ACTIVE = "Active"
-    PAUSED = "Paused"
-    COMPLETED = "Completed"
-    FAILED = "Failed"
-    CANCELLED = "Cancelled"
-
-    @property
-    def is_terminal(self) -> bool:
-        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
-
-    @property
-    def exit_code(self) -> int:
-        """The exit code of a command that waited for this state (as the reference job caller)."""
-        return {JobStatus.COMPLETED: 0, JobStatus.FAILED: 1, JobStatus.CANCELLED: 3}.get(self, 2)
 
 
 class BatchWorkerTask(_CamelModel):

@@ -49,6 +49,8 @@ from jobservice.jobtypes import JobTypes
 from jobservice.models import (
     API_BASE_PATH,
     BATCH_WORKER_CLASSIFIER,
+    DEFAULT_PARTITION,
+    MAX_DEFINITION_BYTES,
     Failure,
     JobCounts,
     JobDefinition,
@@ -64,8 +66,6 @@ from jobservice.settings import EngineSettings, Settings, get_settings
 from jobservice.taskids import workflow_id
 from jobservice.temporal import JOB_ID, JOB_PARTITION, JOB_STATUS, connect, job_priority
 
-DEFAULT_PARTITION = "default"
-MAX_DEFINITION_BYTES = 128_000
 _CONTROL_CHARACTERS = r"\x00-\x1f\x7f"
 ID_FORBIDDEN = r".,:;*?!|()/\s" + _CONTROL_CHARACTERS
 """What an id may not hold, as a regular expression character class's inside."""

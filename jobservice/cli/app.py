@@ -10,34 +10,28 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import signal
-import stat
-import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-import yaml
-from pydantic import ValidationError
 from rich.console import Console
 
 from jobservice import eventloop
-from jobservice.api.security import InsecureSettingsError, check_settings
-from jobservice.api.server import api_url, serve_api
-from jobservice.broker import Broker, broker_host
 from jobservice.cli.grace import exit_after_grace
 from jobservice.cli.render import as_json, progress_bar, show_job, show_jobs
-from jobservice.db.engine import create_database_engine, current_revision, upgrade
 from jobservice.errors import JobNotFoundError, JobServiceError, UnavailableError
-from jobservice.models import JobDefinition, JobStatus, JobView
-from jobservice.service import DEFAULT_PARTITION, MAX_DEFINITION_BYTES, JobService
-from jobservice.settings import InvalidSettingsError, Settings, get_settings
-from jobservice.stack import embedded_stack
-from jobservice.temporal import connect, ensure_search_attributes
-from jobservice.tracking import TrackingConsumer
-from jobservice.worker import run_worker
+from jobservice.jobs import DEFAULT_PARTITION, JobStatus
+
+if TYPE_CHECKING:
+    from jobservice.models import JobView
+    from jobservice.service import JobService
+    from jobservice.settings import Settings
+
+# Each command imports what it needs when it runs: the Temporal SDK, SQLAlchemy, FastAPI and
+# aio-pika take a second to load, which ``jobservice --help`` and a polling ``status`` must
+# not pay (tests/unit/test_cli_imports.py keeps it so).
 
 app = typer.Typer(
     name="jobservice",
@@ -65,11 +59,22 @@ def _fail(console: Console, message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _load_file(path: Path) -> dict[str, Any]:
+    from jobservice.cli.jobfile import JobFileError, load_job_file
+
+    try:
+        return load_job_file(path)
+    except JobFileError as exc:
+        raise _fail(Console(stderr=True), str(exc), 2) from None
+
+
 def _run(ctx: typer.Context, work: Callable[[JobService], Awaitable[T]]) -> T:
     """Run ``work`` against the configured Temporal; map jobservice errors to exit codes."""
     errors = Console(stderr=True)
 
     async def go() -> T:
+        from jobservice.service import JobService
+
         service = await JobService.connect(_settings(ctx))
         return await work(service)
 
@@ -109,6 +114,8 @@ def root(ctx: typer.Context) -> None:
     # consumer say once themselves that the broker is away, and once that it is back.
     for name in _RECONNECT_LOGGERS:
         logging.getLogger(name).setLevel(logging.CRITICAL)
+    from jobservice.settings import InvalidSettingsError, get_settings
+
     try:
         ctx.obj = get_settings()
     except InvalidSettingsError as exc:
@@ -126,6 +133,10 @@ def dev(ctx: typer.Context) -> None:
     port = int(settings.temporal.address.rpartition(":")[2])
 
     async def work() -> None:
+        from jobservice.api.server import api_url, serve_api
+        from jobservice.service import JobService
+        from jobservice.stack import embedded_stack
+
         async with embedded_stack(settings, persistent=True, port=port) as stack:
             service = JobService(stack.client, settings=stack.settings)
             api = asyncio.create_task(serve_api(service, stop))
@@ -145,6 +156,8 @@ def dev(ctx: typer.Context) -> None:
 
 def _check_api_settings(settings: Settings) -> None:
     """Before anything starts: a refusal to serve is the first thing to fix."""
+    from jobservice.api.security import InsecureSettingsError, check_settings
+
     try:
         check_settings(settings.api)
     except InsecureSettingsError as exc:
@@ -159,6 +172,9 @@ def api(ctx: typer.Context) -> None:
     stop = asyncio.Event()
 
     async def work() -> None:
+        from jobservice.api.server import api_url, serve_api
+        from jobservice.service import JobService
+
         service = await JobService.connect(settings)
         Console().print(f"REST API on {api_url(service)}, docs at /job-service-ui")
         await serve_api(service, stop)
@@ -169,6 +185,8 @@ def api(ctx: typer.Context) -> None:
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context) -> None:
     """Bring the job database's schema up to this version's."""
+    from jobservice.db.engine import create_database_engine, current_revision, upgrade
+
     settings = _settings(ctx)
     engine = create_database_engine(settings.database_url())
     try:
@@ -194,6 +212,9 @@ def worker(
     stop = asyncio.Event()
 
     async def work() -> None:
+        from jobservice.temporal import connect, ensure_search_attributes
+        from jobservice.worker import run_worker
+
         client = await connect(settings.temporal)
         await ensure_search_attributes(client)
         Console().print(
@@ -218,6 +239,10 @@ def tracking(ctx: typer.Context) -> None:
     stop = asyncio.Event()
 
     async def work() -> None:
+        from jobservice.broker import Broker, broker_host
+        from jobservice.temporal import connect
+        from jobservice.tracking import TrackingConsumer
+
         client = await connect(settings.temporal)
         broker = Broker(settings.rabbitmq)
         Console().print(
@@ -241,11 +266,16 @@ def demo(
     console = Console()
 
     async def work() -> JobView:
+        from jobservice.service import JobService
+        from jobservice.stack import embedded_stack
+
         async with embedded_stack(settings, persistent=False) as stack:
             console.print(
                 f"embedded Temporal at {stack.server.address}, Web UI {stack.server.ui_url}"
             )
             service = JobService(stack.client, settings=stack.settings)
+            from jobservice.models import JobDefinition
+
             definition = JobDefinition(
                 name="demo",
                 batch_type="range",
@@ -270,75 +300,6 @@ def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
             raise typer.BadParameter(f"{what} {value!r} is not KEY=VALUE")
         pairs[key] = text
     return pairs
-
-
-JOB_FILE_BYTES = MAX_DEFINITION_BYTES + 64 * 1024
-"""The most a job file may hold: the service's limit on a definition, plus room for YAML's
-layout and comments. Nothing more is read, whatever the file."""
-
-
-class _JobFileLoader(yaml.SafeLoader):
-    """YAML without aliases: a few lines of them can stand for more data than memory holds."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            raise yaml.composer.ComposerError(
-                None, None, "aliases (*name) are not allowed in a job file; write the value out"
-            )
-        return super().compose_node(parent, index)
-
-
-def _read_job_file(path: Path) -> bytes:
-    """At most :data:`JOB_FILE_BYTES` of a regular file, or of stdin for ``-``."""
-    if str(path) == "-":
-        data = sys.stdin.buffer.read(JOB_FILE_BYTES + 1)
-    else:
-        # Opened without waiting for a writer, so that a FIFO is refused instead of hanging.
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            os.close(descriptor)
-            raise _fail(
-                Console(stderr=True),
-                f"{path} is not a regular file; a job file is a JSON or YAML file, or - for stdin",
-                2,
-            )
-        with os.fdopen(descriptor, "rb") as handle:
-            data = handle.read(JOB_FILE_BYTES + 1)
-    if len(data) > JOB_FILE_BYTES:
-        raise _fail(
-            Console(stderr=True),
-            f"{path} is larger than {JOB_FILE_BYTES:,} bytes, the most a job file may hold; put "
-            "large inputs in a file and use the jsonl or directory batch type",
-            2,
-        )
-    return data
-
-
-def _load_file(path: Path) -> dict[str, Any]:
-    errors = Console(stderr=True)
-    try:
-        data = _read_job_file(path)
-    except OSError as exc:
-        raise _fail(errors, f"cannot read {path}: {exc.strerror or exc}", 2) from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _fail(
-            errors,
-            f"{path} is not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start}); a "
-            "job file is JSON or YAML",
-            2,
-        ) from None
-    try:
-        body = json.loads(text) if path.suffix == ".json" else yaml.load(text, _JobFileLoader)
-    except RecursionError:
-        raise _fail(errors, f"{path} is nested too deeply to be read", 2) from None
-    except (ValueError, yaml.YAMLError) as exc:
-        problem = " ".join(str(exc).split())  # YAML's own message spans several lines
-        raise _fail(errors, f"{path} is not valid JSON or YAML: {problem}", 2) from None
-    if not isinstance(body, dict):
-        raise _fail(errors, f"{path} must hold an object with the job's fields", 2)
-    return body
 
 
 @app.command()
@@ -399,6 +360,10 @@ def submit(
         body["labels"] = {**body.get("labels", {}), **_pairs(label, "--label")}
     if after:
         body["prerequisiteJobIds"] = [*body.get("prerequisiteJobIds", []), *after]
+    from pydantic import ValidationError
+
+    from jobservice.models import JobDefinition
+
     try:
         job_definition = JobDefinition.model_validate(body)
     except ValidationError as exc:

@@ -37,8 +37,7 @@ from jobservice.client._call import (
     read_nothing,
 )
 from jobservice.models import API_BASE_PATH as BASE_PATH
-from jobservice.models import JobDefinition, JobStatus, NewJob
-from jobservice.service import DEFAULT_PARTITION
+from jobservice.models import DEFAULT_PARTITION, JobDefinition, JobStatus, NewJob
 
 if TYPE_CHECKING:
     from jobservice.client._clients import AsyncJobServiceClient, JobServiceClient

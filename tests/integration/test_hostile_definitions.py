@@ -16,7 +16,7 @@ import httpx
 import pytest
 import yaml
 
-from jobservice.service import MAX_DEFINITION_BYTES
+from jobservice.models import MAX_DEFINITION_BYTES
 from jobservice.settings import Settings
 from tests.conftest import unique
 from tests.integration import processes
