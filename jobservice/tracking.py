@@ -321,7 +321,6 @@ class TrackingConsumer:
         self._arrived = asyncio.Event()
         self.counts: Counter[str] = Counter()
         self._lost_at: float | None = None
-        self._channels_seen = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; while RabbitMQ cannot be reached, or after any
