@@ -36,7 +36,8 @@ class JobContext(BaseModel):
     task_message_params: dict[str, str] = Field(default_factory=dict)
     target_pipe: str
     track_to: str | None = None
-    """The ``trackTo`` of the job's task messages; None: ``target_pipe``."""
+    """The ``trackTo`` of the job's task messages: the job task's ``targetPipe``, where
+    tracking ends; None when that is null, and the output is not forwarded anywhere."""
     status_check_url: str | None = None
     """Where a worker asks the job's status, given when the API's public URL is set."""
     failure_tolerance: FailureTolerance = Field(default_factory=FailureTolerance)

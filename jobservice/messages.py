@@ -60,7 +60,7 @@ class TaskMessage:
             "tracking": {
                 "jobTaskId": self.job_task_id,
                 "trackingPipe": self.tracking_pipe,
-                "trackTo": self.track_to or self.to,
+                "trackTo": self.track_to,
                 "statusCheckUrl": self.status_check_url,
                 "statusCheckIntervalMillis": self.status_check_interval_millis,
             },

@@ -7,6 +7,7 @@ import binascii
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 
@@ -15,6 +16,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationInfo,
     WithJsonSchema,
     field_serializer,
     field_validator,
@@ -35,13 +37,34 @@ class _CamelModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 
+def _or_null(extra: dict[str, Any] | None = None) -> Callable[[dict[str, Any]], None]:
+    """A field's JSON Schema that also allows null: a client made from the reference contract
+    sends every field, those it leaves unset as null, which :func:`_default_if_null` reads."""
+
+    def declare(schema: dict[str, Any]) -> None:
+        schema.update(extra or {})
+        own = {key: schema.pop(key) for key in list(schema) if key not in _SCHEMA_NOTES}
+        schema["anyOf"] = [own, {"type": "null"}]
+
+    return declare
+
+
+_SCHEMA_NOTES = ("title", "description", "default", "examples")
+
+
+def _default_if_null(model: type[BaseModel], value: Any, info: ValidationInfo) -> Any:
+    if value is None and info.field_name is not None:
+        return model.model_fields[info.field_name].get_default(call_default_factory=True)
+    return value
+
+
 class BatchWorkerTask(_CamelModel):
     """The reference Batch Worker's task: what to split, with which plugin, and where items go."""
 
     batch_definition: str = Field(min_length=1)
     batch_type: str = Field(min_length=1)
     task_message_type: str | None = None
-    task_message_params: dict[str, str] = Field(default_factory=dict)
+    task_message_params: dict[str, str] = Field(default_factory=dict, json_schema_extra=_or_null())
     target_pipe: str = Field(min_length=1)
 
     @field_validator("batch_definition", mode="before")
@@ -55,6 +78,8 @@ class BatchWorkerTask(_CamelModel):
     @field_validator("task_message_params", mode="before")
     @classmethod
     def _params_as_text(cls, value: Any) -> Any:
+        if value is None:
+            return {}
         if isinstance(value, dict):
             return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in value.items()}
         return value
@@ -234,7 +259,19 @@ class JobTask(_CamelModel):
     task_data: dict[str, Any] | str
     task_data_encoding: Literal["utf8", "base64"] | None = None
     task_pipe: str = Field(min_length=1)
-    target_pipe: str = Field(min_length=1)
+    target_pipe: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Where the task's output goes once it is done, which is where its tracking "
+        "ends; null or left out: the output is not forwarded anywhere.",
+    )
+
+    @field_validator("target_pipe", mode="before")
+    @classmethod
+    def _target_pipe_named(cls, value: Any) -> Any:
+        if value == "":
+            raise ValueError("the target pipe is empty; name a queue, or send null for none")
+        return value
 
     @field_validator("task_api_version")
     @classmethod
@@ -270,22 +307,33 @@ class NewJob(_CamelModel):
     external_data: StoredText | None = None
     labels: dict[str, StoredText] = Field(
         default_factory=dict,
-        json_schema_extra={
-            "propertyNames": {
-                "pattern": f"^{LABEL_KEY.pattern}$",
-                "maxLength": LABEL_KEY_LENGTH,
-            },
-            "maxProperties": MAX_LABELS,
-            "additionalProperties": {
-                "type": "string",
-                "pattern": NUL_FREE,
-                "maxLength": LABEL_VALUE_LENGTH,
-            },
-        },
+        json_schema_extra=_or_null(
+            {
+                "propertyNames": {
+                    "pattern": f"^{LABEL_KEY.pattern}$",
+                    "maxLength": LABEL_KEY_LENGTH,
+                },
+                "maxProperties": MAX_LABELS,
+                "additionalProperties": {
+                    "type": "string",
+                    "pattern": NUL_FREE,
+                    "maxLength": LABEL_VALUE_LENGTH,
+                },
+            }
+        ),
     )
-    prerequisite_job_ids: list[str] = Field(default_factory=list)
+    prerequisite_job_ids: list[str] = Field(
+        default_factory=list,
+        json_schema_extra=_or_null(),
+        description="Jobs of the partition that must be Completed before this one starts; "
+        "null and blank ids are left out, as the reference system does.",
+    )
     delay: int = Field(
-        default=0, ge=0, le=2**31 - 1, description="Seconds to wait after the prerequisites."
+        default=0,
+        ge=0,
+        le=2**31 - 1,
+        json_schema_extra=_or_null(),
+        description="Seconds to wait after the prerequisites.",
     )
     task: JobTask | None = None
     type: str | None = None
@@ -315,6 +363,20 @@ class NewJob(_CamelModel):
                 f"the job nests objects and lists deeper than {MAX_BODY_DEPTH} levels, at"
                 f" {where}; flatten it"
             )
+        return value
+
+    @field_validator("labels", "delay", mode="before")
+    @classmethod
+    def _unset(cls, value: Any, info: ValidationInfo) -> Any:
+        return _default_if_null(cls, value, info)
+
+    @field_validator("prerequisite_job_ids", mode="before")
+    @classmethod
+    def _named_prerequisites(cls, value: Any) -> Any:
+        if value is None:
+            return []
+        if isinstance(value, list):
+            return [job_id for job_id in value if not _blank(job_id)]
         return value
 
     @field_validator("failure_tolerance", mode="before")
@@ -379,7 +441,7 @@ class NewJob(_CamelModel):
                 task_api_version=1,
                 task_data=task.model_dump(mode="json", by_alias=True),
                 task_pipe="batch-worker",
-                target_pipe=definition.target_pipe,
+                target_pipe=definition.track_to or definition.target_pipe,
             ),
         )
 
@@ -396,6 +458,10 @@ def _parse_tolerance(value: Any) -> Any:
         return value
     # 2.5 and 1e309 (a float to JSON), lists: only text tells a percentage from a count.
     raise ValueError(_not_a_tolerance(value))
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def _too_deep(value: Any, most: int) -> str | None:

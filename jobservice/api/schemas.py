@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
@@ -10,6 +12,29 @@ from jobservice.models import Failure, JobCounts, JobStatus, JobView
 
 class _Public(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+def epoch_millis(time: datetime | None) -> int:
+    """A time as the reference system's JSON gives it: milliseconds since the epoch, 0 for none."""
+    return int(time.timestamp() * 1000) if time else 0
+
+
+class FailurePublic(_Public):
+    """One failure as the reference system reports it; ``failureTime`` in epoch milliseconds."""
+
+    failure_id: str
+    failure_time: int
+    failure_source: str
+    failure_message: str
+
+    @classmethod
+    def of(cls, failure: Failure) -> FailurePublic:
+        return cls(
+            failure_id=failure.failure_id,
+            failure_time=epoch_millis(failure.failure_time),
+            failure_source=failure.failure_source,
+            failure_message=failure.failure_message,
+        )
 
 
 class JobPublic(_Public):
@@ -23,25 +48,23 @@ class JobPublic(_Public):
     last_update_time: int
     status: JobStatus
     percentage_complete: float
-    failures: list[Failure] = Field(default_factory=list)
+    failures: list[FailurePublic] = Field(default_factory=list)
     labels: dict[str, str] = Field(default_factory=dict)
     counts: JobCounts = Field(default_factory=JobCounts)
     status_reason: str | None = None
 
     @classmethod
     def of(cls, job: JobView) -> JobPublic:
-        created = int(job.create_time.timestamp() * 1000) if job.create_time else 0
-        updated = int(job.last_update_time.timestamp() * 1000) if job.last_update_time else 0
         return cls(
             id=job.id,
             name=job.name,
             description=job.description,
             external_data=job.external_data,
-            create_time=created,
-            last_update_time=updated,
+            create_time=epoch_millis(job.create_time),
+            last_update_time=epoch_millis(job.last_update_time),
             status=job.status,
             percentage_complete=job.percentage_complete,
-            failures=job.failures,
+            failures=[FailurePublic.of(failure) for failure in job.failures],
             labels=job.labels,
             counts=job.counts,
             status_reason=job.status_reason,

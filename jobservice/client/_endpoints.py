@@ -48,9 +48,9 @@ H = TypeVar("H", httpx.Client, httpx.AsyncClient)
 
 DEFAULT_TIMEOUT = 30.0
 
-# The server's models are the wire format, read as they are. JobPublic ignores fields it does
-# not know, but its nested JobCounts and Failure forbid them (they are request models too), so
-# a client is as old as the server at most in those two.
+# The server's models are the wire format, read as they are. JobPublic and its failures ignore
+# fields they do not know, but its nested JobCounts forbids them (it is a request model too), so
+# a client is as old as the server at most in that.
 _JOB = TypeAdapter(JobPublic)
 _JOBS = TypeAdapter(list[JobPublic])
 _COUNT = TypeAdapter(int)

@@ -97,7 +97,7 @@ def test_task_ids_follow_the_reference_hierarchy() -> None:
         parse_job_task_id("p:j.x")
 
 
-def message(job_task_id: str, data: object = None) -> TaskMessage:
+def message(job_task_id: str, data: object = None, track_to: str | None = "out") -> TaskMessage:
     return TaskMessage(
         job_task_id=job_task_id,
         task_classifier="c",
@@ -105,6 +105,7 @@ def message(job_task_id: str, data: object = None) -> TaskMessage:
         task_data=data,
         to="queue",
         correlation_id="p:j",
+        track_to=track_to,
     )
 
 
@@ -115,7 +116,8 @@ def test_a_task_message_is_the_caf_envelope_with_a_stable_task_id() -> None:
     assert body["taskStatus"] == "NEW_TASK"
     assert body["taskData"] == {"item": 5}
     assert body["tracking"]["jobTaskId"] == "p:j.1.2"
-    assert body["tracking"]["trackTo"] == "queue"
+    assert body["tracking"]["trackTo"] == "out"
+    assert message("p:j.1.2", track_to=None).to_dict()["tracking"]["trackTo"] is None
     assert body["sourceInfo"]["name"] == "jobservice"
     assert body["taskId"] == message("p:j.1.2").task_id != message("p:j.1.3").task_id
 
@@ -140,3 +142,19 @@ def test_unknown_names_list_the_known_ones() -> None:
 def test_ids_are_validated(partition: str, job_id: str, problem: str) -> None:
     with pytest.raises(InvalidJobError, match=problem):
         validate_ids(partition, job_id)
+
+
+def test_a_job_files_track_to_is_its_tasks_target_pipe() -> None:
+    flat = {"batchDefinition": "0-9", "batchType": "range", "targetPipe": "items"}
+    tracked = NewJob.from_definition(JobDefinition.model_validate({**flat, "trackTo": "done"}))
+    untracked = NewJob.from_definition(JobDefinition.model_validate(flat))
+    assert tracked.task is not None and untracked.task is not None
+    assert (tracked.task.target_pipe, untracked.task.target_pipe) == ("done", "items")
+
+
+def test_null_means_left_out_as_reference_clients_send_it() -> None:
+    task = {"taskClassifier": "c", "taskApiVersion": 1, "taskData": {}, "taskPipe": "q"}
+    nulls = {"labels": None, "prerequisiteJobIds": [None, " "], "delay": None, "name": None}
+    job = NewJob.model_validate({"task": {**task, "targetPipe": None}, **nulls})
+    assert job == NewJob.model_validate({"task": task})
+    assert job.definition_hash() == NewJob.model_validate({"task": task}).definition_hash()

@@ -38,6 +38,7 @@ def task(number: int = 17) -> dict[str, Any]:
         to="documents",
         correlation_id="p:j",
         tracking_pipe="tracking",
+        track_to="documents",
     ).to_dict()
 
 
