@@ -1,6 +1,10 @@
 """The service layer: the one place that submits, reads, lists, pauses, resumes and cancels jobs.
 
-The CLI, the REST API and embedding applications all call it; none repeats its logic.
+The CLI, the REST API and embedding applications all call it; none repeats its logic. It is a
+facade over three parts: :mod:`jobservice.validation` (what a job must be, and what it runs
+as), :mod:`jobservice.orchestration` (its workflows in Temporal) and
+:mod:`jobservice.reconciler` (repairing rows and workflows that disagree), with the job
+database's :class:`JobStore` beside them.
 """
 
 from __future__ import annotations
@@ -9,115 +13,45 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
-import unicodedata
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import quote
 
-from pydantic import ValidationError
-from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import Client
+from temporalio.service import RPCError
 
 from jobservice import tree
-from jobservice.activities.pipes import local_handler_name
 from jobservice.db.engine import check_schema, create_database_engine
 from jobservice.db.query import JobQuery
 from jobservice.db.records import NewJobRow
-from jobservice.db.store import Created, JobStore, now_millis
-from jobservice.db.tables import JOB_ID_LENGTH, PARTITION_ID_LENGTH, JobRow
-from jobservice.errors import (
-    InvalidJobError,
-    JobConflictError,
-    JobNotFoundError,
-    JobStateError,
-    UnavailableError,
-)
-from jobservice.execution import (
-    JOB_WORKFLOW,
-    PAUSE_SIGNAL,
-    RESUME_SIGNAL,
-    JobContext,
-    JobInput,
-)
+from jobservice.db.store import Created, JobStore
+from jobservice.db.tables import JobRow
+from jobservice.errors import InvalidJobError, JobConflictError, JobNotFoundError, JobStateError
+from jobservice.execution import PAUSE_SIGNAL, RESUME_SIGNAL, JobContext, JobInput
 from jobservice.health import JobHealth
 from jobservice.jobtypes import JobTypes
 from jobservice.models import (
     API_BASE_PATH,
-    BATCH_WORKER_CLASSIFIER,
     DEFAULT_PARTITION,
-    MAX_DEFINITION_BYTES,
     Failure,
     JobCounts,
     JobDefinition,
     JobStatus,
-    JobTask,
     JobView,
     NewJob,
 )
-from jobservice.plugins.task import TASK, SingleTask
+from jobservice.orchestration import JobWorkflows
 from jobservice.prerequisites import never_runs
+from jobservice.reconciler import Reconciler
 from jobservice.registry import Registry, installed
-from jobservice.settings import EngineSettings, Settings, get_settings
-from jobservice.taskids import workflow_id
-from jobservice.temporal import JOB_ID, JOB_PARTITION, JOB_STATUS, connect, job_priority
+from jobservice.settings import Settings, get_settings
+from jobservice.temporal import connect
+from jobservice.validation import JobValidator, check_prerequisite_ids, validate_ids
 
-_CONTROL_CHARACTERS = r"\x00-\x1f\x7f"
-ID_FORBIDDEN = r".,:;*?!|()/\s" + _CONTROL_CHARACTERS
-"""What an id may not hold, as a regular expression character class's inside."""
-_FORBIDDEN = re.compile(f"[{ID_FORBIDDEN}]")
-_CONTROL_CHARACTER = re.compile(f"[{_CONTROL_CHARACTERS}]")
-_INVISIBLE = {
-    "Cc": "a control",
-    "Cf": "a format",
-    "Co": "a private-use",
-    "Cs": "a surrogate",
-    "Cn": "an unassigned",
-    "Zl": "a line separator",
-    "Zp": "a paragraph separator",
-}
-"""The Unicode categories an id may not hold: what is invisible, or reorders or hides text
-(U+202E, U+200B), or has no meaning yet."""
 _SETTLE_SECONDS = 3.0
-_CANCEL_SECONDS = 10.0
-"""The longest a cancel waits for the job's batch tree to close."""
+"""How long a resume waits for the job's row to show it."""
 _log = logging.getLogger(__name__)
-
-
-def _check_id(kind: str, value: str, longest: int) -> None:
-    if not value:
-        raise InvalidJobError(f"the {kind} is empty")
-    if len(value) > longest:
-        raise InvalidJobError(
-            f"the {kind} {value[:longest]!r}... is longer than {longest} characters"
-        )
-    if _FORBIDDEN.search(value):
-        raise InvalidJobError(
-            f"the {kind} {value!r} contains one of . , : ; * ? ! | ( ) /, white space or a "
-            "control character"
-        )
-    # Nothing invisible and nothing that reorders text, so that an id shows what it is.
-    for character in value:
-        category = _INVISIBLE.get(unicodedata.category(character))
-        if category is not None:
-            name = unicodedata.name(character, "")
-            raise InvalidJobError(
-                f"the {kind} {value!r} contains U+{ord(character):04X}{f' {name}' if name else ''},"
-                f" {category} character; an id holds visible characters only"
-            )
-
-
-def validate_ids(partition: str, job_id: str | None = None) -> None:
-    """Partition ids up to 40 characters, job ids up to 48, with none of ``.,:;*?!|()/``, no
-    white space, and nothing invisible: no control, format, private-use, surrogate, unassigned
-    or separator character."""
-    _check_id("partition id", partition, PARTITION_ID_LENGTH)
-    if job_id is not None:
-        _check_id("job id", job_id, JOB_ID_LENGTH)
 
 
 @dataclass(frozen=True)
@@ -147,8 +81,19 @@ class JobService:
         self._client = client
         self._settings = settings or get_settings()
         self._store = store or JobStore(create_database_engine(self._settings.database_url()))
-        self._registry = registry or installed()
-        self._job_types = JobTypes.load(self._settings.job_types_dir)
+        self._validator = JobValidator(
+            registry or installed(),
+            JobTypes.load(self._settings.job_types_dir),
+            self._settings.engine,
+        )
+        self._workflows = JobWorkflows(client, self._settings.temporal)
+        self._reconciler = Reconciler(
+            self._store,
+            self._workflows,
+            self._validator,
+            lambda new_row, definition: self._start(new_row, definition, fresh=False),
+            grace_seconds=self._settings.database.reconcile_grace_seconds,
+        )
         self._health = JobHealth(client, self._settings)
 
     @classmethod
@@ -173,81 +118,6 @@ class JobService:
 
     # -- submit --------------------------------------------------------------------------
 
-    def check_definition(self, definition: JobDefinition) -> None:
-        """Refuse, before anything starts, a job no worker could run: unknown names, a
-        definition its plugin's check refuses, params its ``local:`` handler refuses."""
-        self._registry.batch_plugin(definition.batch_type)
-        self._registry.builder(definition.task_message_type)
-        handler = local_handler_name(definition.target_pipe)
-        if handler is not None:
-            self._registry.handler(handler)
-        elif not _queue_name(definition.target_pipe):
-            raise InvalidJobError(
-                f"targetPipe {definition.target_pipe!r} is not a RabbitMQ queue name (at most "
-                "255 bytes, no surrounding white space, no control characters) nor "
-                "local:<handler>"
-            )
-        self._registry.check_batch_definition(
-            definition.batch_type, definition.batch_definition, definition.task_message_params
-        )
-        if handler is not None:
-            self._registry.check_handler_params(handler, definition.task_message_params)
-
-    def task_of(self, job: NewJob, *, partition: str, job_id: str) -> JobTask:
-        """The job's task: as given, or made by its job type from its parameters."""
-        if job.task is not None:
-            return job.task
-        job_type = self._job_types.get(job.type or "")
-        rendered = job_type.render(partition_id=partition, job_id=job_id, parameters=job.parameters)
-        try:
-            return JobTask.model_validate(rendered)
-        except ValidationError as exc:
-            raise InvalidJobError(
-                f"job type {job.type!r} made a task that is not valid: {_first_error(exc)}"
-            ) from None
-
-    def execution_of(self, job: NewJob, *, partition: str, job_id: str) -> JobDefinition:
-        """What the batch engine runs for ``job``: the BatchWorkerTask of a BatchWorker task,
-        or else a job of one item, the task, sent to its ``taskPipe``. A job it cannot run is
-        refused here."""
-        longest = self._settings.engine.handler_timeout_max_seconds
-        if job.handler_timeout_seconds is not None and job.handler_timeout_seconds > longest:
-            raise InvalidJobError(
-                f"handlerTimeoutSeconds {job.handler_timeout_seconds:g} is more than this "
-                f"service allows, {longest:g} seconds"
-            )
-        job_task = self.task_of(job, partition=partition, job_id=job_id)
-        if job_task.task_classifier == BATCH_WORKER_CLASSIFIER:
-            try:
-                batch = job_task.batch_worker_task().model_dump()
-            except ValueError as exc:
-                raise InvalidJobError(f"task.taskData: {_first_error(exc)}") from None
-        else:
-            batch = {
-                "batch_type": TASK,
-                "batch_definition": SingleTask.model_validate(
-                    job_task.model_dump(include=set(SingleTask.model_fields))
-                ).definition(),
-                "task_message_type": TASK,
-                "target_pipe": job_task.task_pipe,
-            }
-        definition = JobDefinition(
-            **batch,
-            name=job.name,
-            description=job.description,
-            labels=job.labels,
-            failure_tolerance=job.failure_tolerance,
-            track_to=job_task.target_pipe,
-        )
-        size = len(job.model_dump_json())
-        if size > MAX_DEFINITION_BYTES:
-            raise InvalidJobError(
-                f"the job definition is {size:,} bytes; the most is {MAX_DEFINITION_BYTES:,}. "
-                "Put large inputs in a file and use the jsonl or directory batch type"
-            )
-        self.check_definition(definition)
-        return definition
-
     async def submit(
         self,
         job_id: str,
@@ -262,7 +132,7 @@ class JobService:
             job = NewJob.from_definition(job)
         # A plugin's check may read the file system or parse the definition: off the loop.
         definition = await asyncio.to_thread(
-            self.execution_of, job, partition=partition, job_id=job_id
+            self._validator.execution_of, job, partition=partition, job_id=job_id
         )
         await self._check_prerequisites(partition, job_id, job.prerequisite_job_ids)
         new_row = NewJobRow(
@@ -292,8 +162,7 @@ class JobService:
     ) -> None:
         """Refuse a job that could never run: one that waits for itself, or for a job that
         has failed or was cancelled. A prerequisite that does not exist yet is waited for."""
-        for prerequisite in prerequisites:
-            _check_id("prerequisite job id", prerequisite, JOB_ID_LENGTH)
+        check_prerequisite_ids(prerequisites)
         if not prerequisites:
             return
         if await asyncio.to_thread(
@@ -312,6 +181,7 @@ class JobService:
 
     async def _start(self, new_row: NewJobRow, definition: JobDefinition, *, fresh: bool) -> None:
         """Start the job's workflow. A failure leaves the row for :meth:`reconcile`."""
+        job = NewJob.model_validate(new_row.definition)
         context = JobContext(
             partition=new_row.partition_id,
             job_id=new_row.job_id,
@@ -322,7 +192,8 @@ class JobService:
             track_to=definition.track_to,
             status_check_url=self._status_check_url(new_row.partition_id, new_row.job_id),
             failure_tolerance=definition.failure_tolerance,
-            engine=self._engine_of(new_row),
+            # The row keeps the body as the API took it, with the job's own time limit.
+            engine=self._validator.engine_of(job),
         )
         first_run = JobInput(
             context=context,
@@ -331,29 +202,9 @@ class JobService:
             prerequisite_job_ids=new_row.prerequisite_job_ids,
             delay=new_row.delay,
         )
-        status = JobStatus.WAITING if first_run.waits else JobStatus.ACTIVE
+        summary = f"{definition.batch_type} job {new_row.partition_id}/{new_row.job_id}"
         try:
-            await self._client.start_workflow(
-                JOB_WORKFLOW,
-                first_run,
-                id=workflow_id(new_row.partition_id, new_row.job_id),
-                task_queue=self._settings.temporal.task_queue,
-                # An earlier job of the same id may have been deleted; its closed run stays.
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                search_attributes=TypedSearchAttributes(
-                    [
-                        SearchAttributePair(JOB_ID, new_row.job_id),
-                        SearchAttributePair(JOB_PARTITION, new_row.partition_id),
-                        SearchAttributePair(JOB_STATUS, status.value),
-                    ]
-                ),
-                static_summary=(
-                    f"{definition.batch_type} job {new_row.partition_id}/{new_row.job_id}"
-                ),
-                priority=job_priority(new_row.partition_id, new_row.job_id),
-            )
-        except WorkflowAlreadyStartedError:
-            pass  # started by an earlier call or the reconciler
+            await self._workflows.start(first_run, summary=summary)
         except RPCError as exc:
             if fresh:
                 _log.warning(
@@ -366,14 +217,6 @@ class JobService:
                 return
             raise
 
-    def _engine_of(self, new_row: NewJobRow) -> EngineSettings:
-        """The engine settings the job runs with: the service's, with the job's own handler
-        time limit if it gave one (its row keeps the body as the API took it)."""
-        timeout = NewJob.model_validate(new_row.definition).handler_timeout_seconds
-        if timeout is None:
-            return self._settings.engine
-        return self._settings.engine.model_copy(update={"handler_timeout_seconds": float(timeout)})
-
     def _status_check_url(self, partition: str, job_id: str) -> str | None:
         """The job's status endpoint as workers reach it, if the API's public URL is set."""
         public_url = self._settings.api.public_url
@@ -383,9 +226,6 @@ class JobService:
         return public_url.rstrip("/") + path
 
     # -- read ----------------------------------------------------------------------------
-
-    def _handle(self, partition: str, job_id: str) -> WorkflowHandle[Any, Any]:
-        return self._client.get_workflow_handle(workflow_id(partition, job_id))
 
     async def _row(self, partition: str, job_id: str) -> JobRow:
         validate_ids(partition, job_id)
@@ -440,18 +280,18 @@ class JobService:
                 f"job {job_id!r} is {job.status}; only an Active or Waiting job can be paused"
             )
         try:
-            await self._signal(partition, job_id, PAUSE_SIGNAL)
+            await self._workflows.signal(partition, job_id, PAUSE_SIGNAL)
         except BaseException:
             await self._set_status(partition, job_id, job.status, was=[JobStatus.PAUSED])
             raise
-        await self._tell_tree(partition, job_id, tree.Word.PAUSE)
+        await self._workflows.tell_tree(partition, job_id, tree.Word.PAUSE)
         return await self.get(job_id, partition=partition)
 
     async def resume(self, job_id: str, *, partition: str = DEFAULT_PARTITION) -> JobView:
         job = await self.get(job_id, partition=partition)
         if job.status is not JobStatus.PAUSED:
             raise JobStateError(f"job {job_id!r} is {job.status}; only a Paused job can be resumed")
-        await self._signal(partition, job_id, RESUME_SIGNAL)
+        await self._workflows.signal(partition, job_id, RESUME_SIGNAL)
         return await self._settled(partition, job_id, {JobStatus.ACTIVE, JobStatus.WAITING})
 
     async def cancel(
@@ -463,33 +303,24 @@ class JobService:
             return job
         if job.status.is_terminal:
             raise JobStateError(f"job {job_id!r} is {job.status}; it can no longer be cancelled")
-        handle = self._handle(partition, job_id)
-        try:
-            await handle.cancel()
-        except RPCError as exc:
-            if exc.status != RPCStatusCode.NOT_FOUND:
-                raise _unavailable(exc) from None
-            if await self._execution(partition, job_id) is not None:
-                # It has just ended: its own last write to the row says how.
-                return await self._settled(partition, job_id, {JobStatus.CANCELLED})
-        await self._tell_tree(partition, job_id, tree.Word.CANCEL)
+        cancelling = await self._workflows.cancel(partition, job_id)
+        if not cancelling and await self._workflows.execution(partition, job_id) is not None:
+            # It has just ended: its own last write to the row says how.
+            return await self._settled(partition, job_id, {JobStatus.CANCELLED})
+        await self._workflows.tell_tree(partition, job_id, tree.Word.CANCEL)
         # Temporal holds the request now; the row says so at once, whether or not a worker
         # is there yet to stop the job's batches.
         await self._set_status(partition, job_id, JobStatus.CANCELLED)
         if not settle:
             return job
-        await self._tree_closed(partition, job_id)
+        await self._workflows.tree_closed(partition, job_id)
         return await self.get(job_id, partition=partition)
 
     async def delete(self, job_id: str, *, partition: str = DEFAULT_PARTITION) -> None:
         """Stop the job if it runs, and remove it."""
         row = await self._row(partition, job_id)
         if not JobStatus(row.status).is_terminal:
-            try:
-                await self._handle(partition, job_id).terminate(reason="the job was deleted")
-            except RPCError as exc:
-                if exc.status != RPCStatusCode.NOT_FOUND:
-                    raise _unavailable(exc) from None
+            await self._workflows.terminate(partition, job_id, reason="the job was deleted")
         await asyncio.to_thread(self._store.delete, partition_id=partition, job_id=job_id)
 
     async def delete_all(self, query: JobQuery) -> int:
@@ -511,25 +342,6 @@ class JobService:
                 cancelled += 1
         return cancelled
 
-    async def _execution(self, partition: str, job_id: str) -> WorkflowExecution | None:
-        """The job's workflow execution as Temporal describes it; None when there is none."""
-        try:
-            return await self._handle(partition, job_id).describe()
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                return None
-            raise _unavailable(exc) from None
-
-    async def _signal(self, partition: str, job_id: str, signal: str) -> None:
-        try:
-            await self._handle(partition, job_id).signal(signal)
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                raise JobStateError(
-                    f"job {job_id!r} has no running workflow yet; try again shortly"
-                ) from None
-            raise _unavailable(exc) from None
-
     async def _set_status(
         self,
         partition: str,
@@ -541,33 +353,6 @@ class JobService:
         return await asyncio.to_thread(
             self._store.set_status, partition_id=partition, job_id=job_id, status=status, was=was
         )
-
-    async def _tree(self, partition: str, job_id: str, *, batches_only: bool) -> set[str]:
-        try:
-            return await tree.running(self._client, partition, job_id, batches_only=batches_only)
-        except RPCError as exc:
-            raise _unavailable(exc) from None
-
-    async def _tell_tree(self, partition: str, job_id: str, word: tree.Word) -> None:
-        """Tell every running batch at once, besides the root, which passes word on too."""
-        try:
-            await tree.tell_batches(self._client, partition, job_id, word)
-        except RPCError as exc:
-            raise _unavailable(exc) from None
-
-    async def _tree_closed(self, partition: str, job_id: str) -> None:
-        """Wait until no workflow of the job's tree runs: at most a few seconds once none has
-        closed for a while (no worker may be there to close them), and ten in all."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + _CANCEL_SECONDS
-        running = await self._tree(partition, job_id, batches_only=False)
-        quiet_since = loop.time()
-        while running and loop.time() < deadline and loop.time() - quiet_since < _SETTLE_SECONDS:
-            await asyncio.sleep(0.1)
-            still = await self._tree(partition, job_id, batches_only=False)
-            if len(still) < len(running):
-                quiet_since = loop.time()
-            running = still
 
     async def _settled(self, partition: str, job_id: str, wanted: set[JobStatus]) -> JobView:
         """The job once its row shows one of ``wanted`` (the workflow writes it at once), or
@@ -607,62 +392,8 @@ class JobService:
 
     async def reconcile(self, *, page: int = 500) -> int:
         """Start the workflow of every unfinished job that has none, and bring a row whose
-        workflow has closed up to date. Returns how many jobs it repaired.
-
-        A job that cannot be repaired here (its plugin is not installed in this process, say)
-        is logged and left for a worker that can; Temporal not answering ends the pass."""
-        # Rows quiet for the grace period at least; with none, every row written by now.
-        updated_by = now_millis() - int(self._settings.database.reconcile_grace_seconds * 1000)
-        repaired = 0
-        after: tuple[str, str] | None = None
-        while True:
-            rows = await asyncio.to_thread(
-                self._store.unfinished, updated_by=updated_by, after=after, limit=page
-            )
-            for row in rows:
-                try:
-                    repaired += await self._reconcile(row)
-                except UnavailableError:
-                    raise
-                except Exception as exc:
-                    _log.warning(
-                        "job %s/%s: its row and workflow disagree and cannot be reconciled "
-                        "here: %s",
-                        row.partition_id,
-                        row.job_id,
-                        exc,
-                    )
-            if len(rows) < page:
-                return repaired
-            after = (rows[-1].partition_id, rows[-1].job_id)
-
-    async def _reconcile(self, row: JobRow) -> int:
-        """Repair one unfinished job whose row has been quiet; 1 when it needed it."""
-        execution = await self._execution(row.partition_id, row.job_id)
-        started = execution is not None and (
-            execution.start_time.timestamp() * 1000 >= row.create_time - 1000
-        )
-        if not started:
-            new_row = _new_row(row)
-            job = NewJob.model_validate(new_row.definition)
-            definition = await asyncio.to_thread(
-                self.execution_of, job, partition=row.partition_id, job_id=row.job_id
-            )
-            await self._start(new_row, definition, fresh=False)
-            return 1
-        if execution is not None and execution.status in _CLOSED_STATUS:
-            await self._set_status(row.partition_id, row.job_id, _CLOSED_STATUS[execution.status])
-            return 1
-        return 0
-
-
-_CLOSED_STATUS = {
-    WorkflowExecutionStatus.COMPLETED: JobStatus.COMPLETED,
-    WorkflowExecutionStatus.FAILED: JobStatus.FAILED,
-    WorkflowExecutionStatus.TIMED_OUT: JobStatus.FAILED,
-    WorkflowExecutionStatus.CANCELED: JobStatus.CANCELLED,
-    WorkflowExecutionStatus.TERMINATED: JobStatus.CANCELLED,
-}
+        workflow has closed up to date; see :class:`Reconciler`. How many jobs it repaired."""
+        return await self._reconciler.reconcile(page=page)
 
 
 def _view(row: JobRow) -> JobView:
@@ -690,27 +421,5 @@ def _view(row: JobRow) -> JobView:
     )
 
 
-def _queue_name(name: str) -> bool:
-    return (
-        len(name.encode()) <= 255 and name.strip() == name and not _CONTROL_CHARACTER.search(name)
-    )
-
-
-def _unavailable(exc: RPCError) -> UnavailableError:
-    return UnavailableError(f"Temporal did not answer: {exc.message}")
-
-
 def _time(millis: int) -> datetime:
     return datetime.fromtimestamp(millis / 1000, UTC)
-
-
-def _new_row(row: JobRow) -> NewJobRow:
-    return NewJobRow.model_validate(row.model_dump(include=set(NewJobRow.model_fields)))
-
-
-def _first_error(exc: ValueError) -> str:
-    if isinstance(exc, ValidationError):
-        error = exc.errors()[0]
-        where = ".".join(str(p) for p in error["loc"])
-        return f"{where}: {error['msg']}" if where else str(error["msg"])
-    return str(exc)

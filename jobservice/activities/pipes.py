@@ -17,7 +17,7 @@ from jobservice.activities.handler_threads import HandlerThreads, Watch
 from jobservice.broker import Broker
 from jobservice.errors import InvalidJobError
 from jobservice.messages import ItemHandler, TaskMessage
-from jobservice.models import LOCAL_PIPE_PREFIX, Failure
+from jobservice.models import LOCAL_PIPE_PREFIX, Failure, local_handler_name
 from jobservice.registry import Registry
 
 
@@ -148,13 +148,6 @@ class QueuePipe:
             bodies.append(json.dumps(message.to_dict()).encode())
         await self._broker.publish(self._queue, bodies)
         return Delivery(forwarded=len(bodies))
-
-
-def local_handler_name(target_pipe: str) -> str | None:
-    """The handler a ``local:<name>`` pipe names; None for a queue."""
-    if target_pipe.startswith(LOCAL_PIPE_PREFIX):
-        return target_pipe[len(LOCAL_PIPE_PREFIX) :]
-    return None
 
 
 def resolve_pipe(

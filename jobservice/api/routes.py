@@ -29,8 +29,9 @@ from jobservice.db.query import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, STATUS_TYP
 from jobservice.db.tables import JOB_ID_LENGTH, PARTITION_ID_LENGTH
 from jobservice.errors import JobNotFoundError
 from jobservice.models import NUL_FREE, JobStatus, NewJob
-from jobservice.service import JobService, validate_ids
+from jobservice.service import JobService
 from jobservice.settings import Settings
+from jobservice.validation import validate_ids
 
 
 class _KeyedRoute(APIRoute):

@@ -47,7 +47,7 @@ with workflow.unsafe.imports_passed_through():
         TrackingBatch,
         TrackingState,
     )
-    from jobservice.models import LOCAL_PIPE_PREFIX, Failure
+    from jobservice.models import Failure, is_local_pipe
     from jobservice.taskids import workflow_id
     from jobservice.temporal import job_priority
     from jobservice.workflows.control import BatchControl, Command, Steps
@@ -133,7 +133,7 @@ class BatchRunner:
         self.state = self.request.state or BatchState()
         self.state.control.paused = self.state.control.paused or self.request.paused
         self.control = BatchControl(self.state.control)
-        queue = not self.context.target_pipe.startswith(LOCAL_PIPE_PREFIX)
+        queue = not is_local_pipe(self.context.target_pipe)
         self.window = DispatchWindow(
             self.state,
             chunk_size=self.context.engine.chunk_size,
@@ -147,7 +147,7 @@ class BatchRunner:
         if split is None:
             return
         self._name_items(split)
-        if self.context.target_pipe.startswith(LOCAL_PIPE_PREFIX):
+        if is_local_pipe(self.context.target_pipe):
             return
         self._tracked = TrackedItems(
             self.state.tracking or TrackingState(),
@@ -164,7 +164,7 @@ class BatchRunner:
         if workflow.memo_value(ITEMS_MEMO, None) is not None or not workflow.patched(ITEMS_MEMO):
             return
         first = split.sub_batch_total + 1
-        count = 0 if self.context.target_pipe.startswith(LOCAL_PIPE_PREFIX) else split.item_total
+        count = 0 if is_local_pipe(self.context.target_pipe) else split.item_total
         workflow.upsert_memo({ITEMS_MEMO: [first, first + count - 1]})
 
     @property
@@ -389,7 +389,7 @@ class BatchRunner:
         split = self.state.split
         assert split is not None
         window = min(self.context.engine.batch_window, self._budget, split.sub_batch_total)
-        if not self.context.target_pipe.startswith(LOCAL_PIPE_PREFIX):
+        if not is_local_pipe(self.context.target_pipe):
             # Items to a queue: fewer batches at once, each with a share of the in-flight
             # window worth a chunk, rather than many that trickle a few items each.
             window = min(window, self._window_share() // MIN_QUEUE_SHARE)

@@ -13,11 +13,13 @@ from temporalio.worker import Worker
 from jobservice.db.records import NewJobRow
 from jobservice.db.store import JobStore
 from jobservice.execution import JOB_WORKFLOW, JobContext, JobInput
+from jobservice.jobtypes import JobTypes
 from jobservice.models import JobStatus, NewJob
 from jobservice.registry import Registry
 from jobservice.service import JobService
 from jobservice.settings import DatabaseSettings, Settings
 from jobservice.taskids import workflow_id
+from jobservice.validation import JobValidator
 from tests.conftest import unique
 from tests.integration.support import eventually, job
 
@@ -55,7 +57,7 @@ async def test_rows_left_without_a_workflow_are_started(
     job_store.create(accepted_row(partition, "alien", batch_type="not-installed"))
 
     # When the reconciler runs, a page of one row at a time
-    with caplog.at_level(logging.WARNING, logger="jobservice.service"):
+    with caplog.at_level(logging.WARNING, logger="jobservice.reconciler"):
         repaired = await service.reconcile(page=1)
 
     # Then every job it can run runs, and the one it cannot is named and left for another
@@ -82,12 +84,13 @@ async def test_a_row_whose_workflow_was_ended_outside_is_closed(
 
 
 async def test_a_workflow_without_its_row_makes_it(
-    service: JobService, client: Client, settings: Settings, worker: Worker
+    service: JobService, client: Client, settings: Settings, registry: Registry, worker: Worker
 ) -> None:
     # Given a job's workflow started with no row behind it (a database restored from before)
     partition = unique("p")
     new_row = accepted_row(partition, "rowless")
-    definition = service.execution_of(
+    validator = JobValidator(registry, JobTypes.load(settings.job_types_dir), settings.engine)
+    definition = validator.execution_of(
         NewJob.model_validate(new_row.definition), partition=partition, job_id="rowless"
     )
     context = JobContext(

@@ -9,8 +9,8 @@ from jobservice.errors import InvalidJobError
 from jobservice.messages import TaskMessage
 from jobservice.models import FailureTolerance, JobDefinition, JobStatus, NewJob
 from jobservice.registry import installed
-from jobservice.service import validate_ids
 from jobservice.taskids import job_task_id, parse_job_task_id, split_item, workflow_id
+from jobservice.validation import validate_ids
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from jobservice.models import (
     FailureTolerance,
     NewJob,
 )
-from jobservice.service import validate_ids
+from jobservice.validation import validate_ids
 
 
 def _job(**fields: Any) -> dict[str, Any]:

@@ -1,0 +1,134 @@
+"""A job's workflows in Temporal, as the service layer drives them.
+
+Starts a job's root workflow, signals, cancels and ends it, and reaches the batches of its
+tree. Temporal not answering is an :class:`UnavailableError`; nothing here reads or writes the
+job database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from temporalio.client import Client, WorkflowExecution, WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from jobservice import tree
+from jobservice.errors import JobStateError, UnavailableError
+from jobservice.execution import JOB_WORKFLOW, JobInput
+from jobservice.models import JobStatus
+from jobservice.settings import TemporalSettings
+from jobservice.taskids import workflow_id
+from jobservice.temporal import JOB_ID, JOB_PARTITION, JOB_STATUS, job_priority
+
+_SETTLE_SECONDS = 3.0
+"""How long the tree may stay as it is before a cancel stops waiting for it to close."""
+_CANCEL_SECONDS = 10.0
+"""The longest a cancel waits for the job's batch tree to close."""
+
+
+class JobWorkflows:
+    """The workflows of jobs: one root workflow a job, with its tree of batches below."""
+
+    def __init__(self, client: Client, settings: TemporalSettings) -> None:
+        self._client = client
+        self._settings = settings
+
+    def _handle(self, partition: str, job_id: str) -> WorkflowHandle[Any, Any]:
+        return self._client.get_workflow_handle(workflow_id(partition, job_id))
+
+    async def start(self, first_run: JobInput, *, summary: str) -> None:
+        """Start the job's root workflow; one already started changes nothing. Raises
+        :class:`RPCError` when Temporal does not take it."""
+        context = first_run.context
+        status = JobStatus.WAITING if first_run.waits else JobStatus.ACTIVE
+        # Started already, by an earlier call or the reconciler: nothing to do.
+        with contextlib.suppress(WorkflowAlreadyStartedError):
+            await self._client.start_workflow(
+                JOB_WORKFLOW,
+                first_run,
+                id=workflow_id(context.partition, context.job_id),
+                task_queue=self._settings.task_queue,
+                # An earlier job of the same id may have been deleted; its closed run stays.
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(JOB_ID, context.job_id),
+                        SearchAttributePair(JOB_PARTITION, context.partition),
+                        SearchAttributePair(JOB_STATUS, status.value),
+                    ]
+                ),
+                static_summary=summary,
+                priority=job_priority(context.partition, context.job_id),
+            )
+
+    async def execution(self, partition: str, job_id: str) -> WorkflowExecution | None:
+        """The job's workflow execution as Temporal describes it; None when there is none."""
+        try:
+            return await self._handle(partition, job_id).describe()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise unavailable(exc) from None
+
+    async def signal(self, partition: str, job_id: str, signal: str) -> None:
+        try:
+            await self._handle(partition, job_id).signal(signal)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise JobStateError(
+                    f"job {job_id!r} has no running workflow yet; try again shortly"
+                ) from None
+            raise unavailable(exc) from None
+
+    async def cancel(self, partition: str, job_id: str) -> bool:
+        """Ask the job's workflow to cancel; False when it has none running."""
+        try:
+            await self._handle(partition, job_id).cancel()
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise unavailable(exc) from None
+            return False
+        return True
+
+    async def terminate(self, partition: str, job_id: str, *, reason: str) -> None:
+        """End the job's workflow at once, if it runs."""
+        try:
+            await self._handle(partition, job_id).terminate(reason=reason)
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise unavailable(exc) from None
+
+    async def tell_tree(self, partition: str, job_id: str, word: tree.Word) -> None:
+        """Tell every running batch at once, besides the root, which passes word on too."""
+        try:
+            await tree.tell_batches(self._client, partition, job_id, word)
+        except RPCError as exc:
+            raise unavailable(exc) from None
+
+    async def tree_closed(self, partition: str, job_id: str) -> None:
+        """Wait until no workflow of the job's tree runs: at most a few seconds once none has
+        closed for a while (no worker may be there to close them), and ten in all."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _CANCEL_SECONDS
+        running = await self._tree(partition, job_id)
+        quiet_since = loop.time()
+        while running and loop.time() < deadline and loop.time() - quiet_since < _SETTLE_SECONDS:
+            await asyncio.sleep(0.1)
+            still = await self._tree(partition, job_id)
+            if len(still) < len(running):
+                quiet_since = loop.time()
+            running = still
+
+    async def _tree(self, partition: str, job_id: str) -> set[str]:
+        try:
+            return await tree.running(self._client, partition, job_id, batches_only=False)
+        except RPCError as exc:
+            raise unavailable(exc) from None
+
+
+def unavailable(exc: RPCError) -> UnavailableError:
+    return UnavailableError(f"Temporal did not answer: {exc.message}")
