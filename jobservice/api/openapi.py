@@ -13,7 +13,8 @@ from fastapi import FastAPI, Path, Query
 
 from jobservice.api.schemas import Message
 from jobservice.api.security import API_KEY_HEADER
-from jobservice.db.query import LABEL_PREFIX, SORT_FIELDS
+from jobservice.db.query import SORT_FIELDS
+from jobservice.db.rsql import LABEL_PREFIX
 from jobservice.models import LABEL_KEY
 from jobservice.validation import ID_FORBIDDEN
 

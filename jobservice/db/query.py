@@ -1,9 +1,9 @@
 """The job list's query parameters, as the CAF Job Service Web API takes them, made into SQL.
 
-``filter`` (RSQL), ``statusType``, ``jobIdStartsWith`` and ``labelExist`` narrow the list,
-``sort`` orders it, ``limit`` and ``offset`` page it. A wrong parameter is an
-:class:`InvalidRequestError` whose message names it (and, in a filter, the key, operator or
-value and its position, counted from 1): the API answers 400 with it.
+``filter`` (RSQL, read by :mod:`jobservice.db.rsql`), ``statusType``, ``jobIdStartsWith``
+and ``labelExist`` narrow the list, ``sort`` orders it, ``limit`` and ``offset`` page it. A
+wrong parameter is an :class:`InvalidRequestError` whose message names it (and, in a filter,
+the key, operator or value and its position, counted from 1): the API answers 400 with it.
 
 Text compares and sorts in code point order, and ``*`` wildcards match case-sensitively, on
 SQLite and PostgreSQL alike, so that a query gives the same jobs in the same order on either.
@@ -11,11 +11,9 @@ SQLite and PostgreSQL alike, so that a query gives the same jobs in the same ord
 
 from __future__ import annotations
 
-import math
 import re
-from dataclasses import dataclass, replace
-from enum import StrEnum
-from typing import Any, TypeAlias
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -34,310 +32,31 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import col
 
+from jobservice.db.rsql import (
+    LABEL_PREFIX,
+    NUMBER_KEYS,
+    Logical,
+    LogicalOperator,
+    Node,
+    Operator,
+    check_label_key,
+    checked,
+    parse_filter,
+    read_number,
+)
 from jobservice.db.tables import JobLabelRow, JobRow
 from jobservice.errors import InvalidRequestError
-from jobservice.models import LABEL_KEY, LABEL_KEY_LENGTH, JobStatus
+from jobservice.models import JobStatus
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 1000
 MAX_OFFSET = 2**63 - 1  # the databases' 64-bit integer; more cannot reach them
-LABEL_PREFIX = "labels."
-# Bounds no real filter reaches; past them a filter is refused before any SQL is built, so
-# that it can neither exhaust the parser's stack nor the database's expression depth, nor
-# keep the database busy for seconds.
-MAX_FILTER_LENGTH = 4096
-"""Characters in a ``filter``."""
-MAX_FILTER_DEPTH = 20
-"""Parentheses nested in a ``filter``."""
-MAX_FILTER_TERMS = 100
-"""Values compared in a ``filter``: one per comparison, one per entry of an ``=in=`` list."""
 MAX_LABEL_KEYS = 100
 """Label keys in ``labelExist``."""
-_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
-
-
-class Operator(StrEnum):
-    """An RSQL comparison, by its FIQL spelling."""
-
-    EQUAL = "=="
-    NOT_EQUAL = "!="
-    GREATER = "=gt="
-    GREATER_OR_EQUAL = "=ge="
-    LESS = "=lt="
-    LESS_OR_EQUAL = "=le="
-    IN = "=in="
-    OUT = "=out="
-
-
-class LogicalOperator(StrEnum):
-    AND = "and"
-    OR = "or"
-
-
-_OPERATORS = {op.value: op for op in Operator} | {
-    ">": Operator.GREATER,
-    ">=": Operator.GREATER_OR_EQUAL,
-    "<": Operator.LESS,
-    "<=": Operator.LESS_OR_EQUAL,
-}
+# The columns of the keys a filter compares: rsql's TEXT_KEYS and NUMBER_KEYS.
+_TEXT_COLUMNS = {"id": col(JobRow.job_id), "name": col(JobRow.name), "status": col(JobRow.status)}
+_NUMBER_COLUMNS = {"percentageComplete": col(JobRow.percentage_complete)}
 _NEGATIONS = {Operator.NOT_EQUAL: Operator.EQUAL, Operator.OUT: Operator.IN}
-_LISTS = (Operator.IN, Operator.OUT)
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """``key operator values``; only ``=in=`` and ``=out=`` take more than one value."""
-
-    key: str
-    operator: Operator
-    values: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Logical:
-    op: LogicalOperator
-    children: tuple[Node, ...]
-
-
-Node: TypeAlias = Comparison | Logical
-
-
-# --- parsing ---------------------------------------------------------------------------------
-
-# rsql-parser's tokens. " and " / " or " need the spaces, so "name==band" stays a value.
-_TOKENS = re.compile(
-    r"""
-    (?P<and>\s+and(?=\s|\Z)|;)
-    |(?P<or>\s+or(?=\s|\Z)|,)
-    |(?P<space>\s+)
-    |(?P<open>\()
-    |(?P<close>\))
-    |(?P<operator>=[A-Za-z]*=|!=|[<>]=?|[=!~<>]+)
-    |(?P<quoted>"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*')
-    |(?P<unquoted>[^"'();,=!~<>\s]+)
-    |(?P<unclosed>["'])
-    """,
-    re.VERBOSE | re.DOTALL,
-)
-
-
-@dataclass(frozen=True)
-class _Token:
-    kind: str
-    text: str
-    position: int
-    value: str = ""
-
-
-def _tokens(text: str) -> list[_Token]:
-    tokens: list[_Token] = []
-    start = 0
-    while start < len(text):
-        match = _TOKENS.match(text, start)
-        if match is None or match.lastgroup is None:  # every character matches some group
-            raise InvalidRequestError(f"filter: unexpected {text[start]!r} at position {start + 1}")
-        kind, word = match.lastgroup, match.group()
-        position = start + len(word) - len(word.lstrip()) + 1
-        start = match.end()
-        if kind == "unclosed":
-            raise InvalidRequestError(f"filter: the quote at position {position} is never closed")
-        if kind == "quoted":
-            tokens.append(
-                _Token(kind, word, position, re.sub(r"\\(.)", r"\1", word[1:-1], flags=re.S))
-            )
-        elif kind != "space":
-            tokens.append(_Token(kind, word.strip(), position, word))
-    tokens.append(_Token("end", "", len(text) + 1))
-    return tokens
-
-
-class _Parser:
-    """Recursive descent over rsql-parser's grammar: ``or`` of ``and`` of comparisons or groups."""
-
-    def __init__(self, text: str) -> None:
-        self.tokens = _tokens(text)
-        self.index = 0
-        self.depth = 0
-        self.terms = 0
-
-    def parse(self) -> Node:
-        if self.peek().kind == "end":
-            raise InvalidRequestError("filter is empty")
-        node = self.disjunction()
-        token = self.peek()
-        if token.kind == "close":
-            raise InvalidRequestError(f"filter: ')' at position {token.position} has no '('")
-        if token.kind != "end":
-            raise self.unexpected(token, "';', ',' or the end")
-        return node
-
-    def peek(self) -> _Token:
-        return self.tokens[self.index]
-
-    def take(self) -> _Token:
-        token = self.tokens[self.index]
-        self.index += 1
-        return token
-
-    def unexpected(self, token: _Token, expected: str) -> InvalidRequestError:
-        if token.kind == "end":
-            last = self.tokens[self.index - 1]
-            return InvalidRequestError(
-                f"filter ends after {last.text!r} at position {last.position}; expected {expected}"
-            )
-        return InvalidRequestError(
-            f"filter: expected {expected} at position {token.position}, found {token.text!r}"
-        )
-
-    def disjunction(self) -> Node:
-        children = [self.conjunction()]
-        while self.peek().kind == "or":
-            self.take()
-            children.append(self.conjunction())
-        return children[0] if len(children) == 1 else Logical(LogicalOperator.OR, tuple(children))
-
-    def conjunction(self) -> Node:
-        children = [self.constraint()]
-        while self.peek().kind == "and":
-            self.take()
-            children.append(self.constraint())
-        return children[0] if len(children) == 1 else Logical(LogicalOperator.AND, tuple(children))
-
-    def constraint(self) -> Node:
-        token = self.peek()
-        if token.kind == "open":
-            if self.depth == MAX_FILTER_DEPTH:
-                raise InvalidRequestError(
-                    f"filter: '(' at position {token.position} nests deeper than"
-                    f" {MAX_FILTER_DEPTH} levels; write the filter with fewer parentheses"
-                )
-            self.take()
-            self.depth += 1
-            node = self.disjunction()
-            self.depth -= 1
-            self.close(token)
-            return node
-        if token.kind != "unquoted":
-            raise self.unexpected(token, "a comparison")
-        key = self.take()
-        operator = self.peek()
-        if operator.kind != "operator":
-            raise self.unexpected(operator, f"an operator after {key.text!r}")
-        self.take()
-        if operator.text not in _OPERATORS:
-            known = ", ".join(_OPERATORS)
-            raise InvalidRequestError(
-                f"filter: unknown operator {operator.text!r} at position {operator.position};"
-                f" known: {known}"
-            )
-        comparison = Comparison(key.text, _OPERATORS[operator.text], self.arguments())
-        return _checked(comparison, f" at position {key.position}")
-
-    def arguments(self) -> tuple[str, ...]:
-        token = self.peek()
-        if token.kind != "open":
-            return (self.value(),)
-        self.take()
-        values = [self.value()]
-        while self.peek().kind == "or":
-            self.take()
-            values.append(self.value())
-        self.close(token)
-        return tuple(values)
-
-    def value(self) -> str:
-        token = self.peek()
-        if token.kind not in ("unquoted", "quoted"):
-            raise self.unexpected(token, "a value")
-        self.terms += 1
-        if self.terms > MAX_FILTER_TERMS:
-            raise InvalidRequestError(
-                f"filter: the value at position {token.position} is one more than the"
-                f" {MAX_FILTER_TERMS} a filter may compare (each comparison and each entry of"
-                " an =in= or =out= list is one); split the query into several"
-            )
-        self.take()
-        return token.value
-
-    def close(self, opening: _Token) -> None:
-        token = self.peek()
-        if token.kind == "end":
-            raise InvalidRequestError(f"filter: '(' at position {opening.position} is never closed")
-        if token.kind != "close":
-            raise self.unexpected(token, "';', ',' or ')'")
-        self.take()
-
-
-def parse_filter(text: str) -> Node:
-    """The RSQL ``filter``, checked: known keys and operators, statuses, numbers, label keys.
-
-    Statuses come back in their canonical case (``active`` → ``Active``). A filter is at most
-    :data:`MAX_FILTER_LENGTH` characters, :data:`MAX_FILTER_DEPTH` parentheses deep, and
-    compares at most :data:`MAX_FILTER_TERMS` values.
-    """
-    if len(text) > MAX_FILTER_LENGTH:
-        raise InvalidRequestError(
-            f"filter is {len(text):,} characters; the most is {MAX_FILTER_LENGTH:,}"
-        )
-    return _Parser(text).parse()
-
-
-_STATUSES = {status.value.lower(): status.value for status in JobStatus}
-_TEXT_KEYS = {"id": col(JobRow.job_id), "name": col(JobRow.name), "status": col(JobRow.status)}
-_NUMBER_KEYS = {"percentageComplete": col(JobRow.percentage_complete)}
-
-
-def _checked(comparison: Comparison, where: str = "") -> Comparison:
-    key, operator, values = comparison.key, comparison.operator, comparison.values
-    if not values:
-        raise InvalidRequestError(f"filter: {operator.value!r} on {key}{where} has no value")
-    if len(values) > 1 and operator not in _LISTS:
-        raise InvalidRequestError(
-            f"filter: {operator.value!r} on {key}{where} takes one value, not {len(values)}"
-        )
-    if key.startswith(LABEL_PREFIX):
-        _check_label_key(key.removeprefix(LABEL_PREFIX), "filter:", where)
-    elif key == "status":
-        return replace(comparison, values=tuple(_status(value, where) for value in values))
-    elif key in _NUMBER_KEYS:
-        for value in values:
-            _number(value, f"filter: {key} {value!r}{where}")
-    elif key not in _TEXT_KEYS:
-        known = ", ".join([*_TEXT_KEYS, *_NUMBER_KEYS, LABEL_PREFIX + "<key>"])
-        raise InvalidRequestError(f"filter: unknown key {key!r}{where}; known: {known}")
-    return comparison
-
-
-def _status(value: str, where: str) -> str:
-    if value.lower() not in _STATUSES:
-        valid = ", ".join(_STATUSES.values())
-        raise InvalidRequestError(
-            f"filter: status {value!r}{where} is not a job status; valid: {valid}"
-        )
-    return _STATUSES[value.lower()]
-
-
-def _number(value: str, what: str) -> float:
-    number = float(value) if _NUMBER.fullmatch(value) else math.nan
-    if not math.isfinite(number):
-        raise InvalidRequestError(f"{what} is not a number")
-    return number
-
-
-def _check_label_key(key: str, parameter: str, where: str = "") -> None:
-    if len(key) > LABEL_KEY_LENGTH:
-        raise InvalidRequestError(
-            f"{parameter} label key {key[:20]!r}...{where} is longer than {LABEL_KEY_LENGTH}"
-            " characters, the longest a job's label key can be"
-        )
-    if not LABEL_KEY.fullmatch(key):
-        raise InvalidRequestError(
-            f"{parameter} label key {key!r}{where} must be one or more letters, digits,"
-            " '_', '-' or ':'"
-        )
-
-
-# --- SQL -------------------------------------------------------------------------------------
 
 
 class _ByteOrder(FunctionElement[str]):
@@ -433,7 +152,7 @@ def filter_clause(node: Node, partition_id: str) -> ColumnElement[bool]:
             raise InvalidRequestError(f"filter: an '{node.op}' of nothing")
         clauses = [filter_clause(child, partition_id) for child in node.children]
         return and_(*clauses) if node.op is LogicalOperator.AND else or_(*clauses)
-    comparison = _checked(node)
+    comparison = checked(node)
     operator = _NEGATIONS.get(comparison.operator, comparison.operator)
     negated = operator is not comparison.operator
     key, values = comparison.key, comparison.values
@@ -442,15 +161,15 @@ def filter_clause(node: Node, partition_id: str) -> ColumnElement[bool]:
         label = col(JobLabelRow.label) == key.removeprefix(LABEL_PREFIX)
         test = _has_label(partition_id, label, _test(col(JobLabelRow.value), operator, values))
         return not_(test) if negated else test
-    if key in _NUMBER_KEYS:
-        column = _NUMBER_KEYS[key]
-        numbers = [_number(value, key) for value in values]
+    if key in NUMBER_KEYS:
+        column = _NUMBER_COLUMNS[key]
+        numbers = [read_number(value, key) for value in values]
         if operator in (Operator.EQUAL, Operator.IN):
             test = column.in_(numbers) if len(numbers) > 1 else column == numbers[0]
         else:
             test = _order_test(column, operator, numbers[0])
         return not_(test) if negated else test
-    text_column = _TEXT_KEYS[key]
+    text_column = _TEXT_COLUMNS[key]
     test = _test(text_column, operator, values)
     # NOT of a comparison with NULL is NULL, which would leave jobs without a name out.
     return or_(text_column.is_(None), not_(test)) if negated else test
@@ -492,7 +211,7 @@ def label_exist_clause(keys: str, partition_id: str) -> ColumnElement[bool]:
     for number, name in enumerate(names, start=1):
         if not name:
             raise InvalidRequestError(f"labelExist: entry {number} of {keys!r} is empty")
-        _check_label_key(name, "labelExist:")
+        check_label_key(name, "labelExist:")
     return _has_label(partition_id, col(JobLabelRow.label).in_(names))
 
 
@@ -523,7 +242,7 @@ def parse_sort(text: str | None) -> list[SQLColumnExpression[Any]]:
     nullable = field == "name" or field.startswith(LABEL_PREFIX)
     if field.startswith(LABEL_PREFIX):
         key = field.removeprefix(LABEL_PREFIX)
-        _check_label_key(key, "sort:")
+        check_label_key(key, "sort:")
         value = select(col(JobLabelRow.value)).where(
             col(JobLabelRow.partition_id) == col(JobRow.partition_id),
             col(JobLabelRow.job_id) == col(JobRow.job_id),

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from jobservice.api import create_app
-from jobservice.db.query import MAX_FILTER_DEPTH, MAX_FILTER_LENGTH, MAX_FILTER_TERMS
+from jobservice.db.rsql import MAX_FILTER_DEPTH, MAX_FILTER_LENGTH, MAX_FILTER_TERMS
 from jobservice.errors import JobNotFoundError
 from jobservice.service import JobService
 from jobservice.settings import ApiSettings, Settings
