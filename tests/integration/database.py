@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
-import pytest
 
 from tests.conftest import unique
+from tests.services import service_missing
 
 POSTGRES = os.environ.get("JOBSERVICE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -22,9 +22,7 @@ def postgres_schema() -> Iterator[str]:
     try:
         connection = psycopg.connect(POSTGRES, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"PostgreSQL is not running: {exc}")
+        service_missing(f"PostgreSQL is not reachable: {exc}")
     with connection:
         connection.execute(f'CREATE SCHEMA "{schema}"')
         try:
