@@ -57,10 +57,46 @@ def is_queue_name(name: str) -> bool:
     )
 
 
-class _CamelModel(BaseModel):
-    """Reads and writes camelCase, as the reference system's JSON does; accepts snake_case too."""
+BATCH_WORKER_CLASSIFIER = "BatchWorker"
+API_BASE_PATH = "/job-service/v1"
+"""Where the REST API's endpoints are, as the reference system has them."""
+LABEL_KEY = re.compile(r"[A-Za-z0-9_:-]+")
+"""A label key, in a job's labels and in queries over them."""
+LABEL_KEY_LENGTH = 255
+"""The longest label key: the job database's column."""
+LABEL_VALUE_LENGTH = 500
+"""The longest label value; four bytes a character still fit PostgreSQL's index entry."""
+MAX_LABELS = 100
+"""Labels a job may have."""
+MAX_BODY_DEPTH = 32
+"""How deeply a job's JSON may nest objects and lists."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+NUL_FREE = r"^[^\x00]*$"
+"""Text without NUL, as a JSON Schema pattern."""
+
+
+def _storable(text: str) -> str:
+    # PostgreSQL's text cannot hold NUL; refused on every job database alike.
+    if "\x00" in text:
+        raise ValueError("must not contain the NUL character")
+    return text
+
+
+StoredText = Annotated[
+    str,
+    AfterValidator(_storable),
+    WithJsonSchema({"type": "string", "pattern": NUL_FREE}),
+]
+"""Text the job database keeps in a column of its own."""
+
+
+CAMEL_CASE = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+"""Reads and writes camelCase, as the reference system's JSON does; accepts snake_case too."""
+
+
+class _CamelModel(BaseModel):
+    model_config = CAMEL_CASE
 
 
 def _or_null(extra: dict[str, Any] | None = None) -> Callable[[dict[str, Any]], None]:
@@ -82,6 +118,96 @@ def _default_if_null(model: type[BaseModel], value: Any, info: ValidationInfo) -
     if value is None and info.field_name is not None:
         return model.model_fields[info.field_name].get_default(call_default_factory=True)
     return value
+
+
+class Failure(_CamelModel):
+    """One failure, as the reference system reports it."""
+
+    failure_id: str
+    failure_time: datetime
+    failure_source: str
+    failure_message: str
+
+
+class JobCounts(_CamelModel):
+    """Items of a job: how many are known, done, failed, and being processed now."""
+
+    total: int = 0
+    completed: int = 0
+    failed: int = 0
+    in_flight: int = 0
+
+    @property
+    def done(self) -> int:
+        return self.completed + self.failed
+
+
+class JobBase(BaseModel):
+    """What users give a job and read back, shared by every model of a job.
+
+    The REST API's create body (:class:`NewJob`), a job file (:class:`JobDefinition`), the
+    service's view (:class:`JobView`), the REST answer (``JobPublic``) and the row a workflow
+    makes (``NewJobRow``) derive from it; the job database's row holds the same fields.
+    """
+
+    name: StoredText | None = None
+    description: StoredText | None = None
+    external_data: StoredText | None = None
+    labels: dict[str, StoredText] = Field(
+        default_factory=dict,
+        json_schema_extra=_or_null(
+            {
+                "propertyNames": {
+                    "pattern": f"^{LABEL_KEY.pattern}$",
+                    "maxLength": LABEL_KEY_LENGTH,
+                },
+                "maxProperties": MAX_LABELS,
+                "additionalProperties": {
+                    "type": "string",
+                    "pattern": NUL_FREE,
+                    "maxLength": LABEL_VALUE_LENGTH,
+                },
+            }
+        ),
+    )
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _no_labels(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+    @field_validator("labels")
+    @classmethod
+    def _label_keys(cls, labels: dict[str, str]) -> dict[str, str]:
+        if len(labels) > MAX_LABELS:
+            raise ValueError(f"a job has at most {MAX_LABELS} labels, not {len(labels):,}")
+        for key, value in labels.items():
+            if len(key) > LABEL_KEY_LENGTH:
+                raise ValueError(
+                    f"label key {key[:20]!r}... is longer than {LABEL_KEY_LENGTH} characters"
+                )
+            if not LABEL_KEY.fullmatch(key):
+                raise ValueError(f"label key {key!r} may only hold letters, digits, _ - and :")
+            if len(value) > LABEL_VALUE_LENGTH:
+                raise ValueError(
+                    f"the value of label {key!r} is {len(value):,} characters; the most is"
+                    f" {LABEL_VALUE_LENGTH}"
+                )
+        return labels
+
+
+class JobState(BaseModel):
+    """How a job stands, as its workflow records it and the service reports it."""
+
+    status: JobStatus
+    status_reason: str | None = None
+    """Why an Active job is not moving, e.g. its target pipe's broker cannot be reached."""
+    counts: JobCounts = Field(default_factory=JobCounts)
+    percentage_complete: float = 0.0
+    splitting_complete: bool = False
+    items_per_second: float | None = None
+    eta_seconds: float | None = None
+    failures: list[Failure] = Field(default_factory=list)
 
 
 class BatchWorkerTask(_CamelModel):
@@ -167,12 +293,9 @@ class FailureTolerance(BaseModel):
         return f"{self.percent:g}%" if self.percent is not None else str(self.count or 0)
 
 
-class JobDefinition(BatchWorkerTask):
-    """A job as a user submits it: the BatchWorkerTask plus name, description and labels."""
+class JobDefinition(BatchWorkerTask, JobBase):
+    """A job file: the BatchWorkerTask, with a job's name, description and labels."""
 
-    name: str | None = None
-    description: str | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
     failure_tolerance: FailureTolerance = Field(default_factory=FailureTolerance)
     prerequisite_job_ids: list[str] = Field(default_factory=list)
     delay: int = Field(default=0, ge=0, description="Seconds to wait after the prerequisites.")
@@ -194,83 +317,16 @@ class JobDefinition(BatchWorkerTask):
         return self
 
 
-class Failure(_CamelModel):
-    """One failure, as the reference system reports it."""
-
-    failure_id: str
-    failure_time: datetime
-    failure_source: str
-    failure_message: str
-
-
-class JobCounts(_CamelModel):
-    """Items of a job: how many are known, done, failed, and being processed now."""
-
-    total: int = 0
-    completed: int = 0
-    failed: int = 0
-    in_flight: int = 0
-
-    @property
-    def done(self) -> int:
-        return self.completed + self.failed
-
-
-class JobView(_CamelModel):
+class JobView(JobBase, JobState):
     """A job as the service reports it."""
+
+    model_config = CAMEL_CASE
 
     id: str
     partition: str
-    status: JobStatus
-    percentage_complete: float = 0
-    counts: JobCounts = Field(default_factory=JobCounts)
-    failures: list[Failure] = Field(default_factory=list)
-    name: str | None = None
-    description: str | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
-    external_data: str | None = None
     create_time: datetime | None = None
     last_update_time: datetime | None = None
     close_time: datetime | None = None
-    items_per_second: float | None = None
-    eta_seconds: float | None = None
-    splitting_complete: bool = False
-    status_reason: str | None = None
-    """Why an Active job is not moving, e.g. its target pipe's broker cannot be reached."""
-
-
-BATCH_WORKER_CLASSIFIER = "BatchWorker"
-API_BASE_PATH = "/job-service/v1"
-"""Where the REST API's endpoints are, as the reference system has them."""
-LABEL_KEY = re.compile(r"[A-Za-z0-9_:-]+")
-"""A label key, in a job's labels and in queries over them."""
-LABEL_KEY_LENGTH = 255
-"""The longest label key: the job database's column."""
-LABEL_VALUE_LENGTH = 500
-"""The longest label value; four bytes a character still fit PostgreSQL's index entry."""
-MAX_LABELS = 100
-"""Labels a job may have."""
-MAX_BODY_DEPTH = 32
-"""How deeply a job's JSON may nest objects and lists."""
-
-
-NUL_FREE = r"^[^\x00]*$"
-"""Text without NUL, as a JSON Schema pattern."""
-
-
-def _storable(text: str) -> str:
-    # PostgreSQL's text cannot hold NUL; refused on every job database alike.
-    if "\x00" in text:
-        raise ValueError("must not contain the NUL character")
-    return text
-
-
-StoredText = Annotated[
-    str,
-    AfterValidator(_storable),
-    WithJsonSchema({"type": "string", "pattern": NUL_FREE}),
-]
-"""Text the job database keeps in a column of its own."""
 
 
 class JobTask(_CamelModel):
@@ -325,29 +381,11 @@ class JobTask(_CamelModel):
         return BatchWorkerTask.model_validate(data)
 
 
-class NewJob(_CamelModel):
+class NewJob(JobBase):
     """A job as the REST API takes it: a ``task``, or a ``type`` with ``parameters``."""
 
-    name: StoredText | None = None
-    description: StoredText | None = None
-    external_data: StoredText | None = None
-    labels: dict[str, StoredText] = Field(
-        default_factory=dict,
-        json_schema_extra=_or_null(
-            {
-                "propertyNames": {
-                    "pattern": f"^{LABEL_KEY.pattern}$",
-                    "maxLength": LABEL_KEY_LENGTH,
-                },
-                "maxProperties": MAX_LABELS,
-                "additionalProperties": {
-                    "type": "string",
-                    "pattern": NUL_FREE,
-                    "maxLength": LABEL_VALUE_LENGTH,
-                },
-            }
-        ),
-    )
+    model_config = CAMEL_CASE
+
     prerequisite_job_ids: list[str] = Field(
         default_factory=list,
         json_schema_extra=_or_null(),
@@ -391,7 +429,7 @@ class NewJob(_CamelModel):
             )
         return value
 
-    @field_validator("labels", "delay", mode="before")
+    @field_validator("delay", mode="before")
     @classmethod
     def _unset(cls, value: Any, info: ValidationInfo) -> Any:
         return _default_if_null(cls, value, info)
@@ -417,25 +455,6 @@ class NewJob(_CamelModel):
     def _tolerance_text(self, tolerance: FailureTolerance) -> str:
         return str(tolerance)
 
-    @field_validator("labels")
-    @classmethod
-    def _label_keys(cls, labels: dict[str, str]) -> dict[str, str]:
-        if len(labels) > MAX_LABELS:
-            raise ValueError(f"a job has at most {MAX_LABELS} labels, not {len(labels):,}")
-        for key, value in labels.items():
-            if len(key) > LABEL_KEY_LENGTH:
-                raise ValueError(
-                    f"label key {key[:20]!r}... is longer than {LABEL_KEY_LENGTH} characters"
-                )
-            if not LABEL_KEY.fullmatch(key):
-                raise ValueError(f"label key {key!r} may only hold letters, digits, _ - and :")
-            if len(value) > LABEL_VALUE_LENGTH:
-                raise ValueError(
-                    f"the value of label {key!r} is {len(value):,} characters; the most is"
-                    f" {LABEL_VALUE_LENGTH}"
-                )
-        return labels
-
     @model_validator(mode="after")
     def _task_or_type(self) -> Self:
         if (self.task is None) == (self.type is None):
@@ -456,12 +475,8 @@ class NewJob(_CamelModel):
         """The job a flat job file (a BatchWorkerTask with a name and labels) describes."""
         task = BatchWorkerTask.model_validate(definition.model_dump(include=_BATCH_FIELDS))
         return cls(
-            name=definition.name,
-            description=definition.description,
-            labels=definition.labels,
+            **definition.model_dump(include=_JOB_FILE_FIELDS),
             failure_tolerance=definition.failure_tolerance,
-            prerequisite_job_ids=definition.prerequisite_job_ids,
-            delay=definition.delay,
             task=JobTask(
                 task_classifier=BATCH_WORKER_CLASSIFIER,
                 task_api_version=1,
@@ -473,6 +488,8 @@ class NewJob(_CamelModel):
 
 
 _BATCH_FIELDS = set(BatchWorkerTask.model_fields)
+_JOB_FILE_FIELDS = set(JobBase.model_fields) | {"prerequisite_job_ids", "delay"}
+"""What a job file says of its job besides its task and failure tolerance."""
 
 
 def _parse_tolerance(value: Any) -> Any:

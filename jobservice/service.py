@@ -15,7 +15,6 @@ import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from urllib.parse import quote
 
 from temporalio.client import Client
@@ -34,8 +33,7 @@ from jobservice.jobtypes import JobTypes
 from jobservice.models import (
     API_BASE_PATH,
     DEFAULT_PARTITION,
-    Failure,
-    JobCounts,
+    JobBase,
     JobDefinition,
     JobStatus,
     JobView,
@@ -136,12 +134,9 @@ class JobService:
         )
         await self._check_prerequisites(partition, job_id, job.prerequisite_job_ids)
         new_row = NewJobRow(
+            **job.model_dump(include=set(JobBase.model_fields)),
             partition_id=partition,
             job_id=job_id,
-            name=job.name,
-            description=job.description,
-            external_data=job.external_data,
-            labels=job.labels,
             definition=job.model_dump(mode="json", by_alias=True),
             definition_hash=job.definition_hash(),
             prerequisite_job_ids=job.prerequisite_job_ids,
@@ -155,7 +150,7 @@ class JobService:
             )
         if creation.outcome is Created.NEW:
             await self._start(new_row, definition, fresh=True)
-        return Submission(_view(creation.row), creation.outcome is Created.NEW)
+        return Submission(creation.row.view(), creation.outcome is Created.NEW)
 
     async def _check_prerequisites(
         self, partition: str, job_id: str, prerequisites: list[str]
@@ -237,12 +232,12 @@ class JobService:
     async def get(self, job_id: str, *, partition: str = DEFAULT_PARTITION) -> JobView:
         """The job's status, counts and failures, as its row holds them, and why it is not
         moving when nobody works on it."""
-        return (await self._health.annotate([_view(await self._row(partition, job_id))]))[0]
+        return (await self._health.annotate([(await self._row(partition, job_id)).view()]))[0]
 
     async def find(self, query: JobQuery) -> list[JobView]:
         """The page of jobs a query of the list endpoint selects."""
         rows = await asyncio.to_thread(self._store.find, query)
-        return await self._health.annotate([_view(row) for row in rows])
+        return await self._health.annotate([row.view() for row in rows])
 
     async def count(self, query: JobQuery) -> int:
         return await asyncio.to_thread(self._store.count, query)
@@ -260,7 +255,7 @@ class JobService:
         rows = await asyncio.to_thread(
             self._store.latest, partition_id=partition, status=status, limit=limit
         )
-        return await self._health.annotate([_view(row) for row in rows])
+        return await self._health.annotate([row.view() for row in rows])
 
     # -- control -------------------------------------------------------------------------
 
@@ -394,32 +389,3 @@ class JobService:
         """Start the workflow of every unfinished job that has none, and bring a row whose
         workflow has closed up to date; see :class:`Reconciler`. How many jobs it repaired."""
         return await self._reconciler.reconcile(page=page)
-
-
-def _view(row: JobRow) -> JobView:
-    status = JobStatus(row.status)
-    return JobView(
-        id=row.job_id,
-        partition=row.partition_id,
-        status=status,
-        percentage_complete=row.percentage_complete,
-        counts=JobCounts(
-            total=row.total, completed=row.completed, failed=row.failed, in_flight=row.in_flight
-        ),
-        failures=[Failure.model_validate(f) for f in row.failures],
-        name=row.name,
-        description=row.description,
-        external_data=row.external_data,
-        labels=row.labels,
-        create_time=_time(row.create_time),
-        last_update_time=_time(row.last_update_time),
-        close_time=_time(row.last_update_time) if status.is_terminal else None,
-        status_reason=row.status_reason,
-        splitting_complete=row.splitting_complete,
-        items_per_second=row.items_per_second,
-        eta_seconds=row.eta_seconds,
-    )
-
-
-def _time(millis: int) -> datetime:
-    return datetime.fromtimestamp(millis / 1000, UTC)

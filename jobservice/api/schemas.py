@@ -7,7 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from jobservice.models import Failure, JobCounts, JobStatus, JobView
+from jobservice.models import Failure, JobBase, JobCounts, JobStatus, JobView
 
 
 class _Public(BaseModel):
@@ -37,38 +37,35 @@ class FailurePublic(_Public):
         )
 
 
-class JobPublic(_Public):
+class JobPublic(JobBase):
     """A job as ``GET /partitions/{p}/jobs/{j}`` shows it; times are epoch milliseconds."""
 
+    # A client reads the answers of a newer server too: fields it does not know are left out.
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
     id: str
-    name: str | None = None
-    description: str | None = None
-    external_data: str | None = None
     create_time: int
     last_update_time: int
     status: JobStatus
     percentage_complete: float
     failures: list[FailurePublic] = Field(default_factory=list)
-    labels: dict[str, str] = Field(default_factory=dict)
     counts: JobCounts = Field(default_factory=JobCounts)
     status_reason: str | None = None
 
     @classmethod
     def of(cls, job: JobView) -> JobPublic:
-        return cls(
-            id=job.id,
-            name=job.name,
-            description=job.description,
-            external_data=job.external_data,
-            create_time=epoch_millis(job.create_time),
-            last_update_time=epoch_millis(job.last_update_time),
-            status=job.status,
-            percentage_complete=job.percentage_complete,
-            failures=[FailurePublic.of(failure) for failure in job.failures],
-            labels=job.labels,
-            counts=job.counts,
-            status_reason=job.status_reason,
+        return cls.model_validate(
+            {
+                **job.model_dump(include=_AS_VIEWED),
+                "create_time": epoch_millis(job.create_time),
+                "last_update_time": epoch_millis(job.last_update_time),
+                "failures": [FailurePublic.of(failure) for failure in job.failures],
+            }
         )
+
+
+_AS_VIEWED = set(JobPublic.model_fields) - {"create_time", "last_update_time", "failures"}
+"""What the REST answer shows of a job as the service reports it."""
 
 
 class Message(_Public):

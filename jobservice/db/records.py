@@ -4,43 +4,31 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from jobservice.models import Failure, JobCounts, JobStatus
+from jobservice.models import JobBase, JobState
 
 RECORD_JOB = "record_job"
 SETTLE_PREREQUISITES = "settle_prerequisites"
 NOTIFY_DEPENDENTS = "notify_dependents"
 
 
-class NewJobRow(BaseModel):
+class NewJobRow(JobBase):
     """Everything a job row is made from; the workflow carries it to make a missing row."""
 
     partition_id: str
     job_id: str
-    name: str | None = None
-    description: str | None = None
-    external_data: str | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
     definition: dict[str, Any]
     definition_hash: str
     prerequisite_job_ids: list[str] = Field(default_factory=list)
     delay: int = 0
 
 
-class JobRecord(BaseModel):
+class JobRecord(JobState):
     """A job's state as its workflow sees it, to be written to its row."""
 
     partition_id: str
     job_id: str
-    status: JobStatus
-    status_reason: str | None = None
-    counts: JobCounts = Field(default_factory=JobCounts)
-    percentage_complete: float = 0.0
-    splitting_complete: bool = False
-    items_per_second: float | None = None
-    eta_seconds: float | None = None
-    failures: list[Failure] = Field(default_factory=list)
     resumed: bool = False
     """The job was resumed since its last record: a Paused row may read Active again."""
     new_row: NewJobRow | None = None
