@@ -17,8 +17,9 @@ from examples.reference_worker import result_message
 from jobservice.execution import JobContext, TrackedResult, TrackingBatch, TrackingState
 from jobservice.messages import TaskMessage
 from jobservice.models import Failure
+from jobservice.reports import UnreadableError, read_report
 from jobservice.settings import EngineSettings
-from jobservice.tracking import UnreadableError, _Batch, _Unacked, read_report
+from jobservice.tracking import _Batch, _Unacked
 from jobservice.workflows.tracked import TrackedItems
 
 SCHEMAS = Path(__file__).parents[2] / "schemas"
