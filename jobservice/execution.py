@@ -21,6 +21,8 @@ RESUME_SIGNAL = "resume"
 PROGRESS_SIGNAL = "progress"
 TRACKING_SIGNAL = "tracking"
 PREREQUISITES_SIGNAL = "prerequisites"
+TRACKING_REPORTS_PATCH = "tracking-reports"
+"""Batches read the progress, retries and failure owners of tracking signals from here on."""
 ITEMS_MEMO = "items"
 """The memo in which a batch workflow that sends items to a queue names their numbers, first
 and last, so that the tracking consumer can tell a result for an item that never went out."""
@@ -118,6 +120,11 @@ class Progress(BaseModel):
     completed: int = 0
     failed: int = 0
     in_flight: int = 0
+    in_flight_percent: int = 0
+    """The sum of the percentages workers last reported for the items in flight: 200 items at
+    50 % make 10,000."""
+    retries: int = 0
+    """Retries workers reported for the items."""
     splitting_complete: bool = False
     failures: list[Failure] = Field(default_factory=list)
     waiting: str | None = None
@@ -133,24 +140,40 @@ class TrackedResult(BaseModel):
 
 
 class TrackingBatch(BaseModel):
-    """Final results for items of one batch, signalled by the tracking consumer in one go: the
-    numbers (in the batch) of the items that completed and of those that failed, and the
-    details of the first few failures. Bare numbers keep a signal of thousands small."""
+    """What the tracking consumer signals to one batch in one go: the numbers (in the batch) of
+    the items that completed and of those that failed, the details of the first few failures,
+    and the progress and retries of items still in flight. Bare numbers keep a signal of
+    thousands small."""
 
     completed: list[int] = Field(default_factory=list)
     failed: list[int] = Field(default_factory=list)
     failures: list[Failure] = Field(default_factory=list)
+    failed_items: list[int] = Field(default_factory=list)
+    """The number of the item each of ``failures`` is of. Empty in signals of earlier versions,
+    whose failures' ids name their items; a worker's own failure id need not."""
+    progressed: list[tuple[int, int]] = Field(default_factory=list)
+    """(number, percentage) of items in flight: the last estimate of each, in whole percent."""
+    retried: list[tuple[int, int | None]] = Field(default_factory=list)
+    """(number, attempt) of items a worker tries again; None when it did not say which try."""
     results: list[TrackedResult] = Field(default_factory=list)
     """The form of earlier versions, still read when a workflow's history replays."""
 
-    def numbers(self) -> tuple[list[int], list[int], list[Failure]]:
-        """Completed numbers, failed numbers and failure details, whichever form was sent."""
+    @property
+    def reports_progress(self) -> bool:
+        """Whether the signal says more than earlier versions could, see TRACKING_REPORTS_PATCH."""
+        return bool(self.failed_items or self.progressed or self.retried)
+
+    def numbers(self) -> tuple[list[int], list[int], list[tuple[int | None, Failure]]]:
+        """Completed numbers, failed numbers and failure details with the number of the item
+        each is of (None when the failure's id must tell), whichever form was sent."""
         completed, failed = list(self.completed), list(self.failed)
-        failures = list(self.failures)
+        owners: list[int | None] = list(self.failed_items)
+        owners += [None] * (len(self.failures) - len(owners))
+        failures = list(zip(owners, self.failures, strict=False))
         for result in self.results:
             (failed if result.failed else completed).append(result.number)
             if result.failure is not None:
-                failures.append(result.failure)
+                failures.append((None, result.failure))
         return completed, failed, failures
 
 
@@ -162,6 +185,10 @@ class TrackingState(BaseModel):
     settled: Base64Bytes = b""
     settled_count: int = 0
     awaiting: list[tuple[int, int, datetime]] = Field(default_factory=list)
+    reported: dict[int, tuple[int, int]] = Field(default_factory=dict)
+    """(percentage, retries) by index of the items in flight a worker has said something of;
+    an item leaves it when it settles, so it holds no more than the in-flight window."""
+    retries: int = 0
 
 
 class ControlState(BaseModel):

@@ -180,10 +180,11 @@ class JobWorkflow:
         snapshot = self._snapshot()
         counts = snapshot.progress
         done = counts.completed + counts.failed
+        # Items in flight count by the percentage their workers last reported.
         percent = (
             100.0
             if self._status is JobStatus.COMPLETED
-            else min(99.0, done * 100 // max(counts.total, 1))
+            else min(99.0, (done * 100 + counts.in_flight_percent) // max(counts.total, 1))
         )
         return JobRecord(
             partition_id=self._request.context.partition,

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         PAUSE_SIGNAL,
         RESUME_SIGNAL,
         SPLIT_BATCH,
+        TRACKING_REPORTS_PATCH,
         BatchInput,
         BatchState,
         ChunkInput,
@@ -215,10 +216,17 @@ class BatchRunner:
             self._changed = True
 
     def record_results(self, batch: TrackingBatch) -> None:
-        """Final results of this batch's forwarded items; a duplicate changes nothing."""
-        if self._tracked is not None:
-            limit = self.context.engine.failure_details
-            self._add_settled(self._tracked.record(batch, limit))
+        """Results, progress and retries of this batch's forwarded items; a duplicate changes
+        nothing. A run begun before signals carried progress replays them as it read them."""
+        if self._tracked is None:
+            return
+        if batch.reports_progress and not workflow.patched(TRACKING_REPORTS_PATCH):
+            batch = batch.model_copy(update={"failed_items": [], "progressed": [], "retried": []})
+        before = (self._tracked.in_flight_percent, self._tracked.state.retries)
+        limit = self.context.engine.failure_details
+        self._add_settled(self._tracked.record(batch, limit, sent=self.window.taken))
+        if (self._tracked.in_flight_percent, self._tracked.state.retries) != before:
+            self._changed = True
 
     def _add_settled(self, settled: Settled) -> None:
         if settled.completed or settled.failed:
@@ -239,8 +247,13 @@ class BatchRunner:
         limit = self.context.engine.failure_details
         total = state.finished.total + (split.item_total if split else 0)
         completed, failed = state.finished.completed, state.finished.failed
+        retries = state.finished.retries
         in_flight = sum(c.end - c.start for c in self._chunks)
-        in_flight += self._tracked.outstanding if self._tracked else 0
+        percent = 0
+        if self._tracked is not None:
+            in_flight += self._tracked.outstanding
+            percent = self._tracked.in_flight_percent
+            retries += self._tracked.state.retries
         failures = list(state.finished.failures)
         complete = self._sub_batches_started()
         waiting = self.window.waiting
@@ -253,6 +266,8 @@ class BatchRunner:
             completed += child.latest.completed
             failed += child.latest.failed
             in_flight += child.latest.in_flight
+            percent += child.latest.in_flight_percent
+            retries += child.latest.retries
             failures.extend(child.latest.failures[: max(0, limit - len(failures))])
             complete = complete and child.latest.splitting_complete
             waiting = waiting or child.latest.waiting
@@ -264,6 +279,8 @@ class BatchRunner:
             completed=completed,
             failed=failed,
             in_flight=in_flight,
+            in_flight_percent=percent,
+            retries=retries,
             splitting_complete=complete,
             failures=failures[:limit],
             waiting=waiting,
@@ -575,6 +592,7 @@ class BatchRunner:
             total=finished.total + done.total,
             completed=finished.completed + done.completed,
             failed=finished.failed + done.failed,
+            retries=finished.retries + done.retries,
             failures=(finished.failures + done.failures)[:limit],
         )
 

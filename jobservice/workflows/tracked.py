@@ -1,12 +1,16 @@
-"""The items of one batch that went to a queue: which have a final result, which are overdue.
+"""The items of one batch that went to a queue: which have a final result, which are overdue,
+and how far the others are.
 
 A bitmap over the batch's items makes accounting exactly once: a second result for an item,
-from a redelivery or a duplicate report, finds its bit set and changes nothing. Pure logic:
-the runner gives it the time.
+from a redelivery or a duplicate report, finds its bit set and changes nothing. What workers
+say of an item in flight (its percentage, its retries) is kept only while it is in flight, so
+it never holds more than the in-flight window; the sum of those percentages rolls up the tree
+like the counts. Pure logic: the runner gives it the time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -45,6 +49,7 @@ class TrackedItems:
         self._item_total = item_total
         self._number_base = sub_batch_total + 1
         self._bits = bytearray(state.settled) or bytearray((item_total + 7) // 8)
+        self._percent_sum = sum(percent for percent, _ in state.reported.values())
 
     def snapshot(self) -> TrackingState:
         return self.state.model_copy(update={"settled": bytes(self._bits)})
@@ -55,6 +60,9 @@ class TrackedItems:
             return False
         self._bits[byte] |= 1 << bit
         self.state.settled_count += 1
+        reported = self.state.reported.pop(index, None)
+        if reported is not None:
+            self._percent_sum -= reported[0]
         return True
 
     def is_settled(self, index: int) -> bool:
@@ -66,6 +74,11 @@ class TrackedItems:
         """Items forwarded and not yet settled."""
         state = self.state
         return max(0, state.forwarded + state.refused - state.settled_count)
+
+    @property
+    def in_flight_percent(self) -> int:
+        """The sum of the percentages last reported for the items in flight."""
+        return self._percent_sum
 
     @property
     def all_settled(self) -> bool:
@@ -83,20 +96,47 @@ class TrackedItems:
         if count:
             self.state.awaiting.append((start, end, now + timeout))
 
-    def record(self, batch: TrackingBatch, limit: int) -> Settled:
+    def record(self, batch: TrackingBatch, limit: int, *, sent: Callable[[int], bool]) -> Settled:
         """Results from the tracking pipe; a duplicate or a number outside the batch is ignored,
-        and so are the details of a failure that was already counted."""
+        and so are the details of a failure that was already counted. Progress and retries
+        count for items ``sent`` says have gone out and that have no result yet; they come
+        first, as the consumer passes on nothing of an item that it heard after its result."""
+        self._progress(batch, sent)
         completed, failed, failures = batch.numbers()
         settled = Settled(completed=sum(map(self._settle_number, completed)))
         newly_failed = {number for number in failed if self._settle_number(number)}
         settled.failed = len(newly_failed)
-        for failure in failures:
+        for number, failure in failures:
             if len(settled.failures) >= limit:
                 break
-            item = split_item(failure.failure_id)
-            if item is not None and item[1] in newly_failed:
+            if number is None:
+                item = split_item(failure.failure_id)
+                number = item[1] if item is not None else None
+            if number in newly_failed:
                 settled.failures.append(failure)
         return settled
+
+    def _progress(self, batch: TrackingBatch, sent: Callable[[int], bool]) -> None:
+        reported = self.state.reported
+        for number, percent in batch.progressed:
+            index = number - self._number_base
+            if self._in_flight(index, sent):
+                before, retries = reported.get(index, (0, 0))
+                reported[index] = (percent, retries)
+                self._percent_sum += percent - before
+        for number, attempt in batch.retried:
+            index = number - self._number_base
+            if not self._in_flight(index, sent):
+                continue
+            percent, retries = reported.get(index, (0, 0))
+            # A worker that numbers its tries makes a retry it reports twice count once.
+            attempt = retries + 1 if attempt is None else attempt
+            if attempt > retries:
+                self.state.retries += attempt - retries
+                reported[index] = (percent, attempt)
+
+    def _in_flight(self, index: int, sent: Callable[[int], bool]) -> bool:
+        return 0 <= index < self._item_total and not self.is_settled(index) and sent(index)
 
     def _settle_number(self, number: int) -> bool:
         index = number - self._number_base

@@ -57,6 +57,13 @@ class DispatchWindow:
         left = split.item_total - self.state.next_item if split is not None else 0
         return left + sum(end - start for start, end in self.state.retry_ranges)
 
+    def taken(self, index: int) -> bool:
+        """Whether item ``index`` has gone out in a chunk, and has not come back to go again."""
+        state = self.state
+        return index < state.next_item and not any(
+            start <= index < end for start, end in state.retry_ranges
+        )
+
     def take(self, room: int) -> tuple[int, int] | None:
         """The next chunk of at most ``room`` items, items to send again first; None: none left."""
         state = self.state

@@ -108,6 +108,11 @@ def delivered(body: bytes) -> DeliveredMessage:
     )
 
 
+def all_sent(index: int) -> bool:
+    """Every item has gone out."""
+    return True
+
+
 def tracked(item_total: int = 20, timeout: float = 60) -> TrackedItems:
     context = JobContext(
         partition="p",
@@ -118,6 +123,22 @@ def tracked(item_total: int = 20, timeout: float = 60) -> TrackedItems:
     )
     return TrackedItems(
         TrackingState(), context=context, path=[2], item_total=item_total, sub_batch_total=3
+    )
+
+
+def ten_in_flight() -> TrackedItems:
+    """A batch of 20 items whose first ten went out; item index i is number i + 4."""
+    items = tracked()
+    items.forwarded(0, 10, 10, [], datetime.now(UTC))
+    return items
+
+
+def failure_of(failure_id: str) -> Failure:
+    return Failure(
+        failure_id=failure_id,
+        failure_time=datetime.now(UTC),
+        failure_source="s",
+        failure_message="m",
     )
 
 
@@ -135,7 +156,7 @@ def test_each_item_settles_once_however_often_its_result_comes() -> None:
         failures=[failure],
     )
 
-    settled = items.record(batch, limit=5)
+    settled = items.record(batch, limit=5, sent=all_sent)
 
     assert (settled.completed, settled.failed, settled.failures) == (9, 0, [])
     assert items.outstanding == 0
@@ -146,7 +167,7 @@ def test_overdue_items_fail_once_and_the_state_survives_a_copy() -> None:
     items = tracked(timeout=5)
     start = datetime.now(UTC)
     items.forwarded(0, 10, 10, [], start)
-    items.record(TrackingBatch(completed=[4, 5]), limit=5)
+    items.record(TrackingBatch(completed=[4, 5]), limit=5, sent=all_sent)
 
     assert items.expire(start + timedelta(seconds=4), limit=3).failed == 0
     expired = items.expire(start + timedelta(seconds=6), limit=3)
@@ -160,23 +181,74 @@ def test_overdue_items_fail_once_and_the_state_survives_a_copy() -> None:
         copy, context=items._context, path=[2], item_total=20, sub_batch_total=3
     )
     assert restored.is_settled(9) and not restored.is_settled(10)
-    assert restored.record(TrackingBatch(completed=[4]), limit=1).completed == 0
+    assert restored.record(TrackingBatch(completed=[4]), limit=1, sent=all_sent).completed == 0
 
 
 def test_a_signal_of_an_earlier_version_still_counts() -> None:
-    items = tracked()
-    now = datetime.now(UTC)
-    items.forwarded(0, 10, 10, [], now)
-    failure = Failure(
-        failure_id="p:j.2.5", failure_time=now, failure_source="s", failure_message="m"
-    )
+    items = ten_in_flight()
+    failure = failure_of("p:j.2.5")
     old = TrackingBatch(
         results=[TrackedResult(number=4), TrackedResult(number=5, failed=True, failure=failure)]
     )
 
-    settled = items.record(old, limit=5)
+    settled = items.record(old, limit=5, sent=all_sent)
 
     assert (settled.completed, settled.failed, settled.failures) == (1, 1, [failure])
+
+
+def test_items_in_flight_count_by_their_last_percentage_until_they_settle() -> None:
+    items = ten_in_flight()
+    # index 12 never went out, 25 is not of the batch
+    items.record(
+        TrackingBatch(progressed=[(n + 4, 50) for n in range(10)] + [(16, 90), (29, 90)]),
+        limit=5,
+        sent=lambda index: index < 10,
+    )
+    assert items.in_flight_percent == 500
+
+    # a lower estimate replaces the last one, it does not add to it
+    items.record(TrackingBatch(progressed=[(4, 20)]), limit=5, sent=all_sent)
+    assert items.in_flight_percent == 470
+
+    # a settled item leaves the sum, and what comes for it later moves nothing
+    items.record(TrackingBatch(completed=[4, 5]), limit=5, sent=all_sent)
+    items.record(TrackingBatch(progressed=[(4, 80)], retried=[(5, 1)]), limit=5, sent=all_sent)
+    assert (items.in_flight_percent, items.state.retries) == (400, 0)
+    assert sorted(items.state.reported) == list(range(2, 10))
+
+    # the percentages live through continue-as-new
+    copy = TrackingState.model_validate_json(items.snapshot().model_dump_json())
+    restored = TrackedItems(
+        copy, context=items._context, path=[2], item_total=20, sub_batch_total=3
+    )
+    assert restored.in_flight_percent == 400
+    restored.expire(datetime.now(UTC) + timedelta(hours=1), limit=1)
+    assert (restored.in_flight_percent, restored.state.reported) == (0, {})
+
+
+def test_a_retry_counts_once_per_try_and_keeps_the_item_in_flight() -> None:
+    items = ten_in_flight()
+
+    items.record(TrackingBatch(retried=[(4, 1), (4, 1), (5, None)]), limit=5, sent=all_sent)
+    items.record(TrackingBatch(retried=[(4, 2), (5, None)]), limit=5, sent=all_sent)
+
+    assert items.state.retries == 4
+    assert items.outstanding == 10
+    assert items.record(TrackingBatch(completed=[4]), limit=5, sent=all_sent).completed == 1
+
+
+def test_a_failure_counts_for_the_item_the_signal_names_whatever_its_id() -> None:
+    items = ten_in_flight()
+    failure = failure_of("INVALID_TASK")
+    unnamed = failure.model_copy(update={"failure_id": "RESULT_EXCEPTION"})
+
+    settled = items.record(
+        TrackingBatch(failed=[6], failures=[failure, unnamed], failed_items=[6]),
+        limit=5,
+        sent=all_sent,
+    )
+
+    assert (settled.failed, settled.failures) == (1, [failure])
 
 
 def test_a_signal_carries_details_of_its_first_failures_only() -> None:
