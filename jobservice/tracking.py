@@ -1,12 +1,14 @@
 """The tracking consumer: reads what external workers report on the tracking pipe.
 
-Results are gathered per batch and signalled to the batch's workflow in one go, when a burst
-of them ends, after ``report_batch`` results, or ``report_interval_seconds`` at the latest;
-never one signal per item. A message
-is acked only once its result is recorded in the workflow's history, so a consumer killed at
-any point loses nothing: what it had not acked comes again, and the workflow counts an item
-once however often its result arrives. A message it cannot read goes to the dead-letter queue
-with the reason in the ``x-jobservice-reason`` header.
+Reports (results, progress, and the reference worker framework's TrackingReportTasks, which
+may speak of items of many batches) are gathered per batch and signalled to the batch's
+workflow in one go, when a burst of them ends, after ``report_batch`` reports, or
+``report_interval_seconds`` at the latest; never one signal per item. A message is acked only
+once each of its reports is recorded in its workflow's history, so a consumer killed at any
+point loses nothing: what it had not acked comes again, and the workflow counts an item once
+however often its result arrives. A message it cannot read goes to the dead-letter queue with
+the reason in the ``x-jobservice-reason`` header; of a TrackingReportTask whose other reports
+were recorded, a copy with only the unusable ones goes there.
 """
 
 from __future__ import annotations
@@ -15,8 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from aiormq.abc import DeliveredMessage
 from temporalio.client import Client
@@ -29,9 +30,16 @@ from jobservice.broker import (
     TargetQueueMissingError,
     broker_host,
 )
-from jobservice.execution import ITEMS_MEMO, TRACKING_SIGNAL, TrackingBatch
-from jobservice.models import Failure
-from jobservice.reports import MESSAGE_LIMIT, Report, UnreadableError, read_report, safe
+from jobservice.execution import ITEMS_MEMO, TRACKING_SIGNAL
+from jobservice.gathered import BatchReports, Delivery
+from jobservice.reports import (
+    MESSAGE_LIMIT,
+    Report,
+    UnreadableError,
+    read_reports,
+    safe,
+    with_reports,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -46,59 +54,6 @@ _RECONNECT_SECONDS = 15.0
 _NUMBERS_CACHED = 16_384
 _QUIET_SECONDS = 0.02
 """A burst of results is recorded once no more has come for this long."""
-_FAILURE_DETAILS = 20
-"""Failure details one signal carries; the rest go as bare counts, to keep signals small."""
-
-
-@dataclass
-class _Batch:
-    """Results waiting to be recorded for one batch workflow, and the messages behind them."""
-
-    job_workflow: str
-    reports: list[Report] = field(default_factory=list)
-    messages: list[DeliveredMessage] = field(default_factory=list)
-
-    def add(self, report: Report, message: DeliveredMessage) -> None:
-        assert report.number is not None
-        self.reports.append(report)
-        self.messages.append(message)
-
-    def signal(self) -> TrackingBatch:
-        completed: list[int] = []
-        failed: list[int] = []
-        failures: list[Failure] = []
-        for report in self.reports:
-            assert report.number is not None
-            if report.failure is None:
-                completed.append(report.number)
-                continue
-            failed.append(report.number)
-            if len(failures) < _FAILURE_DETAILS:
-                failures.append(report.failure)
-        return TrackingBatch(completed=completed, failed=failed, failures=failures)
-
-    def forwards(self) -> dict[str, list[DeliveredMessage]]:
-        """The messages to pass on, by the queue each names in ``to``."""
-        by_queue: dict[str, list[DeliveredMessage]] = {}
-        for report, message in zip(self.reports, self.messages, strict=True):
-            if report.forward_to:
-                by_queue.setdefault(report.forward_to, []).append(message)
-        return by_queue
-
-    def split_off(self, keep: Callable[[Report], bool]) -> list[tuple[Report, DeliveredMessage]]:
-        """Keep the results ``keep`` accepts; return the others."""
-        kept: list[tuple[Report, DeliveredMessage]] = []
-        rest: list[tuple[Report, DeliveredMessage]] = []
-        for pair in zip(self.reports, self.messages, strict=True):
-            (kept if keep(pair[0]) else rest).append(pair)
-        self.reports = [r for r, _ in kept]
-        self.messages = [m for _, m in kept]
-        return rest
-
-    def take_back(self, earlier: _Batch) -> None:
-        """Put the results of an earlier attempt in front of these."""
-        self.reports[:0] = earlier.reports
-        self.messages[:0] = earlier.messages
 
 
 @dataclass(frozen=True)
@@ -151,7 +106,7 @@ class TrackingConsumer:
         self._client = client
         self._broker = broker
         self._settings = broker.settings
-        self._pending: dict[str, _Batch] = {}
+        self._pending: dict[str, BatchReports] = {}
         self._numbers: dict[str, _Numbers] = {}
         self._unacked = _Unacked()
         self._buffered = 0
@@ -258,121 +213,142 @@ class TrackingConsumer:
     async def _on_message(self, message: DeliveredMessage) -> None:
         self._unacked.received(message)
         try:
-            report = read_report(message.body, self._settings.tracking_pipe)
+            reading = read_reports(message.body, self._settings.tracking_pipe)
         except UnreadableError as exc:
             await self._dead_letter_quietly(message, str(exc))
             return
         except Exception as exc:  # whatever else a message makes the reading raise
             await self._dead_letter_quietly(message, f"could not be read: {_describe(exc)}")
             return
-        if report.number is None:
-            self.counts["progress"] += 1
+        delivery = Delivery.of(message, reading)
+        if not reading.reports:  # a TrackingReportTask of no reports
             await self._unacked.ack([message])
             return
-        batch = self._pending.get(report.batch_workflow)
-        if batch is None:
-            batch = self._pending[report.batch_workflow] = _Batch(report.job_workflow)
-        batch.add(report, message)
-        self._buffered += 1
+        for report in reading.reports:
+            batch = self._pending.get(report.batch_workflow)
+            if batch is None:
+                batch = self._pending[report.batch_workflow] = BatchReports(report.job_workflow)
+            batch.add(report, delivery)
+        self._buffered += len(reading.reports)
         self._arrived.set()
 
     async def _dead_letter_quietly(self, message: DeliveredMessage, reason: str) -> None:
         """Dead-letter from the delivery callback; while the broker is away the message stays
         unacked and comes again."""
         try:
-            await self._dead_letter(message, reason)
+            await self._dead_letter(message.body, reason)
+            await self._unacked.ack([message])
         except Exception as exc:  # the message stays unacked and comes again on a new channel
             _log.warning("could not dead-letter a tracking message yet: %s", _describe(exc))
 
-    async def _dead_letter(self, message: DeliveredMessage, reason: str) -> None:
+    async def _dead_letter(self, body: bytes, reason: str) -> None:
         reason = safe(reason if len(reason) <= _REASON_LIMIT else reason[:_REASON_LIMIT] + "…")
         await self._broker.publish(
-            self._settings.dead_letter_pipe, [message.body], headers={REASON_HEADER: reason}
+            self._settings.dead_letter_pipe, [body], headers={REASON_HEADER: reason}
         )
-        await self._unacked.ack([message])
         self.counts["dead-lettered"] += 1
         _log.warning("dead-lettered a tracking message: %s", reason)
 
     async def flush(self) -> None:
-        """Record every buffered result in its workflow; ack what was recorded."""
+        """Record every buffered report in its workflow; ack the messages whose reports are
+        all recorded, and dead-letter what of them could not be."""
         pending, self._pending = self._pending, {}
         self._buffered = 0
         self._arrived.clear()
         done = await asyncio.gather(
             *(self._record(w, b) for w, b in pending.items()), return_exceptions=True
         )
-        await self._unacked.ack(
-            [m for messages in done if isinstance(messages, list) for m in messages]
-        )
+        touched = [d for deliveries in done if isinstance(deliveries, list) for d in deliveries]
+        await self._settle([d for d in dict.fromkeys(touched) if d.settled])
         for outcome in done:
             if isinstance(outcome, BaseException):
                 raise outcome  # the link is gone: what was not acked comes again
 
-    async def _record(self, batch_workflow: str, batch: _Batch) -> list[DeliveredMessage]:
-        """Signal a batch's results; returns the messages it settled (none when kept back).
-        Results for items the batch never sent are dead-lettered, each with its reason, and
-        so are results Temporal will never take."""
+    async def _settle(self, deliveries: list[Delivery]) -> None:
+        """Ack messages whose every report is recorded or refused; dead-letter first what was
+        refused: the message as it came, or, when some of its reports were recorded, a copy
+        with only the others."""
+        for delivery in deliveries:
+            if not delivery.refused:
+                continue
+            body = delivery.message.body
+            if delivery.partly_recorded:
+                body = with_reports(body, [p for p, _ in delivery.refused if p is not None])
+            await self._dead_letter(body, delivery.reason)
+        await self._unacked.ack([d.message for d in deliveries])
+
+    async def _record(self, batch_workflow: str, batch: BatchReports) -> list[Delivery]:
+        """Signal a batch's reports; returns the messages behind them (none when kept back to
+        try again), each report recorded or refused. Reports for items the batch never sent
+        are refused, each with its reason, and so are reports Temporal will never take."""
+        deliveries = list(batch.deliveries)
         try:
-            return await self._signal(batch_workflow, batch)
+            await self._signal(batch_workflow, batch)
         except RPCError as exc:
             if exc.status not in _PERMANENT:
                 self._keep(batch_workflow, batch)  # Temporal is busy or away: try again
                 return []
-            reason = f"Temporal refused the result: {exc.message}"
+            batch.refuse(f"Temporal refused the result: {exc.message}")
         except (BrokerUnavailableError, *LINK_ERRORS):
             raise
-        except Exception as exc:  # whatever else these results make go wrong
-            reason = f"could not be recorded: {_describe(exc)}"
-        for message in batch.messages:
-            await self._dead_letter(message, reason)
-        return []
+        except Exception as exc:  # whatever else these reports make go wrong
+            batch.refuse(f"could not be recorded: {_describe(exc)}")
+        return deliveries
 
-    async def _signal(self, batch_workflow: str, batch: _Batch) -> list[DeliveredMessage]:
+    async def _signal(self, batch_workflow: str, batch: BatchReports) -> None:
         try:
             numbers = await self._numbers_of(batch_workflow)
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
                 raise
-            return await self._no_batch(batch)
+            await self._no_batch(batch)
+            return
         if numbers is not None:
             await self._drop_outside(batch_workflow, batch, numbers)
-        if not batch.messages:
-            return []
+        if not batch.reports:
+            return
         handle = self._client.get_workflow_handle(batch_workflow)
         try:
-            await handle.signal(TRACKING_SIGNAL, batch.signal())
+            for signal in batch.signals():
+                await handle.signal(TRACKING_SIGNAL, signal)
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
                 raise
-            self.counts["discarded"] += len(batch.messages)  # the batch has ended: duplicates
-            return batch.messages
-        self.counts["recorded"] += len(batch.messages)
-        return await self._forward(batch)
+            self.counts["discarded"] += len(batch.reports)  # the batch has ended: duplicates
+            batch.recorded()
+            return
+        self.counts["recorded"] += len(batch.reports)
+        await self._forward(batch)
+        batch.recorded()
 
-    async def _drop_outside(self, batch_workflow: str, batch: _Batch, numbers: _Numbers) -> None:
-        """Dead-letter the results for numbers the batch never sent; a number outside what
-        was cached is checked again first (a job deleted and submitted anew splits anew)."""
+    async def _drop_outside(
+        self, batch_workflow: str, batch: BatchReports, numbers: _Numbers
+    ) -> None:
+        """Refuse the reports for numbers the batch never sent; a number outside what was
+        cached is checked again first (a job deleted and submitted anew splits anew)."""
         if all(report.number in numbers for report in batch.reports):
             return
         self._numbers.pop(batch_workflow, None)
         numbers = await self._numbers_of(batch_workflow) or numbers
-        for report, message in batch.split_off(lambda r: r.number in numbers):
-            await self._dead_letter(message, _outside(report, numbers))
+        for report, delivery in batch.split_off(lambda r: r.number in numbers):
+            delivery.refuse(report, _outside(report, numbers))
 
-    async def _forward(self, batch: _Batch) -> list[DeliveredMessage]:
-        """Pass results on to the queues their ``to`` names; one that cannot take them gets
-        its messages dead-lettered. Returns the messages settled here."""
-        settled = list(batch.messages)
-        for queue, messages in batch.forwards().items():
+    async def _forward(self, batch: BatchReports) -> None:
+        """Pass results on to the queues their ``to`` names; a result one cannot take is
+        refused (it is counted all the same), to be passed on from the dead-letter queue by
+        hand."""
+        refused: set[int] = set()
+        for queue, pairs in batch.forwards().items():
             try:
-                await self._broker.publish(queue, [m.body for m in messages])
+                await self._broker.publish(queue, [d.message.body for _, d in pairs])
             except TargetQueueMissingError as exc:
-                for message in messages:
-                    settled.remove(message)
-                    await self._dead_letter(message, f"could not forward to {queue!r}: {exc}")
+                for report, delivery in pairs:
+                    delivery.refuse(report, f"could not forward to {queue!r}: {exc}")
+                    refused.add(id(report))
                 continue
-            self.counts["forwarded"] += len(messages)
-        return settled
+            self.counts["forwarded"] += len(pairs)
+        if refused:
+            batch.split_off(lambda report: id(report) not in refused)
 
     async def _numbers_of(self, batch_workflow: str) -> _Numbers | None:
         """The item numbers a batch sent to a queue, as its workflow's memo says, cached; None
@@ -390,27 +366,24 @@ class TrackingConsumer:
         self._numbers[batch_workflow] = numbers
         return numbers
 
-    async def _no_batch(self, batch: _Batch) -> list[DeliveredMessage]:
-        """Results for a batch workflow that does not exist: of an unknown job, or naming a
-        batch the job never had. All dead-lettered."""
+    async def _no_batch(self, batch: BatchReports) -> None:
+        """Reports for a batch workflow that does not exist: of an unknown job, or naming a
+        batch the job never had. All refused."""
         try:
             await self._client.get_workflow_handle(batch.job_workflow).describe()
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
                 raise
-            reason = f"unknown job {batch.job_workflow!r}"
-        else:
-            task_id = batch.reports[0].task_id
-            job, _, _ = task_id.partition(".")
-            reason = f"job {job} has no batch {task_id.rpartition('.')[0]!r}"
-        for message in batch.messages:
-            await self._dead_letter(message, reason)
-        return []
+            batch.refuse(f"unknown job {batch.job_workflow!r}")
+            return
+        task_id = batch.reports[0].task_id
+        job, _, _ = task_id.partition(".")
+        batch.refuse(f"job {job} has no batch {task_id.rpartition('.')[0]!r}")
 
-    def _keep(self, batch_workflow: str, batch: _Batch) -> None:
-        kept = self._pending.setdefault(batch_workflow, _Batch(batch.job_workflow))
+    def _keep(self, batch_workflow: str, batch: BatchReports) -> None:
+        kept = self._pending.setdefault(batch_workflow, BatchReports(batch.job_workflow))
         kept.take_back(batch)
-        self._buffered += len(batch.messages)
+        self._buffered += len(batch.reports)
 
 
 def _outside(report: Report, numbers: _Numbers) -> str:

@@ -1,104 +1,23 @@
-"""The message contract: schemas, the tracking consumer's reading, exactly-once bookkeeping."""
+"""The tracking consumer's bookkeeping: what it signals, exactly-once counting, acks."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, cast
 
-import jsonschema
-import pytest
 from aiormq.abc import DeliveredMessage
 from pamqp import commands as spec
 from pamqp.header import ContentHeader
 
 from examples.reference_worker import result_message
 from jobservice.execution import JobContext, TrackedResult, TrackingBatch, TrackingState
-from jobservice.messages import TaskMessage
+from jobservice.gathered import SIGNAL_REPORTS, BatchReports, Delivery
 from jobservice.models import Failure
-from jobservice.reports import UnreadableError, read_report
+from jobservice.reports import read_reports
 from jobservice.settings import EngineSettings
-from jobservice.tracking import _Batch, _Unacked
+from jobservice.tracking import _Unacked
 from jobservice.workflows.tracked import TrackedItems
-
-SCHEMAS = Path(__file__).parents[2] / "schemas"
-
-
-def schema(name: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
-    return loaded
-
-
-def task(number: int = 17) -> dict[str, Any]:
-    return TaskMessage(
-        job_task_id=f"p:j.2.{number}",
-        task_classifier="c",
-        task_api_version=1,
-        task_data={"item": number, "params": {}},
-        to="documents",
-        correlation_id="p:j",
-        tracking_pipe="tracking",
-        track_to="documents",
-    ).to_dict()
-
-
-def test_messages_match_the_published_schemas() -> None:
-    jsonschema.validate(task(), schema("task-message"))
-    result = json.loads(result_message(task(), "RESULT_SUCCESS", {"ok": 1}, None))
-    jsonschema.validate(result, schema("tracking-result"))
-    jsonschema.validate(
-        {"jobTaskId": "p:j.2.17", "estimatedPercentageCompleted": 40}, schema("progress-report")
-    )
-
-
-def test_a_result_names_its_batch_and_number() -> None:
-    body = result_message(task(), "RESULT_EXCEPTION", "disk full", "next-queue")
-
-    report = read_report(body, "tracking")
-
-    assert (report.batch_workflow, report.job_workflow) == ("job/p/j/2", "job/p/j")
-    assert report.number == 17
-    assert report.failure is not None
-    assert report.failure.failure_message == "RESULT_EXCEPTION: disk full"
-    assert report.failure.failure_source == "worker reference-worker"
-    assert report.forward_to == "next-queue"
-
-
-@pytest.mark.parametrize("to", [None, "", "tracking", "documents"])
-def test_results_are_not_forwarded_back_to_the_tracking_or_target_pipe(to: str | None) -> None:
-    report = read_report(result_message(task(), "RESULT_SUCCESS", {}, to), "tracking")
-    assert report.forward_to is None
-
-
-def result_for(job_task_id: str) -> str:
-    return json.dumps({"taskStatus": "RESULT_SUCCESS", "tracking": {"jobTaskId": job_task_id}})
-
-
-@pytest.mark.parametrize(
-    ("body", "reason"),
-    [
-        (b"{", "not JSON"),
-        (b"[1]", "not a JSON object"),
-        (b'{"taskStatus": "RESULT_SUCCESS"}', "no tracking.jobTaskId"),
-        (json.dumps({**task(), "taskStatus": "NEW_TASK"}).encode(), "unknown taskStatus"),
-        (
-            json.dumps({**task(), "taskStatus": "RESULT_SUCCESS", "tracking": {"jobTaskId": "x"}}),
-            "no 'partition:' prefix",
-        ),
-        (
-            json.dumps(
-                {**task(), "taskStatus": "RESULT_SUCCESS", "tracking": {"jobTaskId": "p:j"}}
-            ),
-            "names a job, not an item",
-        ),
-        (b'{"jobTaskId": "p:j.1", "estimatedPercentageCompleted": 140}', "is not 0 to 100"),
-    ],
-)
-def test_unreadable_messages_say_why(body: bytes | str, reason: str) -> None:
-    raw = body.encode() if isinstance(body, str) else body
-    with pytest.raises(UnreadableError, match=reason):
-        read_report(raw, "tracking")
+from tests.unit.test_reports import FAILURE, report_task, task
 
 
 def delivered(body: bytes) -> DeliveredMessage:
@@ -251,17 +170,86 @@ def test_a_failure_counts_for_the_item_the_signal_names_whatever_its_id() -> Non
     assert (settled.failed, settled.failures) == (1, [failure])
 
 
-def test_a_signal_carries_details_of_its_first_failures_only() -> None:
-    batch = _Batch("job/p/j")
-    for number in range(31):
-        status = "RESULT_EXCEPTION" if number < 30 else "RESULT_SUCCESS"
-        body = result_message(task(number), status, "no", None)
-        batch.add(read_report(body, "tracking"), delivered(body))
+def gathered(*bodies: bytes) -> tuple[dict[str, BatchReports], list[Delivery]]:
+    """The reports of ``bodies`` by batch workflow, as the consumer gathers a burst."""
+    batches: dict[str, BatchReports] = {}
+    deliveries = []
+    for body in bodies:
+        reading = read_reports(body, "tracking")
+        delivery = Delivery.of(delivered(body), reading)
+        deliveries.append(delivery)
+        for report in reading.reports:
+            batches.setdefault(report.batch_workflow, BatchReports(report.job_workflow)).add(
+                report, delivery
+            )
+    return batches, deliveries
 
-    signal = batch.signal()
+
+def test_a_signal_carries_details_of_its_first_failures_only() -> None:
+    bodies = [
+        result_message(task(n), "RESULT_EXCEPTION" if n < 30 else "RESULT_SUCCESS", "no", None)
+        for n in range(31)
+    ]
+    batches, _ = gathered(*bodies)
+
+    (signal,) = batches["job/p/j/2"].signals()
 
     assert (signal.failed, signal.completed) == (list(range(30)), [30])
     assert [f.failure_id for f in signal.failures] == [f"p:j.2.{n}" for n in range(20)]
+    assert signal.failed_items == list(range(20))
+
+
+def test_a_signal_says_of_each_item_in_flight_only_what_came_last_before_its_result() -> None:
+    # Given a burst in which items report progress, retries and results in turn
+    batches, _ = gathered(
+        report_task(
+            {"jobTaskId": "p:j.2.1", "status": "Progress", "estimatedPercentageCompleted": 30},
+            {"jobTaskId": "p:j.2.1", "status": "Progress", "estimatedPercentageCompleted": 60},
+            {"jobTaskId": "p:j.2.2", "status": "Progress", "estimatedPercentageCompleted": 80},
+            {"jobTaskId": "p:j.2.2", "status": "Retry", "estimatedPercentageCompleted": 0},
+            {"jobTaskId": "p:j.2.3", "status": "Complete"},
+            {"jobTaskId": "p:j.2.3", "status": "Progress", "estimatedPercentageCompleted": 10},
+            {"jobTaskId": "p:j.2.4", "status": "Failed", "failure": FAILURE},
+            {"jobTaskId": "p:j.2.4", "status": "Retry", "retries": 1},
+        ),
+    )
+
+    (signal,) = batches["job/p/j/2"].signals()
+
+    # Then the last estimate of each item still in flight goes, and nothing heard after a result
+    assert signal.progressed == [(1, 60), (2, 0)]
+    assert signal.retried == [(2, None)]
+    assert (signal.completed, signal.failed, signal.failed_items) == ([3], [4], [4])
+    assert signal.failures[0].failure_id == "INVALID_TASK"
+
+
+def test_a_message_is_settled_once_every_batch_it_speaks_of_has_its_reports() -> None:
+    one = report_task(
+        {"jobTaskId": "p:j.2.1", "status": "Complete"},
+        {"jobTaskId": "p:j.3.1", "status": "Complete"},
+        {"jobTaskId": "p:j.3.x", "status": "Complete"},
+    )
+    batches, (delivery,) = gathered(one)
+    assert delivery.refused == [(2, "task id 'p:j.3.x' has a non-numeric path")]
+
+    batches["job/p/j/2"].recorded()
+    assert not delivery.settled
+    batches["job/p/j/3"].refuse("unknown job")
+
+    assert delivery.settled and delivery.partly_recorded
+    assert delivery.reason == (
+        "trackingReports[2]: task id 'p:j.3.x' has a non-numeric path; "
+        "trackingReports[1]: unknown job"
+    )
+
+
+def test_a_large_burst_for_one_batch_goes_in_several_signals() -> None:
+    reports = [{"jobTaskId": f"p:j.2.{n}", "status": "Complete"} for n in range(SIGNAL_REPORTS + 1)]
+    batches, _ = gathered(report_task(*reports))
+
+    signals = batches["job/p/j/2"].signals()
+
+    assert [len(s.completed) for s in signals] == [SIGNAL_REPORTS, 1]
 
 
 class AckLog:
