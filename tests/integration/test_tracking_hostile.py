@@ -49,7 +49,15 @@ def poison(task_id: str, partition: str, job_id: str) -> list[tuple[bytes | dict
             **extra,
         }
 
+    def reports(*tracking_reports: Any, **extra: Any) -> dict[str, Any]:
+        return {
+            "taskClassifier": "TrackingReportTask",
+            "taskData": {"trackingReports": list(tracking_reports)},
+            **extra,
+        }
+
     job_part = f"{partition}:{job_id}"
+    first = "no usable report: trackingReports[0]: "
     deep = b"[" * 100_000 + b"]" * 100_000
     return [
         (b"not json", "not JSON"),
@@ -79,6 +87,38 @@ def poison(task_id: str, partition: str, job_id: str) -> list[tuple[bytes | dict
         (result(f"{job_part}.\ud800"), "tracking.jobTaskId"),
         ({**result(task_id), "taskStatus": "X" * 200_000}, "unknown taskStatus 'XXX"),
         ({**result(task_id), "to": "q" * 300}, "'to' 'qqq"),
+        ({**reports(), "taskData": "!!"}, "the taskData of a TrackingReportTask is neither"),
+        ({**reports(), "taskData": {}}, "a TrackingReportTask without a trackingReports list"),
+        (reports(taskApiVersion=2), "TrackingReportTask version 2 is newer than 1"),
+        (reports("text"), f"{first}not a JSON object"),
+        (reports({"jobTaskId": task_id, "status": "Done"}), f"{first}status 'Done'"),
+        (
+            reports(
+                {"jobTaskId": task_id, "status": "Progress", "estimatedPercentageCompleted": -5}
+            ),
+            f"{first}estimatedPercentageCompleted -5 is not 0 to 100",
+        ),
+        (
+            reports({"jobTaskId": task_id, "status": "Retry", "retries": "many"}),
+            f"{first}retries 'many' is not a count",
+        ),
+        (
+            reports({"jobTaskId": task_id, "status": "Failed"}),
+            f"{first}a Failed report without its failure",
+        ),
+        (
+            reports({"jobTaskId": task_id, "status": "Failed", "failure": {"failureMessage": "m"}}),
+            f"{first}a failure without a text failureId, failureSource, failureTime",
+        ),
+        (reports({"jobTaskId": f"{job_part}.x", "status": "Complete"}), f"{first}task id"),
+        (
+            reports({"jobTaskId": "default:no-such-job.1", "status": "Complete"}),
+            "trackingReports[0]: unknown job 'job/default/no-such-job'",
+        ),
+        (
+            reports({"jobTaskId": f"{job_part}.{ITEMS + 1}", "status": "Progress"}),
+            f"trackingReports[0]: no item {ITEMS + 1} in batch",
+        ),
     ]
 
 
@@ -108,6 +148,17 @@ async def test_no_tracking_message_stops_the_worker_or_is_lost(
     # and a real result whose onward queue does not exist
     unroutable = {**bodies[0], "taskStatus": "RESULT_SUCCESS", "to": unique("no-such-queue")}
     await publish(rabbit, settings.rabbitmq.tracking_pipe, unroutable)
+    # and a TrackingReportTask of which only the first report can be used
+    mixed = [
+        {"jobTaskId": bodies[0]["tracking"]["jobTaskId"], "status": "Progress"},
+        {"jobTaskId": bodies[0]["tracking"]["jobTaskId"], "status": "Done"},
+        {"jobTaskId": f"{partition}:{job_id}.{ITEMS + 5}", "status": "Complete"},
+    ]
+    await publish(
+        rabbit,
+        settings.rabbitmq.tracking_pipe,
+        {"taskClassifier": "TrackingReportTask", "taskData": {"trackingReports": mixed}},
+    )
     # and a failure whose text and worker name UTF-8 cannot hold
     exception = {
         **bodies[1],
@@ -135,11 +186,20 @@ async def test_no_tracking_message_stops_the_worker_or_is_lost(
         worker_process.stderr.read() if worker_process.stderr else ""
     )
     # and every message it could not act on waits in the dead-letter queue with its reason
-    dead = await take(rabbit, settings.rabbitmq.dead_letter_pipe, len(cases) + 1, within=30)
+    dead = await take(rabbit, settings.rabbitmq.dead_letter_pipe, len(cases) + 2, within=30)
     reasons = [str(m.headers[REASON_HEADER]) for m in dead]
     for _, expected in cases:
         assert any(r.startswith(expected) for r in reasons), (expected, "\n".join(reasons))
     assert any(r.startswith(f"could not forward to {unroutable['to']!r}") for r in reasons), reasons
     forwarded = next(m for m in dead if "could not forward" in str(m.headers[REASON_HEADER]))
     assert json.loads(forwarded.body)["tracking"]["jobTaskId"] == bodies[0]["tracking"]["jobTaskId"]
+    # of the TrackingReportTask, a copy with only the reports that could not be used
+    copy = next(m for m in dead if str(m.headers[REASON_HEADER]).startswith("trackingReports[1]"))
+    assert str(copy.headers[REASON_HEADER]) == (
+        "trackingReports[1]: status 'Done' of "
+        f"{bodies[0]['tracking']['jobTaskId']!r} is not Complete, Failed, Progress, Retry; "
+        f"trackingReports[2]: no item {ITEMS + 5} in batch {partition + ':' + job_id!r}: its "
+        f"items sent to a queue are numbered 1 to {ITEMS}"
+    )
+    assert json.loads(copy.body)["taskData"]["trackingReports"] == mixed[1:]
     assert await depth(rabbit, settings.rabbitmq.dead_letter_pipe) == 0
