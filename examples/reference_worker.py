@@ -19,6 +19,10 @@ contract: one ``basic_publish`` per result does the same.)
 It takes the tasks that have arrived as one batch: publishes their results together, waits
 for the broker to confirm them, and acks the whole batch with one ``multiple`` ack. It runs
 on uvloop where that is installed.
+
+With ``--reports`` it reports as a worker of the reference worker framework does instead: a
+``TrackingReportTask`` saying the batch's tasks are half done (``Progress``, 50 %), then one
+saying each is ``Complete`` (or ``Failed``, with its failure details).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ import asyncio
 import contextlib
 import json
 import signal
+import time
+import uuid
 from typing import Any
 
 import aio_pika
@@ -70,6 +76,59 @@ def result_message(task: dict[str, Any], status: str, data: Any, to: str | None)
 PERSISTENT = spec.Basic.Properties(delivery_mode=2, content_type="application/json")
 
 
+def tracking_report(task: dict[str, Any], status: str, data: Any) -> dict[str, Any]:
+    """The framework's report of one task: Complete, or Failed with what went wrong."""
+    report: dict[str, Any] = {"jobTaskId": task["tracking"]["jobTaskId"]}
+    if status == "RESULT_SUCCESS":
+        return {**report, "status": "Complete", "estimatedPercentageCompleted": 100}
+    failure = {
+        "failureId": "WORKER_FAILED",
+        "failureTime": int(time.time() * 1000),
+        "failureSource": "reference-worker",
+        "failureMessage": str(data),
+    }
+    return {**report, "status": "Failed", "failure": failure}
+
+
+def report_task(reports: list[dict[str, Any]], pipe: str) -> bytes:
+    """A TrackingReportTask message carrying ``reports`` to the tracking pipe ``pipe``."""
+    return json.dumps(
+        {
+            "version": 3,
+            "taskId": str(uuid.uuid4()),
+            "taskClassifier": "TrackingReportTask",
+            "taskApiVersion": 1,
+            "taskData": {"trackingReports": reports},
+            "taskStatus": "NEW_TASK",
+            "context": {},
+            "to": pipe,
+            "sourceInfo": {"name": "reference-worker", "version": "1"},
+        }
+    ).encode()
+
+
+def reports_of(batch: list[DeliveredMessage], fail_every: int) -> dict[str, list[bytes]]:
+    """The framework's reports of a batch, by tracking pipe: half done, then done. A message
+    that is not a task gets none."""
+    progress: dict[str, list[dict[str, Any]]] = {}
+    final: dict[str, list[dict[str, Any]]] = {}
+    for message in batch:
+        try:
+            task = json.loads(message.body)
+            pipe = task["tracking"]["trackingPipe"]
+            status, data = result_of(task, fail_every)
+            job_task_id = task["tracking"]["jobTaskId"]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue
+        half = {"jobTaskId": job_task_id, "status": "Progress", "estimatedPercentageCompleted": 50}
+        progress.setdefault(pipe, []).append(half)
+        final.setdefault(pipe, []).append(tracking_report(task, status, data))
+    return {
+        pipe: [report_task(progress[pipe], pipe), report_task(final[pipe], pipe)]
+        for pipe in progress
+    }
+
+
 def result_for(message: DeliveredMessage, options: argparse.Namespace) -> tuple[str, bytes] | None:
     """Do one task: its tracking pipe and result message; ``None`` for a message that is not a
     task."""
@@ -109,6 +168,9 @@ async def work_through(batch: list[DeliveredMessage], options: argparse.Namespac
     task whose result the broker would not take is delivered again, one that is unreadable
     is rejected (and dead-lettered by the queue's policy, if it has one)."""
     channel = batch[-1].channel
+    if options.reports:
+        await report_through(channel, batch, options.fail_every)
+        return
     results = [result_for(message, options) for message in batch]
     copies = 2 if options.duplicate else 1
     by_pipe: dict[str, list[tuple[int, bytes]]] = {}
@@ -134,6 +196,23 @@ async def work_through(batch: list[DeliveredMessage], options: argparse.Namespac
             await channel.basic_ack(tag)
         else:
             await channel.basic_reject(tag, requeue=result is not None)
+
+
+async def report_through(
+    channel: aiormq.abc.AbstractChannel, batch: list[DeliveredMessage], fail_every: int
+) -> None:
+    """Report a batch as the reference worker framework does, then ack it once the broker has
+    taken every report; a report it would not take leaves the batch to be delivered again."""
+    confirmed = True
+    for pipe, bodies in reports_of(batch, fail_every).items():
+        for body in bodies:  # the progress report before the completions
+            confirmed = all(await publish(channel, pipe, [body])) and confirmed
+    tag = batch[-1].delivery_tag or 0
+    if confirmed:
+        await channel.basic_ack(tag, multiple=True)
+    else:
+        await asyncio.sleep(1)
+        await channel.basic_nack(tag, multiple=True, requeue=True)
 
 
 async def serve(
@@ -199,6 +278,11 @@ if __name__ == "__main__":
     parser.add_argument("--fail-every", type=int, default=0, help="fail items divisible by N")
     parser.add_argument("--result-queue", default=None, help="send results on to this queue")
     parser.add_argument("--duplicate", action="store_true", help="report every result twice")
+    parser.add_argument(
+        "--reports",
+        action="store_true",
+        help="report with TrackingReportTask messages, as the reference worker framework does",
+    )
     options = parser.parse_args()
     try:
         import uvloop  # a faster event loop, where it is installed

@@ -160,3 +160,25 @@ async def test_a_missing_target_queue_is_declared_when_the_settings_say_so(
     finally:
         stop.set()
         await running
+
+
+@pytest.mark.worker_args("--reports", "--fail-every", "10")
+async def test_a_worker_that_reports_as_the_reference_framework_does_completes_a_job(
+    service: JobService,
+    tracking_worker: None,
+    reference_worker: subprocess.Popen[str],
+    target_queue: str,
+    rabbit: AbstractChannel,
+) -> None:
+    # Given a worker that reports Progress, then Complete or Failed, in TrackingReportTasks
+    definition = job("range", "0-3000/1000", target_queue, failure_tolerance="10%")
+    done = await run_to_end(service, unique("reports"), definition)
+
+    # Then every item is counted once, by what its report said
+    assert done.status is JobStatus.COMPLETED
+    assert (done.counts.total, done.counts.completed, done.counts.failed) == (3000, 2700, 300)
+    assert done.percentage_complete == 100
+    failure = done.failures[0]
+    assert (failure.failure_id, failure.failure_source) == ("WORKER_FAILED", "reference-worker")
+    assert "is a multiple of 10" in failure.failure_message
+    assert await depth(rabbit, target_queue) == 0
