@@ -30,17 +30,10 @@ STUCK_LIMIT = 4
 
 
 @pytest.fixture
-def engine() -> EngineSettings:
+def engine(engine: EngineSettings) -> EngineSettings:
     """A heartbeat timeout far beyond the tests' waits: a stuck chunk is not rescued by
     Temporal timing it out, only by the worker itself."""
-    return EngineSettings(
-        chunk_size=250,
-        batch_window=3,
-        chunk_window=2,
-        progress_interval_seconds=0.2,
-        heartbeat_timeout_seconds=60.0,
-        max_attempts=3,
-    )
+    return engine.model_copy(update={"heartbeat_timeout_seconds": 60.0})
 
 
 @pytest.fixture
