@@ -1,13 +1,23 @@
-"""What workflows and activities pass each other: definitions, cursors and counts, never items."""
+"""The engine's contract: what crosses Temporal between the service, workflows and activities.
+
+The names of workflows, activities, signals, queries and memos, and the models their inputs,
+results and signals are made of: definitions, cursors and counts, never items. Workflows take
+their contract from here alone, and activities implement the names defined here.
+
+Running workflows replay their history against the code of the day, so no name here and no
+field of a model may change. A model may move between modules: the pydantic data converter
+(``jobservice.temporal``) writes a payload as the JSON of its fields, and names no class.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
+from typing import Any
 
 from pydantic import Base64Bytes, BaseModel, Field
 
-from jobservice.db.records import NewJobRow
-from jobservice.models import Failure, FailureTolerance, JobStatus
+from jobservice.models import Failure, FailureTolerance, JobBase, JobState, JobStatus
 from jobservice.settings import EngineSettings
 from jobservice.taskids import job_task_id
 
@@ -15,6 +25,10 @@ JOB_WORKFLOW = "JobWorkflow"
 BATCH_WORKFLOW = "BatchWorkflow"
 SPLIT_BATCH = "split_batch"
 DISPATCH_ITEMS = "dispatch_items"
+RECORD_JOB = "record_job"
+SETTLE_PREREQUISITES = "settle_prerequisites"
+NOTIFY_DEPENDENTS = "notify_dependents"
+TELL_TREE = "tell_tree"
 BROKER_UNAVAILABLE = "BrokerUnavailable"
 PAUSE_SIGNAL = "pause"
 RESUME_SIGNAL = "resume"
@@ -242,6 +256,17 @@ class ProgressReport(BaseModel):
     progress: Progress
 
 
+class NewJobRow(JobBase):
+    """Everything a job row is made from; the workflow carries it to make a missing row."""
+
+    partition_id: str
+    job_id: str
+    definition: dict[str, Any]
+    definition_hash: str
+    prerequisite_job_ids: list[str] = Field(default_factory=list)
+    delay: int = 0
+
+
 class JobInput(BaseModel):
     context: JobContext
     definition: str
@@ -271,3 +296,63 @@ class JobProgress(BaseModel):
     paused_seconds: float = 0.0
     finished_at: datetime | None = None
     failures: list[Failure] = Field(default_factory=list)
+
+
+# -- the job's row: local activities of the job workflow ------------------------------------
+
+
+class JobRecord(JobState):
+    """A job's state as its workflow sees it, to be written to its row."""
+
+    partition_id: str
+    job_id: str
+    resumed: bool = False
+    """The job was resumed since its last record: a Paused row may read Active again."""
+    new_row: NewJobRow | None = None
+    """Given on a job's first record: the row is made from it if it is missing."""
+
+
+class JobKey(BaseModel):
+    partition_id: str
+    job_id: str
+
+
+class PrerequisiteQuery(BaseModel):
+    partition_id: str
+    job_id: str
+    prerequisite_job_ids: list[str]
+
+
+class PrerequisiteState(BaseModel):
+    """Where a waiting job's prerequisites stand."""
+
+    waiting_for: list[str] = Field(default_factory=list)
+    missing: list[str] = Field(default_factory=list)
+    """Prerequisites that do not exist (yet); also in ``waiting_for``."""
+    failure: Failure | None = None
+    """Set when a prerequisite Failed or was Cancelled: the job can never run."""
+
+    def reason(self) -> str:
+        """The job's status reason while it waits."""
+        reason = f"waiting for prerequisite jobs {', '.join(self.waiting_for)}"
+        if self.missing:
+            reason += f" ({', '.join(self.missing)} not created yet)"
+        return reason
+
+
+# -- word for a job's whole tree -----------------------------------------------------------
+
+
+class Word(StrEnum):
+    """What every batch of a tree is told."""
+
+    PAUSE = "pause"
+    CANCEL = "cancel"
+
+
+class TreeWord(BaseModel):
+    """The word for every running batch of a job's tree."""
+
+    partition_id: str
+    job_id: str
+    word: Word

@@ -18,7 +18,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from jobservice import tree
 from jobservice.errors import JobStateError, UnavailableError
-from jobservice.execution import JOB_WORKFLOW, JobInput
+from jobservice.execution import JOB_WORKFLOW, JobInput, Word
 from jobservice.models import JobStatus
 from jobservice.settings import TemporalSettings
 from jobservice.taskids import workflow_id
@@ -102,7 +102,7 @@ class JobWorkflows:
             if exc.status != RPCStatusCode.NOT_FOUND:
                 raise unavailable(exc) from None
 
-    async def tell_tree(self, partition: str, job_id: str, word: tree.Word) -> None:
+    async def tell_tree(self, partition: str, job_id: str, word: Word) -> None:
         """Tell every running batch at once, besides the root, which passes word on too."""
         try:
             await tree.tell_batches(self._client, partition, job_id, word)

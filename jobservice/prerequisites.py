@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from pydantic import BaseModel, Field
-
 from jobservice.db.tables import JobRow
+from jobservice.execution import PrerequisiteQuery, PrerequisiteState
 from jobservice.models import Failure, JobStatus
 from jobservice.taskids import job_task_id
 
@@ -20,29 +19,6 @@ NEVER_COMPLETED = frozenset({JobStatus.FAILED, JobStatus.CANCELLED})
 """Prerequisites in these states fail the jobs that wait for them."""
 PREREQUISITE_SOURCE = "prerequisite job "
 """The start of a failure's source when a job failed because a prerequisite did."""
-
-
-class PrerequisiteQuery(BaseModel):
-    partition_id: str
-    job_id: str
-    prerequisite_job_ids: list[str]
-
-
-class PrerequisiteState(BaseModel):
-    """Where a waiting job's prerequisites stand."""
-
-    waiting_for: list[str] = Field(default_factory=list)
-    missing: list[str] = Field(default_factory=list)
-    """Prerequisites that do not exist (yet); also in ``waiting_for``."""
-    failure: Failure | None = None
-    """Set when a prerequisite Failed or was Cancelled: the job can never run."""
-
-    def reason(self) -> str:
-        """The job's status reason while it waits."""
-        reason = f"waiting for prerequisite jobs {', '.join(self.waiting_for)}"
-        if self.missing:
-            reason += f" ({', '.join(self.missing)} not created yet)"
-        return reason
 
 
 def settle(

@@ -13,10 +13,10 @@ from collections.abc import Awaitable, Callable
 
 from temporalio.client import WorkflowExecutionStatus
 
-from jobservice.db.records import NewJobRow
 from jobservice.db.store import JobStore, now_millis
 from jobservice.db.tables import JobRow
 from jobservice.errors import UnavailableError
+from jobservice.execution import NewJobRow
 from jobservice.models import JobDefinition, JobStatus, NewJob
 from jobservice.orchestration import JobWorkflows
 from jobservice.validation import JobValidator

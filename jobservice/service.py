@@ -20,14 +20,19 @@ from urllib.parse import quote
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from jobservice import tree
 from jobservice.db.engine import check_schema, create_database_engine
 from jobservice.db.query import JobQuery
-from jobservice.db.records import NewJobRow
 from jobservice.db.store import Created, JobStore
 from jobservice.db.tables import JobRow
 from jobservice.errors import InvalidJobError, JobConflictError, JobNotFoundError, JobStateError
-from jobservice.execution import PAUSE_SIGNAL, RESUME_SIGNAL, JobContext, JobInput
+from jobservice.execution import (
+    PAUSE_SIGNAL,
+    RESUME_SIGNAL,
+    JobContext,
+    JobInput,
+    NewJobRow,
+    Word,
+)
 from jobservice.health import JobHealth
 from jobservice.jobtypes import JobTypes
 from jobservice.models import (
@@ -279,7 +284,7 @@ class JobService:
         except BaseException:
             await self._set_status(partition, job_id, job.status, was=[JobStatus.PAUSED])
             raise
-        await self._workflows.tell_tree(partition, job_id, tree.Word.PAUSE)
+        await self._workflows.tell_tree(partition, job_id, Word.PAUSE)
         return await self.get(job_id, partition=partition)
 
     async def resume(self, job_id: str, *, partition: str = DEFAULT_PARTITION) -> JobView:
@@ -302,7 +307,7 @@ class JobService:
         if not cancelling and await self._workflows.execution(partition, job_id) is not None:
             # It has just ended: its own last write to the row says how.
             return await self._settled(partition, job_id, {JobStatus.CANCELLED})
-        await self._workflows.tell_tree(partition, job_id, tree.Word.CANCEL)
+        await self._workflows.tell_tree(partition, job_id, Word.CANCEL)
         # Temporal holds the request now; the row says so at once, whether or not a worker
         # is there yet to stop the job's batches.
         await self._set_status(partition, job_id, JobStatus.CANCELLED)

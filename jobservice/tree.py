@@ -10,23 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from enum import StrEnum
 
-from pydantic import BaseModel
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from jobservice.execution import PAUSE_SIGNAL
+from jobservice.execution import PAUSE_SIGNAL, Word
 from jobservice.taskids import workflow_id
 
 _log = logging.getLogger(__name__)
-
-
-class Word(StrEnum):
-    """What every batch of a tree is told."""
-
-    PAUSE = "pause"
-    CANCEL = "cancel"
 
 
 async def running(client: Client, partition: str, job_id: str, *, batches_only: bool) -> set[str]:
@@ -64,14 +55,3 @@ async def tell_batches(client: Client, partition: str, job_id: str, word: Word) 
 
     batches = await running(client, partition, job_id, batches_only=True)
     return sum(await asyncio.gather(*(one(batch_id) for batch_id in batches)))
-
-
-TELL_TREE = "tell_tree"
-
-
-class TreeWord(BaseModel):
-    """The word for every running batch of a job's tree."""
-
-    partition_id: str
-    job_id: str
-    word: Word

@@ -10,21 +10,23 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from pydantic import BaseModel
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from jobservice.db.records import NOTIFY_DEPENDENTS, RECORD_JOB, SETTLE_PREREQUISITES, JobRecord
 from jobservice.db.store import JobStore
-from jobservice.execution import PREREQUISITES_SIGNAL
-from jobservice.prerequisites import PrerequisiteQuery, PrerequisiteState, settle
+from jobservice.execution import (
+    NOTIFY_DEPENDENTS,
+    PREREQUISITES_SIGNAL,
+    RECORD_JOB,
+    SETTLE_PREREQUISITES,
+    JobKey,
+    JobRecord,
+    PrerequisiteQuery,
+    PrerequisiteState,
+)
+from jobservice.prerequisites import settle
 from jobservice.taskids import workflow_id
-
-
-class JobKey(BaseModel):
-    partition_id: str
-    job_id: str
 
 
 class JobRecordActivities:

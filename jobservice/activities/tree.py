@@ -5,7 +5,8 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.client import Client
 
-from jobservice.tree import TELL_TREE, TreeWord, tell_batches
+from jobservice.execution import TELL_TREE, TreeWord
+from jobservice.tree import tell_batches
 
 
 class TreeActivities:

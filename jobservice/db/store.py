@@ -18,9 +18,9 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col
 
 from jobservice.db.query import JobQuery
-from jobservice.db.records import JobRecord, NewJobRow
 from jobservice.db.tables import JobLabelRow, JobPrerequisiteRow, JobRow
 from jobservice.errors import InvalidRequestError
+from jobservice.execution import JobRecord, NewJobRow
 from jobservice.models import JobStatus
 
 SELECTION_SECONDS = 5.0

@@ -13,31 +13,32 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from jobservice.activities.records import JobKey
-    from jobservice.db.records import (
-        NOTIFY_DEPENDENTS,
-        RECORD_JOB,
-        SETTLE_PREREQUISITES,
-        JobRecord,
-    )
     from jobservice.execution import (
         JOB_WORKFLOW,
+        NOTIFY_DEPENDENTS,
         PAUSE_SIGNAL,
         PREREQUISITES_SIGNAL,
         PROGRESS_SIGNAL,
+        RECORD_JOB,
         RESUME_SIGNAL,
+        SETTLE_PREREQUISITES,
+        TELL_TREE,
         TRACKING_SIGNAL,
         BatchInput,
         JobInput,
+        JobKey,
         JobProgress,
+        JobRecord,
+        PrerequisiteQuery,
+        PrerequisiteState,
         Progress,
         ProgressReport,
         TrackingBatch,
+        TreeWord,
+        Word,
     )
     from jobservice.models import Failure, JobCounts, JobStatus
-    from jobservice.prerequisites import PrerequisiteQuery, PrerequisiteState
     from jobservice.temporal import JOB_STATUS
-    from jobservice.tree import TELL_TREE, TreeWord, Word
     from jobservice.workflows.runner import (
         BatchFailedError,
         BatchRunner,

@@ -10,9 +10,8 @@ import pytest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from jobservice.db.records import NewJobRow
 from jobservice.db.store import JobStore
-from jobservice.execution import JOB_WORKFLOW, JobContext, JobInput
+from jobservice.execution import JOB_WORKFLOW, JobContext, JobInput, NewJobRow
 from jobservice.jobtypes import JobTypes
 from jobservice.models import JobStatus, NewJob
 from jobservice.registry import Registry
