@@ -37,6 +37,7 @@ from jobservice.execution import (
 )
 from jobservice.messages import TaskMessage
 from jobservice.models import Failure
+from jobservice.plugin import BatchWorkerServices
 from jobservice.registry import Registry
 
 SLICE_ITEMS = 500
@@ -74,8 +75,14 @@ class _Refused:
 
 
 @dataclass
-class _Collector:
-    """The services object handed to a plugin: counts everything, keeps one window of each kind."""
+class CountingServices(BatchWorkerServices):
+    """The services a plugin registers a batch's sub-batches and items with, in a worker.
+
+    It counts every sub-batch and item registered, so a batch's totals are known without
+    holding them, and keeps only those inside one window of each: a page of sub-batch
+    definitions, up to ``PAGE_BYTES``, and a chunk's slice of items. With
+    ``stop_after_items`` it stops the plugin once that slice is in hand.
+    """
 
     item_start: int = 0
     item_end: int = 0
@@ -187,35 +194,35 @@ class BatchActivities:
         worker's event loop keeps its share of the interpreter under load, and so signals,
         queries and the job's row stay current."""
 
-    def _run_plugin(self, context: JobContext, definition: str, collector: _Collector) -> None:
+    def _run_plugin(self, context: JobContext, definition: str, services: CountingServices) -> None:
         plugin = self._registry.batch_plugin(context.batch_type)
         with contextlib.suppress(_Enough):
             plugin.process_batch(
-                collector, definition, context.task_message_type, context.task_message_params
+                services, definition, context.task_message_type, context.task_message_params
             )
 
     @activity.defn(name=SPLIT_BATCH)
     async def split_batch(self, request: SplitInput) -> SplitResult:
         """Count a batch's items and sub-batches, and return one page of sub-batch definitions."""
-        collector = _Collector(
+        services = CountingServices(
             sub_batch_start=request.sub_batch_offset,
             sub_batch_end=request.sub_batch_offset + request.sub_batch_limit,
         )
         try:
-            return await asyncio.to_thread(self._split, request, collector)
+            return await asyncio.to_thread(self._split, request, services)
         except _DEFINITION_ERRORS as exc:
             raise _definition_failure(request.context, request.path, exc) from exc
 
-    def _split(self, request: SplitInput, collector: _Collector) -> SplitResult:
-        self._run_plugin(request.context, request.definition, collector)
+    def _split(self, request: SplitInput, services: CountingServices) -> SplitResult:
+        self._run_plugin(request.context, request.definition, services)
         plugin = self._registry.batch_plugin(request.context.batch_type)
         return SplitResult(
             sub_batches=[
                 SubBatch(definition=d, estimate=plugin.estimate_items(d))
-                for d in collector.sub_batches
+                for d in services.sub_batches
             ],
-            sub_batch_total=collector.sub_batch_count,
-            item_total=collector.item_count,
+            sub_batch_total=services.sub_batch_count,
+            item_total=services.item_count,
             estimate=plugin.estimate_items(request.definition)
             if request.sub_batch_offset == 0
             else None,
@@ -242,19 +249,19 @@ class BatchActivities:
                 handler_time_limit=context.engine.handler_timeout_seconds,
             )
             await pipe.prepare()
-            collector = _Collector(
+            services = CountingServices(
                 item_start=request.start + result.processed,
                 item_end=request.end,
                 stop_after_items=True,
             )
-            await asyncio.to_thread(self._run_plugin, context, request.definition, collector)
+            await asyncio.to_thread(self._run_plugin, context, request.definition, services)
         except TargetQueueMissingError as exc:
             raise _pipe_failure(context, request.path, exc) from exc
         except _DEFINITION_ERRORS as exc:
             raise _definition_failure(context, request.path, exc) from exc
         except BrokerUnavailableError as exc:
             raise _broker_unavailable(exc) from exc
-        items = collector.items
+        items = services.items
         first = request.start + result.processed
         deadline = time.monotonic() + context.engine.chunk_time_budget_seconds
         done, size = 0, 1
