@@ -21,7 +21,7 @@ if TYPE_CHECKING:
         JobStateError,
         UnavailableError,
     )
-    from jobservice.messages import ItemHandler, TaskMessage, TaskMessageBuilder, TaskSpec
+    from jobservice.messages import TaskMessage, TaskSpec
     from jobservice.models import (
         BatchWorkerTask,
         Failure,
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
         JobStatus,
         JobView,
     )
-    from jobservice.plugin import BatchPlugin, BatchWorkerServices
+    from jobservice.plugin import BatchPlugin, BatchWorkerServices, ItemHandler, TaskMessageBuilder
     from jobservice.service import JobService, Submission
     from jobservice.settings import Settings, get_settings
 
@@ -48,9 +48,7 @@ _HOMES = {
         ],
         "jobservice.errors",
     ),
-    **dict.fromkeys(
-        ["ItemHandler", "TaskMessage", "TaskMessageBuilder", "TaskSpec"], "jobservice.messages"
-    ),
+    **dict.fromkeys(["TaskMessage", "TaskSpec"], "jobservice.messages"),
     **dict.fromkeys(
         [
             "BatchWorkerTask",
@@ -63,7 +61,10 @@ _HOMES = {
         ],
         "jobservice.models",
     ),
-    **dict.fromkeys(["BatchPlugin", "BatchWorkerServices"], "jobservice.plugin"),
+    **dict.fromkeys(
+        ["BatchPlugin", "BatchWorkerServices", "ItemHandler", "TaskMessageBuilder"],
+        "jobservice.plugin",
+    ),
     **dict.fromkeys(["JobService", "Submission"], "jobservice.service"),
     **dict.fromkeys(["Settings", "get_settings"], "jobservice.settings"),
 }

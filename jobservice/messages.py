@@ -1,14 +1,20 @@
-"""Task messages: the envelope sent to a target pipe, compatible with CAF worker-framework tasks."""
+"""Task messages: the envelope sent to a target pipe, compatible with CAF worker-framework tasks.
+
+The builder and handler interfaces that make and take these messages are in
+:mod:`jobservice.plugin`, beside the batch plugin's; they are still importable from here.
+"""
 
 from __future__ import annotations
 
 import uuid
-from abc import ABC, abstractmethod
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from jobservice._version import __version__
+
+# The builder and handler interfaces live in jobservice.plugin; older plugins import them here.
+from jobservice.plugin import ItemHandler as ItemHandler
+from jobservice.plugin import TaskMessageBuilder as TaskMessageBuilder
 
 TASK_MESSAGE_VERSION = 3
 _TASK_ID_NAMESPACE = uuid.UUID("6f1c1e7a-2f4b-4c36-9a55-3c1f4f8e9d21")
@@ -66,37 +72,3 @@ class TaskMessage:
             },
             "sourceInfo": {"name": "jobservice", "version": __version__},
         }
-
-
-class TaskMessageBuilder(ABC):
-    """Turns an item and the job's ``taskMessageParams`` into the task part of a message.
-
-    Found by ``taskMessageType`` in the entry-point group ``jobservice.task_message_builders``.
-    Raise ``ValueError`` for an item that cannot become a task: that item fails.
-    """
-
-    @abstractmethod
-    def build(self, item: Any, params: Mapping[str, str]) -> TaskSpec:
-        """The classifier, API version and data of the task for ``item``."""
-
-
-class ItemHandler(ABC):
-    """Processes items in the worker process, for a ``local:<name>`` target pipe.
-
-    Found by name in the entry-point group ``jobservice.item_handlers``. Runs in a worker
-    thread; raising marks the item failed with the exception's message. Delivery is at least
-    once: after a crash, an item may be handled again.
-    """
-
-    @abstractmethod
-    def handle(self, message: TaskMessage, params: Mapping[str, str]) -> None:
-        """Process one item; ``params`` are the job's ``taskMessageParams``."""
-
-    def check_params(self, params: Mapping[str, str]) -> None:
-        """Refuse, when a job is submitted, ``taskMessageParams`` this handler could never use.
-
-        Keep it cheap: look at the params only. Raise ``ValueError`` with a message that names
-        the param and what is allowed; the job is then refused with it. A handler that does not
-        override this accepts any params.
-        """
-        return None

@@ -1,18 +1,26 @@
-"""The batch plugin interface, in the shape of the reference Batch Worker's.
+"""The extension interfaces: batch plugins, task message builders and item handlers.
 
-A plugin gets one batch definition and registers what it splits into: smaller
-batches (each handed back to a plugin of the same type later, in its own
-workflow) and items (each turned into a task message and sent to the target
-pipe). Registration order must be the same every time a definition is
-processed: the engine processes a batch more than once, taking a different
-slice of its items each time.
+A batch plugin, in the shape of the reference Batch Worker's, gets one batch
+definition and registers what it splits into: smaller batches (each handed back
+to a plugin of the same type later, in its own workflow) and items (each turned
+into a task message by a task message builder, and sent to the target pipe, or
+to an item handler in the worker). Registration order must be the same every
+time a definition is processed: the engine processes a batch more than once,
+taking a different slice of its items each time.
+
+The message envelope the builders and handlers deal in is in
+:mod:`jobservice.messages`.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    # Not at run time: jobservice.messages imports this module, for its old names.
+    from jobservice.messages import TaskMessage, TaskSpec
 
 
 class BatchWorkerServices(Protocol):
@@ -62,4 +70,38 @@ class BatchPlugin(ABC):
 
     def estimate_items(self, batch_definition: str) -> int | None:
         """How many items the batch will hold in all, if known cheaply; used for progress."""
+        return None
+
+
+class TaskMessageBuilder(ABC):
+    """Turns an item and the job's ``taskMessageParams`` into the task part of a message.
+
+    Found by ``taskMessageType`` in the entry-point group ``jobservice.task_message_builders``.
+    Raise ``ValueError`` for an item that cannot become a task: that item fails.
+    """
+
+    @abstractmethod
+    def build(self, item: Any, params: Mapping[str, str]) -> TaskSpec:
+        """The classifier, API version and data of the task for ``item``."""
+
+
+class ItemHandler(ABC):
+    """Processes items in the worker process, for a ``local:<name>`` target pipe.
+
+    Found by name in the entry-point group ``jobservice.item_handlers``. Runs in a worker
+    thread; raising marks the item failed with the exception's message. Delivery is at least
+    once: after a crash, an item may be handled again.
+    """
+
+    @abstractmethod
+    def handle(self, message: TaskMessage, params: Mapping[str, str]) -> None:
+        """Process one item; ``params`` are the job's ``taskMessageParams``."""
+
+    def check_params(self, params: Mapping[str, str]) -> None:
+        """Refuse, when a job is submitted, ``taskMessageParams`` this handler could never use.
+
+        Keep it cheap: look at the params only. Raise ``ValueError`` with a message that names
+        the param and what is allowed; the job is then refused with it. A handler that does not
+        override this accepts any params.
+        """
         return None

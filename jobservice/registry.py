@@ -15,8 +15,7 @@ from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
 from jobservice.errors import BatchDefinitionError, InvalidJobError
-from jobservice.messages import ItemHandler, TaskMessageBuilder
-from jobservice.plugin import BatchPlugin
+from jobservice.plugin import BatchPlugin, ItemHandler, TaskMessageBuilder
 
 BATCH_PLUGINS = "jobservice.batch_plugins"
 TASK_MESSAGE_BUILDERS = "jobservice.task_message_builders"

@@ -16,8 +16,9 @@ from typing import Protocol
 from jobservice.activities.handler_threads import HandlerThreads, Watch
 from jobservice.broker import Broker
 from jobservice.errors import InvalidJobError
-from jobservice.messages import ItemHandler, TaskMessage
+from jobservice.messages import TaskMessage
 from jobservice.models import LOCAL_PIPE_PREFIX, Failure, local_handler_name
+from jobservice.plugin import ItemHandler
 from jobservice.registry import Registry
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from jobservice.messages import TaskMessageBuilder, TaskSpec
+from jobservice.messages import TaskSpec
+from jobservice.plugin import TaskMessageBuilder
 
 DEFAULT_CLASSIFIER = "jobservice.item"
 

@@ -8,7 +8,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from jobservice.messages import ItemHandler, TaskMessage
+from jobservice.messages import TaskMessage
+from jobservice.plugin import ItemHandler
 from jobservice.plugins._split import resolve_in_root
 
 

@@ -20,8 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from jobservice.errors import BatchDefinitionError
-from jobservice.messages import TaskMessageBuilder, TaskSpec
-from jobservice.plugin import BatchPlugin, BatchWorkerServices
+from jobservice.messages import TaskSpec
+from jobservice.plugin import BatchPlugin, BatchWorkerServices, TaskMessageBuilder
 
 TASK = "task"
 

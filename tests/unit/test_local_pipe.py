@@ -13,7 +13,8 @@ import pytest
 from jobservice.activities import handler_threads
 from jobservice.activities.handler_threads import STOP_GRACE_SECONDS, HandlerThreads
 from jobservice.activities.pipes import LocalPipe
-from jobservice.messages import ItemHandler, TaskMessage
+from jobservice.messages import TaskMessage
+from jobservice.plugin import ItemHandler
 
 
 class Blocking(ItemHandler):
