@@ -1,4 +1,8 @@
-"""Task ids in the reference system's hierarchy: ``partition:jobId.<batch path>.<item index>``."""
+"""Task ids in the reference system's hierarchy: ``partition:jobId.<batch path>.<item number>``.
+
+Within a batch, its sub-batches are numbered 1 to s, in the order the plugin registered them,
+and its items after them: item n (from 0) of a batch with s sub-batches is number s + n + 1.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,18 @@ def job_task_id(
     if item is not None:
         parts.append(str(item))
     return ".".join(parts)
+
+
+def item_number(sub_batch_total: int, index: int) -> int:
+    """The number in the task ids of item ``index`` (from 0, in registration order) of a batch
+    with ``sub_batch_total`` sub-batches: its items are numbered after its sub-batches."""
+    return sub_batch_total + index + 1
+
+
+def item_index(sub_batch_total: int, number: int) -> int:
+    """The index (from 0) of the item numbered ``number`` in a batch with ``sub_batch_total``
+    sub-batches; the inverse of :func:`item_number`. A sub-batch's number gives one below 0."""
+    return number - sub_batch_total - 1
 
 
 def parse_job_task_id(task_id: str) -> tuple[str, str, tuple[int, ...]]:

@@ -39,6 +39,7 @@ from jobservice.messages import TaskMessage
 from jobservice.models import Failure
 from jobservice.plugin import BatchWorkerServices
 from jobservice.registry import Registry
+from jobservice.taskids import item_number
 
 SLICE_ITEMS = 500
 """Most items handed to the target pipe at a time, between heartbeats."""
@@ -352,14 +353,13 @@ class BatchActivities:
         plugin_source = f"batch plugin {context.batch_type!r}"
         params: Mapping[str, str] = context.task_message_params
         correlation = f"{context.partition}:{context.job_id}"
-        number_base = request.sub_batch_total + first + 1
         task_prefix = context.task_id(request.path) + "."
         refused = _Refused()
         messages: list[TaskMessage] = []
         positions: list[int] = []
         for index in range(offset, min(offset + size, len(items))):
             item = items[index]
-            task_id = f"{task_prefix}{number_base + index}"
+            task_id = f"{task_prefix}{item_number(request.sub_batch_total, first + index)}"
             try:
                 if isinstance(item, _InvalidItem):
                     raise ValueError(item.message)

@@ -49,7 +49,7 @@ with workflow.unsafe.imports_passed_through():
         TrackingState,
     )
     from jobservice.models import Failure, is_local_pipe
-    from jobservice.taskids import workflow_id
+    from jobservice.taskids import item_number, workflow_id
     from jobservice.temporal import job_priority
     from jobservice.workflows.control import BatchControl, Command, Steps
     from jobservice.workflows.tracked import Settled, TrackedItems
@@ -164,9 +164,10 @@ class BatchRunner:
         that never went out. Batches started before it was named run without."""
         if workflow.memo_value(ITEMS_MEMO, None) is not None or not workflow.patched(ITEMS_MEMO):
             return
-        first = split.sub_batch_total + 1
         count = 0 if is_local_pipe(self.context.target_pipe) else split.item_total
-        workflow.upsert_memo({ITEMS_MEMO: [first, first + count - 1]})
+        first = item_number(split.sub_batch_total, 0)
+        last = item_number(split.sub_batch_total, count - 1)  # below first when there are none
+        workflow.upsert_memo({ITEMS_MEMO: [first, last]})
 
     @property
     def context(self) -> JobContext:

@@ -19,7 +19,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from jobservice.execution import JobContext, TrackingBatch, TrackingState
     from jobservice.models import Failure
-    from jobservice.taskids import split_item
+    from jobservice.taskids import item_index, item_number, split_item
 
 
 @dataclass
@@ -47,7 +47,7 @@ class TrackedItems:
         self._context = context
         self._path = path
         self._item_total = item_total
-        self._number_base = sub_batch_total + 1
+        self._sub_batch_total = sub_batch_total
         self._bits = bytearray(state.settled) or bytearray((item_total + 7) // 8)
         self._percent_sum = sum(percent for percent, _ in state.reported.values())
 
@@ -119,13 +119,13 @@ class TrackedItems:
     def _progress(self, batch: TrackingBatch, sent: Callable[[int], bool]) -> None:
         reported = self.state.reported
         for number, percent in batch.progressed:
-            index = number - self._number_base
+            index = item_index(self._sub_batch_total, number)
             if self._in_flight(index, sent):
                 before, retries = reported.get(index, (0, 0))
                 reported[index] = (percent, retries)
                 self._percent_sum += percent - before
         for number, attempt in batch.retried:
-            index = number - self._number_base
+            index = item_index(self._sub_batch_total, number)
             if not self._in_flight(index, sent):
                 continue
             percent, retries = reported.get(index, (0, 0))
@@ -139,8 +139,11 @@ class TrackedItems:
         return 0 <= index < self._item_total and not self.is_settled(index) and sent(index)
 
     def _settle_number(self, number: int) -> bool:
-        index = number - self._number_base
+        index = item_index(self._sub_batch_total, number)
         return 0 <= index < self._item_total and self._settle(index)
+
+    def _item_task_id(self, index: int) -> str:
+        return self._context.task_id(self._path, item_number(self._sub_batch_total, index))
 
     def next_deadline(self) -> datetime | None:
         return min((deadline for _, _, deadline in self.state.awaiting), default=None)
@@ -161,7 +164,7 @@ class TrackedItems:
                 if len(settled.failures) < limit:
                     settled.failures.append(
                         Failure(
-                            failure_id=self._context.task_id(self._path, self._number_base + index),
+                            failure_id=self._item_task_id(index),
                             failure_time=now,
                             failure_source=f"target pipe {self._context.target_pipe!r}",
                             failure_message=f"no result for the item within {seconds:g} s",

@@ -9,7 +9,14 @@ from jobservice.errors import InvalidJobError
 from jobservice.messages import TaskMessage
 from jobservice.models import FailureTolerance, JobDefinition, JobStatus, NewJob
 from jobservice.registry import installed
-from jobservice.taskids import job_task_id, parse_job_task_id, split_item, workflow_id
+from jobservice.taskids import (
+    item_index,
+    item_number,
+    job_task_id,
+    parse_job_task_id,
+    split_item,
+    workflow_id,
+)
 from jobservice.validation import validate_ids
 
 
@@ -95,6 +102,14 @@ def test_task_ids_follow_the_reference_hierarchy() -> None:
         parse_job_task_id("j.1")
     with pytest.raises(ValueError, match="non-numeric"):
         parse_job_task_id("p:j.x")
+
+
+def test_items_are_numbered_after_their_batchs_sub_batches() -> None:
+    assert item_number(0, 0) == 1
+    assert item_number(3, 0) == 4  # sub-batches are 1 to 3
+    assert item_index(3, 4) == 0
+    assert item_index(3, 3) < 0  # a sub-batch's number is no item's
+    assert [item_index(5, item_number(5, n)) for n in range(4)] == [0, 1, 2, 3]
 
 
 def message(job_task_id: str, data: object = None, track_to: str | None = "out") -> TaskMessage:
