@@ -11,6 +11,7 @@ with workflow.unsafe.imports_passed_through():
     from jobservice.execution import (
         BATCH_WORKFLOW,
         PAUSE_SIGNAL,
+        PROGRESS_QUERY,
         PROGRESS_SIGNAL,
         RESUME_SIGNAL,
         TRACKING_SIGNAL,
@@ -83,6 +84,6 @@ class BatchWorkflow:
     def tracking(self, results: TrackingBatch) -> None:
         self._runner.record_results(results)
 
-    @workflow.query(name="progress")
+    @workflow.query(name=PROGRESS_QUERY)
     def progress(self) -> Progress:
         return self._runner.progress()

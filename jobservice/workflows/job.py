@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
         NOTIFY_DEPENDENTS,
         PAUSE_SIGNAL,
         PREREQUISITES_SIGNAL,
+        PROGRESS_QUERY,
         PROGRESS_SIGNAL,
         RECORD_JOB,
         RESUME_SIGNAL,
@@ -393,7 +394,7 @@ class JobWorkflow:
     def tracking(self, results: TrackingBatch) -> None:
         self._runner.record_results(results)
 
-    @workflow.query(name="progress")
+    @workflow.query(name=PROGRESS_QUERY)
     def progress(self) -> JobProgress:
         return self._snapshot()
 

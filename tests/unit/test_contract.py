@@ -22,6 +22,7 @@ NAMES = {
     "PAUSE_SIGNAL": "pause",
     "RESUME_SIGNAL": "resume",
     "PROGRESS_SIGNAL": "progress",
+    "PROGRESS_QUERY": "progress",
     "TRACKING_SIGNAL": "tracking",
     "PREREQUISITES_SIGNAL": "prerequisites",
     "TRACKING_REPORTS_PATCH": "tracking-reports",
