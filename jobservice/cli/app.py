@@ -185,7 +185,8 @@ def api(ctx: typer.Context) -> None:
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context) -> None:
     """Bring the job database's schema up to this version's."""
-    from jobservice.db.engine import create_database_engine, current_revision, upgrade
+    from jobservice.db.engine import create_database_engine, current_revision
+    from jobservice.db.schema import upgrade
 
     settings = _settings(ctx)
     engine = create_database_engine(settings.database_url())
