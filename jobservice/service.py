@@ -10,7 +10,6 @@ import contextlib
 import json
 import logging
 import re
-import unicodedata
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -29,7 +28,7 @@ from jobservice.db.engine import check_schema, create_database_engine
 from jobservice.db.query import JobQuery
 from jobservice.db.records import NewJobRow
 from jobservice.db.store import Created, JobStore, now_millis
-from jobservice.db.tables import JOB_ID_LENGTH, PARTITION_ID_LENGTH, JobRow
+from jobservice.db.tables import JOB_ID_LENGTH, JobRow
 from jobservice.errors import (
     InvalidJobError,
     JobConflictError,
@@ -45,6 +44,7 @@ from jobservice.execution import (
     JobInput,
 )
 from jobservice.health import JobHealth
+from jobservice.ids import CONTROL_CHARACTERS, check_id, validate_ids
 from jobservice.jobtypes import JobTypes
 from jobservice.models import (
     API_BASE_PATH,
@@ -66,58 +66,11 @@ from jobservice.settings import EngineSettings, Settings, get_settings
 from jobservice.taskids import workflow_id
 from jobservice.temporal import JOB_ID, JOB_PARTITION, JOB_STATUS, connect, job_priority
 
-_CONTROL_CHARACTERS = r"\x00-\x1f\x7f"
-ID_FORBIDDEN = r".,:;*?!|()/\s" + _CONTROL_CHARACTERS
-"""What an id may not hold, as a regular expression character class's inside."""
-_FORBIDDEN = re.compile(f"[{ID_FORBIDDEN}]")
-_CONTROL_CHARACTER = re.compile(f"[{_CONTROL_CHARACTERS}]")
-_INVISIBLE = {
-    "Cc": "a control",
-    "Cf": "a format",
-    "Co": "a private-use",
-    "Cs": "a surrogate",
-    "Cn": "an unassigned",
-    "Zl": "a line separator",
-    "Zp": "a paragraph separator",
-}
-"""The Unicode categories an id may not hold: what is invisible, or reorders or hides text
-(U+202E, U+200B), or has no meaning yet."""
+_CONTROL_CHARACTER = re.compile(f"[{CONTROL_CHARACTERS}]")
 _SETTLE_SECONDS = 3.0
 _CANCEL_SECONDS = 10.0
 """The longest a cancel waits for the job's batch tree to close."""
 _log = logging.getLogger(__name__)
-
-
-def _check_id(kind: str, value: str, longest: int) -> None:
-    if not value:
-        raise InvalidJobError(f"the {kind} is empty")
-    if len(value) > longest:
-        raise InvalidJobError(
-            f"the {kind} {value[:longest]!r}... is longer than {longest} characters"
-        )
-    if _FORBIDDEN.search(value):
-        raise InvalidJobError(
-            f"the {kind} {value!r} contains one of . , : ; * ? ! | ( ) /, white space or a "
-            "control character"
-        )
-    # Nothing invisible and nothing that reorders text, so that an id shows what it is.
-    for character in value:
-        category = _INVISIBLE.get(unicodedata.category(character))
-        if category is not None:
-            name = unicodedata.name(character, "")
-            raise InvalidJobError(
-                f"the {kind} {value!r} contains U+{ord(character):04X}{f' {name}' if name else ''},"
-                f" {category} character; an id holds visible characters only"
-            )
-
-
-def validate_ids(partition: str, job_id: str | None = None) -> None:
-    """Partition ids up to 40 characters, job ids up to 48, with none of ``.,:;*?!|()/``, no
-    white space, and nothing invisible: no control, format, private-use, surrogate, unassigned
-    or separator character."""
-    _check_id("partition id", partition, PARTITION_ID_LENGTH)
-    if job_id is not None:
-        _check_id("job id", job_id, JOB_ID_LENGTH)
 
 
 @dataclass(frozen=True)
@@ -293,7 +246,7 @@ class JobService:
         """Refuse a job that could never run: one that waits for itself, or for a job that
         has failed or was cancelled. A prerequisite that does not exist yet is waited for."""
         for prerequisite in prerequisites:
-            _check_id("prerequisite job id", prerequisite, JOB_ID_LENGTH)
+            check_id("prerequisite job id", prerequisite, JOB_ID_LENGTH)
         if not prerequisites:
             return
         if await asyncio.to_thread(

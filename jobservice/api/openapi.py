@@ -14,8 +14,8 @@ from fastapi import FastAPI, Path, Query
 from jobservice.api.schemas import Message
 from jobservice.api.security import API_KEY_HEADER
 from jobservice.db.query import LABEL_PREFIX, SORT_FIELDS
+from jobservice.ids import ID_FORBIDDEN
 from jobservice.models import LABEL_KEY
-from jobservice.service import ID_FORBIDDEN
 
 _ERROR_DESCRIPTIONS = {
     400: "The request is not valid; the message says why.",

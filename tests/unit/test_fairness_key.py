@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jobservice.service import validate_ids
+from jobservice.ids import validate_ids
 from jobservice.temporal import job_priority
 
 

@@ -6,10 +6,10 @@ import pytest
 from pydantic import ValidationError
 
 from jobservice.errors import InvalidJobError
+from jobservice.ids import validate_ids
 from jobservice.messages import TaskMessage
 from jobservice.models import FailureTolerance, JobDefinition, JobStatus, NewJob
 from jobservice.registry import installed
-from jobservice.service import validate_ids
 from jobservice.taskids import job_task_id, parse_job_task_id, split_item, workflow_id
 
 
