@@ -102,7 +102,7 @@ class JobService:
         self._store = store or JobStore(create_database_engine(self._settings.database_url()))
         self._registry = registry or installed()
         self._job_types = JobTypes.load(self._settings.job_types_dir)
-        self._health = JobHealth(client, self._settings)
+        self._health = JobHealth(client.service_client, client.namespace, self._settings)
 
     @classmethod
     async def connect(cls, settings: Settings | None = None) -> JobService:
