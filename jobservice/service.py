@@ -12,7 +12,6 @@ import logging
 import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -24,10 +23,10 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from jobservice import tree
 from jobservice.activities.pipes import local_handler_name
-from jobservice.db.engine import check_schema, create_database_engine
+from jobservice.db.engine import create_database_engine
 from jobservice.db.query import JobQuery
 from jobservice.db.records import NewJobRow
-from jobservice.db.store import Created, JobStore, now_millis
+from jobservice.db.store import Created, JobStore, now_millis, open_store
 from jobservice.db.tables import JOB_ID_LENGTH, JobRow
 from jobservice.errors import (
     InvalidJobError,
@@ -51,8 +50,6 @@ from jobservice.models import (
     BATCH_WORKER_CLASSIFIER,
     DEFAULT_PARTITION,
     MAX_DEFINITION_BYTES,
-    Failure,
-    JobCounts,
     JobDefinition,
     JobStatus,
     JobTask,
@@ -61,6 +58,7 @@ from jobservice.models import (
 )
 from jobservice.plugins.task import TASK, SingleTask
 from jobservice.prerequisites import never_runs
+from jobservice.reader import JobReader, job_view
 from jobservice.registry import Registry, installed
 from jobservice.settings import EngineSettings, Settings, get_settings
 from jobservice.taskids import workflow_id
@@ -102,14 +100,14 @@ class JobService:
         self._store = store or JobStore(create_database_engine(self._settings.database_url()))
         self._registry = registry or installed()
         self._job_types = JobTypes.load(self._settings.job_types_dir)
-        self._health = JobHealth(client.service_client, client.namespace, self._settings)
+        health = JobHealth(client.service_client, client.namespace, self._settings)
+        self._reader = JobReader(self._store, health)
 
     @classmethod
     async def connect(cls, settings: Settings | None = None) -> JobService:
         """A service over the configured Temporal and job database, both checked."""
         settings = settings or get_settings()
-        store = JobStore(create_database_engine(settings.database_url()))
-        await asyncio.to_thread(check_schema, store.engine)
+        store = await open_store(settings.database_url())
         return cls(await connect(settings.temporal), store=store, settings=settings)
 
     @property
@@ -238,7 +236,7 @@ class JobService:
             )
         if creation.outcome is Created.NEW:
             await self._start(new_row, definition, fresh=True)
-        return Submission(_view(creation.row), creation.outcome is Created.NEW)
+        return Submission(job_view(creation.row), creation.outcome is Created.NEW)
 
     async def _check_prerequisites(
         self, partition: str, job_id: str, prerequisites: list[str]
@@ -340,22 +338,14 @@ class JobService:
     def _handle(self, partition: str, job_id: str) -> WorkflowHandle[Any, Any]:
         return self._client.get_workflow_handle(workflow_id(partition, job_id))
 
-    async def _row(self, partition: str, job_id: str) -> JobRow:
-        validate_ids(partition, job_id)
-        row = await asyncio.to_thread(self._store.get, partition_id=partition, job_id=job_id)
-        if row is None:
-            raise JobNotFoundError(f"no job {job_id!r} in partition {partition!r}")
-        return row
-
     async def get(self, job_id: str, *, partition: str = DEFAULT_PARTITION) -> JobView:
-        """The job's status, counts and failures, as its row holds them, and why it is not
-        moving when nobody works on it."""
-        return (await self._health.annotate([_view(await self._row(partition, job_id))]))[0]
+        """The job as :meth:`JobReader.get` reads it."""
+        return await self._reader.get(job_id, partition=partition)
 
     async def find(self, query: JobQuery) -> list[JobView]:
         """The page of jobs a query of the list endpoint selects."""
         rows = await asyncio.to_thread(self._store.find, query)
-        return await self._health.annotate([_view(row) for row in rows])
+        return await self._reader.views(rows)
 
     async def count(self, query: JobQuery) -> int:
         return await asyncio.to_thread(self._store.count, query)
@@ -373,7 +363,7 @@ class JobService:
         rows = await asyncio.to_thread(
             self._store.latest, partition_id=partition, status=status, limit=limit
         )
-        return await self._health.annotate([_view(row) for row in rows])
+        return await self._reader.views(rows)
 
     # -- control -------------------------------------------------------------------------
 
@@ -436,7 +426,7 @@ class JobService:
 
     async def delete(self, job_id: str, *, partition: str = DEFAULT_PARTITION) -> None:
         """Stop the job if it runs, and remove it."""
-        row = await self._row(partition, job_id)
+        row = await self._reader.row(partition, job_id)
         if not JobStatus(row.status).is_terminal:
             try:
                 await self._handle(partition, job_id).terminate(reason="the job was deleted")
@@ -618,31 +608,6 @@ _CLOSED_STATUS = {
 }
 
 
-def _view(row: JobRow) -> JobView:
-    status = JobStatus(row.status)
-    return JobView(
-        id=row.job_id,
-        partition=row.partition_id,
-        status=status,
-        percentage_complete=row.percentage_complete,
-        counts=JobCounts(
-            total=row.total, completed=row.completed, failed=row.failed, in_flight=row.in_flight
-        ),
-        failures=[Failure.model_validate(f) for f in row.failures],
-        name=row.name,
-        description=row.description,
-        external_data=row.external_data,
-        labels=row.labels,
-        create_time=_time(row.create_time),
-        last_update_time=_time(row.last_update_time),
-        close_time=_time(row.last_update_time) if status.is_terminal else None,
-        status_reason=row.status_reason,
-        splitting_complete=row.splitting_complete,
-        items_per_second=row.items_per_second,
-        eta_seconds=row.eta_seconds,
-    )
-
-
 def _queue_name(name: str) -> bool:
     return (
         len(name.encode()) <= 255 and name.strip() == name and not _CONTROL_CHARACTER.search(name)
@@ -651,10 +616,6 @@ def _queue_name(name: str) -> bool:
 
 def _unavailable(exc: RPCError) -> UnavailableError:
     return UnavailableError(f"Temporal did not answer: {exc.message}")
-
-
-def _time(millis: int) -> datetime:
-    return datetime.fromtimestamp(millis / 1000, UTC)
 
 
 def _new_row(row: JobRow) -> NewJobRow:

@@ -70,16 +70,20 @@ def _load_file(path: Path) -> dict[str, Any]:
 
 def _run(ctx: typer.Context, work: Callable[[JobService], Awaitable[T]]) -> T:
     """Run ``work`` against the configured Temporal; map jobservice errors to exit codes."""
-    errors = Console(stderr=True)
 
     async def go() -> T:
         from jobservice.service import JobService
 
-        service = await JobService.connect(_settings(ctx))
-        return await work(service)
+        return await work(await JobService.connect(_settings(ctx)))
 
+    return _answer(ctx, go())
+
+
+def _answer(ctx: typer.Context, main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main``; map jobservice errors to exit codes."""
+    errors = Console(stderr=True)
     try:
-        return eventloop.run(go(), uvloop=_settings(ctx).uvloop)
+        return eventloop.run(main, uvloop=_settings(ctx).uvloop)
     except JobNotFoundError as exc:
         raise _fail(errors, str(exc), 4) from None
     except UnavailableError as exc:
@@ -403,7 +407,15 @@ def status(
     as_json_: JsonOption = False,
 ) -> None:
     """A job's state, counts, percentage, rate, ETA and failures."""
-    job = _run(ctx, lambda service: service.get(job_id, partition=partition))
+
+    async def read() -> JobView:
+        # The reader alone, not the whole service: a polling script runs this often.
+        from jobservice.reader import JobReader
+
+        reader = await JobReader.connect(_settings(ctx))
+        return await reader.get(job_id, partition=partition)
+
+    job = _answer(ctx, read())
     if as_json_:
         print(as_json(job))
     else:

@@ -6,22 +6,27 @@ ended is ignored, so a late or repeated write cannot undo an outcome.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, case, delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col
 
-from jobservice.db.query import JobQuery
+from jobservice.db.engine import check_schema, create_database_engine
 from jobservice.db.records import JobRecord, NewJobRow
 from jobservice.db.tables import JobLabelRow, JobPrerequisiteRow, JobRow
 from jobservice.errors import InvalidRequestError
 from jobservice.models import JobStatus
+
+if TYPE_CHECKING:
+    # Only its instances reach the store: a command that reads one job need not compile it.
+    from jobservice.db.query import JobQuery
 
 SELECTION_SECONDS = 5.0
 """The longest a selection (a list, a count, the jobs a bulk operation takes) may run: a
@@ -36,6 +41,14 @@ NOT_FINISHED = [s.value for s in JobStatus if not s.is_terminal]
 
 def now_millis() -> int:
     return int(time.time() * 1000)
+
+
+async def open_store(url: str) -> JobStore:
+    """A store over the job database at ``url``, once its schema is checked to be this
+    version's."""
+    store = JobStore(create_database_engine(url))
+    await asyncio.to_thread(check_schema, store.engine)
+    return store
 
 
 class Created(Enum):

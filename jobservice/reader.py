@@ -1,0 +1,84 @@
+"""Reading jobs: a job's row as the view users see, with what the row cannot know.
+
+The service layer reads through it, and so does ``jobservice status``, which needs nothing
+else of the service: it loads the job database's mapping and Temporal's service client, not
+the workflow client, the plugins or the job types.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from jobservice.cluster import connect_service
+from jobservice.db.store import JobStore, open_store
+from jobservice.db.tables import JobRow
+from jobservice.errors import JobNotFoundError
+from jobservice.health import JobHealth
+from jobservice.ids import validate_ids
+from jobservice.jobs import DEFAULT_PARTITION, JobStatus
+from jobservice.models import Failure, JobCounts, JobView
+from jobservice.settings import Settings
+
+
+class JobReader:
+    """Jobs as their rows hold them, and why a running one is not moving."""
+
+    def __init__(self, store: JobStore, health: JobHealth) -> None:
+        self._store = store
+        self._health = health
+
+    @classmethod
+    async def connect(cls, settings: Settings) -> JobReader:
+        """A reader over the configured job database and Temporal, both checked."""
+        store = await open_store(settings.database_url())
+        service = await connect_service(settings.temporal)
+        return cls(store, JobHealth(service, settings.temporal.namespace, settings))
+
+    async def row(self, partition: str, job_id: str) -> JobRow:
+        """The job's row, or a :class:`JobNotFoundError`."""
+        validate_ids(partition, job_id)
+        row = await asyncio.to_thread(self._store.get, partition_id=partition, job_id=job_id)
+        if row is None:
+            raise JobNotFoundError(f"no job {job_id!r} in partition {partition!r}")
+        return row
+
+    async def get(self, job_id: str, *, partition: str = DEFAULT_PARTITION) -> JobView:
+        """The job's status, counts and failures, as its row holds them, and why it is not
+        moving when nobody works on it."""
+        return (await self.views([await self.row(partition, job_id)]))[0]
+
+    async def views(self, rows: Sequence[JobRow]) -> list[JobView]:
+        """The views of ``rows``, in their order."""
+        return await self._health.annotate([job_view(row) for row in rows])
+
+
+def job_view(row: JobRow) -> JobView:
+    """What a job's row says of it, by itself."""
+    status = JobStatus(row.status)
+    return JobView(
+        id=row.job_id,
+        partition=row.partition_id,
+        status=status,
+        percentage_complete=row.percentage_complete,
+        counts=JobCounts(
+            total=row.total, completed=row.completed, failed=row.failed, in_flight=row.in_flight
+        ),
+        failures=[Failure.model_validate(f) for f in row.failures],
+        name=row.name,
+        description=row.description,
+        external_data=row.external_data,
+        labels=row.labels,
+        create_time=_time(row.create_time),
+        last_update_time=_time(row.last_update_time),
+        close_time=_time(row.last_update_time) if status.is_terminal else None,
+        status_reason=row.status_reason,
+        splitting_complete=row.splitting_complete,
+        items_per_second=row.items_per_second,
+        eta_seconds=row.eta_seconds,
+    )
+
+
+def _time(millis: int) -> datetime:
+    return datetime.fromtimestamp(millis / 1000, UTC)
