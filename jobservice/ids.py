@@ -1,14 +1,17 @@
 """What a partition id and a job id may hold: visible characters, none that a task id or a
-path uses, and no more than the job database keeps."""
+path uses, and no more than the job database's columns keep."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
 
-from jobservice.db.tables import JOB_ID_LENGTH, PARTITION_ID_LENGTH
 from jobservice.errors import InvalidJobError
 
+PARTITION_ID_LENGTH = 40
+"""The longest partition id: the width of its column in the job database."""
+JOB_ID_LENGTH = 48
+"""The longest job id: the width of its column in the job database."""
 CONTROL_CHARACTERS = r"\x00-\x1f\x7f"
 """The ASCII control characters, as a regular expression character class's inside."""
 ID_FORBIDDEN = r".,:;*?!|()/\s" + CONTROL_CHARACTERS

@@ -1,19 +1,22 @@
 """Reading jobs: a job's row as the view users see, with what the row cannot know.
 
 The service layer reads through it, and so does ``jobservice status``, which needs nothing
-else of the service: it loads the job database's mapping and Temporal's service client, not
-the workflow client, the plugins or the job types.
+else of the service: it loads SQLAlchemy Core and Temporal's service client, not the ORM
+mapping, the workflow client, the plugins or the job types.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine
 
 from jobservice.cluster import connect_service
-from jobservice.db.store import JobStore, open_store
-from jobservice.db.tables import JobRow
+from jobservice.db.engine import open_database
+from jobservice.db.rows import job_row
 from jobservice.errors import JobNotFoundError
 from jobservice.health import JobHealth
 from jobservice.ids import validate_ids
@@ -25,21 +28,21 @@ from jobservice.settings import Settings
 class JobReader:
     """Jobs as their rows hold them, and why a running one is not moving."""
 
-    def __init__(self, store: JobStore, health: JobHealth) -> None:
-        self._store = store
+    def __init__(self, engine: Engine, health: JobHealth) -> None:
+        self._engine = engine
         self._health = health
 
     @classmethod
     async def connect(cls, settings: Settings) -> JobReader:
         """A reader over the configured job database and Temporal, both checked."""
-        store = await open_store(settings.database_url())
+        engine = await open_database(settings.database_url())
         service = await connect_service(settings.temporal)
-        return cls(store, JobHealth(service, settings.temporal.namespace, settings))
+        return cls(engine, JobHealth(service, settings.temporal.namespace, settings))
 
-    async def row(self, partition: str, job_id: str) -> JobRow:
-        """The job's row, or a :class:`JobNotFoundError`."""
+    async def row(self, partition: str, job_id: str) -> Mapping[str, Any]:
+        """The job's row, column by column, or a :class:`JobNotFoundError`."""
         validate_ids(partition, job_id)
-        row = await asyncio.to_thread(self._store.get, partition_id=partition, job_id=job_id)
+        row = await asyncio.to_thread(job_row, self._engine, partition_id=partition, job_id=job_id)
         if row is None:
             raise JobNotFoundError(f"no job {job_id!r} in partition {partition!r}")
         return row
@@ -49,34 +52,37 @@ class JobReader:
         moving when nobody works on it."""
         return (await self.views([await self.row(partition, job_id)]))[0]
 
-    async def views(self, rows: Sequence[JobRow]) -> list[JobView]:
-        """The views of ``rows``, in their order."""
+    async def views(self, rows: Sequence[Mapping[str, Any]]) -> list[JobView]:
+        """The views of ``rows`` (column names to values), in their order."""
         return await self._health.annotate([job_view(row) for row in rows])
 
 
-def job_view(row: JobRow) -> JobView:
-    """What a job's row says of it, by itself."""
-    status = JobStatus(row.status)
+def job_view(row: Mapping[str, Any]) -> JobView:
+    """What a job's row (column names to values) says of it, by itself."""
+    status = JobStatus(row["status"])
     return JobView(
-        id=row.job_id,
-        partition=row.partition_id,
+        id=row["job_id"],
+        partition=row["partition_id"],
         status=status,
-        percentage_complete=row.percentage_complete,
+        percentage_complete=row["percentage_complete"],
         counts=JobCounts(
-            total=row.total, completed=row.completed, failed=row.failed, in_flight=row.in_flight
+            total=row["total"],
+            completed=row["completed"],
+            failed=row["failed"],
+            in_flight=row["in_flight"],
         ),
-        failures=[Failure.model_validate(f) for f in row.failures],
-        name=row.name,
-        description=row.description,
-        external_data=row.external_data,
-        labels=row.labels,
-        create_time=_time(row.create_time),
-        last_update_time=_time(row.last_update_time),
-        close_time=_time(row.last_update_time) if status.is_terminal else None,
-        status_reason=row.status_reason,
-        splitting_complete=row.splitting_complete,
-        items_per_second=row.items_per_second,
-        eta_seconds=row.eta_seconds,
+        failures=[Failure.model_validate(f) for f in row["failures"]],
+        name=row["name"],
+        description=row["description"],
+        external_data=row["external_data"],
+        labels=row["labels"],
+        create_time=_time(row["create_time"]),
+        last_update_time=_time(row["last_update_time"]),
+        close_time=_time(row["last_update_time"]) if status.is_terminal else None,
+        status_reason=row["status_reason"],
+        splitting_complete=row["splitting_complete"],
+        items_per_second=row["items_per_second"],
+        eta_seconds=row["eta_seconds"],
     )
 
 

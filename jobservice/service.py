@@ -27,7 +27,7 @@ from jobservice.db.engine import create_database_engine
 from jobservice.db.query import JobQuery
 from jobservice.db.records import NewJobRow
 from jobservice.db.store import Created, JobStore, now_millis, open_store
-from jobservice.db.tables import JOB_ID_LENGTH, JobRow
+from jobservice.db.tables import JobRow
 from jobservice.errors import (
     InvalidJobError,
     JobConflictError,
@@ -43,7 +43,7 @@ from jobservice.execution import (
     JobInput,
 )
 from jobservice.health import JobHealth
-from jobservice.ids import CONTROL_CHARACTERS, check_id, validate_ids
+from jobservice.ids import CONTROL_CHARACTERS, JOB_ID_LENGTH, check_id, validate_ids
 from jobservice.jobtypes import JobTypes
 from jobservice.models import (
     API_BASE_PATH,
@@ -101,7 +101,7 @@ class JobService:
         self._registry = registry or installed()
         self._job_types = JobTypes.load(self._settings.job_types_dir)
         health = JobHealth(client.service_client, client.namespace, self._settings)
-        self._reader = JobReader(self._store, health)
+        self._reader = JobReader(self._store.engine, health)
 
     @classmethod
     async def connect(cls, settings: Settings | None = None) -> JobService:
@@ -236,7 +236,7 @@ class JobService:
             )
         if creation.outcome is Created.NEW:
             await self._start(new_row, definition, fresh=True)
-        return Submission(job_view(creation.row), creation.outcome is Created.NEW)
+        return Submission(job_view(creation.row.model_dump()), creation.outcome is Created.NEW)
 
     async def _check_prerequisites(
         self, partition: str, job_id: str, prerequisites: list[str]
@@ -345,7 +345,7 @@ class JobService:
     async def find(self, query: JobQuery) -> list[JobView]:
         """The page of jobs a query of the list endpoint selects."""
         rows = await asyncio.to_thread(self._store.find, query)
-        return await self._reader.views(rows)
+        return await self._reader.views([row.model_dump() for row in rows])
 
     async def count(self, query: JobQuery) -> int:
         return await asyncio.to_thread(self._store.count, query)
@@ -363,7 +363,7 @@ class JobService:
         rows = await asyncio.to_thread(
             self._store.latest, partition_id=partition, status=status, limit=limit
         )
-        return await self._reader.views(rows)
+        return await self._reader.views([row.model_dump() for row in rows])
 
     # -- control -------------------------------------------------------------------------
 
@@ -427,7 +427,7 @@ class JobService:
     async def delete(self, job_id: str, *, partition: str = DEFAULT_PARTITION) -> None:
         """Stop the job if it runs, and remove it."""
         row = await self._reader.row(partition, job_id)
-        if not JobStatus(row.status).is_terminal:
+        if not JobStatus(row["status"]).is_terminal:
             try:
                 await self._handle(partition, job_id).terminate(reason="the job was deleted")
             except RPCError as exc:

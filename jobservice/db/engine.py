@@ -7,6 +7,7 @@ reads a job, and Alembic itself is only loaded where the schema is changed
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -70,3 +71,10 @@ def check_schema(engine: Engine) -> None:
             f"the job database is at schema revision {current or 'none'}, this version needs "
             f"{SCHEMA_REVISION}; run `jobservice db upgrade`"
         )
+
+
+async def open_database(url: str) -> Engine:
+    """An engine for ``url``, once its schema is checked to be this version's."""
+    engine = create_database_engine(url)
+    await asyncio.to_thread(check_schema, engine)
+    return engine

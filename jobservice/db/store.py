@@ -6,7 +6,6 @@ ended is ignored, so a late or repeated write cannot undo an outcome.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -18,7 +17,7 @@ from sqlalchemy import Engine, case, delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col
 
-from jobservice.db.engine import check_schema, create_database_engine
+from jobservice.db.engine import open_database
 from jobservice.db.records import JobRecord, NewJobRow
 from jobservice.db.tables import JobLabelRow, JobPrerequisiteRow, JobRow
 from jobservice.errors import InvalidRequestError
@@ -46,9 +45,7 @@ def now_millis() -> int:
 async def open_store(url: str) -> JobStore:
     """A store over the job database at ``url``, once its schema is checked to be this
     version's."""
-    store = JobStore(create_database_engine(url))
-    await asyncio.to_thread(check_schema, store.engine)
-    return store
+    return JobStore(await open_database(url))
 
 
 class Created(Enum):

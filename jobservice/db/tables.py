@@ -12,8 +12,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
-PARTITION_ID_LENGTH = 40
-JOB_ID_LENGTH = 48
+from jobservice.ids import JOB_ID_LENGTH, PARTITION_ID_LENGTH
 
 
 class JobRow(SQLModel, table=True):

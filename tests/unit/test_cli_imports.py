@@ -19,6 +19,8 @@ NOT_FOR_STATUS = (
     "uvicorn",
     "aio_pika",
     "alembic",
+    "sqlmodel",
+    "sqlalchemy.orm",
     "jsonschema",
     "temporalio.client",
     "temporalio.worker",
@@ -27,8 +29,9 @@ NOT_FOR_STATUS = (
     "jobservice.workflows",
     "jobservice.plugins",
 )
-"""What ``status`` does without: the REST API, the broker, migrations, job types, Temporal's
-workflow client and worker, and the service layer's writing half with the engine behind it."""
+"""What ``status`` does without: the REST API, the broker, migrations, the ORM mapping, job
+types, Temporal's workflow client and worker, and the service layer's writing half with the
+engine behind it."""
 
 HELP_PROBE = """
 import json, sys
