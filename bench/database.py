@@ -9,7 +9,8 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from jobservice.db.engine import create_database_engine, upgrade
+from jobservice.db.engine import create_database_engine
+from jobservice.db.schema import upgrade
 from jobservice.settings import DatabaseSettings
 
 

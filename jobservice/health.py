@@ -16,8 +16,7 @@ from datetime import UTC, datetime
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-from temporalio.client import Client
-from temporalio.service import RPCError
+from temporalio.service import RPCError, ServiceClient
 
 from jobservice.models import JobStatus, JobView
 from jobservice.settings import Settings
@@ -34,8 +33,9 @@ _WATCHED = {JobStatus.ACTIVE, JobStatus.WAITING}
 class JobHealth:
     """Adds to views of running jobs what their rows cannot know."""
 
-    def __init__(self, client: Client, settings: Settings) -> None:
-        self._client = client
+    def __init__(self, service: ServiceClient, namespace: str, settings: Settings) -> None:
+        self._service = service
+        self._namespace = namespace
         self._settings = settings
         self._polled: bool | None = None
         self._checked_at: float | None = None
@@ -90,9 +90,9 @@ class JobHealth:
         try:
             answers = await asyncio.gather(
                 *(
-                    self._client.workflow_service.describe_task_queue(
+                    self._service.workflow_service.describe_task_queue(
                         DescribeTaskQueueRequest(
-                            namespace=self._client.namespace,
+                            namespace=self._namespace,
                             task_queue=TaskQueue(name=queue),
                             task_queue_type=kind,
                         )

@@ -20,10 +20,9 @@ from urllib.parse import quote
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from jobservice.db.engine import check_schema, create_database_engine
+from jobservice.db.engine import create_database_engine
 from jobservice.db.query import JobQuery
-from jobservice.db.store import Created, JobStore
-from jobservice.db.tables import JobRow
+from jobservice.db.store import Created, JobStore, open_store
 from jobservice.errors import InvalidJobError, JobConflictError, JobNotFoundError, JobStateError
 from jobservice.execution import (
     PAUSE_SIGNAL,
@@ -34,6 +33,7 @@ from jobservice.execution import (
     Word,
 )
 from jobservice.health import JobHealth
+from jobservice.ids import validate_ids
 from jobservice.jobtypes import JobTypes
 from jobservice.models import (
     API_BASE_PATH,
@@ -46,11 +46,12 @@ from jobservice.models import (
 )
 from jobservice.orchestration import JobWorkflows
 from jobservice.prerequisites import never_runs
+from jobservice.reader import JobReader, job_view
 from jobservice.reconciler import Reconciler
 from jobservice.registry import Registry, installed
 from jobservice.settings import Settings, get_settings
 from jobservice.temporal import connect
-from jobservice.validation import JobValidator, check_prerequisite_ids, validate_ids
+from jobservice.validation import JobValidator, check_prerequisite_ids
 
 _SETTLE_SECONDS = 3.0
 """How long a resume waits for the job's row to show it."""
@@ -97,14 +98,14 @@ class JobService:
             lambda new_row, definition: self._start(new_row, definition, fresh=False),
             grace_seconds=self._settings.database.reconcile_grace_seconds,
         )
-        self._health = JobHealth(client, self._settings)
+        health = JobHealth(client.service_client, client.namespace, self._settings)
+        self._reader = JobReader(self._store.engine, health)
 
     @classmethod
     async def connect(cls, settings: Settings | None = None) -> JobService:
         """A service over the configured Temporal and job database, both checked."""
         settings = settings or get_settings()
-        store = JobStore(create_database_engine(settings.database_url()))
-        await asyncio.to_thread(check_schema, store.engine)
+        store = await open_store(settings.database_url())
         return cls(await connect(settings.temporal), store=store, settings=settings)
 
     @property
@@ -155,7 +156,7 @@ class JobService:
             )
         if creation.outcome is Created.NEW:
             await self._start(new_row, definition, fresh=True)
-        return Submission(creation.row.view(), creation.outcome is Created.NEW)
+        return Submission(job_view(creation.row.model_dump()), creation.outcome is Created.NEW)
 
     async def _check_prerequisites(
         self, partition: str, job_id: str, prerequisites: list[str]
@@ -227,22 +228,14 @@ class JobService:
 
     # -- read ----------------------------------------------------------------------------
 
-    async def _row(self, partition: str, job_id: str) -> JobRow:
-        validate_ids(partition, job_id)
-        row = await asyncio.to_thread(self._store.get, partition_id=partition, job_id=job_id)
-        if row is None:
-            raise JobNotFoundError(f"no job {job_id!r} in partition {partition!r}")
-        return row
-
     async def get(self, job_id: str, *, partition: str = DEFAULT_PARTITION) -> JobView:
-        """The job's status, counts and failures, as its row holds them, and why it is not
-        moving when nobody works on it."""
-        return (await self._health.annotate([(await self._row(partition, job_id)).view()]))[0]
+        """The job as :meth:`JobReader.get` reads it."""
+        return await self._reader.get(job_id, partition=partition)
 
     async def find(self, query: JobQuery) -> list[JobView]:
         """The page of jobs a query of the list endpoint selects."""
         rows = await asyncio.to_thread(self._store.find, query)
-        return await self._health.annotate([row.view() for row in rows])
+        return await self._reader.views([row.model_dump() for row in rows])
 
     async def count(self, query: JobQuery) -> int:
         return await asyncio.to_thread(self._store.count, query)
@@ -260,7 +253,7 @@ class JobService:
         rows = await asyncio.to_thread(
             self._store.latest, partition_id=partition, status=status, limit=limit
         )
-        return await self._health.annotate([row.view() for row in rows])
+        return await self._reader.views([row.model_dump() for row in rows])
 
     # -- control -------------------------------------------------------------------------
 
@@ -318,8 +311,8 @@ class JobService:
 
     async def delete(self, job_id: str, *, partition: str = DEFAULT_PARTITION) -> None:
         """Stop the job if it runs, and remove it."""
-        row = await self._row(partition, job_id)
-        if not JobStatus(row.status).is_terminal:
+        row = await self._reader.row(partition, job_id)
+        if not JobStatus(row["status"]).is_terminal:
             await self._workflows.terminate(partition, job_id, reason="the job was deleted")
         await asyncio.to_thread(self._store.delete, partition_id=partition, job_id=job_id)
 

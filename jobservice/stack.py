@@ -12,7 +12,8 @@ from pathlib import Path
 from pydantic import SecretStr
 from temporalio.client import Client
 
-from jobservice.db.engine import create_database_engine, upgrade
+from jobservice.db.engine import create_database_engine
+from jobservice.db.schema import upgrade
 from jobservice.devserver import DevServer, free_port
 from jobservice.settings import Settings
 from jobservice.temporal import connect

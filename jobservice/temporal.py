@@ -15,6 +15,7 @@ from temporalio.common import Priority, SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
+from jobservice.cluster import connect_service
 from jobservice.errors import UnavailableError
 from jobservice.settings import TemporalSettings
 
@@ -66,15 +67,11 @@ def dev_server_fairness_args() -> list[str]:
 
 async def connect(settings: TemporalSettings) -> Client:
     """A client for the configured cluster, or an :class:`UnavailableError` saying what to do."""
-    try:
-        return await Client.connect(
-            settings.address, namespace=settings.namespace, data_converter=pydantic_data_converter
-        )
-    except RuntimeError as exc:
-        raise UnavailableError(
-            f"cannot reach Temporal at {settings.address} ({exc}); start the embedded stack with "
-            "`jobservice dev`, or point JOBSERVICE_TEMPORAL__ADDRESS at your cluster"
-        ) from None
+    return Client(
+        await connect_service(settings),
+        namespace=settings.namespace,
+        data_converter=pydantic_data_converter,
+    )
 
 
 async def ensure_search_attributes(client: Client) -> None:

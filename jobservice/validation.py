@@ -1,18 +1,16 @@
 """What a job must be to be accepted, and what the batch engine runs for it.
 
-Pure checks and translation, with no Temporal and no job database: ids, the target pipe, a
-job's task (given, or made by its job type), and the JobDefinition a job runs as.
+Pure checks and translation, with no Temporal and no job database: the target pipe, a job's
+task (given, or made by its job type), and the JobDefinition a job runs as; what an id may
+hold is in :mod:`jobservice.ids`.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
-
 from pydantic import ValidationError
 
-from jobservice.db.tables import JOB_ID_LENGTH, PARTITION_ID_LENGTH
 from jobservice.errors import InvalidJobError
+from jobservice.ids import JOB_ID_LENGTH, check_id
 from jobservice.jobtypes import JobTypes
 from jobservice.models import (
     BATCH_WORKER_CLASSIFIER,
@@ -26,55 +24,6 @@ from jobservice.models import (
 from jobservice.plugins.task import TASK, SingleTask
 from jobservice.registry import Registry
 from jobservice.settings import EngineSettings
-
-_CONTROL_CHARACTERS = r"\x00-\x1f\x7f"
-ID_FORBIDDEN = r".,:;*?!|()/\s" + _CONTROL_CHARACTERS
-"""What an id may not hold, as a regular expression character class's inside."""
-_FORBIDDEN = re.compile(f"[{ID_FORBIDDEN}]")
-_INVISIBLE = {
-    "Cc": "a control",
-    "Cf": "a format",
-    "Co": "a private-use",
-    "Cs": "a surrogate",
-    "Cn": "an unassigned",
-    "Zl": "a line separator",
-    "Zp": "a paragraph separator",
-}
-"""The Unicode categories an id may not hold: what is invisible, or reorders or hides text
-(U+202E, U+200B), or has no meaning yet."""
-
-
-def check_id(kind: str, value: str, longest: int) -> None:
-    """Refuse an id of ``kind`` that is empty, longer than ``longest`` or holds what no id may."""
-    if not value:
-        raise InvalidJobError(f"the {kind} is empty")
-    if len(value) > longest:
-        raise InvalidJobError(
-            f"the {kind} {value[:longest]!r}... is longer than {longest} characters"
-        )
-    if _FORBIDDEN.search(value):
-        raise InvalidJobError(
-            f"the {kind} {value!r} contains one of . , : ; * ? ! | ( ) /, white space or a "
-            "control character"
-        )
-    # Nothing invisible and nothing that reorders text, so that an id shows what it is.
-    for character in value:
-        category = _INVISIBLE.get(unicodedata.category(character))
-        if category is not None:
-            name = unicodedata.name(character, "")
-            raise InvalidJobError(
-                f"the {kind} {value!r} contains U+{ord(character):04X}{f' {name}' if name else ''},"
-                f" {category} character; an id holds visible characters only"
-            )
-
-
-def validate_ids(partition: str, job_id: str | None = None) -> None:
-    """Partition ids up to 40 characters, job ids up to 48, with none of ``.,:;*?!|()/``, no
-    white space, and nothing invisible: no control, format, private-use, surrogate, unassigned
-    or separator character."""
-    check_id("partition id", partition, PARTITION_ID_LENGTH)
-    if job_id is not None:
-        check_id("job id", job_id, JOB_ID_LENGTH)
 
 
 def check_prerequisite_ids(prerequisites: list[str]) -> None:

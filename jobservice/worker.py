@@ -20,8 +20,8 @@ from jobservice.activities.handler_threads import HandlerThreads
 from jobservice.activities.records import JobRecordActivities
 from jobservice.activities.tree import TreeActivities
 from jobservice.broker import Broker
-from jobservice.db.engine import check_schema, create_database_engine
-from jobservice.db.store import JobStore
+from jobservice.db.engine import create_database_engine
+from jobservice.db.store import JobStore, open_store
 from jobservice.registry import Registry, installed
 from jobservice.service import JobService
 from jobservice.settings import Settings, get_settings
@@ -85,8 +85,7 @@ async def run_worker(
 ) -> None:
     """Run a worker, and unless told not to the tracking consumer, until ``stop`` is set."""
     settings = settings or get_settings()
-    store = JobStore(create_database_engine(settings.database_url()))
-    await asyncio.to_thread(check_schema, store.engine)
+    store = await open_store(settings.database_url())
     broker = Broker(settings.rabbitmq)
     worker = build_worker(client, settings=settings, broker=broker, store=store)
     reconciler = asyncio.create_task(

@@ -15,8 +15,8 @@ from jobservice.api.schemas import Message
 from jobservice.api.security import API_KEY_HEADER
 from jobservice.db.query import SORT_FIELDS
 from jobservice.db.rsql import LABEL_PREFIX
+from jobservice.ids import ID_FORBIDDEN
 from jobservice.models import LABEL_KEY
-from jobservice.validation import ID_FORBIDDEN
 
 _ERROR_DESCRIPTIONS = {
     400: "The request is not valid; the message says why.",

@@ -26,12 +26,11 @@ from jobservice.api.schemas import Health, JobPublic, JobsCanceled, JobsDeleted
 from jobservice.api.security import authenticate, authorize
 from jobservice.broker import Broker
 from jobservice.db.query import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, STATUS_TYPES, JobQuery
-from jobservice.db.tables import JOB_ID_LENGTH, PARTITION_ID_LENGTH
 from jobservice.errors import JobNotFoundError
+from jobservice.ids import JOB_ID_LENGTH, PARTITION_ID_LENGTH, validate_ids
 from jobservice.models import NUL_FREE, JobStatus, NewJob
 from jobservice.service import JobService
 from jobservice.settings import Settings
-from jobservice.validation import validate_ids
 
 
 class _KeyedRoute(APIRoute):

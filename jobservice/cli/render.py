@@ -1,4 +1,6 @@
-"""How the CLI shows jobs to a person."""
+"""How the CLI shows jobs to a person.
+
+Rich's tables and progress bars load where they are drawn: ``status`` draws neither."""
 
 from __future__ import annotations
 
@@ -7,8 +9,6 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 if TYPE_CHECKING:
     from jobservice.models import JobView
@@ -49,6 +49,8 @@ def show_job(console: Console, job: JobView) -> None:
 
 
 def show_jobs(console: Console, jobs: list[JobView]) -> None:
+    from rich.table import Table
+
     table = Table("partition", "id", "status", "name", "created")
     for job in jobs:
         created = job.create_time.strftime("%Y-%m-%d %H:%M:%S") if job.create_time else "-"
@@ -58,6 +60,14 @@ def show_jobs(console: Console, jobs: list[JobView]) -> None:
 
 async def progress_bar(console: Console, updates: AsyncIterator[JobView]) -> JobView:
     """A live bar over ``updates``; returns the last job view."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     last: JobView | None = None
     columns = (
         TextColumn("[bold]{task.description}"),

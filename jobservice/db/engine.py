@@ -1,20 +1,26 @@
-"""Connecting to the job database and keeping its schema current with Alembic."""
+"""Connecting to the job database, and checking that its schema is the one this version maps.
+
+The check reads Alembic's version table with plain SQL: it runs before every command that
+reads a job, and Alembic itself is only loaded where the schema is changed
+(:mod:`jobservice.db.schema`).
+"""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 
 from jobservice.errors import UnavailableError
 
-MIGRATIONS = Path(__file__).parent / "migrations"
+SCHEMA_REVISION = "0001"
+"""The migration this version's tables are at: the head of ``db/migrations/versions`` (a unit
+test holds the two together)."""
+VERSION_TABLE = "alembic_version"
+"""Where Alembic records the revision a database is at."""
 
 
 def create_database_engine(url: str) -> Engine:
@@ -39,25 +45,16 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def alembic_config(engine: Engine) -> Config:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.attributes["engine"] = engine
-    return config
-
-
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply the migrations up to ``revision``."""
-    command.upgrade(alembic_config(engine), revision)
-
-
-def head_revision() -> str | None:
-    return ScriptDirectory(str(MIGRATIONS)).get_current_head()
-
-
 def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at; None before its first migration."""
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        if not inspect(connection).has_table(VERSION_TABLE):
+            return None
+        revisions = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).all()
+    if len(revisions) > 1:
+        # A linear history leaves one row; more means branches this version does not know.
+        raise RuntimeError(f"{VERSION_TABLE} holds {len(revisions)} revisions, not one")
+    return str(revisions[0][0]) if revisions else None
 
 
 def check_schema(engine: Engine) -> None:
@@ -69,9 +66,15 @@ def check_schema(engine: Engine) -> None:
             f"the job database at {engine.url.render_as_string(hide_password=True)} cannot be "
             f"reached: {exc}"
         ) from None
-    head = head_revision()
-    if current != head:
+    if current != SCHEMA_REVISION:
         raise UnavailableError(
             f"the job database is at schema revision {current or 'none'}, this version needs "
-            f"{head}; run `jobservice db upgrade`"
+            f"{SCHEMA_REVISION}; run `jobservice db upgrade`"
         )
+
+
+async def open_database(url: str) -> Engine:
+    """An engine for ``url``, once its schema is checked to be this version's."""
+    engine = create_database_engine(url)
+    await asyncio.to_thread(check_schema, engine)
+    return engine

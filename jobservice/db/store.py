@@ -11,17 +11,21 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, case, delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col
 
-from jobservice.db.query import JobQuery
+from jobservice.db.engine import open_database
 from jobservice.db.tables import JobLabelRow, JobPrerequisiteRow, JobRow
 from jobservice.errors import InvalidRequestError
 from jobservice.execution import JobRecord, NewJobRow
 from jobservice.models import JobStatus
+
+if TYPE_CHECKING:
+    # Only its instances reach the store: a command that reads one job need not compile it.
+    from jobservice.db.query import JobQuery
 
 SELECTION_SECONDS = 5.0
 """The longest a selection (a list, a count, the jobs a bulk operation takes) may run: a
@@ -36,6 +40,12 @@ NOT_FINISHED = [s.value for s in JobStatus if not s.is_terminal]
 
 def now_millis() -> int:
     return int(time.time() * 1000)
+
+
+async def open_store(url: str) -> JobStore:
+    """A store over the job database at ``url``, once its schema is checked to be this
+    version's."""
+    return JobStore(await open_database(url))
 
 
 class Created(Enum):

@@ -7,16 +7,12 @@ their own, so that filters, sorts and "who waits for this job" are indexed queri
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
-from jobservice.models import JobCounts, JobStatus, JobView
-
-PARTITION_ID_LENGTH = 40
-JOB_ID_LENGTH = 48
+from jobservice.ids import JOB_ID_LENGTH, PARTITION_ID_LENGTH
 
 
 class JobRow(SQLModel, table=True):
@@ -55,33 +51,6 @@ class JobRow(SQLModel, table=True):
     create_time: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
     """Epoch milliseconds, as the API shows it."""
     last_update_time: int = Field(sa_column=Column(BigInteger, nullable=False))
-
-    def view(self) -> JobView:
-        """The job as the service reports it: the row's fields, its counts as one object, its
-        times as datetimes."""
-        status = JobStatus(self.status)
-        updated = _time(self.last_update_time)
-        return JobView.model_validate(
-            {
-                **self.model_dump(include=_VIEWED),
-                "id": self.job_id,
-                "partition": self.partition_id,
-                "status": status,
-                "counts": self.model_dump(include=_COUNTS),
-                "create_time": _time(self.create_time),
-                "last_update_time": updated,
-                "close_time": updated if status.is_terminal else None,
-            }
-        )
-
-
-_COUNTS = set(JobCounts.model_fields)
-_VIEWED = set(JobRow.model_fields) & set(JobView.model_fields)
-"""The row's fields that the view shows as they are."""
-
-
-def _time(millis: int) -> datetime:
-    return datetime.fromtimestamp(millis / 1000, UTC)
 
 
 class JobLabelRow(SQLModel, table=True):

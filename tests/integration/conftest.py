@@ -14,7 +14,8 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from jobservice.api import create_app
-from jobservice.db.engine import create_database_engine, upgrade
+from jobservice.db.engine import create_database_engine
+from jobservice.db.schema import upgrade
 from jobservice.db.store import JobStore
 from jobservice.devserver import DevServer
 from jobservice.registry import Registry, installed

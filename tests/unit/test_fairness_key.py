@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from jobservice.ids import validate_ids
 from jobservice.temporal import job_priority
-from jobservice.validation import validate_ids
 
 
 def test_each_job_has_a_key_of_its_own() -> None:

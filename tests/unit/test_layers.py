@@ -11,7 +11,15 @@ import pytest
 import jobservice
 
 PACKAGE = Path(jobservice.__file__).parent
-SERVICE_LAYER = ["service.py", "validation.py", "orchestration.py", "reconciler.py", "health.py"]
+SERVICE_LAYER = [
+    "service.py",
+    "validation.py",
+    "orchestration.py",
+    "reconciler.py",
+    "reader.py",
+    "health.py",
+    "ids.py",
+]
 """Modules the CLI, the API and embedding applications go through."""
 ENGINE = ("jobservice.activities", "jobservice.workflows")
 """What runs in workers only: the service layer reaches it through Temporal, never by import."""

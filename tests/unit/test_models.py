@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from jobservice.errors import InvalidJobError
+from jobservice.ids import validate_ids
 from jobservice.messages import TaskMessage
 from jobservice.models import FailureTolerance, JobDefinition, JobStatus, NewJob
 from jobservice.registry import installed
@@ -17,7 +18,6 @@ from jobservice.taskids import (
     split_item,
     workflow_id,
 )
-from jobservice.validation import validate_ids
 
 
 @pytest.mark.parametrize(

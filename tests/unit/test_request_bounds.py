@@ -11,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from jobservice.errors import InvalidJobError
+from jobservice.ids import validate_ids
 from jobservice.models import (
     LABEL_KEY_LENGTH,
     LABEL_VALUE_LENGTH,
@@ -20,7 +21,6 @@ from jobservice.models import (
     FailureTolerance,
     NewJob,
 )
-from jobservice.validation import validate_ids
 
 
 def _job(**fields: Any) -> dict[str, Any]:

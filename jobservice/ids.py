@@ -1,0 +1,64 @@
+"""What a partition id and a job id may hold: visible characters, none that a task id or a
+path uses, and no more than the job database's columns keep."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from jobservice.errors import InvalidJobError
+
+PARTITION_ID_LENGTH = 40
+"""The longest partition id: the width of its column in the job database."""
+JOB_ID_LENGTH = 48
+"""The longest job id: the width of its column in the job database."""
+CONTROL_CHARACTERS = r"\x00-\x1f\x7f"
+"""The ASCII control characters, as a regular expression character class's inside."""
+ID_FORBIDDEN = r".,:;*?!|()/\s" + CONTROL_CHARACTERS
+"""What an id may not hold, as a regular expression character class's inside."""
+_FORBIDDEN = re.compile(f"[{ID_FORBIDDEN}]")
+_INVISIBLE = {
+    "Cc": "a control",
+    "Cf": "a format",
+    "Co": "a private-use",
+    "Cs": "a surrogate",
+    "Cn": "an unassigned",
+    "Zl": "a line separator",
+    "Zp": "a paragraph separator",
+}
+"""The Unicode categories an id may not hold: what is invisible, or reorders or hides text
+(U+202E, U+200B), or has no meaning yet."""
+
+
+def check_id(kind: str, value: str, longest: int) -> None:
+    """Refuse ``value`` as a ``kind`` (a partition id, a job id) with an :class:`InvalidJobError`
+    that says why, unless it is a valid id of at most ``longest`` characters."""
+    if not value:
+        raise InvalidJobError(f"the {kind} is empty")
+    if len(value) > longest:
+        raise InvalidJobError(
+            f"the {kind} {value[:longest]!r}... is longer than {longest} characters"
+        )
+    if _FORBIDDEN.search(value):
+        raise InvalidJobError(
+            f"the {kind} {value!r} contains one of . , : ; * ? ! | ( ) /, white space or a "
+            "control character"
+        )
+    # Nothing invisible and nothing that reorders text, so that an id shows what it is.
+    for character in value:
+        category = _INVISIBLE.get(unicodedata.category(character))
+        if category is not None:
+            name = unicodedata.name(character, "")
+            raise InvalidJobError(
+                f"the {kind} {value!r} contains U+{ord(character):04X}{f' {name}' if name else ''},"
+                f" {category} character; an id holds visible characters only"
+            )
+
+
+def validate_ids(partition: str, job_id: str | None = None) -> None:
+    """Partition ids up to 40 characters, job ids up to 48, with none of ``.,:;*?!|()/``, no
+    white space, and nothing invisible: no control, format, private-use, surrogate, unassigned
+    or separator character."""
+    check_id("partition id", partition, PARTITION_ID_LENGTH)
+    if job_id is not None:
+        check_id("job id", job_id, JOB_ID_LENGTH)

@@ -1,0 +1,87 @@
+"""Reading jobs: a job's row as the view users see, with what the row cannot know.
+
+The service layer reads through it, and so does ``jobservice status``, which needs nothing
+else of the service: it loads SQLAlchemy Core and Temporal's service client, not the ORM
+mapping, the workflow client, the plugins or the job types.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine
+
+from jobservice.cluster import connect_service
+from jobservice.db.engine import open_database
+from jobservice.db.rows import job_row
+from jobservice.errors import JobNotFoundError
+from jobservice.health import JobHealth
+from jobservice.ids import validate_ids
+from jobservice.jobs import DEFAULT_PARTITION, JobStatus
+from jobservice.models import JobCounts, JobView
+from jobservice.settings import Settings
+
+
+class JobReader:
+    """Jobs as their rows hold them, and why a running one is not moving."""
+
+    def __init__(self, engine: Engine, health: JobHealth) -> None:
+        self._engine = engine
+        self._health = health
+
+    @classmethod
+    async def connect(cls, settings: Settings) -> JobReader:
+        """A reader over the configured job database and Temporal, both checked."""
+        engine = await open_database(settings.database_url())
+        service = await connect_service(settings.temporal)
+        return cls(engine, JobHealth(service, settings.temporal.namespace, settings))
+
+    async def row(self, partition: str, job_id: str) -> Mapping[str, Any]:
+        """The job's row, column by column, or a :class:`JobNotFoundError`."""
+        validate_ids(partition, job_id)
+        row = await asyncio.to_thread(job_row, self._engine, partition_id=partition, job_id=job_id)
+        if row is None:
+            raise JobNotFoundError(f"no job {job_id!r} in partition {partition!r}")
+        return row
+
+    async def get(self, job_id: str, *, partition: str = DEFAULT_PARTITION) -> JobView:
+        """The job's status, counts and failures, as its row holds them, and why it is not
+        moving when nobody works on it."""
+        return (await self.views([await self.row(partition, job_id)]))[0]
+
+    async def views(self, rows: Sequence[Mapping[str, Any]]) -> list[JobView]:
+        """The views of ``rows`` (column names to values), in their order."""
+        return await self._health.annotate([job_view(row) for row in rows])
+
+
+def job_view(row: Mapping[str, Any]) -> JobView:
+    """What a job's row (column names to values) says of it, by itself: its columns as they
+    are, its counts as one object, its times as datetimes."""
+    status = JobStatus(row["status"])
+    updated = _time(row["last_update_time"])
+    return JobView.model_validate(
+        {
+            **{name: row[name] for name in _AS_STORED},
+            "id": row["job_id"],
+            "partition": row["partition_id"],
+            "counts": {name: row[name] for name in _COUNTS},
+            "create_time": _time(row["create_time"]),
+            "last_update_time": updated,
+            "close_time": updated if status.is_terminal else None,
+        }
+    )
+
+
+_COUNTS = tuple(JobCounts.model_fields)
+_AS_STORED = tuple(
+    set(JobView.model_fields)
+    - {"id", "partition", "counts", "create_time", "last_update_time", "close_time"}
+)
+"""The view's fields that the row holds in columns of the same name."""
+
+
+def _time(millis: int) -> datetime:
+    return datetime.fromtimestamp(millis / 1000, UTC)

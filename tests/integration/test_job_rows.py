@@ -1,0 +1,63 @@
+"""A job's row read with SQLAlchemy Core, as ``status`` reads it, holds what the mapped row
+holds, on either database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from jobservice.db.rows import job_row
+from jobservice.db.store import JobStore
+from jobservice.execution import JobRecord, NewJobRow
+from jobservice.models import Failure, JobCounts, JobStatus
+from tests.conftest import unique
+
+pytestmark = pytest.mark.both_databases
+
+
+def test_the_core_read_of_a_row_is_the_mapped_row(job_store: JobStore) -> None:
+    # Given a row with a value in every kind of column: JSON, boolean, float, text, null
+    partition, job_id = unique("p"), unique("rows")
+    job_store.create(
+        NewJobRow(
+            partition_id=partition,
+            job_id=job_id,
+            name="rows",
+            labels={"team": "x", "tier": "1"},
+            definition={"batchType": "range", "nested": {"list": [1, 2.5, None]}},
+            definition_hash="h",
+            prerequisite_job_ids=["before"],
+            delay=3,
+        )
+    )
+    failure = Failure(
+        failure_id=f"{partition}:{job_id}.1",
+        failure_time=datetime(2026, 1, 2, tzinfo=UTC),
+        failure_source="noop",
+        failure_message="it failed",
+    )
+    job_store.record(
+        JobRecord(
+            partition_id=partition,
+            job_id=job_id,
+            status=JobStatus.ACTIVE,
+            status_reason="slow",
+            counts=JobCounts(total=10, completed=4, failed=1, in_flight=2),
+            percentage_complete=50.0,
+            splitting_complete=True,
+            items_per_second=12.5,
+            eta_seconds=0.4,
+            failures=[failure],
+        )
+    )
+
+    mapped = job_store.get(partition_id=partition, job_id=job_id)
+    read = job_row(job_store.engine, partition_id=partition, job_id=job_id)
+
+    assert mapped is not None and read is not None
+    assert read == mapped.model_dump()
+    assert read["splitting_complete"] is True  # not SQLite's 1
+    assert read["labels"]["team"] == "x"
+    assert read["failures"][0]["failureMessage"] == "it failed"
+    assert job_row(job_store.engine, partition_id=partition, job_id=unique("none")) is None
