@@ -12,11 +12,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine
-
 from jobservice.cluster import connect_service
-from jobservice.db.engine import open_database
-from jobservice.db.rows import job_row
+from jobservice.db.rows import JobRows, open_rows
 from jobservice.errors import JobNotFoundError
 from jobservice.health import JobHealth
 from jobservice.ids import validate_ids
@@ -28,21 +25,21 @@ from jobservice.settings import Settings
 class JobReader:
     """Jobs as their rows hold them, and why a running one is not moving."""
 
-    def __init__(self, engine: Engine, health: JobHealth) -> None:
-        self._engine = engine
+    def __init__(self, rows: JobRows, health: JobHealth) -> None:
+        self._rows = rows
         self._health = health
 
     @classmethod
     async def connect(cls, settings: Settings) -> JobReader:
         """A reader over the configured job database and Temporal, both checked."""
-        engine = await open_database(settings.database_url())
+        rows = await open_rows(settings.database_url())
         service = await connect_service(settings.temporal)
-        return cls(engine, JobHealth(service, settings.temporal.namespace, settings))
+        return cls(rows, JobHealth(service, settings.temporal.namespace, settings))
 
     async def row(self, partition: str, job_id: str) -> Mapping[str, Any]:
         """The job's row, column by column, or a :class:`JobNotFoundError`."""
         validate_ids(partition, job_id)
-        row = await asyncio.to_thread(job_row, self._engine, partition_id=partition, job_id=job_id)
+        row = await asyncio.to_thread(self._rows.job_row, partition_id=partition, job_id=job_id)
         if row is None:
             raise JobNotFoundError(f"no job {job_id!r} in partition {partition!r}")
         return row

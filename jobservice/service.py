@@ -22,6 +22,7 @@ from temporalio.service import RPCError
 
 from jobservice.db.engine import create_database_engine
 from jobservice.db.query import JobQuery
+from jobservice.db.rows import CoreRows
 from jobservice.db.store import Created, JobStore, open_store
 from jobservice.errors import InvalidJobError, JobConflictError, JobNotFoundError, JobStateError
 from jobservice.execution import (
@@ -99,7 +100,7 @@ class JobService:
             grace_seconds=self._settings.database.reconcile_grace_seconds,
         )
         health = JobHealth(client.service_client, client.namespace, self._settings)
-        self._reader = JobReader(self._store.engine, health)
+        self._reader = JobReader(CoreRows(self._store.engine), health)
 
     @classmethod
     async def connect(cls, settings: Settings | None = None) -> JobService:

@@ -14,13 +14,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 
-from jobservice.errors import UnavailableError
-
-SCHEMA_REVISION = "0001"
-"""The migration this version's tables are at: the head of ``db/migrations/versions`` (a unit
-test holds the two together)."""
-VERSION_TABLE = "alembic_version"
-"""Where Alembic records the revision a database is at."""
+from jobservice.db.revision import SCHEMA_REVISION as SCHEMA_REVISION
+from jobservice.db.revision import VERSION_TABLE, check_revision, only_revision
 
 
 def create_database_engine(url: str) -> Engine:
@@ -51,26 +46,14 @@ def current_revision(engine: Engine) -> str | None:
         if not inspect(connection).has_table(VERSION_TABLE):
             return None
         revisions = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).all()
-    if len(revisions) > 1:
-        # A linear history leaves one row; more means branches this version does not know.
-        raise RuntimeError(f"{VERSION_TABLE} holds {len(revisions)} revisions, not one")
-    return str(revisions[0][0]) if revisions else None
+    return only_revision([row[0] for row in revisions])
 
 
 def check_schema(engine: Engine) -> None:
     """Refuse to work on a database whose schema is not the one this version expects."""
-    try:
-        current = current_revision(engine)
-    except Exception as exc:
-        raise UnavailableError(
-            f"the job database at {engine.url.render_as_string(hide_password=True)} cannot be "
-            f"reached: {exc}"
-        ) from None
-    if current != SCHEMA_REVISION:
-        raise UnavailableError(
-            f"the job database is at schema revision {current or 'none'}, this version needs "
-            f"{SCHEMA_REVISION}; run `jobservice db upgrade`"
-        )
+    check_revision(
+        lambda: current_revision(engine), engine.url.render_as_string(hide_password=True)
+    )
 
 
 async def open_database(url: str) -> Engine:

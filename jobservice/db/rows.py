@@ -1,28 +1,134 @@
-"""One job's row, read with SQLAlchemy Core alone.
+"""One job's row, read without the ORM mapping of the tables.
 
-Reading a job is what ``jobservice status`` does, and loading the ORM mapping of the tables
-(:mod:`jobservice.db.tables`) would cost it a sixth of its time. The row comes back as a
-mapping of column names to values, its JSON and boolean columns decoded as the mapped row's.
+Reading a job is what ``jobservice status`` does, many times over in a script or a ``watch``
+loop, so it loads little: the row comes back as a mapping of column names to values, its JSON
+and boolean columns decoded as the mapped row's (:mod:`jobservice.db.tables`). A SQLite job
+database (the embedded stack's) is read with Python's own ``sqlite3``; any other with
+SQLAlchemy Core, imported only then.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import json
+import re
+import sqlite3
+from contextlib import closing
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import JSON, Boolean, Engine, text
+from jobservice.db.revision import VERSION_TABLE, check_revision, only_revision
 
-_JOB = text("SELECT * FROM job WHERE partition_id = :partition_id AND job_id = :job_id").columns(
-    labels=JSON,
-    definition=JSON,
-    failures=JSON,
-    prerequisite_job_ids=JSON,
-    splitting_complete=Boolean,
-)
+if TYPE_CHECKING:
+    from sqlalchemy import Engine, TextualSelect
+
+JOB_BY_KEY = "SELECT * FROM job WHERE partition_id = :partition_id AND job_id = :job_id"
+JSON_COLUMNS = ("labels", "definition", "failures", "prerequisite_job_ids")
+BOOLEAN_COLUMNS = ("splitting_complete",)
+_SQLITE_FILE = re.compile(r"sqlite(?:\+pysqlite)?:///(?P<path>[^?#%]+)")
+"""A SQLite URL naming a file, with nothing more to it (no query, no escapes)."""
 
 
-def job_row(engine: Engine, *, partition_id: str, job_id: str) -> dict[str, Any] | None:
-    """The job's row, column names to values; None when there is none."""
-    with engine.connect() as connection:
-        found = connection.execute(_JOB, {"partition_id": partition_id, "job_id": job_id})
-        row = found.mappings().first()
-    return None if row is None else dict(row)
+class JobRows(Protocol):
+    """Where job rows are read from."""
+
+    def job_row(self, *, partition_id: str, job_id: str) -> dict[str, Any] | None:
+        """The job's row, column names to values; None when there is none."""
+
+    def check_schema(self) -> None:
+        """Refuse a database whose schema is not this version's (an UnavailableError)."""
+
+
+async def open_rows(url: str) -> JobRows:
+    """The rows of the job database at ``url``, once its schema is checked."""
+    path = sqlite_file(url)
+    rows: JobRows
+    if path is not None:
+        rows = SqliteRows(path, url)
+    else:
+        from jobservice.db.engine import create_database_engine
+
+        rows = CoreRows(create_database_engine(url))
+    await asyncio.to_thread(rows.check_schema)
+    return rows
+
+
+def sqlite_file(url: str) -> str | None:
+    """The file a plain SQLite URL (``sqlite:///jobs.db``, ``sqlite:////abs/jobs.db``) names;
+    None for any other URL, an in-memory database or one with options."""
+    match = _SQLITE_FILE.fullmatch(url)
+    if match is None or match["path"] == ":memory:":
+        return None
+    return match["path"]
+
+
+class CoreRows:
+    """Rows read with SQLAlchemy Core, on any job database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def job_row(self, *, partition_id: str, job_id: str) -> dict[str, Any] | None:
+        with self._engine.connect() as connection:
+            found = connection.execute(
+                _job_query(), {"partition_id": partition_id, "job_id": job_id}
+            )
+            row = found.mappings().first()
+        return None if row is None else dict(row)
+
+    def check_schema(self) -> None:
+        from jobservice.db.engine import check_schema
+
+        check_schema(self._engine)
+
+
+@cache
+def _job_query() -> TextualSelect:
+    from sqlalchemy import JSON, Boolean, text
+
+    types = {name: JSON for name in JSON_COLUMNS} | {name: Boolean for name in BOOLEAN_COLUMNS}
+    return text(JOB_BY_KEY).columns(**types)
+
+
+class SqliteRows:
+    """Rows of a SQLite job database file, read with ``sqlite3``."""
+
+    def __init__(self, path: str, url: str) -> None:
+        self._path = path
+        self._url = url
+
+    def _connect(self) -> sqlite3.Connection:
+        # A read must not make a database: a missing file is an error, not a new one.
+        uri = f"{Path(self._path).absolute().as_uri()}?mode=rw"
+        connection = sqlite3.connect(uri, uri=True, timeout=30)
+        connection.row_factory = sqlite3.Row
+        return connection
+
+    def job_row(self, *, partition_id: str, job_id: str) -> dict[str, Any] | None:
+        query = JOB_BY_KEY.replace(":partition_id", "?").replace(":job_id", "?")
+        with closing(self._connect()) as connection:
+            row = connection.execute(query, (partition_id, job_id)).fetchone()
+        if row is None:
+            return None
+        found = dict(row)
+        for name in JSON_COLUMNS:
+            found[name] = json.loads(found[name])
+        for name in BOOLEAN_COLUMNS:
+            found[name] = bool(found[name])
+        return found
+
+    def check_schema(self) -> None:
+        check_revision(self._revision, self._url)
+
+    def _revision(self) -> str | None:
+        if not Path(self._path).exists():
+            return None  # as SQLAlchemy would find it: a new, empty database
+        with closing(self._connect()) as connection:
+            table = connection.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (VERSION_TABLE,)
+            ).fetchone()
+            if table is None:
+                return None
+            revisions = connection.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall()
+        return only_revision([row[0] for row in revisions])

@@ -1,5 +1,5 @@
-"""A job's row read with SQLAlchemy Core, as ``status`` reads it, holds what the mapped row
-holds, on either database."""
+"""A job's row read as ``status`` reads it (SQLAlchemy Core, or ``sqlite3`` for a SQLite
+file) holds what the mapped row holds, on either database."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from jobservice.db.rows import job_row
+from jobservice.db.rows import CoreRows, JobRows, SqliteRows, sqlite_file
 from jobservice.db.store import JobStore
 from jobservice.execution import JobRecord, NewJobRow
 from jobservice.models import Failure, JobCounts, JobStatus
@@ -53,11 +53,20 @@ def test_the_core_read_of_a_row_is_the_mapped_row(job_store: JobStore) -> None:
     )
 
     mapped = job_store.get(partition_id=partition, job_id=job_id)
-    read = job_row(job_store.engine, partition_id=partition, job_id=job_id)
+    assert mapped is not None
+    for rows in readers(job_store):
+        read = rows.job_row(partition_id=partition, job_id=job_id)
 
-    assert mapped is not None and read is not None
-    assert read == mapped.model_dump()
-    assert read["splitting_complete"] is True  # not SQLite's 1
-    assert read["labels"]["team"] == "x"
-    assert read["failures"][0]["failureMessage"] == "it failed"
-    assert job_row(job_store.engine, partition_id=partition, job_id=unique("none")) is None
+        assert read == mapped.model_dump(), type(rows)
+        assert read["splitting_complete"] is True  # not SQLite's 1
+        assert read["labels"]["team"] == "x"
+        assert read["failures"][0]["failureMessage"] == "it failed"
+        assert rows.job_row(partition_id=partition, job_id=unique("none")) is None
+        rows.check_schema()
+
+
+def readers(job_store: JobStore) -> list[JobRows]:
+    """Each way this database's rows are read: Core, and sqlite3 for a SQLite file."""
+    url = job_store.engine.url.render_as_string(hide_password=False)
+    path = sqlite_file(url)
+    return [CoreRows(job_store.engine), *([SqliteRows(path, url)] if path else [])]

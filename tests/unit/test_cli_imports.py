@@ -20,7 +20,7 @@ NOT_FOR_STATUS = (
     "aio_pika",
     "alembic",
     "sqlmodel",
-    "sqlalchemy.orm",
+    "sqlalchemy",
     "jsonschema",
     "temporalio.client",
     "temporalio.worker",
