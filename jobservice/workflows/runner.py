@@ -211,10 +211,18 @@ class BatchRunner:
             await handle.signal(PAUSE_SIGNAL if command is Command.PAUSE else RESUME_SIGNAL)
 
     def child_progress(self, report: ProgressReport) -> None:
+        """A child batch's progress. A run begun before reports carried the in-flight
+        percentage and retries reads them as it did then: as none."""
         child = self._children.get(report.index)
-        if child is not None:
-            child.latest = report.progress
-            self._changed = True
+        if child is None:
+            return
+        progress = report.progress
+        if (progress.in_flight_percent or progress.retries) and not workflow.patched(
+            TRACKING_REPORTS_PATCH
+        ):
+            progress = progress.model_copy(update={"in_flight_percent": 0, "retries": 0})
+        child.latest = progress
+        self._changed = True
 
     def record_results(self, batch: TrackingBatch) -> None:
         """Results, progress and retries of this batch's forwarded items; a duplicate changes
