@@ -57,6 +57,15 @@ class Delivery:
         """Why the reports it refused could not be recorded."""
         return "; ".join(named(position, reason) for position, reason in self.refused)
 
+    def reason_in(self, positions: list[int]) -> str:
+        """The reason, naming each refused report by its place among ``positions``: as it
+        stands in the copy that carries only those."""
+        place = {position: at for at, position in enumerate(positions)}
+        return "; ".join(
+            named(None if position is None else place.get(position, position), reason)
+            for position, reason in self.refused
+        )
+
     @property
     def partly_recorded(self) -> bool:
         """Whether some of its reports were recorded and some not: what goes to the dead-letter

@@ -225,14 +225,18 @@ def _tracking_report(report: Any, position: int) -> Report:
         # The reference framework always sends the percentage; 0 is its default.
         percent=_percent(report.get("estimatedPercentageCompleted", 0)),
         attempt=attempt,
-        failure=_reported_failure(report.get("failure")) if status == Status.FAILED else None,
+        failure=_reported_failure(report.get("failure"), task_id)
+        if status == Status.FAILED
+        else None,
         position=position,
     )
 
 
-def _reported_failure(failure: Any) -> Failure:
-    """A worker's own failure details, kept as it reports them. The reference framework leaves
-    out ``failureMessage`` when the task had no data; the other fields it always sends."""
+def _reported_failure(failure: Any, task_id: str) -> Failure:
+    """A worker's own failure details, as the job's failure of the item ``task_id``: its id is
+    the item's task id, as every item failure's is, and the worker's own ``failureId`` leads
+    the message. The reference framework leaves out ``failureMessage`` when the task had no
+    data; the other fields it always sends."""
     if not isinstance(failure, dict):
         raise UnreadableError("a Failed report without its failure")
     missing = [
@@ -249,10 +253,14 @@ def _reported_failure(failure: Any) -> Failure:
     try:
         read = Failure.model_validate(
             {
-                "failureId": safe(failure["failureId"][:_NAME_LIMIT]),
+                "failureId": task_id,
                 "failureTime": time,
                 "failureSource": safe(failure["failureSource"][:_NAME_LIMIT]),
-                "failureMessage": _text(message or ""),
+                "failureMessage": _text(
+                    ": ".join(
+                        part for part in (safe(failure["failureId"][:_NAME_LIMIT]), message) if part
+                    )
+                ),
             }
         )
     except (ValidationError, OverflowError):

@@ -271,10 +271,11 @@ class TrackingConsumer:
         for delivery in deliveries:
             if not delivery.refused:
                 continue
-            body = delivery.message.body
+            body, reason = delivery.message.body, delivery.reason
             if delivery.partly_recorded:
-                body = with_reports(body, [p for p, _ in delivery.refused if p is not None])
-            await self._dead_letter(body, delivery.reason)
+                positions = sorted({p for p, _ in delivery.refused if p is not None})
+                body, reason = with_reports(body, positions), delivery.reason_in(positions)
+            await self._dead_letter(body, reason)
         await self._unacked.ack([d.message for d in deliveries])
 
     async def _record(self, batch_workflow: str, batch: BatchReports) -> list[Delivery]:

@@ -129,8 +129,9 @@ class TrackedItems:
             if not self._in_flight(index, sent):
                 continue
             percent, retries = reported.get(index, (0, 0))
-            # A worker that numbers its tries makes a retry it reports twice count once.
-            attempt = retries + 1 if attempt is None else attempt
+            # The n-th retry counts once, however often it is reported or delivered; one that
+            # gives no number (or 0, the reference framework's first) is the first.
+            attempt = max(attempt or 0, 1)
             if attempt > retries:
                 self.state.retries += attempt - retries
                 reported[index] = (percent, attempt)

@@ -193,12 +193,14 @@ async def test_no_tracking_message_stops_the_worker_or_is_lost(
     assert any(r.startswith(f"could not forward to {unroutable['to']!r}") for r in reasons), reasons
     forwarded = next(m for m in dead if "could not forward" in str(m.headers[REASON_HEADER]))
     assert json.loads(forwarded.body)["tracking"]["jobTaskId"] == bodies[0]["tracking"]["jobTaskId"]
-    # of the TrackingReportTask, a copy with only the reports that could not be used
-    copy = next(m for m in dead if str(m.headers[REASON_HEADER]).startswith("trackingReports[1]"))
+    # of the TrackingReportTask, a copy with only the reports that could not be used, its
+    # reason naming each by its place in the copy
+    done_is_no_status = "trackingReports[0]: status 'Done'"
+    copy = next(m for m in dead if str(m.headers[REASON_HEADER]).startswith(done_is_no_status))
     assert str(copy.headers[REASON_HEADER]) == (
-        "trackingReports[1]: status 'Done' of "
+        f"{done_is_no_status} of "
         f"{bodies[0]['tracking']['jobTaskId']!r} is not Complete, Failed, Progress, Retry; "
-        f"trackingReports[2]: no item {ITEMS + 5} in batch {partition + ':' + job_id!r}: its "
+        f"trackingReports[1]: no item {ITEMS + 5} in batch {partition + ':' + job_id!r}: its "
         f"items sent to a queue are numbered 1 to {ITEMS}"
     )
     assert json.loads(copy.body)["taskData"]["trackingReports"] == mixed[1:]

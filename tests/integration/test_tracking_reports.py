@@ -118,10 +118,10 @@ async def test_reference_reports_move_items_in_flight_and_settle_each_once(
         return progress.progress.retries == 1
 
     await eventually(one_retry, within=10)
-    # and the failure is the job's as the worker reported it
-    failure = next(f for f in (await view()).failures if f.failure_id == "INVALID_TASK")
+    # and the failure is the item's, as the worker reported it
+    failure = next(f for f in (await view()).failures if f.failure_id == failed)
     assert failure.failure_source == "document-worker"
-    assert failure.failure_message == "document 17 is not a PDF"
+    assert failure.failure_message == "INVALID_TASK: document 17 is not a PDF"
     assert failure.failure_time.isoformat() == "2024-11-30T20:53:20+00:00"
 
     # When every other item completes: some by their results first, then all by Complete

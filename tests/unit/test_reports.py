@@ -149,9 +149,9 @@ def test_a_tracking_report_task_speaks_of_items_of_several_batches(encoded: bool
     assert reading.reports[2].attempt == 2
     failure = reading.reports[3].failure
     assert failure is not None
-    # the failure as the worker reported it; its time was epoch milliseconds
-    assert (failure.failure_id, failure.failure_source) == ("INVALID_TASK", "worker-x")
-    assert failure.failure_message == "no such document"
+    # the failure of the item, as the worker reported it; its time was epoch milliseconds
+    assert (failure.failure_id, failure.failure_source) == ("p:j.2.8", "worker-x")
+    assert failure.failure_message == "INVALID_TASK: no such document"
     assert failure.failure_time.isoformat() == "2024-11-30T20:53:20+00:00"
     assert [r.position for r in reading.reports] == [0, 1, 2, 3]
     jsonschema.validate(json.loads(report_task(FAILED)), schema("tracking-report-task"))
@@ -164,7 +164,7 @@ def test_a_failure_needs_no_message_and_may_give_its_time_as_text() -> None:
     (report,) = read_reports(body, "tracking").reports
 
     assert report.failure is not None
-    assert report.failure.failure_message == ""
+    assert report.failure.failure_message == "INVALID_TASK"
     assert report.failure.failure_time.isoformat() == "2024-11-30T20:53:20+00:00"
 
 

@@ -148,9 +148,11 @@ def test_items_in_flight_count_by_their_last_percentage_until_they_settle() -> N
 def test_a_retry_counts_once_per_try_and_keeps_the_item_in_flight() -> None:
     items = ten_in_flight()
 
-    items.record(TrackingBatch(retried=[(4, 1), (4, 1), (5, None)]), limit=5, sent=all_sent)
-    items.record(TrackingBatch(retried=[(4, 2), (5, None)]), limit=5, sent=all_sent)
+    items.record(TrackingBatch(retried=[(4, 1), (4, 1), (5, None), (6, 0)]), limit=5, sent=all_sent)
+    # the same reports delivered again, and item 4's second try
+    items.record(TrackingBatch(retried=[(4, 2), (5, None), (6, 0)]), limit=5, sent=all_sent)
 
+    # 4 was tried twice more; 5 and 6 (no number, or the reference framework's 0) once each
     assert items.state.retries == 4
     assert items.outstanding == 10
     assert items.record(TrackingBatch(completed=[4]), limit=5, sent=all_sent).completed == 1
@@ -220,7 +222,7 @@ def test_a_signal_says_of_each_item_in_flight_only_what_came_last_before_its_res
     assert signal.progressed == [(1, 60), (2, 0)]
     assert signal.retried == [(2, None)]
     assert (signal.completed, signal.failed, signal.failed_items) == ([3], [4], [4])
-    assert signal.failures[0].failure_id == "INVALID_TASK"
+    assert signal.failures[0].failure_id == "p:j.2.4"
 
 
 def test_a_message_is_settled_once_every_batch_it_speaks_of_has_its_reports() -> None:
