@@ -99,14 +99,18 @@ class _CamelModel(BaseModel):
     model_config = CAMEL_CASE
 
 
-def _or_null(extra: dict[str, Any] | None = None) -> Callable[[dict[str, Any]], None]:
-    """A field's JSON Schema that also allows null: a client made from the reference contract
-    sends every field, those it leaves unset as null, which :func:`_default_if_null` reads."""
+def _nullable(*fields: str) -> Callable[[dict[str, Any]], None]:
+    """A model's JSON Schema in which ``fields`` (by their JSON names) also allow null: a client
+    made from the reference contract sends every field, those it leaves unset as null, which
+    the model reads as left out."""
 
     def declare(schema: dict[str, Any]) -> None:
-        schema.update(extra or {})
-        own = {key: schema.pop(key) for key in list(schema) if key not in _SCHEMA_NOTES}
-        schema["anyOf"] = [own, {"type": "null"}]
+        for name in fields:
+            field = schema.get("properties", {}).get(name)
+            if field is None:
+                continue
+            own = {key: field.pop(key) for key in list(field) if key not in _SCHEMA_NOTES}
+            field["anyOf"] = [own, {"type": "null"}]
 
     return declare
 
@@ -155,20 +159,18 @@ class JobBase(BaseModel):
     external_data: StoredText | None = None
     labels: dict[str, StoredText] = Field(
         default_factory=dict,
-        json_schema_extra=_or_null(
-            {
-                "propertyNames": {
-                    "pattern": f"^{LABEL_KEY.pattern}$",
-                    "maxLength": LABEL_KEY_LENGTH,
-                },
-                "maxProperties": MAX_LABELS,
-                "additionalProperties": {
-                    "type": "string",
-                    "pattern": NUL_FREE,
-                    "maxLength": LABEL_VALUE_LENGTH,
-                },
-            }
-        ),
+        json_schema_extra={
+            "propertyNames": {
+                "pattern": f"^{LABEL_KEY.pattern}$",
+                "maxLength": LABEL_KEY_LENGTH,
+            },
+            "maxProperties": MAX_LABELS,
+            "additionalProperties": {
+                "type": "string",
+                "pattern": NUL_FREE,
+                "maxLength": LABEL_VALUE_LENGTH,
+            },
+        },
     )
 
     @field_validator("labels", mode="before")
@@ -216,7 +218,7 @@ class BatchWorkerTask(_CamelModel):
     batch_definition: str = Field(min_length=1)
     batch_type: str = Field(min_length=1)
     task_message_type: str | None = None
-    task_message_params: dict[str, str] = Field(default_factory=dict, json_schema_extra=_or_null())
+    task_message_params: dict[str, str] = Field(default_factory=dict)
     target_pipe: str = Field(min_length=1)
 
     @field_validator("batch_definition", mode="before")
@@ -317,13 +319,22 @@ class JobDefinition(BatchWorkerTask, JobBase):
         return self
 
 
-class JobView(JobBase, JobState):
-    """A job as the service reports it."""
+class JobId(BaseModel):
+    """Which job: first in what the service and the API show of one."""
+
+    id: str
+
+
+class _JobKey(JobId):
+    partition: str
+
+
+class JobView(JobBase, JobState, _JobKey):
+    """A job as the service reports it: its id and partition, its state, what its user gave it,
+    and when it was made, last changed and closed."""
 
     model_config = CAMEL_CASE
 
-    id: str
-    partition: str
     create_time: datetime | None = None
     last_update_time: datetime | None = None
     close_time: datetime | None = None
@@ -384,11 +395,12 @@ class JobTask(_CamelModel):
 class NewJob(JobBase):
     """A job as the REST API takes it: a ``task``, or a ``type`` with ``parameters``."""
 
-    model_config = CAMEL_CASE
+    model_config = ConfigDict(
+        **CAMEL_CASE, json_schema_extra=_nullable("labels", "prerequisiteJobIds", "delay")
+    )
 
     prerequisite_job_ids: list[str] = Field(
         default_factory=list,
-        json_schema_extra=_or_null(),
         description="Jobs of the partition that must be Completed before this one starts; "
         "null and blank ids are left out, as the reference system does.",
     )
@@ -396,7 +408,6 @@ class NewJob(JobBase):
         default=0,
         ge=0,
         le=2**31 - 1,
-        json_schema_extra=_or_null(),
         description="Seconds to wait after the prerequisites.",
     )
     task: JobTask | None = None

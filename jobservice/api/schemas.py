@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from jobservice.models import Failure, JobBase, JobCounts, JobStatus, JobView
+from jobservice import models
+from jobservice.models import JobBase, JobCounts, JobId, JobStatus, JobView
 
 
 class _Public(BaseModel):
@@ -19,7 +22,7 @@ def epoch_millis(time: datetime | None) -> int:
     return int(time.timestamp() * 1000) if time else 0
 
 
-class FailurePublic(_Public):
+class Failure(_Public):
     """One failure as the reference system reports it; ``failureTime`` in epoch milliseconds."""
 
     failure_id: str
@@ -27,28 +30,33 @@ class FailurePublic(_Public):
     failure_source: str
     failure_message: str
 
+    @field_validator("failure_time", mode="before")
     @classmethod
-    def of(cls, failure: Failure) -> FailurePublic:
-        return cls(
-            failure_id=failure.failure_id,
-            failure_time=epoch_millis(failure.failure_time),
-            failure_source=failure.failure_source,
-            failure_message=failure.failure_message,
+    def _millis(cls, value: Any) -> Any:
+        # A server of an earlier version sent the time as ISO 8601 text.
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                return epoch_millis(datetime.fromisoformat(value))
+        return value
+
+    @classmethod
+    def of(cls, failure: models.Failure) -> Failure:
+        return cls.model_validate(
+            {**failure.model_dump(), "failure_time": epoch_millis(failure.failure_time)}
         )
 
 
-class JobPublic(JobBase):
+class JobPublic(JobBase, JobId):
     """A job as ``GET /partitions/{p}/jobs/{j}`` shows it; times are epoch milliseconds."""
 
     # A client reads the answers of a newer server too: fields it does not know are left out.
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
-    id: str
     create_time: int
     last_update_time: int
     status: JobStatus
     percentage_complete: float
-    failures: list[FailurePublic] = Field(default_factory=list)
+    failures: list[Failure] = Field(default_factory=list)
     counts: JobCounts = Field(default_factory=JobCounts)
     status_reason: str | None = None
 
@@ -59,7 +67,7 @@ class JobPublic(JobBase):
                 **job.model_dump(include=_AS_VIEWED),
                 "create_time": epoch_millis(job.create_time),
                 "last_update_time": epoch_millis(job.last_update_time),
-                "failures": [FailurePublic.of(failure) for failure in job.failures],
+                "failures": [Failure.of(failure) for failure in job.failures],
             }
         )
 
