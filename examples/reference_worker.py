@@ -107,9 +107,12 @@ def report_task(reports: list[dict[str, Any]], pipe: str) -> bytes:
     ).encode()
 
 
-def reports_of(batch: list[DeliveredMessage], fail_every: int) -> dict[str, list[bytes]]:
-    """The framework's reports of a batch, by tracking pipe: half done, then done. A message
-    that is not a task gets none."""
+def reports_of(
+    batch: list[DeliveredMessage], fail_every: int
+) -> tuple[dict[str, list[bytes]], list[DeliveredMessage]]:
+    """The framework's reports of a batch, by tracking pipe: half done, then done; and the
+    messages that are not tasks, which get none."""
+    unreadable: list[DeliveredMessage] = []
     progress: dict[str, list[dict[str, Any]]] = {}
     final: dict[str, list[dict[str, Any]]] = {}
     for message in batch:
@@ -119,14 +122,16 @@ def reports_of(batch: list[DeliveredMessage], fail_every: int) -> dict[str, list
             status, data = result_of(task, fail_every)
             job_task_id = task["tracking"]["jobTaskId"]
         except (ValueError, KeyError, TypeError, AttributeError):
+            unreadable.append(message)
             continue
         half = {"jobTaskId": job_task_id, "status": "Progress", "estimatedPercentageCompleted": 50}
         progress.setdefault(pipe, []).append(half)
         final.setdefault(pipe, []).append(tracking_report(task, status, data))
-    return {
+    reports = {
         pipe: [report_task(progress[pipe], pipe), report_task(final[pipe], pipe)]
         for pipe in progress
     }
+    return reports, unreadable
 
 
 def result_for(message: DeliveredMessage, options: argparse.Namespace) -> tuple[str, bytes] | None:
@@ -201,18 +206,29 @@ async def work_through(batch: list[DeliveredMessage], options: argparse.Namespac
 async def report_through(
     channel: aiormq.abc.AbstractChannel, batch: list[DeliveredMessage], fail_every: int
 ) -> None:
-    """Report a batch as the reference worker framework does, then ack it once the broker has
-    taken every report; a report it would not take leaves the batch to be delivered again."""
+    """Report a batch as the reference worker framework does, then settle it: one ack for all
+    once the broker has taken every report; a message that is not a task is rejected (and
+    dead-lettered by the queue's policy, if it has one), and a report the broker would not
+    take leaves the rest of the batch to be delivered again."""
+    reports, unreadable = reports_of(batch, fail_every)
     confirmed = True
-    for pipe, bodies in reports_of(batch, fail_every).items():
+    for pipe, bodies in reports.items():
         for body in bodies:  # the progress report before the completions
             confirmed = all(await publish(channel, pipe, [body])) and confirmed
-    tag = batch[-1].delivery_tag or 0
-    if confirmed:
-        await channel.basic_ack(tag, multiple=True)
-    else:
+    if not confirmed:
         await asyncio.sleep(1)
-        await channel.basic_nack(tag, multiple=True, requeue=True)
+    if confirmed and not unreadable:
+        await channel.basic_ack(batch[-1].delivery_tag or 0, multiple=True)
+        return
+    rejected = {id(message) for message in unreadable}
+    for message in batch:
+        tag = message.delivery_tag or 0
+        if id(message) in rejected:
+            await channel.basic_reject(tag, requeue=False)
+        elif confirmed:
+            await channel.basic_ack(tag)
+        else:
+            await channel.basic_reject(tag, requeue=True)
 
 
 async def serve(
@@ -281,7 +297,8 @@ if __name__ == "__main__":
     parser.add_argument(
         "--reports",
         action="store_true",
-        help="report with TrackingReportTask messages, as the reference worker framework does",
+        help="report with TrackingReportTask messages, as the reference worker framework does "
+        "(results are not sent on: --result-queue and --duplicate do not apply)",
     )
     options = parser.parse_args()
     try:
