@@ -63,9 +63,9 @@ async def test_a_job_waits_for_its_prerequisites_then_runs(jobs: Jobs, worker: W
     await jobs.create("after", items=10, prerequisiteJobIds=["first", "second"])
     await jobs.until("first", "Completed")
 
-    # Then it waits, and says for which
-    waiting = await jobs.until("after", "Waiting", reason="waiting for prerequisite jobs")
+    # Then it waits, and says for which (once it has heard that the first one completed)
     reason = "waiting for prerequisite jobs second (second not created yet)"
+    waiting = await jobs.until("after", "Waiting", reason=reason)
     assert waiting["statusReason"] == reason
     assert waiting["counts"]["total"] == 0
 
