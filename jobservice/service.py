@@ -54,6 +54,9 @@ from jobservice.settings import Settings, get_settings
 from jobservice.temporal import connect
 from jobservice.validation import JobValidator, check_prerequisite_ids
 
+_RUN_AS_DEFINED = set(JobContext.model_fields) & set(JobDefinition.model_fields)
+"""What every batch of a job takes as the job's definition gives it: the batch type, the
+builder and its params, the target pipe, trackTo and the failure tolerance."""
 _SETTLE_SECONDS = 3.0
 """How long a resume waits for the job's row to show it."""
 _log = logging.getLogger(__name__)
@@ -185,15 +188,10 @@ class JobService:
         """Start the job's workflow. A failure leaves the row for :meth:`reconcile`."""
         job = NewJob.model_validate(new_row.definition)
         context = JobContext(
+            **definition.model_dump(include=_RUN_AS_DEFINED),
             partition=new_row.partition_id,
             job_id=new_row.job_id,
-            batch_type=definition.batch_type,
-            task_message_type=definition.task_message_type,
-            task_message_params=definition.task_message_params,
-            target_pipe=definition.target_pipe,
-            track_to=definition.track_to,
             status_check_url=self._status_check_url(new_row.partition_id, new_row.job_id),
-            failure_tolerance=definition.failure_tolerance,
             # The row keeps the body as the API took it, with the job's own time limit.
             engine=self._validator.engine_of(job),
         )
