@@ -175,8 +175,8 @@ class JobBase(BaseModel):
 
     @field_validator("labels", mode="before")
     @classmethod
-    def _no_labels(cls, value: Any) -> Any:
-        return {} if value is None else value
+    def _no_labels(cls, value: Any, info: ValidationInfo) -> Any:
+        return _default_if_null(cls, value, info)
 
     @field_validator("labels")
     @classmethod

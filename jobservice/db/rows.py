@@ -106,9 +106,10 @@ class SqliteRows:
         return connection
 
     def job_row(self, *, partition_id: str, job_id: str) -> dict[str, Any] | None:
-        query = JOB_BY_KEY.replace(":partition_id", "?").replace(":job_id", "?")
+        # sqlite3 takes the same named parameters as SQLAlchemy's text().
+        key = {"partition_id": partition_id, "job_id": job_id}
         with closing(self._connect()) as connection:
-            row = connection.execute(query, (partition_id, job_id)).fetchone()
+            row = connection.execute(JOB_BY_KEY, key).fetchone()
         if row is None:
             return None
         found = dict(row)
