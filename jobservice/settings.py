@@ -147,6 +147,26 @@ class ApiSettings(BaseModel):
     production: bool = Field(default=False, description="Refuse to serve without API keys.")
 
 
+class MonitorSettings(BaseModel):
+    """Where ``jobservice worker`` and ``jobservice tracking`` serve ``/healthz``, ``/readyz``
+    and ``/metrics`` (``jobservice api`` serves ``/metrics`` on its own port)."""
+
+    host: str = Field(
+        default="127.0.0.1", description="Address of the endpoints; 0.0.0.0 in a container."
+    )
+    port: int = Field(default=9400, ge=0, le=65535, description="Their port; 0: none.")
+    temporal_metrics_port: int = Field(
+        default=9401,
+        ge=0,
+        le=65535,
+        description="Loopback port of the Temporal SDK's own Prometheus metrics, which a "
+        "worker's /metrics includes; 0: none.",
+    )
+    lag_interval_seconds: float = Field(
+        default=5.0, gt=0, description="How often the tracking consumer reads its pipe's length."
+    )
+
+
 class DevSettings(BaseModel):
     """The embedded stack started by ``jobservice dev`` and ``jobservice demo``."""
 
@@ -173,6 +193,7 @@ class Settings(BaseSettings):
     rabbitmq: RabbitSettings = RabbitSettings()
     database: DatabaseSettings = DatabaseSettings()
     api: ApiSettings = ApiSettings()
+    monitor: MonitorSettings = MonitorSettings()
     dev: DevSettings = DevSettings()
     file_root: Path = Field(
         default=Path("."),
