@@ -1,4 +1,4 @@
-"""The machine's PostgreSQL, for tests: a schema of their own, dropped afterwards."""
+"""The machine's PostgreSQL, for tests: a schema or a database of their own, dropped afterwards."""
 
 from __future__ import annotations
 
@@ -19,14 +19,33 @@ def postgres_schema() -> Iterator[str]:
     """An SQLAlchemy URL whose search path is a new schema; skipped locally when PostgreSQL
     is not running, a failure in CI."""
     schema = unique("jobs").replace("-", "_")
-    try:
-        connection = psycopg.connect(POSTGRES, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        service_missing(f"PostgreSQL is not reachable: {exc}")
-    with connection:
+    with _connection() as connection:
         connection.execute(f'CREATE SCHEMA "{schema}"')
         try:
             base = POSTGRES.replace("postgresql://", "postgresql+psycopg://", 1)
             yield f"{base}?options=-csearch_path%3D{schema}"
         finally:
             connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    """The name of a new database in the machine's PostgreSQL, dropped afterwards (with
+    whatever is still connected to it); skipped locally without PostgreSQL, failed in CI."""
+    name = unique("jobs").replace("-", "_")
+    with _connection() as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield name
+        finally:
+            connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def _connection() -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    try:
+        connection = psycopg.connect(POSTGRES, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        service_missing(f"PostgreSQL is not reachable: {exc}")
+    with connection:
+        yield connection
