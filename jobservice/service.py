@@ -36,6 +36,7 @@ from jobservice.execution import (
 from jobservice.health import JobHealth
 from jobservice.ids import validate_ids
 from jobservice.jobtypes import JobTypes
+from jobservice.metrics import JOBS_SUBMITTED
 from jobservice.models import (
     API_BASE_PATH,
     DEFAULT_PARTITION,
@@ -159,6 +160,7 @@ class JobService:
                 "definition; choose another job id, or delete that job first"
             )
         if creation.outcome is Created.NEW:
+            JOBS_SUBMITTED.labels(definition.batch_type).inc()
             await self._start(new_row, definition, fresh=True)
         return Submission(job_view(creation.row.model_dump()), creation.outcome is Created.NEW)
 
