@@ -48,6 +48,7 @@ from jobservice.models import (
 )
 from jobservice.orchestration import JobWorkflows
 from jobservice.prerequisites import never_runs
+from jobservice.probes import Probes, probe
 from jobservice.reader import JobReader, job_view
 from jobservice.reconciler import Reconciler
 from jobservice.registry import Registry, installed
@@ -124,6 +125,11 @@ class JobService:
     @property
     def store(self) -> JobStore:
         return self._store
+
+    async def probe(self, *, rabbitmq: bool = True) -> Probes:
+        """Whether Temporal, the job database and (unless told not to) RabbitMQ answer."""
+        broker = self._settings.rabbitmq if rabbitmq else None
+        return await probe(self._client.service_client, self._store.engine, broker)
 
     # -- submit --------------------------------------------------------------------------
 
