@@ -29,11 +29,20 @@ def postgres_schema() -> Iterator[str]:
 
 
 @contextmanager
-def fresh_database() -> Iterator[str]:
+def fresh_database(prefix: str) -> Iterator[str]:
     """The name of a new database in the machine's PostgreSQL, dropped afterwards (with
-    whatever is still connected to it); skipped locally without PostgreSQL, failed in CI."""
-    name = unique("jobs").replace("-", "_")
+    whatever is still connected to it); skipped locally without PostgreSQL, failed in CI.
+
+    Databases of the same prefix are what a run that crashed left behind, and are dropped
+    first: the prefix is for tests that never run two at once.
+    """
+    name = unique(prefix).replace("-", "_")
     with _connection() as connection:
+        stale = connection.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s", (f"{prefix}\\_%",)
+        ).fetchall()
+        for (old,) in stale:
+            connection.execute(f'DROP DATABASE "{old}" WITH (FORCE)')
         connection.execute(f'CREATE DATABASE "{name}"')
         try:
             yield name
