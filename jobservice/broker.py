@@ -16,10 +16,11 @@ from urllib.parse import urlsplit
 import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
-from aio_pika.exceptions import AMQPError, ChannelNotFoundEntity, DeliveryError
+from aio_pika.exceptions import AMQPError, ChannelNotFoundEntity, DeliveryError, PublishError
 
 from jobservice.errors import InvalidJobError, JobServiceError
 from jobservice.framing import can_frame, publish_framed
+from jobservice.metrics import MESSAGES_PUBLISHED, PUBLISHER_CONFIRMS
 from jobservice.settings import RabbitSettings
 
 _log = logging.getLogger(__name__)
@@ -41,6 +42,18 @@ def _outcome(confirmation: asyncio.Future[Any]) -> BaseException | None:
     if confirmation.cancelled():
         return ConnectionError("the publish was cancelled with its channel")
     return confirmation.exception()
+
+
+def _count_confirms(sent: int, failed: list[tuple[bytes, BaseException]]) -> None:
+    """Count what the broker answered for ``sent`` messages, of which ``failed`` unconfirmed."""
+    PUBLISHER_CONFIRMS.labels("confirmed").inc(sent - len(failed))
+    for _, outcome in failed:
+        if isinstance(outcome, PublishError):
+            PUBLISHER_CONFIRMS.labels("returned").inc()
+        elif isinstance(outcome, DeliveryError):
+            PUBLISHER_CONFIRMS.labels("nacked").inc()
+        else:
+            PUBLISHER_CONFIRMS.labels("lost").inc()
 
 
 def broker_host(settings: RabbitSettings) -> str:
@@ -129,6 +142,7 @@ class Broker:
         for attempt in range(1, self.settings.publish_attempts + 1):
             outcomes = await self._publish_once(routing_key, pending, headers)
             failed = [(b, o) for b, o in zip(pending, outcomes, strict=True) if o is not None]
+            _count_confirms(len(pending), failed)
             if not failed:
                 return
             if any(isinstance(o, DeliveryError) for _, o in failed):
@@ -180,6 +194,7 @@ class Broker:
                 )
 
         exchange = channel.default_exchange
+        MESSAGES_PUBLISHED.inc(len(bodies))
         return await asyncio.gather(*(one(exchange, b) for b in bodies), return_exceptions=True)
 
     async def _publish_framed(
@@ -205,6 +220,7 @@ class Broker:
             except LINK_ERRORS as exc:
                 lost = exc
                 break
+            MESSAGES_PUBLISHED.inc(len(written))
             unconfirmed.append(written)
             futures.extend(written)
         if futures:

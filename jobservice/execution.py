@@ -312,6 +312,8 @@ class JobRecord(JobState):
     """The job was resumed since its last record: a Paused row may read Active again."""
     new_row: NewJobRow | None = None
     """Given on a job's first record: the row is made from it if it is missing."""
+    ended: bool = False
+    """The job's last record, made as it ends (a cancelled job reads Cancelled before it)."""
 
 
 class JobKey(BaseModel):

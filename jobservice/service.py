@@ -36,6 +36,7 @@ from jobservice.execution import (
 from jobservice.health import JobHealth
 from jobservice.ids import validate_ids
 from jobservice.jobtypes import JobTypes
+from jobservice.metrics import JOBS_SUBMITTED
 from jobservice.models import (
     API_BASE_PATH,
     DEFAULT_PARTITION,
@@ -47,6 +48,7 @@ from jobservice.models import (
 )
 from jobservice.orchestration import JobWorkflows
 from jobservice.prerequisites import never_runs
+from jobservice.probes import Probes, probe
 from jobservice.reader import JobReader, job_view
 from jobservice.reconciler import Reconciler
 from jobservice.registry import Registry, installed
@@ -124,6 +126,11 @@ class JobService:
     def store(self) -> JobStore:
         return self._store
 
+    async def probe(self, *, rabbitmq: bool = True) -> Probes:
+        """Whether Temporal, the job database and (unless told not to) RabbitMQ answer."""
+        broker = self._settings.rabbitmq if rabbitmq else None
+        return await probe(self._client.service_client, self._store.engine, broker)
+
     # -- submit --------------------------------------------------------------------------
 
     async def submit(
@@ -159,6 +166,7 @@ class JobService:
                 "definition; choose another job id, or delete that job first"
             )
         if creation.outcome is Created.NEW:
+            JOBS_SUBMITTED.labels(definition.batch_type).inc()
             await self._start(new_row, definition, fresh=True)
         return Submission(job_view(creation.row.model_dump()), creation.outcome is Created.NEW)
 

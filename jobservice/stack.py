@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 from temporalio.client import Client
@@ -19,6 +20,9 @@ from jobservice.settings import Settings
 from jobservice.temporal import connect
 from jobservice.worker import run_worker
 
+if TYPE_CHECKING:
+    from jobservice.monitor import Monitor
+
 
 @dataclass
 class EmbeddedStack:
@@ -29,12 +33,18 @@ class EmbeddedStack:
 
 @asynccontextmanager
 async def embedded_stack(
-    settings: Settings, *, persistent: bool, port: int | None = None, ui: bool = True
+    settings: Settings,
+    *,
+    persistent: bool,
+    port: int | None = None,
+    ui: bool = True,
+    monitor: Monitor | None = None,
 ) -> AsyncIterator[EmbeddedStack]:
     """Start Temporal and a worker with its tracking consumer; stop them on the way out.
 
     ``persistent`` keeps jobs in ``<data_dir>/temporal.db`` across restarts; otherwise they
-    live in memory only.
+    live in memory only. The worker's client is made on ``monitor``'s runtime, and the worker
+    adds its readiness there.
     """
     data_dir = settings.dev.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -60,9 +70,18 @@ async def embedded_stack(
         settings = settings.model_copy(
             update={"temporal": settings.temporal.model_copy(update={"address": server.address})}
         )
-        client = await connect(settings.temporal)
+        client = await connect(
+            settings.temporal, runtime=monitor.runtime if monitor is not None else None
+        )
         stop = asyncio.Event()
-        run = asyncio.create_task(run_worker(client, stop, settings=settings))
+        run = asyncio.create_task(
+            run_worker(
+                client,
+                stop,
+                settings=settings,
+                readiness=monitor.readiness if monitor is not None else None,
+            )
+        )
         try:
             yield EmbeddedStack(server, client, settings)
         finally:

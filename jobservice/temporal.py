@@ -3,7 +3,9 @@ fairness that keeps one job from holding the others back."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import logging
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
@@ -13,11 +15,14 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.client import Client
 from temporalio.common import Priority, SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError
 
 from jobservice.cluster import connect_service
 from jobservice.errors import UnavailableError
 from jobservice.settings import TemporalSettings
+
+_log = logging.getLogger(__name__)
 
 JOB_ID = SearchAttributeKey.for_keyword("JobId")
 JOB_PARTITION = SearchAttributeKey.for_keyword("JobPartition")
@@ -65,13 +70,35 @@ def dev_server_fairness_args() -> list[str]:
     ]
 
 
-async def connect(settings: TemporalSettings) -> Client:
-    """A client for the configured cluster, or an :class:`UnavailableError` saying what to do."""
+async def connect(settings: TemporalSettings, *, runtime: Runtime | None = None) -> Client:
+    """A client for the configured cluster, on ``runtime`` (default: the SDK's own), or an
+    :class:`UnavailableError` saying what to do."""
     return Client(
-        await connect_service(settings),
+        await connect_service(settings, runtime),
         namespace=settings.namespace,
         data_converter=pydantic_data_converter,
     )
+
+
+@functools.cache
+def metrics_runtime(port: int) -> Runtime | None:
+    """A Temporal runtime whose SDK serves its own metrics on 127.0.0.1:``port``, for the
+    clients and workers made on it; None when that port is taken (said in a warning).
+
+    Made once per port and process: the SDK binds the port when the runtime is made, and holds
+    it for as long as the process lives."""
+    try:
+        return Runtime(
+            telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"127.0.0.1:{port}"))
+        )
+    except (ValueError, RuntimeError) as exc:
+        _log.warning(
+            "the Temporal SDK cannot serve its metrics on 127.0.0.1:%d (%s); going on without "
+            "them. Set JOBSERVICE_MONITOR__TEMPORAL_METRICS_PORT to a free port, or 0",
+            port,
+            exc,
+        )
+        return None
 
 
 async def ensure_search_attributes(client: Client) -> None:

@@ -19,7 +19,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 
-from aiormq.abc import DeliveredMessage
+from aiormq.abc import AbstractChannel, DeliveredMessage
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -32,6 +32,13 @@ from jobservice.broker import (
 )
 from jobservice.execution import ITEMS_MEMO, TRACKING_SIGNAL
 from jobservice.gathered import BatchReports, Delivery
+from jobservice.lag import watch_pipe_length
+from jobservice.metrics import (
+    TRACKING_DEAD_LETTERS,
+    TRACKING_DUPLICATES,
+    TRACKING_FORWARDED,
+    TRACKING_REPORTS,
+)
 from jobservice.reports import (
     MESSAGE_LIMIT,
     Report,
@@ -100,23 +107,47 @@ class TrackingConsumer:
     """Consumes the tracking pipe and records results in the jobs' workflows.
 
     It outlives any broker outage and any message: a lost link is reopened with backoff (said
-    once when lost and once when back), and a message it cannot act on is dead-lettered."""
+    once when lost and once when back), and a message it cannot act on is dead-lettered. With
+    ``lag_seconds``, it reads the length of its pipe that often, for the metrics."""
 
-    def __init__(self, client: Client, broker: Broker) -> None:
+    def __init__(self, client: Client, broker: Broker, *, lag_seconds: float | None = None) -> None:
         self._client = client
         self._broker = broker
         self._settings = broker.settings
+        self._lag_seconds = lag_seconds
         self._pending: dict[str, BatchReports] = {}
         self._numbers: dict[str, _Numbers] = {}
         self._unacked = _Unacked()
         self._buffered = 0
         self._arrived = asyncio.Event()
-        self.counts: Counter[str] = Counter()
         self._lost_at: float | None = None
+        self._reading: AbstractChannel | None = None
+        """aiormq's channel it consumes on, while it does."""
+
+    async def not_reading(self) -> str | None:
+        """A readiness check: None while the consumer reads the tracking pipe, else why not."""
+        if self._reading is not None and not self._reading.is_closed:
+            return None
+        return (
+            f"not consuming the tracking pipe {self._settings.tracking_pipe!r} on RabbitMQ at "
+            f"{broker_host(self._settings)}"
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; while RabbitMQ cannot be reached, or after any
-        failure, wait and connect again, for as long as it takes."""
+        failure, wait and connect again, for as long as it takes. Meanwhile, with
+        ``lag_seconds``, read the pipe's length."""
+        watching = None
+        if self._lag_seconds is not None:
+            watching = asyncio.create_task(watch_pipe_length(self._broker, stop, self._lag_seconds))
+        try:
+            await self._consume_until(stop)
+        finally:
+            if watching is not None:
+                watching.cancel()
+                await asyncio.gather(watching, return_exceptions=True)
+
+    async def _consume_until(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         delay = _RECONNECT_FIRST_SECONDS
         while not stop.is_set():
@@ -165,7 +196,7 @@ class TrackingConsumer:
             with contextlib.suppress(Exception):
                 await channel.close()
             raise
-        self.counts["channels"] += 1
+        self._reading = underlay
         if self._lost_at is None:
             _log.info("tracking consumer reading %s", self._settings.tracking_pipe)
         else:
@@ -180,6 +211,7 @@ class TrackingConsumer:
                 await self._gather_burst()
                 await self.flush()
         finally:
+            self._reading = None
             with contextlib.suppress(Exception):
                 await underlay.basic_cancel(consuming.consumer_tag or "")
             if stop.is_set():
@@ -246,7 +278,7 @@ class TrackingConsumer:
         await self._broker.publish(
             self._settings.dead_letter_pipe, [body], headers={REASON_HEADER: reason}
         )
-        self.counts["dead-lettered"] += 1
+        TRACKING_DEAD_LETTERS.inc()
         _log.warning("dead-lettered a tracking message: %s", reason)
 
     async def flush(self) -> None:
@@ -315,10 +347,11 @@ class TrackingConsumer:
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
                 raise
-            self.counts["discarded"] += len(batch.reports)  # the batch has ended: duplicates
+            TRACKING_DUPLICATES.inc(len(batch.reports))  # the batch has ended: duplicates
             batch.recorded()
             return
-        self.counts["recorded"] += len(batch.reports)
+        for status, count in Counter(report.status for report in batch.reports).items():
+            TRACKING_REPORTS.labels(status.value).inc(count)
         await self._forward(batch)
         batch.recorded()
 
@@ -347,7 +380,7 @@ class TrackingConsumer:
                     delivery.refuse(report, f"could not forward to {queue!r}: {exc}")
                     refused.add(id(report))
                 continue
-            self.counts["forwarded"] += len(pairs)
+            TRACKING_FORWARDED.inc(len(pairs))
         if refused:
             batch.split_off(lambda report: id(report) not in refused)
 

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -28,7 +29,11 @@ from jobservice.settings import Settings, get_settings
 from jobservice.tracking import TrackingConsumer
 from jobservice.workflows import BatchWorkflow, JobWorkflow
 
+if TYPE_CHECKING:
+    from jobservice.monitor import Check, Readiness
+
 _log = logging.getLogger(__name__)
+_HEALTH_TIMEOUT = timedelta(seconds=2)
 
 
 def build_worker(
@@ -82,20 +87,31 @@ async def run_worker(
     *,
     settings: Settings | None = None,
     tracking: bool = True,
+    readiness: Readiness | None = None,
 ) -> None:
-    """Run a worker, and unless told not to the tracking consumer, until ``stop`` is set."""
+    """Run a worker, and unless told not to the tracking consumer, until ``stop`` is set; each
+    adds to ``readiness`` what it must be doing for the process to be ready."""
     settings = settings or get_settings()
     store = await open_store(settings.database_url())
     broker = Broker(settings.rabbitmq)
     worker = build_worker(client, settings=settings, broker=broker, store=store)
+    consumer = (
+        TrackingConsumer(client, broker, lag_seconds=settings.monitor.lag_interval_seconds)
+        if tracking
+        else None
+    )
+    if readiness is not None:
+        readiness.add(polling(client, worker))
+        if consumer is not None:
+            readiness.add(consumer.not_reading)
     reconciler = asyncio.create_task(
         reconcile_jobs(JobService(client, store=store, settings=settings), stop)
     )
     try:
         async with worker:
             _log.info("worker serving task queue %s", worker.task_queue)
-            if tracking:
-                await TrackingConsumer(client, broker).run(stop)
+            if consumer is not None:
+                await consumer.run(stop)
             else:
                 await stop.wait()
     finally:
@@ -103,6 +119,21 @@ async def run_worker(
         await asyncio.gather(reconciler, return_exceptions=True)
         await broker.close()
         store.engine.dispose()
+
+
+def polling(client: Client, worker: Worker) -> Check:
+    """A readiness check: the worker polls its task queue, and Temporal answers."""
+
+    async def not_polling() -> str | None:
+        if not worker.is_running:
+            return f"the worker is not polling task queue {worker.task_queue!r}"
+        try:
+            serving = await client.service_client.check_health(timeout=_HEALTH_TIMEOUT)
+        except Exception as exc:  # whatever the connection raises: not ready, and why
+            return f"Temporal does not answer: {exc}"
+        return None if serving else "Temporal says it is not serving"
+
+    return not_polling
 
 
 async def reconcile_jobs(service: JobService, stop: asyncio.Event) -> None:

@@ -36,6 +36,7 @@ from jobservice.execution import (
     SubBatch,
 )
 from jobservice.messages import TaskMessage
+from jobservice.metrics import CHUNK_SECONDS, ITEMS
 from jobservice.models import Failure
 from jobservice.plugin import BatchWorkerServices
 from jobservice.registry import Registry
@@ -175,6 +176,17 @@ async def _beating(
             stop.set()
 
 
+def _count_items(target_pipe: str, step: ChunkResult) -> None:
+    """Count a slice's items by what became of them."""
+    for outcome, count in (
+        ("completed", step.completed),
+        ("failed", step.failed),
+        ("forwarded", step.forwarded),
+    ):
+        if count:
+            ITEMS.labels(outcome, target_pipe).inc(count)
+
+
 class BatchActivities:
     """The activities that need plugins, builders and target pipes, injected here."""
 
@@ -235,6 +247,10 @@ class BatchActivities:
 
         Heartbeats carry the result so far, so a retry after a crash resumes where it stopped.
         """
+        with CHUNK_SECONDS.time():
+            return await self._dispatch(request)
+
+    async def _dispatch(self, request: ChunkInput) -> ChunkResult:
         context = request.context
         limit = context.engine.failure_details
         details = activity.info().heartbeat_details
@@ -285,13 +301,16 @@ class BatchActivities:
                 # not the slice, which stop and the pipe's grace bound, and which accounts for
                 # the call it leaves behind.
                 stop.set()
-                return result.add(await asyncio.shield(work), limit)
+                step = await asyncio.shield(work)
+                _count_items(context.target_pipe, step)
+                return result.add(step, limit)
             except TargetQueueMissingError as exc:
                 raise _pipe_failure(context, request.path, exc) from exc
             except BrokerUnavailableError as exc:
                 if result.processed:
                     return result  # keep what was delivered; the rest waits for the broker
                 raise _broker_unavailable(exc) from exc
+            _count_items(context.target_pipe, step)
             result = result.add(step, limit)
             done += step.processed
             activity.heartbeat(result.model_dump(mode="json"))

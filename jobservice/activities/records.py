@@ -25,6 +25,7 @@ from jobservice.execution import (
     PrerequisiteQuery,
     PrerequisiteState,
 )
+from jobservice.metrics import JOBS_FINISHED
 from jobservice.prerequisites import settle
 from jobservice.taskids import workflow_id
 
@@ -39,7 +40,10 @@ class JobRecordActivities:
     @activity.defn(name=RECORD_JOB)
     async def record_job(self, record: JobRecord) -> bool:
         """Write the job's state to its row; False when the row is gone or has ended."""
-        return await asyncio.to_thread(self._store.record, record)
+        written = await asyncio.to_thread(self._store.record, record)
+        if written and record.ended:
+            JOBS_FINISHED.labels(record.status.value).inc()
+        return written
 
     @activity.defn(name=SETTLE_PREREQUISITES)
     async def settle_prerequisites(self, query: PrerequisiteQuery) -> PrerequisiteState:

@@ -32,6 +32,7 @@ from jobservice.errors import (
     UnavailableError,
 )
 from jobservice.models import API_BASE_PATH, MAX_BODY_DEPTH
+from jobservice.monitor import monitor_routes
 from jobservice.service import JobService
 from jobservice.settings import Settings, get_settings
 
@@ -75,6 +76,14 @@ def create_app(service: JobService | None = None, settings: Settings | None = No
     if service is not None:
         app.state.service = service
     app.include_router(router, prefix=BASE_PATH)
+
+    async def not_ready() -> list[str]:
+        ready: JobService = app.state.service
+        return (await ready.probe(rabbitmq=False)).problems()
+
+    # At the root, as orchestrators and Prometheus look for them, and open without an API key:
+    # they say nothing of any partition's jobs.
+    app.router.routes.extend(monitor_routes(not_ready))
     app.add_exception_handler(JobServiceError, _service_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
-from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.routing import APIRoute
-from sqlalchemy import text
 
 from jobservice.api.openapi import (
     JOB_ERRORS,
@@ -24,7 +21,6 @@ from jobservice.api.openapi import (
 )
 from jobservice.api.schemas import Health, JobPublic, JobsCanceled, JobsDeleted
 from jobservice.api.security import authenticate, authorize
-from jobservice.broker import Broker
 from jobservice.db.query import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, STATUS_TYPES, JobQuery
 from jobservice.errors import JobNotFoundError
 from jobservice.ids import JOB_ID_LENGTH, PARTITION_ID_LENGTH, validate_ids
@@ -50,7 +46,6 @@ class _KeyedRoute(APIRoute):
 
 
 router = APIRouter(route_class=_KeyedRoute)
-_HEALTH_TIMEOUT = timedelta(seconds=3)
 
 
 def _service(request: Request) -> JobService:
@@ -144,31 +139,15 @@ async def ping() -> dict[str, str]:
 @router.get("/health", tags=["health"], responses={503: {"model": Health}})
 async def health(service: ServiceDep, response: Response) -> Health:
     """Temporal, the job database and RabbitMQ, each healthy or not."""
-    temporal = database = rabbitmq = "ok"
-    try:
-        await service.client.service_client.check_health(timeout=_HEALTH_TIMEOUT)
-    except Exception as exc:
-        temporal = f"unavailable: {exc}"
-    try:
-        await asyncio.to_thread(_select_one, service)
-    except Exception as exc:
-        database = f"unavailable: {exc}"
-    broker = Broker(service.settings.rabbitmq)
-    try:
-        await broker.connection()
-    except Exception as exc:
-        rabbitmq = f"unavailable: {exc}"
-    finally:
-        await broker.close()
-    healthy = temporal == database == "ok"
-    if not healthy:
+    probes = await service.probe()
+    if not probes.healthy:
         response.status_code = 503
-    return Health(healthy=healthy, temporal=temporal, database=database, rabbitmq=rabbitmq)
-
-
-def _select_one(service: JobService) -> None:
-    with service.store.engine.connect() as connection:
-        connection.execute(text("SELECT 1"))
+    return Health(
+        healthy=probes.healthy,
+        temporal=probes.temporal,
+        database=probes.database,
+        rabbitmq=probes.rabbitmq or "",
+    )
 
 
 @router.put(

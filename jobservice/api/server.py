@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-from collections.abc import Iterator
 
 import h11
 import uvicorn
@@ -15,6 +13,7 @@ from jobservice.api.app import create_app
 from jobservice.api.guard import MAX_HEADER_BYTES, MAX_URL_BYTES
 from jobservice.errors import UnavailableError
 from jobservice.models import API_BASE_PATH
+from jobservice.monitor import QuietServer
 from jobservice.service import JobService
 
 MAX_REQUEST_HEAD_BYTES = 262_144
@@ -47,13 +46,6 @@ class _Protocol(H11Protocol):
         self.transport.close()
 
 
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        # The command's own handlers set its stop event; uvicorn must not take them over.
-        yield
-
-
 async def serve_api(service: JobService, stop: asyncio.Event) -> None:
     """Serve the REST API on the configured host and port until ``stop`` is set."""
     settings = service.settings.api
@@ -65,7 +57,7 @@ async def serve_api(service: JobService, stop: asyncio.Event) -> None:
         http=_Protocol,
         h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES,
     )
-    server = _Server(config)
+    server = QuietServer(config)
     serving = asyncio.create_task(server.serve())
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)

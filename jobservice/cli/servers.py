@@ -63,12 +63,16 @@ def dev(ctx: typer.Context) -> None:
 
     async def work(settings: Settings, stop: asyncio.Event) -> None:
         from jobservice.api.server import api_url, serve_api
+        from jobservice.monitor import monitoring
         from jobservice.service import JobService
         from jobservice.stack import embedded_stack
 
         console = Console()
         port = int(settings.temporal.address.rpartition(":")[2])
-        async with embedded_stack(settings, persistent=True, port=port) as stack:
+        async with (
+            monitoring(settings.monitor, stop, temporal=True) as monitor,
+            embedded_stack(settings, persistent=True, port=port, monitor=monitor) as stack,
+        ):
             service = JobService(stack.client, settings=stack.settings)
             api = asyncio.create_task(serve_api(service, stop))
             console.print(
@@ -76,6 +80,8 @@ def dev(ctx: typer.Context) -> None:
             )
             console.print(f"Web UI     {stack.server.ui_url}")
             console.print(f"REST API   {api_url(service)}  (docs: /job-service-ui)")
+            if monitor.url is not None:
+                console.print(f"monitor    {monitor.url}  (/healthz, /readyz, /metrics)")
             console.print(f"jobs in    {stack.settings.database_url()}")
             console.print("worker     running; Ctrl-C stops everything")
             await stop.wait()
@@ -111,24 +117,33 @@ def worker(
     """Run one worker process; start more on other machines to scale out."""
 
     async def work(settings: Settings, stop: asyncio.Event) -> None:
+        from jobservice.monitor import monitoring
         from jobservice.temporal import connect, ensure_search_attributes
         from jobservice.worker import run_worker
 
-        client = await connect(settings.temporal)
-        await ensure_search_attributes(client)
-        Console().print(
-            f"worker on {settings.temporal.address}, task queue {settings.temporal.task_queue}"
-            + (f", tracking {settings.rabbitmq.tracking_pipe}" if tracking else "")
-        )
-        backstop = asyncio.create_task(
-            exit_after_grace(stop, settings.worker_shutdown_grace_seconds)
-        )
-        try:
-            await run_worker(client, stop, settings=settings, tracking=tracking)
-        finally:
-            backstop.cancel()  # the grace, once it runs, runs on until the process has gone
+        async with monitoring(settings.monitor, stop, temporal=True) as monitor:
+            client = await connect(settings.temporal, runtime=monitor.runtime)
+            await ensure_search_attributes(client)
+            Console().print(
+                f"worker on {settings.temporal.address}, task queue {settings.temporal.task_queue}"
+                + (f", tracking {settings.rabbitmq.tracking_pipe}" if tracking else "")
+                + _monitored_at(monitor.url)
+            )
+            backstop = asyncio.create_task(
+                exit_after_grace(stop, settings.worker_shutdown_grace_seconds)
+            )
+            try:
+                await run_worker(
+                    client, stop, settings=settings, tracking=tracking, readiness=monitor.readiness
+                )
+            finally:
+                backstop.cancel()  # the grace, once it runs, runs on until the process has gone
 
     _serve(ctx, work)
+
+
+def _monitored_at(url: str | None) -> str:
+    return f"; health and metrics at {url}" if url is not None else ""
 
 
 @app.command()
@@ -137,18 +152,25 @@ def tracking(ctx: typer.Context) -> None:
 
     async def work(settings: Settings, stop: asyncio.Event) -> None:
         from jobservice.broker import Broker, broker_host
+        from jobservice.monitor import monitoring
         from jobservice.temporal import connect
         from jobservice.tracking import TrackingConsumer
 
-        client = await connect(settings.temporal)
-        broker = Broker(settings.rabbitmq)
-        Console().print(
-            f"tracking {settings.rabbitmq.tracking_pipe} on {broker_host(settings.rabbitmq)}"
-        )
-        try:
-            await TrackingConsumer(client, broker).run(stop)
-        finally:
-            await broker.close()
+        async with monitoring(settings.monitor, stop) as monitor:
+            client = await connect(settings.temporal)
+            broker = Broker(settings.rabbitmq)
+            consumer = TrackingConsumer(
+                client, broker, lag_seconds=settings.monitor.lag_interval_seconds
+            )
+            monitor.readiness.add(consumer.not_reading)
+            Console().print(
+                f"tracking {settings.rabbitmq.tracking_pipe} on {broker_host(settings.rabbitmq)}"
+                + _monitored_at(monitor.url)
+            )
+            try:
+                await consumer.run(stop)
+            finally:
+                await broker.close()
 
     _serve(ctx, work)
 

@@ -178,7 +178,7 @@ class JobWorkflow:
 
     # -- the job row -----------------------------------------------------------------------
 
-    def _record(self) -> JobRecord:
+    def _record(self, *, ended: bool = False) -> JobRecord:
         snapshot = self._snapshot()
         counts = snapshot.progress
         done = counts.completed + counts.failed
@@ -207,6 +207,7 @@ class JobWorkflow:
             failures=snapshot.failures,
             resumed=self._resumed,
             new_row=self._new_row,
+            ended=ended,
         )
 
     def _held(self, waiting: str | None) -> bool:
@@ -276,7 +277,7 @@ class JobWorkflow:
         self._closing = True
         await asyncio.gather(*self._telling)
         await recorder
-        await self._write(self._record())
+        await self._write(self._record(ended=ended))
         if ended:
             context = self._request.context
             await _database(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
@@ -198,8 +199,25 @@ async def tracking_worker(
     client: Client, settings: Settings, rabbit: AbstractChannel
 ) -> AsyncIterator[None]:
     """A worker with its tracking consumer, as ``jobservice worker`` runs them."""
+    async with _running_worker(client, settings, tracking=True):
+        yield
+
+
+@pytest.fixture
+async def worker_without_tracking(
+    client: Client, settings: Settings, rabbit: AbstractChannel
+) -> AsyncIterator[None]:
+    """A worker publishing to queue pipes, as ``jobservice worker --no-tracking`` runs it."""
+    async with _running_worker(client, settings, tracking=False):
+        yield
+
+
+@asynccontextmanager
+async def _running_worker(
+    client: Client, settings: Settings, *, tracking: bool
+) -> AsyncIterator[None]:
     stop = asyncio.Event()
-    running = asyncio.create_task(run_worker(client, stop, settings=settings))
+    running = asyncio.create_task(run_worker(client, stop, settings=settings, tracking=tracking))
     yield
     stop.set()
     await running

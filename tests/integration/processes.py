@@ -22,7 +22,19 @@ def environment(settings: Settings) -> dict[str, str]:
     env["JOBSERVICE_RABBITMQ__DEAD_LETTER_PIPE"] = settings.rabbitmq.dead_letter_pipe
     if settings.database.url is not None:
         env["JOBSERVICE_DATABASE__URL"] = settings.database.url.get_secret_value()
+    # Tests start many processes on one host, beside other test runs: none serves health and
+    # metrics on the default ports unless its test gives it ports of its own.
+    env["JOBSERVICE_MONITOR__PORT"] = "0"
+    env["JOBSERVICE_MONITOR__TEMPORAL_METRICS_PORT"] = "0"
     return env
+
+
+def monitor_env(port: int, temporal_metrics_port: int = 0) -> dict[str, str]:
+    """The environment that has a process serve health and metrics on ``port``."""
+    return {
+        "JOBSERVICE_MONITOR__PORT": str(port),
+        "JOBSERVICE_MONITOR__TEMPORAL_METRICS_PORT": str(temporal_metrics_port),
+    }
 
 
 def start(

@@ -14,7 +14,9 @@ from jobservice.db.engine import create_database_engine
 from jobservice.db.store import JobStore
 from jobservice.service import JobService
 from jobservice.settings import Settings
+from tests.conftest import unique
 from tests.integration.support import API, api_client, eventually, job_body
+from tests.scrape import sample, scrape
 
 pytestmark = pytest.mark.both_databases
 
@@ -221,6 +223,27 @@ async def test_ping_and_health(http: httpx.AsyncClient) -> None:
     assert "rabbitmq" in health
 
 
+async def test_probes_and_metrics_are_served_at_the_root(
+    http: httpx.AsyncClient, partition: str
+) -> None:
+    def submitted(text: str) -> float:
+        return sample(text, "jobservice_jobs_submitted_total", batch_type="range") or 0
+
+    before = submitted(await scrape(http, ""))
+    job_id = unique("counted")
+    url = f"{API}/partitions/{partition}/jobs/{job_id}"
+    assert (await http.put(url, json=job_body())).status_code == 201
+    assert (await http.put(url, json=job_body())).status_code == 204  # the same job again
+
+    metrics = await http.get("/metrics")
+    assert metrics.headers["content-type"].startswith("text/plain")
+    assert submitted(metrics.text) == before + 1
+    assert job_id not in metrics.text and partition not in metrics.text
+    assert (await http.get("/healthz")).json() == {"status": "ok"}
+    ready = await http.get("/readyz")
+    assert (ready.status_code, ready.json()) == (200, {"ready": True})
+
+
 async def test_an_undeclared_method_is_a_405_naming_every_method_of_the_path(
     http: httpx.AsyncClient,
 ) -> None:
@@ -244,4 +267,8 @@ async def test_a_job_database_that_cannot_be_reached_is_a_503(
         health = await http.get(f"{API}/health")
         assert health.status_code == 503
         assert health.json()["database"].startswith("unavailable")
+        ready = await http.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["reason"].startswith("the job database is unavailable: ")
+        assert (await http.get("/healthz")).status_code == 200
     store.engine.dispose()

@@ -193,6 +193,9 @@ async def test_ping_health_the_docs_and_the_document_need_no_key(clients: Client
     assert (await anonymous.get(f"{API}/ping")).json() == {"message": "pong"}
     health = await anonymous.get(f"{API}/health")
     assert (health.json()["temporal"], health.json()["database"]) == ("ok", "ok")
+    # nor do the probes and the metrics at the root, which say nothing of any partition
+    for path in ("/healthz", "/readyz", "/metrics"):
+        assert (await anonymous.get(path)).status_code == 200, path
     docs = await anonymous.get("/job-service-ui")
     assert docs.status_code == 200
     assert "swagger" in docs.text.lower()

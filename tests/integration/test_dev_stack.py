@@ -8,9 +8,12 @@ import signal
 import subprocess
 from pathlib import Path
 
+import httpx
+
 from jobservice.devserver import free_port
 from jobservice.settings import Settings, TemporalSettings
 from tests.integration import processes
+from tests.scrape import sample, scrape
 
 
 def dev_settings(port: int) -> Settings:
@@ -18,7 +21,7 @@ def dev_settings(port: int) -> Settings:
 
 
 async def start_dev(
-    settings: Settings, data_dir: Path, ui_port: int
+    settings: Settings, data_dir: Path, ui_port: int, monitor_port: int = 0
 ) -> tuple[subprocess.Popen[str], str]:
     """Start ``jobservice dev``; returns it and its banner, once it says the worker runs."""
     dev = processes.start(
@@ -27,6 +30,7 @@ async def start_dev(
         extra_env={
             "JOBSERVICE_DEV__DATA_DIR": str(data_dir),
             "JOBSERVICE_DEV__UI_PORT": str(ui_port),
+            **processes.monitor_env(monitor_port, free_port() if monitor_port else 0),
         },
     )
     assert dev.stdout is not None
@@ -46,8 +50,9 @@ async def stop_dev(dev: subprocess.Popen[str]) -> tuple[str, int]:
 
 async def test_dev_keeps_jobs_across_restarts_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     settings = dev_settings(free_port())
-    ui_port = free_port()
-    dev, banner = await start_dev(settings, tmp_path / "data", ui_port)
+    ui_port, monitor_port = free_port(), free_port()
+    dev, banner = await start_dev(settings, tmp_path / "data", ui_port, monitor_port)
+    monitor = f"http://127.0.0.1:{monitor_port}"
     try:
         submitted = await asyncio.to_thread(
             processes.run,
@@ -68,10 +73,17 @@ async def test_dev_keeps_jobs_across_restarts_and_stops_on_ctrl_c(tmp_path: Path
             extra_env={"JOBSERVICE_DEV__DATA_DIR": str(tmp_path / "data")},
         )
         assert submitted.returncode == 0, submitted.stderr
+        # and its worker's endpoints say it is ready, and what it did
+        async with httpx.AsyncClient(trust_env=False) as http:
+            assert (await http.get(f"{monitor}/readyz")).json() == {"ready": True}
+            text = await scrape(http, monitor)
+        items = {"outcome": "completed", "target_pipe": "local:noop"}
+        assert sample(text, "jobservice_items_total", **items) == 20000
     finally:
         out, code = await stop_dev(dev)
     assert code == 0
     assert f"Web UI     http://127.0.0.1:{ui_port}" in banner
+    assert f"monitor    {monitor}  (/healthz, /readyz, /metrics)" in banner
     assert "stopping" in out
     assert (tmp_path / "data" / "temporal.db").is_file()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator
 
 import pytest
 from aio_pika.abc import AbstractChannel
@@ -121,17 +120,6 @@ async def test_cancel_stops_forwarding_and_late_results_change_nothing(
     assert await depth(rabbit, target_queue) == 0
     assert await depth(rabbit, settings.rabbitmq.tracking_pipe) == 0
     assert await depth(rabbit, settings.rabbitmq.dead_letter_pipe) == 0
-
-
-@pytest.fixture
-async def worker_without_tracking(
-    client: Client, settings: Settings, rabbit: AbstractChannel
-) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    running = asyncio.create_task(run_worker(client, stop, settings=settings, tracking=False))
-    yield
-    stop.set()
-    await running
 
 
 async def test_a_tracking_consumer_killed_mid_job_loses_nothing(

@@ -18,6 +18,7 @@ SERVICE_LAYER = [
     "reconciler.py",
     "reader.py",
     "health.py",
+    "probes.py",
     "ids.py",
 ]
 """Modules the CLI, the API and embedding applications go through."""

@@ -1,0 +1,41 @@
+"""How far the tracking consumers trail: the messages waiting on the tracking pipe, read now and
+then, which is what an autoscaler of tracking consumers goes by."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aio_pika.abc import AbstractChannel
+
+from jobservice.broker import Broker
+from jobservice.metrics import TRACKING_PIPE_MESSAGES
+
+_log = logging.getLogger(__name__)
+
+
+async def watch_pipe_length(broker: Broker, stop: asyncio.Event, interval: float) -> None:
+    """Every ``interval`` seconds until ``stop``, set the tracking pipe's gauge to the messages
+    ready on it. While RabbitMQ is away the gauge keeps its last value; the consumer says that
+    RabbitMQ is away, and its readiness shows it."""
+    pipe = broker.settings.tracking_pipe
+    channel: AbstractChannel | None = None
+    try:
+        while not stop.is_set():
+            try:
+                if channel is None or channel.is_closed:
+                    channel = await broker.channel()
+                # On aiormq's channel: aio-pika's robust one answers a passive declare of a
+                # queue it has declared from memory.
+                underlay = await channel.get_underlay_channel()
+                declared = await underlay.queue_declare(pipe, passive=True)
+                TRACKING_PIPE_MESSAGES.set(declared.message_count or 0)
+            except Exception as exc:  # read again next time, on a new channel if need be
+                _log.debug("could not read the length of %s: %s", pipe, exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+    finally:
+        if channel is not None:
+            with contextlib.suppress(Exception):
+                await channel.close()

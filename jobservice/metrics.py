@@ -1,0 +1,68 @@
+"""The Prometheus metrics of jobservice's processes, all in one place.
+
+Each process exports what it does itself: the API the jobs submitted, a worker what its
+activities and tracking consumer did. Labels are only ever bounded things (a status, an
+outcome, a batch type, a target pipe), never a job's id. The code that counts does so once per
+chunk, slice or batch of messages, by the count, not once per item.
+
+Workflow code never touches these: it runs in Temporal's sandbox and is replayed, so what it
+counted would be counted again on every replay. Activities and the tracking consumer count.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+JOBS_SUBMITTED = Counter(
+    "jobservice_jobs_submitted",
+    "Jobs this process accepted as new (a resubmission of the same job is not counted).",
+    ["batch_type"],
+)
+JOBS_FINISHED = Counter(
+    "jobservice_jobs_finished",
+    "Jobs whose final status this worker wrote to their row.",
+    ["status"],
+)
+ITEMS = Counter(
+    "jobservice_items",
+    "Items this worker's chunks delivered: completed or failed by a local handler (or failed "
+    "before delivery), or forwarded to a queue.",
+    ["outcome", "target_pipe"],
+)
+CHUNK_SECONDS = Histogram(
+    "jobservice_chunk_duration_seconds",
+    "How long one dispatch activity took over its chunk of items.",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 7.5, 10, 30, 60, 300),
+)
+MESSAGES_PUBLISHED = Counter(
+    "jobservice_messages_published",
+    "Messages written to RabbitMQ: task messages, forwarded results, dead letters; a message "
+    "published again after a lost connection counts again.",
+)
+PUBLISHER_CONFIRMS = Counter(
+    "jobservice_publisher_confirms",
+    "What became of each published message: confirmed by RabbitMQ, returned as unroutable, "
+    "nacked, or lost with its connection before a confirm.",
+    ["outcome"],
+)
+TRACKING_REPORTS = Counter(
+    "jobservice_tracking_reports_recorded",
+    "Reports from the tracking pipe recorded in their batches' workflows.",
+    ["status"],
+)
+TRACKING_DUPLICATES = Counter(
+    "jobservice_tracking_duplicates",
+    "Reports from the tracking pipe for batches that had already ended, acked and ignored.",
+)
+TRACKING_FORWARDED = Counter(
+    "jobservice_tracking_forwarded",
+    "Results passed on to the queue their 'to' names, once recorded.",
+)
+TRACKING_DEAD_LETTERS = Counter(
+    "jobservice_tracking_dead_letters",
+    "Tracking messages sent to the dead-letter queue, each with its reason.",
+)
+TRACKING_PIPE_MESSAGES = Gauge(
+    "jobservice_tracking_pipe_messages",
+    "Messages waiting on the tracking pipe, as last read by this tracking consumer.",
+)

@@ -1,0 +1,70 @@
+"""Whether what the service stands on answers: Temporal, the job database, RabbitMQ.
+
+The API's ``/health`` reports each of them, and its ``/readyz`` is ready while Temporal and the
+job database answer (jobs with local handlers run without RabbitMQ).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import Engine, text
+from temporalio.service import ServiceClient
+
+from jobservice.broker import Broker
+from jobservice.settings import RabbitSettings
+
+OK = "ok"
+_TIMEOUT = timedelta(seconds=3)
+
+
+@dataclass(frozen=True)
+class Probes:
+    """Each of what the service stands on: ``"ok"``, or ``"unavailable: <why>"``."""
+
+    temporal: str
+    database: str
+    rabbitmq: str | None = None
+    """None when not asked."""
+
+    @property
+    def healthy(self) -> bool:
+        """Whether the service can work: Temporal and the job database answer."""
+        return self.temporal == self.database == OK
+
+    def problems(self) -> list[str]:
+        """What keeps the service from working, for a person to read."""
+        named = (("Temporal", self.temporal), ("the job database", self.database))
+        return [f"{name} is {state}" for name, state in named if state != OK]
+
+
+async def probe(
+    temporal: ServiceClient, database: Engine, rabbitmq: RabbitSettings | None
+) -> Probes:
+    """Ask Temporal and the job database, and RabbitMQ unless it is None, whether they answer."""
+    checks = [_temporal(temporal), asyncio.to_thread(_database, database)]
+    if rabbitmq is not None:
+        checks.append(_rabbitmq(rabbitmq))
+    answers = await asyncio.gather(*checks, return_exceptions=True)
+    states = [OK if a is None else f"unavailable: {a}" for a in answers]
+    return Probes(*states)
+
+
+async def _temporal(service: ServiceClient) -> None:
+    if not await service.check_health(timeout=_TIMEOUT):
+        raise RuntimeError("its frontend says it is not serving")
+
+
+def _database(engine: Engine) -> None:
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+
+
+async def _rabbitmq(settings: RabbitSettings) -> None:
+    broker = Broker(settings)
+    try:
+        await broker.connection()
+    finally:
+        await broker.close()
