@@ -175,7 +175,11 @@ def test_long_running_pods_are_probed_on_their_own_endpoints(resources: list[Res
         "jobservice-tracking": settings.monitor.port,
     }
     for name, port in ports.items():
-        (container,) = _one(resources, "Deployment", name)["spec"]["template"]["spec"]["containers"]
+        template = _one(resources, "Deployment", name)["spec"]["template"]
+        annotations = template["metadata"]["annotations"]
+        assert annotations["prometheus.io/port"] == str(port), f"{name}: Prometheus scrapes it"
+        assert annotations["prometheus.io/path"] == "/metrics", name
+        (container,) = template["spec"]["containers"]
         named = {each["name"]: each["containerPort"] for each in container["ports"]}
         for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
             check = container[probe]["httpGet"]
