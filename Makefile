@@ -3,7 +3,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo dev test lint typecheck unit integration services bench bench-pipes bench-control bench-fairness bench-cli clean
+.PHONY: install demo dev test lint typecheck unit deploy-check integration services bench bench-pipes bench-control bench-fairness bench-cli clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q
+
+deploy-check: $(STAMP)
+	$(BIN)/pytest tests/deploy -q
 
 services:
 	scripts/ensure-services
