@@ -27,7 +27,7 @@ from jobservice.settings import RabbitSettings, get_settings
 from tests.conftest import unique
 from tests.integration.database import POSTGRES, fresh_database
 from tests.integration.forwarding import Forwarder
-from tests.integration.netns import GATEWAY, Host, HostProcess, Network
+from tests.integration.netns import GATEWAY, Host, HostProcess, Network, exclusive
 from tests.integration.processes import COMMAND, REFERENCE_WORKER
 
 TEMPORAL, WORKER_A, WORKER_B, CLIENT, REFERENCE = (
@@ -98,31 +98,34 @@ class Lab:
 @asynccontextmanager
 async def lab(logs: Path) -> AsyncIterator[Lab]:
     """Build the network, start Temporal on its host, forward the machine's services."""
-    network = Network.build(HOSTS)
-    try:
-        with Forwarder(GATEWAY) as forwarder, _migrated_database() as database:
-            database_port = forwarder.forward(database.host or "127.0.0.1", database.port or 5432)
-            rabbit = yarl.URL(RabbitSettings().url.get_secret_value())
-            rabbit_port = forwarder.forward(rabbit.host or "127.0.0.1", rabbit.port or 5672)
-            temporal = HostedDevServer(
-                binary=get_settings().dev.temporal_binary(),
-                port=TEMPORAL_PORT,
-                db_file=logs / "temporal.db",
-                log_file=logs / "temporal.log",
-                on=network.hosts[TEMPORAL],
-            )
-            async with temporal:
-                yield Lab(
-                    network=network,
-                    temporal=temporal,
-                    database_url=database.set(host=GATEWAY, port=database_port).render_as_string(
-                        hide_password=False
-                    ),
-                    rabbit_url=str(rabbit.with_host(GATEWAY).with_port(rabbit_port)),
-                    logs=logs,
+    with exclusive():
+        network = Network.build(HOSTS)
+        try:
+            with Forwarder(GATEWAY) as forwarder, _migrated_database() as database:
+                database_port = forwarder.forward(
+                    database.host or "127.0.0.1", database.port or 5432
                 )
-    finally:
-        network.remove()
+                rabbit = yarl.URL(RabbitSettings().url.get_secret_value())
+                rabbit_port = forwarder.forward(rabbit.host or "127.0.0.1", rabbit.port or 5672)
+                temporal = HostedDevServer(
+                    binary=get_settings().dev.temporal_binary(),
+                    port=TEMPORAL_PORT,
+                    db_file=logs / "temporal.db",
+                    log_file=logs / "temporal.log",
+                    on=network.hosts[TEMPORAL],
+                )
+                async with temporal:
+                    yield Lab(
+                        network=network,
+                        temporal=temporal,
+                        database_url=database.set(
+                            host=GATEWAY, port=database_port
+                        ).render_as_string(hide_password=False),
+                        rabbit_url=str(rabbit.with_host(GATEWAY).with_port(rabbit_port)),
+                        logs=logs,
+                    )
+        finally:
+            network.remove()
 
 
 @contextmanager
@@ -220,7 +223,7 @@ def monitor_url(host: Host) -> str:
 
 
 async def _until_answers(process: HostProcess, url: str) -> None:
-    async with httpx.AsyncClient(timeout=2) as http:
+    async with httpx.AsyncClient(timeout=2, trust_env=False) as http:
 
         async def answers() -> bool:
             try:

@@ -6,18 +6,20 @@ the private subnet, and nothing else: it has no default route. Cutting a host of
 its veth's bridge end down, as pulling its cable would.
 
 Everything made here is named after ``PREFIX``, so that what a crashed run left behind is
-found and removed before the next builds anew.
+found and removed before the next builds anew. One run at a time holds the machine's lock
+(:func:`exclusive`), so that a run never takes another's hosts for a crashed run's.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -27,10 +29,24 @@ SUBNET = "10.213.0"
 """The /24 the hosts live on; the gateway (the bridge) is .1."""
 BRIDGE = f"{PREFIX}-br"
 GATEWAY = f"{SUBNET}.1"
+LOCK = Path("/run/lock") / f"{PREFIX}.lock"
+"""Held while a run has hosts: the subnet, the names and their leftovers are the machine's."""
 
 
 class NamespacesUnavailableError(RuntimeError):
     """This machine will not make network namespaces for us; the message says why."""
+
+
+@contextlib.contextmanager
+def exclusive(path: Path = LOCK) -> Iterator[None]:
+    """Hold the machine's lock on hosts, waiting while another run has them."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _ip(*args: str) -> str:
