@@ -1,6 +1,6 @@
 """What KEDA's ScaledObject and TriggerAuthentication may say, written down from KEDA's docs
-(v2.21): the reference of the ScaledObject (https://keda.sh/docs/2.21/reference/scaledobject-spec/),
-of authentication (https://keda.sh/docs/2.21/concepts/authentication/), and of the two scalers
+(v2.22): the reference of the ScaledObject (https://keda.sh/docs/2.22/reference/scaledobject-spec/),
+of authentication (https://keda.sh/docs/2.22/concepts/authentication/), and of the two scalers
 deploy/ uses. The Kubernetes schemas of kubernetes-validate do not cover these custom resources;
 these schemas close that gap for the fields deploy/ can get wrong."""
 
@@ -13,7 +13,7 @@ from jsonschema import Draft202012Validator
 
 Resource = Mapping[str, Any]
 
-# https://keda.sh/docs/2.21/scalers/temporal/ "Parameter list"; deprecated ones left out.
+# https://keda.sh/docs/2.22/scalers/temporal/ "Parameter list"; deprecated ones left out.
 TEMPORAL_METADATA = frozenset(
     {
         "endpoint",
@@ -37,7 +37,7 @@ TEMPORAL_METADATA = frozenset(
 # Same page, "Authentication Parameters".
 TEMPORAL_AUTHENTICATION = frozenset({"apiKey", "ca", "cert", "key", "keyPassword"})
 
-# https://keda.sh/docs/2.21/scalers/rabbitmq-queue/ "Parameters list"; the deprecated
+# https://keda.sh/docs/2.22/scalers/rabbitmq-queue/ "Parameters list"; the deprecated
 # queueLength left out.
 RABBITMQ_METADATA = frozenset(
     {

@@ -184,6 +184,8 @@ def test_long_running_pods_are_probed_on_their_own_endpoints(resources: list[Res
         for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
             check = container[probe]["httpGet"]
             assert check["path"] == path, f"{name} {probe}"
+            # /readyz waits up to 3 s on Temporal and the database; Kubernetes' default is 1 s
+            assert container[probe].get("timeoutSeconds", 1) > 3, f"{name} {probe}"
             assert named.get(check["port"], check["port"]) == port, f"{name} {probe}"
         # The data folder: only `dev` and a SQLite job database write there, but a pod that
         # does must not fail on the read-only root.
