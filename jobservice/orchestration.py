@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecution, WorkflowHandle
@@ -109,14 +110,19 @@ class JobWorkflows:
         except RPCError as exc:
             raise unavailable(exc) from None
 
-    async def tree_closed(self, partition: str, job_id: str) -> None:
-        """Wait until no workflow of the job's tree runs: at most a few seconds once none has
-        closed for a while (no worker may be there to close them), and ten in all."""
+    async def tree_closed(
+        self, partition: str, job_id: str, *, served: Callable[[], Awaitable[bool | None]]
+    ) -> None:
+        """Wait until no workflow of the job's tree runs, ten seconds at most. While none
+        closes, a few seconds only, unless ``served`` says a worker polls: with none there to
+        close them they stay open, but a busy worker may take a while to get to the last."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + _CANCEL_SECONDS
         running = await self._tree(partition, job_id)
         quiet_since = loop.time()
-        while running and loop.time() < deadline and loop.time() - quiet_since < _SETTLE_SECONDS:
+        while running and loop.time() < deadline:
+            if loop.time() - quiet_since >= _SETTLE_SECONDS and await served() is not True:
+                return
             await asyncio.sleep(0.1)
             still = await self._tree(partition, job_id)
             if len(still) < len(running):

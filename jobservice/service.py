@@ -104,8 +104,8 @@ class JobService:
             lambda new_row, definition: self._start(new_row, definition, fresh=False),
             grace_seconds=self._settings.database.reconcile_grace_seconds,
         )
-        health = JobHealth(client.service_client, client.namespace, self._settings)
-        self._reader = JobReader(CoreRows(self._store.engine), health)
+        self._health = JobHealth(client.service_client, client.namespace, self._settings)
+        self._reader = JobReader(CoreRows(self._store.engine), self._health)
 
     @classmethod
     async def connect(cls, settings: Settings | None = None) -> JobService:
@@ -313,7 +313,7 @@ class JobService:
         await self._set_status(partition, job_id, JobStatus.CANCELLED)
         if not settle:
             return job
-        await self._workflows.tree_closed(partition, job_id)
+        await self._workflows.tree_closed(partition, job_id, served=self._health.workers_polling)
         return await self.get(job_id, partition=partition)
 
     async def delete(self, job_id: str, *, partition: str = DEFAULT_PARTITION) -> None:
