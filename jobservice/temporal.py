@@ -89,7 +89,15 @@ def metrics_runtime(port: int) -> Runtime | None:
     it for as long as the process lives."""
     try:
         return Runtime(
-            telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"127.0.0.1:{port}"))
+            telemetry=TelemetryConfig(
+                metrics=PrometheusConfig(
+                    bind_address=f"127.0.0.1:{port}",
+                    # As Prometheus names them: counters end in _total, durations in seconds,
+                    # like jobservice's own metrics beside them on one /metrics.
+                    counters_total_suffix=True,
+                    durations_as_seconds=True,
+                )
+            )
         )
     except (ValueError, RuntimeError) as exc:
         _log.warning(
