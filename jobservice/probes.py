@@ -17,7 +17,7 @@ from jobservice.broker import Broker
 from jobservice.settings import RabbitSettings
 
 OK = "ok"
-_TIMEOUT = timedelta(seconds=3)
+_TEMPORAL_TIMEOUT = timedelta(seconds=2)
 
 
 @dataclass(frozen=True)
@@ -48,18 +48,32 @@ async def probe(
     if rabbitmq is not None:
         checks.append(_rabbitmq(rabbitmq))
     answers = await asyncio.gather(*checks, return_exceptions=True)
-    states = [OK if a is None else f"unavailable: {a}" for a in answers]
+    states = [OK if a is None else f"unavailable: {_describe(a)}" for a in answers]
     return Probes(*states)
 
 
+async def temporal_state(service: ServiceClient) -> str:
+    """``"ok"`` when Temporal's frontend says it serves, else ``"unavailable: <why>"``: what
+    the API's probes and a worker's readiness both go by."""
+    try:
+        await _temporal(service)
+    except Exception as exc:  # whatever the connection raises: unavailable, and why
+        return f"unavailable: {_describe(exc)}"
+    return OK
+
+
 async def _temporal(service: ServiceClient) -> None:
-    if not await service.check_health(timeout=_TIMEOUT):
+    if not await service.check_health(timeout=_TEMPORAL_TIMEOUT):
         raise RuntimeError("its frontend says it is not serving")
 
 
 def _database(engine: Engine) -> None:
     with engine.connect() as connection:
         connection.execute(text("SELECT 1"))
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
 
 
 async def _rabbitmq(settings: RabbitSettings) -> None:

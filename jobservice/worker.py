@@ -23,6 +23,7 @@ from jobservice.activities.tree import TreeActivities
 from jobservice.broker import Broker
 from jobservice.db.engine import create_database_engine
 from jobservice.db.store import JobStore, open_store
+from jobservice.probes import OK, temporal_state
 from jobservice.registry import Registry, installed
 from jobservice.service import JobService
 from jobservice.settings import Settings, get_settings
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
     from jobservice.monitor import Check, Readiness
 
 _log = logging.getLogger(__name__)
-_HEALTH_TIMEOUT = timedelta(seconds=2)
 
 
 def build_worker(
@@ -127,11 +127,8 @@ def polling(client: Client, worker: Worker) -> Check:
     async def not_polling() -> str | None:
         if not worker.is_running:
             return f"the worker is not polling task queue {worker.task_queue!r}"
-        try:
-            serving = await client.service_client.check_health(timeout=_HEALTH_TIMEOUT)
-        except Exception as exc:  # whatever the connection raises: not ready, and why
-            return f"Temporal does not answer: {exc}"
-        return None if serving else "Temporal says it is not serving"
+        state = await temporal_state(client.service_client)
+        return None if state == OK else f"Temporal is {state}"
 
     return not_polling
 
