@@ -18,6 +18,9 @@ from jobservice.settings import RabbitSettings
 
 OK = "ok"
 _TEMPORAL_TIMEOUT = timedelta(seconds=2)
+DATABASE_SECONDS = 2.5
+"""How long the job database has to answer a probe: a readiness check answers within about
+three seconds whatever is away (the engine's connect timeout ends the thread soon after)."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ async def probe(
     temporal: ServiceClient, database: Engine, rabbitmq: RabbitSettings | None
 ) -> Probes:
     """Ask Temporal and the job database, and RabbitMQ unless it is None, whether they answer."""
-    checks = [_temporal(temporal), asyncio.to_thread(_database, database)]
+    checks = [_temporal(temporal), _database(database)]
     if rabbitmq is not None:
         checks.append(_rabbitmq(rabbitmq))
     answers = await asyncio.gather(*checks, return_exceptions=True)
@@ -67,7 +70,14 @@ async def _temporal(service: ServiceClient) -> None:
         raise RuntimeError("its frontend says it is not serving")
 
 
-def _database(engine: Engine) -> None:
+async def _database(engine: Engine) -> None:
+    try:
+        await asyncio.wait_for(asyncio.to_thread(_select_one, engine), DATABASE_SECONDS)
+    except TimeoutError:
+        raise TimeoutError(f"no answer within {DATABASE_SECONDS:g} s") from None
+
+
+def _select_one(engine: Engine) -> None:
     with engine.connect() as connection:
         connection.execute(text("SELECT 1"))
 

@@ -17,11 +17,22 @@ from sqlalchemy.engine import make_url
 from jobservice.db.revision import SCHEMA_REVISION as SCHEMA_REVISION
 from jobservice.db.revision import VERSION_TABLE, check_revision, only_revision
 
+CONNECT_SECONDS = 2
+"""How long connecting to PostgreSQL may take (libpq's least)."""
+UNACKNOWLEDGED_MILLIS = 10_000
+"""How long PostgreSQL may leave what was sent to it unacknowledged before the connection is
+given up (TCP_USER_TIMEOUT, where the system has it)."""
+
 
 def create_database_engine(url: str) -> Engine:
     """An engine for ``url``; a SQLite file's folder is created, and SQLite waits for locks."""
     parsed = make_url(url)
     options: dict[str, Any] = {"pool_pre_ping": True}
+    if parsed.get_backend_name() == "postgresql":
+        # While PostgreSQL is unreachable a connect, or a statement on a connection made
+        # before, would otherwise wait for the kernel's TCP retries, minutes, holding a thread.
+        bounds = {"connect_timeout": CONNECT_SECONDS, "tcp_user_timeout": UNACKNOWLEDGED_MILLIS}
+        options["connect_args"] = {k: v for k, v in bounds.items() if k not in parsed.query}
     if parsed.get_backend_name() == "sqlite":
         options = {"connect_args": {"check_same_thread": False, "timeout": 30}}
         if parsed.database and parsed.database != ":memory:":

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from jobservice.probes import OK, temporal_state
+import asyncio
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from jobservice.db.engine import create_database_engine
+from jobservice.probes import OK, probe, temporal_state
 
 
 class _Serving:
@@ -15,6 +23,34 @@ class _Serving:
 class _Refusing:
     async def check_health(self, **_: object) -> bool:
         raise ConnectionError("connection refused")
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that takes connections and never says a word, as a host that has gone away
+    behind a load balancer does."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        yield server.getsockname()[1]
+
+
+async def test_a_database_that_never_answers_is_unavailable_within_three_seconds(
+    silent_port: int,
+) -> None:
+    # Given a job database whose host takes the connection but never answers
+    engine = create_database_engine(f"postgresql+psycopg://jobservice@127.0.0.1:{silent_port}/x")
+    try:
+        # When the API probes it
+        started = time.monotonic()
+        probes = await asyncio.wait_for(probe(_Serving(), engine, None), 10)  # type: ignore[arg-type]
+        elapsed = time.monotonic() - started
+    finally:
+        engine.dispose()
+
+    # Then it answers at once that the database is unavailable, and Temporal is fine
+    assert elapsed < 3.5
+    assert probes.temporal == OK
+    assert probes.database.startswith("unavailable: ")
+    assert probes.problems() == [f"the job database is {probes.database}"]
 
 
 async def test_temporal_state_says_why_temporal_is_unavailable() -> None:
