@@ -10,17 +10,19 @@ import logging
 from aio_pika.abc import AbstractChannel
 
 from jobservice.broker import Broker
-from jobservice.metrics import TRACKING_PIPE_MESSAGES
+from jobservice.metrics import TRACKING_PIPE_MESSAGES, TRACKING_PIPE_READ
 
 _log = logging.getLogger(__name__)
 
 
 async def watch_pipe_length(broker: Broker, stop: asyncio.Event, interval: float) -> None:
     """Every ``interval`` seconds until ``stop``, set the tracking pipe's gauge to the messages
-    ready on it. While RabbitMQ is away the gauge keeps its last value; the consumer says that
-    RabbitMQ is away, and its readiness shows it."""
+    ready on it, and the time of the read to now. While the pipe cannot be read the length
+    keeps its last value (an autoscaler going by it holds still) and the time stands still,
+    which is what to alert on; a warning says so once, and a line when it is read again."""
     pipe = broker.settings.tracking_pipe
     channel: AbstractChannel | None = None
+    failing = False
     try:
         while not stop.is_set():
             try:
@@ -30,9 +32,21 @@ async def watch_pipe_length(broker: Broker, stop: asyncio.Event, interval: float
                 # queue it has declared from memory.
                 underlay = await channel.get_underlay_channel()
                 declared = await underlay.queue_declare(pipe, passive=True)
-                TRACKING_PIPE_MESSAGES.set(declared.message_count or 0)
             except Exception as exc:  # read again next time, on a new channel if need be
-                _log.debug("could not read the length of %s: %s", pipe, exc)
+                if not failing:
+                    _log.warning(
+                        "cannot read the length of %s (%s); its gauge keeps its last value "
+                        "until it can",
+                        pipe,
+                        str(exc) or type(exc).__name__,
+                    )
+                failing = True
+            else:
+                TRACKING_PIPE_MESSAGES.set(declared.message_count or 0)
+                TRACKING_PIPE_READ.set_to_current_time()
+                if failing:
+                    _log.info("reading the length of %s again", pipe)
+                failing = False
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
     finally:

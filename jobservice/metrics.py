@@ -64,5 +64,11 @@ TRACKING_DEAD_LETTERS = Counter(
 )
 TRACKING_PIPE_MESSAGES = Gauge(
     "jobservice_tracking_pipe_messages",
-    "Messages waiting on the tracking pipe, as last read by this tracking consumer.",
+    "Messages waiting on the tracking pipe, as last read by this tracking consumer (see "
+    "jobservice_tracking_pipe_read_timestamp_seconds for when).",
+)
+TRACKING_PIPE_READ = Gauge(
+    "jobservice_tracking_pipe_read_timestamp_seconds",
+    "When this tracking consumer last read the tracking pipe's length (Unix time); it stands "
+    "still while the pipe cannot be read.",
 )
