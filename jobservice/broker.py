@@ -44,10 +44,15 @@ def _outcome(confirmation: asyncio.Future[Any]) -> BaseException | None:
     return confirmation.exception()
 
 
-def _count_confirms(sent: int, failed: list[tuple[bytes, BaseException]]) -> None:
-    """Count what the broker answered for ``sent`` messages, of which ``failed`` unconfirmed."""
-    PUBLISHER_CONFIRMS.labels("confirmed").inc(sent - len(failed))
-    for _, outcome in failed:
+def _count_confirms(written: Sequence[BaseException | None], unsent: int) -> None:
+    """Count what the broker answered for each message written, and the ``unsent`` ones there
+    was no link to write: those were never published, so none of them is ``lost``."""
+    PUBLISHER_CONFIRMS.labels("confirmed").inc(written.count(None))
+    if unsent:
+        PUBLISHER_CONFIRMS.labels("unsent").inc(unsent)
+    for outcome in written:
+        if outcome is None:
+            continue
         if isinstance(outcome, PublishError):
             PUBLISHER_CONFIRMS.labels("returned").inc()
         elif isinstance(outcome, DeliveryError):
@@ -140,9 +145,10 @@ class Broker:
         unroutable means the queue has gone: :class:`TargetQueueMissingError`."""
         pending = list(bodies)
         for attempt in range(1, self.settings.publish_attempts + 1):
-            outcomes = await self._publish_once(routing_key, pending, headers)
+            outcomes, written = await self._publish_once(routing_key, pending, headers)
             failed = [(b, o) for b, o in zip(pending, outcomes, strict=True) if o is not None]
-            _count_confirms(len(pending), failed)
+            # The written messages come first; what follows them was never sent.
+            _count_confirms(outcomes[:written], len(pending) - written)
             if not failed:
                 return
             if any(isinstance(o, DeliveryError) for _, o in failed):
@@ -169,13 +175,14 @@ class Broker:
 
     async def _publish_once(
         self, routing_key: str, bodies: list[bytes], headers: Mapping[str, Any] | None
-    ) -> list[BaseException | None]:
-        """Publish each body once; what became of each: None when confirmed."""
+    ) -> tuple[list[BaseException | None], int]:
+        """Publish each body once; what became of each (None when confirmed), and how many,
+        from the first, were written."""
         try:
             channel = await self._publishing_channel()
             underlay = await channel.get_underlay_channel()
         except (*LINK_ERRORS, BrokerUnavailableError) as exc:
-            return [exc] * len(bodies)
+            return [exc] * len(bodies), 0
         if can_frame(underlay):
             return await self._publish_framed(underlay, routing_key, bodies, headers)
         window = asyncio.Semaphore(self.settings.publish_window)
@@ -195,7 +202,8 @@ class Broker:
 
         exchange = channel.default_exchange
         MESSAGES_PUBLISHED.inc(len(bodies))
-        return await asyncio.gather(*(one(exchange, b) for b in bodies), return_exceptions=True)
+        outcomes = await asyncio.gather(*(one(exchange, b) for b in bodies), return_exceptions=True)
+        return outcomes, len(bodies)
 
     async def _publish_framed(
         self,
@@ -203,9 +211,9 @@ class Broker:
         routing_key: str,
         bodies: list[bytes],
         headers: Mapping[str, Any] | None,
-    ) -> list[BaseException | None]:
+    ) -> tuple[list[BaseException | None], int]:
         """Publish in slices of half the window, one socket write each, keeping at most a
-        window of messages unconfirmed."""
+        window of messages unconfirmed; what became of each, and how many were written."""
         step = max(1, self.settings.publish_window // 2)
         futures: list[asyncio.Future[Any]] = []
         unconfirmed: deque[list[asyncio.Future[Any]]] = deque()
@@ -226,7 +234,7 @@ class Broker:
         if futures:
             await asyncio.wait(futures)
         outcomes = [_outcome(f) for f in futures]
-        return outcomes + [lost] * (len(bodies) - len(outcomes))
+        return outcomes + [lost] * (len(bodies) - len(outcomes)), len(futures)
 
     async def close(self) -> None:
         if self._connection is not None:

@@ -41,8 +41,10 @@ MESSAGES_PUBLISHED = Counter(
 )
 PUBLISHER_CONFIRMS = Counter(
     "jobservice_publisher_confirms",
-    "What became of each published message: confirmed by RabbitMQ, returned as unroutable, "
-    "nacked, or lost with its connection before a confirm.",
+    "What became of each message a publish tried: confirmed by RabbitMQ, returned as "
+    "unroutable, nacked, or lost with its connection before a confirm (these four sum to "
+    "jobservice_messages_published_total); or unsent, there being no link to write it on "
+    "(counted on each try, not published).",
     ["outcome"],
 )
 TRACKING_REPORTS = Counter(
