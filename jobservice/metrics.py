@@ -49,12 +49,14 @@ PUBLISHER_CONFIRMS = Counter(
 )
 TRACKING_REPORTS = Counter(
     "jobservice_tracking_reports_recorded",
-    "Reports from the tracking pipe recorded in their batches' workflows.",
+    "Reports from the tracking pipe recorded in their running batches' workflow history; a "
+    "duplicate of a report the batch already has is among them (its workflow ignores it).",
     ["status"],
 )
-TRACKING_DUPLICATES = Counter(
-    "jobservice_tracking_duplicates",
-    "Reports from the tracking pipe for batches that had already ended, acked and ignored.",
+TRACKING_ENDED_BATCH_REPORTS = Counter(
+    "jobservice_tracking_reports_for_ended_batches",
+    "Reports from the tracking pipe for batches that had already ended, acked and ignored "
+    "(late duplicates; one for a batch still running is not told apart from a new report).",
 )
 TRACKING_FORWARDED = Counter(
     "jobservice_tracking_forwarded",

@@ -35,7 +35,7 @@ from jobservice.gathered import BatchReports, Delivery
 from jobservice.lag import watch_pipe_length
 from jobservice.metrics import (
     TRACKING_DEAD_LETTERS,
-    TRACKING_DUPLICATES,
+    TRACKING_ENDED_BATCH_REPORTS,
     TRACKING_FORWARDED,
     TRACKING_REPORTS,
 )
@@ -347,7 +347,7 @@ class TrackingConsumer:
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
                 raise
-            TRACKING_DUPLICATES.inc(len(batch.reports))  # the batch has ended: duplicates
+            TRACKING_ENDED_BATCH_REPORTS.inc(len(batch.reports))  # it has all it will take
             batch.recorded()
             return
         for status, count in Counter(report.status for report in batch.reports).items():

@@ -182,7 +182,7 @@ async def test_a_tracking_process_counts_results_duplicates_and_dead_letters(
         async def counted() -> bool:
             text = await scrape(http, url)
             return (
-                sample(text, "jobservice_tracking_duplicates_total") == 1
+                sample(text, "jobservice_tracking_reports_for_ended_batches_total") == 1
                 and sample(text, "jobservice_tracking_dead_letters_total") == 1
                 and sample(text, "jobservice_tracking_pipe_messages") == 0
             )
