@@ -20,7 +20,9 @@ JOBS_SUBMITTED = Counter(
 )
 JOBS_FINISHED = Counter(
     "jobservice_jobs_finished",
-    "Jobs whose final status this worker wrote to their row.",
+    "Jobs whose final status this worker wrote to their row; at least once: a last write done "
+    "again (its local activity run anew after a crash or a timed-out workflow task) counts "
+    "again, so this may run a little ahead of the jobs that ended.",
     ["status"],
 )
 ITEMS = Counter(

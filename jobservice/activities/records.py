@@ -41,6 +41,9 @@ class JobRecordActivities:
     async def record_job(self, record: JobRecord) -> bool:
         """Write the job's state to its row; False when the row is gone or has ended."""
         written = await asyncio.to_thread(self._store.record, record)
+        # At least once: the store takes a terminal status written again, as it must (the
+        # service writes Cancelled before the workflow's last record), so a run of this
+        # activity done again after a crash counts again.
         if written and record.ended:
             JOBS_FINISHED.labels(record.status.value).inc()
         return written
