@@ -17,8 +17,9 @@ from sqlalchemy.engine import make_url
 from jobservice.db.revision import SCHEMA_REVISION as SCHEMA_REVISION
 from jobservice.db.revision import VERSION_TABLE, check_revision, only_revision
 
-CONNECT_SECONDS = 2
-"""How long connecting to PostgreSQL may take (libpq's least)."""
+CONNECT_SECONDS = 5
+"""How long connecting to PostgreSQL may take: time enough for a loaded server, and a probe
+does not wait for it (it answers after 2.5 s)."""
 UNACKNOWLEDGED_MILLIS = 10_000
 """How long PostgreSQL may leave what was sent to it unacknowledged before the connection is
 given up (TCP_USER_TIMEOUT, where the system has it)."""
