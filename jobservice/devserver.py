@@ -86,6 +86,11 @@ class DevServer:
         args += ["--ui-port", str(self.ui_port)] if self.ui_port else ["--headless"]
         if self.db_file is not None:
             args += ["--db-filename", str(self.db_file)]
+            # SQLite's default rollback journal syncs the disk on every commit, and the dev
+            # server commits one at a time: at ~120 batches it served some 35 workflow tasks a
+            # second, each waiting 2-4 s in its queue, and a cancel took 10-17 s to close the
+            # tree. With a write-ahead log synced at checkpoints: 0.05 s waits, 4-5 s.
+            args += ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
         if self.register_search_attributes:
             args += dev_server_search_attribute_args()
         if self.fairness:
