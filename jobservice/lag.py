@@ -9,7 +9,7 @@ import logging
 
 from aio_pika.abc import AbstractChannel
 
-from jobservice.broker import Broker
+from jobservice.broker import Broker, BrokerUnavailableError
 from jobservice.metrics import TRACKING_PIPE_MESSAGES, TRACKING_PIPE_READ
 
 _log = logging.getLogger(__name__)
@@ -17,9 +17,10 @@ _log = logging.getLogger(__name__)
 
 async def watch_pipe_length(broker: Broker, stop: asyncio.Event, interval: float) -> None:
     """Every ``interval`` seconds until ``stop``, set the tracking pipe's gauge to the messages
-    ready on it, and the time of the read to now. While the pipe cannot be read the length
-    keeps its last value (an autoscaler going by it holds still) and the time stands still,
-    which is what to alert on; a warning says so once, and a line when it is read again."""
+        ready on it, and the time of the read to now. While the pipe cannot be read the length
+        keeps its last value (an autoscaler going by it holds still) and the time stands still,
+        which is what to alert on; a warning says so once (unless RabbitMQ is away, which the
+    consumer says), and a line when it is read again."""
     pipe = broker.settings.tracking_pipe
     channel: AbstractChannel | None = None
     failing = False
@@ -33,7 +34,8 @@ async def watch_pipe_length(broker: Broker, stop: asyncio.Event, interval: float
                 underlay = await channel.get_underlay_channel()
                 declared = await underlay.queue_declare(pipe, passive=True)
             except Exception as exc:  # read again next time, on a new channel if need be
-                if not failing:
+                # RabbitMQ away: the tracking consumer says so already, once.
+                if not failing and not isinstance(exc, BrokerUnavailableError):
                     _log.warning(
                         "cannot read the length of %s (%s); its gauge keeps its last value "
                         "until it can",
