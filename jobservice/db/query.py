@@ -127,19 +127,21 @@ def _order_test(column: SQLColumnExpression[Any], operator: Operator, value: Any
             return column <= value
 
 
-def _has_label(partition_id: str, *tests: Any) -> ColumnElement[bool]:
+def _has_label(partition_id: str | None, *tests: Any) -> ColumnElement[bool]:
     # The constant partition lets the database seek ix_job_label_key_value; the correlation
-    # on the whole key keeps the clause right whatever the outer query selects.
+    # on the whole key keeps the clause right whatever the outer query selects, and is all
+    # there is for a query over several partitions (None).
+    constant = () if partition_id is None else (col(JobLabelRow.partition_id) == partition_id,)
     return exists().where(
-        col(JobLabelRow.partition_id) == partition_id,
+        *constant,
         col(JobLabelRow.partition_id) == col(JobRow.partition_id),
         col(JobLabelRow.job_id) == col(JobRow.job_id),
         *tests,
     )
 
 
-def filter_clause(node: Node, partition_id: str) -> ColumnElement[bool]:
-    """``node`` as a WHERE clause over :class:`JobRow` of ``partition_id``.
+def filter_clause(node: Node, partition_id: str | None) -> ColumnElement[bool]:
+    """``node`` as a WHERE clause over :class:`JobRow` of ``partition_id`` (None: of any).
 
     ``*`` in a ``==``, ``!=``, ``=in=`` or ``=out=`` value matches any run of characters
     (there is no way to match a literal ``*``). ``!=`` and ``=out=`` are exactly the jobs
@@ -201,7 +203,7 @@ def id_prefix_clause(prefix: str | None) -> ColumnElement[bool] | None:
     return _matches(col(JobRow.job_id), [prefix, ""]) if prefix else None
 
 
-def label_exist_clause(keys: str, partition_id: str) -> ColumnElement[bool]:
+def label_exist_clause(keys: str, partition_id: str | None) -> ColumnElement[bool]:
     """``labelExist``: jobs that have any of the comma-separated label keys."""
     names = [name.strip() for name in keys.split(",")]
     if len(names) > MAX_LABEL_KEYS:
@@ -267,9 +269,12 @@ class JobQuery:
     """The list endpoint's parameters; making one checks them all, so a bad one is a 400 first.
 
     The count and bulk endpoints use :meth:`where` alone; ``limit`` and ``offset`` page the list.
+    The REST API asks of one partition; the dashboard, without ``partition_id``, of the
+    ``partitions`` an API key opens, or of every one (None).
     """
 
-    partition_id: str
+    partition_id: str | None = None
+    partitions: tuple[str, ...] | None = None
     job_id_starts_with: str | None = None
     status_type: str | None = None
     label_exist: str | None = None
@@ -293,7 +298,11 @@ class JobQuery:
         self.order_by()
 
     def where(self) -> list[ColumnElement[bool]]:
-        clauses = [col(JobRow.partition_id) == self.partition_id]
+        clauses: list[ColumnElement[bool]] = []
+        if self.partition_id is not None:
+            clauses.append(col(JobRow.partition_id) == self.partition_id)
+        elif self.partitions is not None:
+            clauses.append(col(JobRow.partition_id).in_(self.partitions))
         for clause in (
             id_prefix_clause(self.job_id_starts_with),
             status_type_clause(self.status_type),

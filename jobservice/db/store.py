@@ -329,11 +329,25 @@ class JobStore:
         with self._selection() as session:
             return session.scalar(statement) or 0
 
-    def selected_ids(self, query: JobQuery) -> list[str]:
-        """The ids of every job ``query`` selects, ignoring its page."""
-        statement = select(col(JobRow.job_id)).where(*query.where()).order_by(col(JobRow.job_id))
+    def selected(self, query: JobQuery) -> list[tuple[str, str, JobStatus]]:
+        """The partition, id and status of every job ``query`` selects, ignoring its page."""
+        statement = (
+            select(col(JobRow.partition_id), col(JobRow.job_id), col(JobRow.status))
+            .where(*query.where())
+            .order_by(col(JobRow.partition_id), col(JobRow.job_id))
+        )
         with self._selection() as session:
-            return list(session.scalars(statement))
+            return [(p, j, JobStatus(status)) for p, j, status in session.execute(statement)]
+
+    def status_counts(self, query: JobQuery) -> dict[JobStatus, int]:
+        """How many of the jobs ``query`` selects have each status (none: left out)."""
+        statement = (
+            select(col(JobRow.status), func.count())
+            .where(*query.where())
+            .group_by(col(JobRow.status))
+        )
+        with self._selection() as session:
+            return {JobStatus(status): n for status, n in session.execute(statement)}
 
     def count_all(self) -> int:
         with self.session() as session:
