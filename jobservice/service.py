@@ -10,16 +10,17 @@ database's :class:`JobStore` beside them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from jobservice.bulk import BulkAction, BulkReport, Outcome
 from jobservice.db.engine import create_database_engine
 from jobservice.db.query import JobQuery
 from jobservice.db.rows import CoreRows
@@ -59,6 +60,8 @@ from jobservice.validation import JobValidator, check_prerequisite_ids
 _RUN_AS_DEFINED = set(JobContext.model_fields) & set(JobDefinition.model_fields)
 """What every batch of a job takes as the job's definition gives it: the batch type, the
 builder and its params, the target pipe, trackTo and the failure tolerance."""
+_BULK_AT_ONCE = 8
+"""Jobs a bulk action works on at once."""
 _SETTLE_SECONDS = 3.0
 """How long a resume waits for the job's row to show it."""
 _log = logging.getLogger(__name__)
@@ -239,6 +242,23 @@ class JobService:
         """The job as :meth:`JobReader.get` reads it."""
         return await self._reader.get(job_id, partition=partition)
 
+    async def definition(
+        self, job_id: str, *, partition: str = DEFAULT_PARTITION
+    ) -> dict[str, Any]:
+        """The job as it was submitted, in the API's JSON."""
+        row = await self._reader.row(partition, job_id)
+        return dict(row["definition"])
+
+    async def get_many(self, job_ids: Sequence[str], *, partition: str) -> list[JobView]:
+        """The jobs of ``job_ids`` that exist, read in one go."""
+        validate_ids(partition)
+        for job_id in job_ids:
+            validate_ids(partition, job_id)
+        rows = await asyncio.to_thread(
+            self._store.get_many, partition_id=partition, job_ids=job_ids
+        )
+        return await self._reader.views([row.model_dump() for row in rows])
+
     async def find(self, query: JobQuery) -> list[JobView]:
         """The page of jobs a query of the list endpoint selects."""
         rows = await asyncio.to_thread(self._store.find, query)
@@ -246,6 +266,17 @@ class JobService:
 
     async def count(self, query: JobQuery) -> int:
         return await asyncio.to_thread(self._store.count, query)
+
+    async def status_counts(self, query: JobQuery) -> dict[JobStatus, int]:
+        """How many of the jobs ``query`` selects have each status."""
+        return await asyncio.to_thread(self._store.status_counts, query)
+
+    async def dependents(self, job_id: str, *, partition: str = DEFAULT_PARTITION) -> list[str]:
+        """The unfinished jobs that wait for this one: those naming it a prerequisite."""
+        validate_ids(partition, job_id)
+        return await asyncio.to_thread(
+            self._store.dependents, partition_id=partition, job_id=job_id
+        )
 
     async def list(
         self,
@@ -325,22 +356,44 @@ class JobService:
 
     async def delete_all(self, query: JobQuery) -> int:
         """Delete every job ``query`` selects; how many were deleted."""
-        deleted = 0
-        for job_id in await asyncio.to_thread(self._store.selected_ids, query):
-            with contextlib.suppress(JobNotFoundError):  # deleted meanwhile by someone else
-                await self.delete(job_id, partition=query.partition_id)
-                deleted += 1
-        return deleted
+        return (await self.bulk(query, BulkAction.DELETE)).done
 
     async def cancel_all(self, query: JobQuery) -> int:
         """Cancel every unfinished job ``query`` selects; how many were cancelled."""
-        unfinished = replace(query, status_type="NotFinished")
-        cancelled = 0
-        for job_id in await asyncio.to_thread(self._store.selected_ids, unfinished):
-            with contextlib.suppress(JobNotFoundError, JobStateError):  # it ended meanwhile
-                await self.cancel(job_id, partition=query.partition_id, settle=False)
-                cancelled += 1
-        return cancelled
+        return (await self.bulk(query, BulkAction.CANCEL)).done
+
+    async def bulk(self, query: JobQuery, action: BulkAction) -> BulkReport:
+        """Pause, resume, cancel or delete every job ``query`` selects (of any partition it
+        names), a few at a time; how many each outcome took. A job that changes meanwhile
+        counts as it turned out: one that ended before its cancel reached it is finished."""
+        counts = dict.fromkeys(Outcome, 0)
+        room = asyncio.Semaphore(_BULK_AT_ONCE)
+
+        async def one(partition: str, job_id: str, status: JobStatus) -> None:
+            outcome = action.outcome(status)
+            if outcome is Outcome.DONE:
+                async with room:
+                    outcome = await self._act(action, partition, job_id)
+            counts[outcome] += 1
+
+        selected = await asyncio.to_thread(self._store.selected, query)
+        await asyncio.gather(*(one(*job) for job in selected))
+        return BulkReport(action, **{outcome.value: n for outcome, n in counts.items()})
+
+    async def _act(self, action: BulkAction, partition: str, job_id: str) -> Outcome:
+        try:
+            if action is BulkAction.DELETE:
+                await self.delete(job_id, partition=partition)
+            elif action is BulkAction.CANCEL:
+                await self.cancel(job_id, partition=partition, settle=False)
+            else:
+                await getattr(self, action.value)(job_id, partition=partition)
+        except JobNotFoundError:
+            return Outcome.GONE
+        except JobStateError:
+            job = await self.get(job_id, partition=partition)
+            return action.outcome(job.status)
+        return Outcome.DONE
 
     async def _set_status(
         self,
