@@ -34,6 +34,11 @@ class TemporalSettings(BaseModel):
     address: str = "127.0.0.1:7233"
     namespace: str = "default"
     task_queue: str = "jobservice"
+    ui_url: str | None = Field(
+        default=None,
+        description="The Temporal Web UI (e.g. http://temporal-ui:8080): the dashboard links a"
+        " job's batches to their workflows there.",
+    )
 
 
 class EngineSettings(BaseModel):

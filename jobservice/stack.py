@@ -68,7 +68,14 @@ async def embedded_stack(
     )
     async with server:
         settings = settings.model_copy(
-            update={"temporal": settings.temporal.model_copy(update={"address": server.address})}
+            update={
+                "temporal": settings.temporal.model_copy(
+                    update={
+                        "address": server.address,
+                        "ui_url": server.ui_url or settings.temporal.ui_url,
+                    }
+                )
+            }
         )
         client = await connect(
             settings.temporal, runtime=monitor.runtime if monitor is not None else None
