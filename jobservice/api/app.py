@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,20 +18,10 @@ from starlette.routing import Match
 from jobservice.api.guard import RequestGuard
 from jobservice.api.openapi import document
 from jobservice.api.routes import router
-from jobservice.api.security import (
-    NotAuthenticatedError,
-    PartitionForbiddenError,
-    check_settings,
-)
-from jobservice.errors import (
-    InvalidJobError,
-    InvalidRequestError,
-    JobConflictError,
-    JobNotFoundError,
-    JobServiceError,
-    JobStateError,
-    UnavailableError,
-)
+from jobservice.api.security import check_settings
+from jobservice.api.status import status_of
+from jobservice.dashboard import include_dashboard
+from jobservice.errors import JobServiceError
 from jobservice.models import API_BASE_PATH, MAX_BODY_DEPTH
 from jobservice.monitor import monitor_routes
 from jobservice.service import JobService
@@ -39,17 +30,6 @@ from jobservice.settings import Settings, get_settings
 BASE_PATH = API_BASE_PATH
 _METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 _log = logging.getLogger(__name__)
-
-_STATUS = {
-    InvalidJobError: 400,
-    InvalidRequestError: 400,
-    JobStateError: 400,
-    NotAuthenticatedError: 401,
-    PartitionForbiddenError: 403,
-    JobNotFoundError: 404,
-    JobConflictError: 409,
-    UnavailableError: 503,
-}
 
 
 def create_app(service: JobService | None = None, settings: Settings | None = None) -> FastAPI:
@@ -73,9 +53,12 @@ def create_app(service: JobService | None = None, settings: Settings | None = No
         openapi_url=f"{BASE_PATH}/openapi.json",
     )
     app.state.settings = settings
+    # Set when the API begins to stop: the dashboard's streams end, so that it can.
+    app.state.closing = asyncio.Event()
     if service is not None:
         app.state.service = service
     app.include_router(router, prefix=BASE_PATH)
+    include_dashboard(app)
 
     async def not_ready() -> list[str]:
         ready: JobService = app.state.service
@@ -99,7 +82,7 @@ def _message(status: int, message: str) -> JSONResponse:
 
 
 async def _service_error(_: Request, exc: JobServiceError) -> JSONResponse:
-    status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)
+    status = status_of(exc)
     response = _message(status, str(exc))
     if status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"  # a 401 names a scheme (RFC 9110)

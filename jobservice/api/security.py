@@ -44,9 +44,14 @@ def _presented_key(request: Request) -> str | None:
 def authenticate(request: Request, settings: ApiSettings) -> list[str] | None:
     """The partitions the request's API key opens (None: every one, no keys are set), or
     raise saying why the request has no known key."""
+    return key_partitions(settings, _presented_key(request))
+
+
+def key_partitions(settings: ApiSettings, presented: str | None) -> list[str] | None:
+    """The partitions the API key ``presented`` opens (None: every one, no keys are set), or
+    raise saying why it is not a known key."""
     if not settings.keys:
         return None
-    presented = _presented_key(request)
     if presented is None:
         raise NotAuthenticatedError(
             f"an API key is required: send it in the {API_KEY_HEADER} header, or as "

@@ -49,8 +49,9 @@ class _Protocol(H11Protocol):
 async def serve_api(service: JobService, stop: asyncio.Event) -> None:
     """Serve the REST API on the configured host and port until ``stop`` is set."""
     settings = service.settings.api
+    app = create_app(service)
     config = uvicorn.Config(
-        create_app(service),
+        app,
         host=settings.host,
         port=settings.port,
         log_level="warning",
@@ -61,6 +62,7 @@ async def serve_api(service: JobService, stop: asyncio.Event) -> None:
     serving = asyncio.create_task(server.serve())
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    app.state.closing.set()
     server.should_exit = True
     await serving
     stopping.cancel()

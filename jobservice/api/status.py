@@ -1,0 +1,29 @@
+"""The HTTP status of each refusal of the service layer, for the API and the dashboard alike."""
+
+from __future__ import annotations
+
+from jobservice.api.security import NotAuthenticatedError, PartitionForbiddenError
+from jobservice.errors import (
+    InvalidJobError,
+    InvalidRequestError,
+    JobConflictError,
+    JobNotFoundError,
+    JobServiceError,
+    JobStateError,
+    UnavailableError,
+)
+
+_STATUS = {
+    InvalidJobError: 400,
+    InvalidRequestError: 400,
+    JobStateError: 400,
+    NotAuthenticatedError: 401,
+    PartitionForbiddenError: 403,
+    JobNotFoundError: 404,
+    JobConflictError: 409,
+    UnavailableError: 503,
+}
+
+
+def status_of(exc: JobServiceError) -> int:
+    return next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)

@@ -1,0 +1,21 @@
+"""The job dashboard: server-rendered pages over the service layer."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+
+def include_dashboard(app: FastAPI) -> None:
+    """Serve the dashboard at ``/dashboard``, its own assets with it: it needs no network."""
+    from fastapi.staticfiles import StaticFiles
+
+    from jobservice.dashboard import live, pages
+    from jobservice.dashboard.routing import PREFIX
+
+    app.include_router(pages.router)
+    app.include_router(live.router)
+    static = StaticFiles(packages=[("jobservice.dashboard", "static")])
+    app.mount(f"{PREFIX}/static", static, name="dashboard-static")

@@ -1,0 +1,153 @@
+"""Live job snapshots for every open dashboard page, read once per interval whatever their number.
+
+A page names the jobs it shows; the feed reads all the jobs any page watches in one go per
+interval (one query per partition), keeps a short history of each one's rate for the charts,
+and hands each page the snapshots of its own jobs that changed. A thousand pages on one
+running job cost the database what one does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Collection
+from dataclasses import dataclass, field
+
+from jobservice.db.query import JobQuery
+from jobservice.models import JobStatus, JobView
+from jobservice.service import JobService
+
+HISTORY = 180
+"""Rate samples kept per job: three minutes at one a second."""
+_FORGET_SECONDS = 600.0
+"""A job nobody has watched for this long loses its rate history."""
+
+
+@dataclass(frozen=True, order=True)
+class JobKey:
+    partition: str
+    job_id: str
+
+    @classmethod
+    def parse(cls, text: str) -> JobKey:
+        """``partition/jobId``: neither may hold a ``/``."""
+        partition, _, job_id = text.partition("/")
+        return cls(partition, job_id)
+
+    def __str__(self) -> str:
+        return f"{self.partition}/{self.job_id}"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A job as last read (None: it is gone), with its rate over the last minutes."""
+
+    job: JobView | None
+    rates: tuple[float, ...] = ()
+
+
+@dataclass(eq=False)
+class _Watcher:
+    keys: frozenset[JobKey]
+    changed: set[JobKey] = field(default_factory=set)
+    ticked: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class JobFeed:
+    """Snapshots of the jobs open pages watch, each read at most once per ``interval``."""
+
+    def __init__(self, service: JobService, *, interval: float = 1.0) -> None:
+        self._service = service
+        self._interval = interval
+        self._watchers: set[_Watcher] = set()
+        self._snapshots: dict[JobKey, Snapshot] = {}
+        self._rates: dict[JobKey, deque[float]] = {}
+        self._seen: dict[JobKey, float] = {}
+        self._counts: dict[JobQuery, tuple[float, asyncio.Task[dict[JobStatus, int]]]] = {}
+        self._loop: asyncio.Task[None] | None = None
+
+    @property
+    def interval(self) -> float:
+        return self._interval
+
+    async def watch(self, keys: Collection[JobKey]) -> AsyncIterator[dict[JobKey, Snapshot]]:
+        """The snapshots of ``keys`` (those known at once, then the rest), then each interval
+        those that changed: an empty dict when none did, so a stream can also keep time."""
+        watcher = _Watcher(frozenset(keys))
+        self._watchers.add(watcher)
+        self._start()
+        try:
+            known = {key: self._snapshots[key] for key in watcher.keys if key in self._snapshots}
+            watcher.changed.update(watcher.keys - known.keys())
+            if known:
+                yield known
+            while True:
+                await watcher.ticked.wait()
+                watcher.ticked.clear()
+                changed, watcher.changed = watcher.changed, set()
+                yield {key: self._snapshots[key] for key in changed if key in self._snapshots}
+        finally:
+            self._watchers.discard(watcher)
+
+    def known(self, key: JobKey) -> Snapshot | None:
+        """The job's last snapshot, if some page watched it lately: a page opened again
+        shows the rate history at once."""
+        return self._snapshots.get(key)
+
+    async def status_counts(self, query: JobQuery) -> dict[JobStatus, int]:
+        """``JobService.status_counts``, shared by every page asking the same within an
+        interval."""
+        now = time.monotonic()
+        cached = self._counts.get(query)
+        if cached is None or now - cached[0] >= self._interval:
+            cached = (now, asyncio.create_task(self._service.status_counts(query)))
+            self._counts[query] = cached
+            for old in [q for q, (at, _) in self._counts.items() if now - at > 60]:
+                del self._counts[old]
+        return await asyncio.shield(cached[1])
+
+    def _start(self) -> None:
+        if self._loop is None or self._loop.done():
+            self._loop = asyncio.create_task(self._run(), name="dashboard-feed")
+
+    async def _run(self) -> None:
+        while self._watchers:
+            started = time.monotonic()
+            keys = set().union(*(watcher.keys for watcher in self._watchers))
+            with contextlib.suppress(Exception):  # the database away: try again next time
+                self._publish(await self._read(keys), started)
+            self._forget(started)
+            for watcher in list(self._watchers):
+                watcher.ticked.set()
+            await asyncio.sleep(max(0.0, self._interval - (time.monotonic() - started)))
+
+    async def _read(self, keys: set[JobKey]) -> dict[JobKey, JobView | None]:
+        by_partition: dict[str, list[str]] = defaultdict(list)
+        for key in keys:
+            by_partition[key.partition].append(key.job_id)
+        found: dict[JobKey, JobView | None] = dict.fromkeys(keys)
+        for partition, job_ids in by_partition.items():
+            for job in await self._service.get_many(job_ids, partition=partition):
+                found[JobKey(partition, job.id)] = job
+        return found
+
+    def _publish(self, jobs: dict[JobKey, JobView | None], now: float) -> None:
+        for key, job in jobs.items():
+            self._seen[key] = now
+            rates = self._rates.setdefault(key, deque(maxlen=HISTORY))
+            if job is not None and not job.status.is_terminal:
+                rates.append(job.items_per_second or 0.0)
+            snapshot = Snapshot(job, tuple(rates))
+            if snapshot != self._snapshots.get(key):
+                self._snapshots[key] = snapshot
+                for watcher in self._watchers:
+                    if key in watcher.keys:
+                        watcher.changed.add(key)
+
+    def _forget(self, now: float) -> None:
+        for key in [key for key, at in self._seen.items() if now - at > _FORGET_SECONDS]:
+            del self._seen[key]
+            self._snapshots.pop(key, None)
+            self._rates.pop(key, None)

@@ -1,0 +1,190 @@
+"""The dashboard's pages: the jobs list, bulk actions, a job's page and its buttons, sign-in."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from jobservice.bulk import BulkAction
+from jobservice.dashboard.feed import JobKey
+from jobservice.dashboard.listing import PAGE_SIZES, SORTS, ListFilters
+from jobservice.dashboard.routing import (
+    PREFIX,
+    DashboardRoute,
+    FeedDep,
+    ServiceDep,
+    ViewerDep,
+    error_page,
+    job_url,
+    page,
+)
+from jobservice.dashboard.viewer import KEY_COOKIE, Viewer
+from jobservice.errors import InvalidRequestError
+from jobservice.models import JobStatus
+
+router = APIRouter(prefix=PREFIX, route_class=DashboardRoute, include_in_schema=False)
+
+
+async def _jobs_context(
+    request: Request, service: ServiceDep, feed: FeedDep, viewer: Viewer
+) -> dict[str, Any]:
+    filters = ListFilters.of(request.query_params)
+    query = filters.query(viewer)
+    jobs, matching, counts = await asyncio.gather(
+        service.find(query),
+        service.count(filters.query(viewer, paged=False)),
+        feed.status_counts(viewer.query()),
+    )
+    pages = max(1, -(-matching // filters.size))
+    return {
+        "filters": filters,
+        "jobs": jobs,
+        "matching": matching,
+        "pages": pages,
+        "counts": counts,
+        "total": sum(counts.values()),
+        "sorts": SORTS,
+        "sizes": PAGE_SIZES,
+    }
+
+
+@router.get("", response_class=HTMLResponse)
+async def jobs_page(
+    request: Request, service: ServiceDep, feed: FeedDep, viewer: ViewerDep
+) -> HTMLResponse:
+    """Every job the viewer may see, newest first, filtered, live."""
+    return page(request, "jobs.html", await _jobs_context(request, service, feed, viewer))
+
+
+@router.get("/jobs", response_class=HTMLResponse)
+async def jobs_table(
+    request: Request, service: ServiceDep, feed: FeedDep, viewer: ViewerDep
+) -> HTMLResponse:
+    """The list's table alone, as the page refreshes it when jobs come and go."""
+    return page(request, "_jobs_table.html", await _jobs_context(request, service, feed, viewer))
+
+
+@router.get("/bulk", response_class=HTMLResponse)
+async def bulk_preview(request: Request, service: ServiceDep, viewer: ViewerDep) -> HTMLResponse:
+    """What a bulk action would touch, before it does: how many jobs, of which statuses."""
+    action = _action(request.query_params.get("action", ""))
+    filters = ListFilters.of(request.query_params)
+    counts = await service.status_counts(filters.query(viewer, paged=False))
+    context = {"action": action, "filters": filters, "counts": counts, "report": None}
+    return page(request, "bulk.html", {**context, "matching": sum(counts.values())})
+
+
+@router.post("/bulk", response_class=HTMLResponse)
+async def bulk_apply(request: Request, service: ServiceDep, viewer: ViewerDep) -> HTMLResponse:
+    form = {key: str(value) for key, value in (await request.form()).items()}
+    action = _action(form.get("action", ""))
+    filters = ListFilters.of(form)
+    report = await service.bulk(filters.query(viewer, paged=False), action)
+    context = {"action": action, "filters": filters, "counts": {}, "matching": report.selected}
+    return page(request, "bulk.html", {**context, "report": report})
+
+
+def _action(name: str) -> BulkAction:
+    try:
+        return BulkAction(name)
+    except ValueError:
+        known = ", ".join(action.value for action in BulkAction)
+        raise InvalidRequestError(f"action: {name!r} is not one of {known}") from None
+
+
+@router.get("/partitions/{partition_id}/jobs/{job_id}", response_class=HTMLResponse)
+async def job_page(
+    request: Request,
+    service: ServiceDep,
+    feed: FeedDep,
+    viewer: ViewerDep,
+    partition_id: str,
+    job_id: str,
+) -> HTMLResponse:
+    """One job: its counts, rate, failures, neighbours, definition and batch tree."""
+    viewer.check(partition_id)
+    job = await service.get(job_id, partition=partition_id)
+    definition, dependents = await asyncio.gather(
+        service.definition(job_id, partition=partition_id),
+        service.dependents(job_id, partition=partition_id),
+    )
+    known = feed.known(JobKey(partition_id, job_id))
+    context = {
+        "job": job,
+        "rates": known.rates if known is not None else (),
+        "dependents": dependents,
+        "prerequisites": definition.get("prerequisiteJobIds") or [],
+        "definition": json.dumps(definition, indent=2, ensure_ascii=False),
+        "message": request.query_params.get("done", ""),
+    }
+    return page(request, "job.html", context)
+
+
+_CONTROLS = {
+    "pause": ("paused", JobStatus.PAUSED),
+    "resume": ("resumed", JobStatus.ACTIVE),
+    "cancel": ("cancelled", JobStatus.CANCELLED),
+}
+
+
+@router.post("/partitions/{partition_id}/jobs/{job_id}/{verb}")
+async def job_control(
+    request: Request,
+    service: ServiceDep,
+    viewer: ViewerDep,
+    partition_id: str,
+    job_id: str,
+    verb: str,
+) -> Response:
+    """Pause, resume, cancel or delete the job, then back to its page (or the list)."""
+    viewer.check(partition_id)
+    if verb == "delete":
+        await service.delete(job_id, partition=partition_id)
+        return RedirectResponse(f"{PREFIX}?deleted={job_id}", status_code=303)
+    if verb not in _CONTROLS:
+        return error_page(request, 404, f"a job cannot be told to {verb!r}")
+    await getattr(service, verb)(job_id, partition=partition_id)
+    done = _CONTROLS[verb][0]
+    return RedirectResponse(f"{job_url(partition_id, job_id)}?done={done}", status_code=303)
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_page(request: Request) -> HTMLResponse:
+    return page(request, "login.html", {"next": _next(request.query_params.get("next"))})
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(
+    request: Request, key: Annotated[str, Form()], next: Annotated[str, Form()] = PREFIX
+) -> Response:
+    """Keep a known API key in a cookie only this site's own requests send back."""
+    from jobservice.api.security import NotAuthenticatedError, key_partitions
+
+    try:
+        key_partitions(request.app.state.settings.api, key.strip())
+    except NotAuthenticatedError:
+        context = {"next": _next(next), "problem": "That API key is not known."}
+        return page(request, "login.html", context, status=401)
+    response = RedirectResponse(_next(next), status_code=303)
+    response.set_cookie(
+        KEY_COOKIE, key.strip(), httponly=True, samesite="strict", path=PREFIX, max_age=86400 * 7
+    )
+    return response
+
+
+@router.post("/logout")
+async def logout() -> Response:
+    response = RedirectResponse(f"{PREFIX}/login", status_code=303)
+    response.delete_cookie(KEY_COOKIE, path=PREFIX)
+    return response
+
+
+def _next(target: str | None) -> str:
+    """Where to go after signing in: a dashboard page, never another site."""
+    if target and target.startswith(PREFIX) and not target.startswith("//"):
+        return target
+    return PREFIX

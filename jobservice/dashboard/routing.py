@@ -1,0 +1,95 @@
+"""What every dashboard route shares: the service, the viewer, pages for errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.routing import APIRoute
+
+from jobservice.api.status import status_of
+from jobservice.dashboard.feed import JobFeed
+from jobservice.dashboard.rendering import templates
+from jobservice.dashboard.viewer import LoginRequiredError, Viewer, viewer_of
+from jobservice.errors import JobServiceError
+from jobservice.service import JobService
+from jobservice.settings import Settings
+
+PREFIX = "/dashboard"
+
+
+class DashboardRoute(APIRoute):
+    """A dashboard route answers a refusal with a page a person can read: a sign-in page
+    when a key is needed, otherwise the error's message and a way back."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def answered(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except LoginRequiredError as exc:
+                if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
+                    target = quote(str(request.url.path), safe="/")
+                    return RedirectResponse(f"{PREFIX}/login?next={target}", status_code=303)
+                return error_page(request, 401, str(exc))
+            except JobServiceError as exc:
+                return error_page(request, status_of(exc), str(exc))
+
+        return answered
+
+
+def error_page(request: Request, status: int, message: str) -> HTMLResponse:
+    return page(request, "error.html", {"status": status, "message": message}, status=status)
+
+
+def page(
+    request: Request, template: str, context: dict[str, Any], *, status: int = 200
+) -> HTMLResponse:
+    """``template`` rendered with ``context`` and what every page needs."""
+    return templates.TemplateResponse(
+        request, template, {**shared_context(request), **context}, status_code=status
+    )
+
+
+def shared_context(request: Request) -> dict[str, Any]:
+    """The viewer and the links every page and part of a page needs."""
+    settings: Settings = request.app.state.settings
+    try:
+        viewer: Viewer | None = viewer_of(request)
+    except LoginRequiredError:
+        viewer = None
+    return {
+        "prefix": PREFIX,
+        "viewer": viewer,
+        "keys_required": bool(settings.api.keys),
+        "temporal_ui": settings.temporal.ui_url,
+        "namespace": settings.temporal.namespace,
+        "job_url": job_url,
+    }
+
+
+def job_url(partition: str, job_id: str) -> str:
+    return f"{PREFIX}/partitions/{partition}/jobs/{job_id}"
+
+
+def _service(request: Request) -> JobService:
+    service: JobService = request.app.state.service
+    return service
+
+
+def _feed(request: Request) -> JobFeed:
+    """The app's one feed, made on first use: every page shares it."""
+    state = request.app.state
+    if getattr(state, "dashboard_feed", None) is None:
+        state.dashboard_feed = JobFeed(_service(request))
+    feed: JobFeed = state.dashboard_feed
+    return feed
+
+
+ServiceDep = Annotated[JobService, Depends(_service)]
+FeedDep = Annotated[JobFeed, Depends(_feed)]
+ViewerDep = Annotated[Viewer, Depends(viewer_of)]

@@ -1,0 +1,148 @@
+"""The dashboard's pages and parts, rendered by the API over a real service."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+
+import httpx
+import pytest
+
+from jobservice.api.app import create_app
+from jobservice.models import JobStatus
+from jobservice.service import JobService
+from jobservice.settings import Settings
+from tests.conftest import unique
+from tests.integration.support import api_client, eventually, job
+
+pytestmark = pytest.mark.usefixtures("worker")
+HTML = {"Accept": "text/html"}
+
+
+async def test_the_list_shows_jobs_newest_first_with_counters_and_filters(
+    http: httpx.AsyncClient, service: JobService, partition: str
+) -> None:
+    # Given a finished job and a newer one under a label
+    await service.submit("older", job("range", "0-5"), partition=partition)
+    await service.wait("older", partition=partition)
+    labelled = job("range", "0-5", labels={"team": "red"})
+    await service.submit("newer", labelled, partition=partition)
+    await service.wait("newer", partition=partition)
+
+    # When the list of the partition is asked for
+    answer = await http.get("/dashboard", params={"partition": partition}, headers=HTML)
+
+    # Then both are there, newest first, with their status words, counts and the counters
+    assert answer.status_code == 200, answer.text
+    page = answer.text
+    assert page.index(f'id="job-row-{partition}/newer"') < page.index(
+        f'id="job-row-{partition}/older"'
+    )
+    assert "2 jobs match" in page
+    assert 'data-status="Completed"' in page and "5 / 5" in page
+    assert 'id="job-counters"' in page
+    # and a label filter narrows it to one
+    narrowed = await http.get("/dashboard", params={"partition": partition, "label": "team=red"})
+    assert "1 job matches" in narrowed.text and f"{partition}/older" not in narrowed.text
+    # and a filter that cannot be read is a page that says why, not a blank one
+    bad = await http.get("/dashboard", params={"filter": "status=="}, headers=HTML)
+    assert bad.status_code == 400 and "filter" in bad.text
+
+
+async def test_the_job_page_of_a_failed_job_shows_its_failures_and_definition(
+    http: httpx.AsyncClient, service: JobService, partition: str
+) -> None:
+    failing = job("range", "0-6", target_pipe="local:fail-odd")
+    await service.submit("broken", failing, partition=partition)
+    finished = await service.wait("broken", partition=partition)
+    assert finished.counts.failed >= 1
+
+    answer = await http.get(f"/dashboard/partitions/{partition}/jobs/broken", headers=HTML)
+
+    assert answer.status_code == 200, answer.text
+    assert finished.failures[0].failure_id in answer.text
+    assert "&#34;batchDefinition&#34;: &#34;0-6&#34;" in answer.text
+    # A finished job's buttons do nothing, and say so
+    assert re.search(r'<button class="pause" disabled>', answer.text)
+
+
+async def test_bulk_cancel_says_how_many_first_then_what_it_did(
+    http: httpx.AsyncClient, service: JobService, partition: str
+) -> None:
+    slow = job(
+        "range", "0-100000", target_pipe="local:sleep", task_message_params={"sleepMillis": "50"}
+    )
+    for n in range(3):
+        await service.submit(
+            f"slow{n}", slow.model_copy(update={"labels": {"batch": "b"}}), partition=partition
+        )
+    await service.submit("done", job("range", "0-3", labels={"batch": "b"}), partition=partition)
+    await service.wait("done", partition=partition)
+
+    preview = await http.get(
+        "/dashboard/bulk", params={"action": "cancel", "partition": partition, "label": "batch"}
+    )
+    assert preview.status_code == 200, preview.text
+    assert 'id="bulk-count">4<' in preview.text
+
+    done = await http.post(
+        "/dashboard/bulk", data={"action": "cancel", "partition": partition, "label": "batch"}
+    )
+    assert done.status_code == 200, done.text
+    assert "3 cancelled, 1 already finished" in done.text
+    for n in range(3):
+        assert (await service.get(f"slow{n}", partition=partition)).status is JobStatus.CANCELLED
+
+
+async def test_a_job_page_streams_its_progress(
+    http: httpx.AsyncClient, service: JobService, partition: str
+) -> None:
+    slow = job(
+        "range", "0-400", target_pipe="local:sleep", task_message_params={"sleepMillis": "20"}
+    )
+    await service.submit("moving", slow, partition=partition)
+
+    seen: list[int] = []
+    url = f"/dashboard/partitions/{partition}/jobs/moving/events"
+    async with http.stream("GET", url) as events:
+        assert events.headers["content-type"].startswith("text/event-stream")
+        async for line in events.aiter_lines():
+            if line.startswith("data: ") and "job-summary" in line:
+                summary = json.loads(line[6:])["job-summary"]
+                seen.append(int(re.search(r'data-completed="(\d+)"', summary).group(1)))  # type: ignore[union-attr]
+            if len(set(seen)) >= 3:
+                break
+    assert seen == sorted(seen) and len(set(seen)) >= 3
+    await service.wait("moving", partition=partition)
+
+
+async def test_with_keys_the_dashboard_asks_for_one_and_shows_only_its_partitions(
+    service: JobService, settings: Settings, partition: str
+) -> None:
+    other = unique("q")
+    await service.submit("mine", job("range", "0-2"), partition=partition)
+    await service.submit("theirs", job("range", "0-2"), partition=other)
+    keyed = settings.model_copy(
+        update={"api": settings.api.model_copy(update={"keys": {"key-a": [partition]}})}
+    )
+    app = create_app(JobService(service.client, store=service.store, settings=keyed))
+    async with api_client(app) as browser:
+        asked = await browser.get("/dashboard", headers=HTML)
+        assert asked.status_code == 303 and asked.headers["location"].startswith("/dashboard/login")
+        wrong = await browser.post("/dashboard/login", data={"key": "nope", "next": "/dashboard"})
+        assert wrong.status_code == 401 and "not known" in wrong.text
+        signed = await browser.post("/dashboard/login", data={"key": "key-a", "next": "/dashboard"})
+        assert signed.status_code == 303
+        listed = await browser.get("/dashboard", headers=HTML)
+        assert "mine" in listed.text and "theirs" not in listed.text and other not in listed.text
+        forbidden = await browser.get(f"/dashboard/partitions/{other}/jobs/theirs", headers=HTML)
+        assert forbidden.status_code == 403
+    await asyncio.gather(
+        eventually(lambda: _ended(service, "mine", partition)),
+        eventually(lambda: _ended(service, "theirs", other)),
+    )
+
+
+async def _ended(service: JobService, job_id: str, partition: str) -> bool:
+    return (await service.get(job_id, partition=partition)).status.is_terminal
