@@ -1,0 +1,1 @@
+"""Tests that drive the machine's Chromium through pages the service serves."""
