@@ -15,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
+from jobservice.api.docs import add_docs
 from jobservice.api.guard import RequestGuard
 from jobservice.api.openapi import document
 from jobservice.api.routes import router
@@ -48,7 +49,7 @@ def create_app(service: JobService | None = None, settings: Settings | None = No
         summary="Batch jobs split recursively, tracked to the last item.",
         version="1",
         lifespan=lifespan,
-        docs_url="/job-service-ui",
+        docs_url=None,  # add_docs serves it, with no CDN
         redoc_url=None,
         openapi_url=f"{BASE_PATH}/openapi.json",
     )
@@ -59,6 +60,7 @@ def create_app(service: JobService | None = None, settings: Settings | None = No
         app.state.service = service
     app.include_router(router, prefix=BASE_PATH)
     include_dashboard(app)
+    add_docs(app)
 
     async def not_ready() -> list[str]:
         ready: JobService = app.state.service
