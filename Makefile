@@ -3,7 +3,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo dev test lint typecheck unit deploy-check integration services bench bench-pipes bench-control bench-fairness bench-cli clean
+.PHONY: install demo dev test lint typecheck unit deploy-check integration services bench bench-pipes bench-control bench-fairness bench-cli bench-dashboard clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,9 @@ bench-control: $(STAMP) services
 
 bench-cli: $(STAMP)
 	$(BIN)/python -m bench.cli
+
+bench-dashboard: $(STAMP)
+	$(BIN)/python -m bench.dashboard
 
 bench-fairness: $(STAMP)
 	$(BIN)/python -m bench.fairness

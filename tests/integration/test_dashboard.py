@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Sequence
 
 import httpx
 import pytest
 
 from jobservice.api.app import create_app
-from jobservice.models import JobStatus
+from jobservice.models import JobStatus, JobView
 from jobservice.service import JobService
 from jobservice.settings import Settings
 from tests.conftest import unique
+from tests.integration.browser.support import serve
 from tests.integration.support import api_client, eventually, job
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -95,17 +97,19 @@ async def test_bulk_cancel_says_how_many_first_then_what_it_did(
         assert (await service.get(f"slow{n}", partition=partition)).status is JobStatus.CANCELLED
 
 
-async def test_a_job_page_streams_its_progress(
-    http: httpx.AsyncClient, service: JobService, partition: str
-) -> None:
+async def test_a_job_page_streams_its_progress(service: JobService, partition: str) -> None:
     slow = job(
-        "range", "0-400", target_pipe="local:sleep", task_message_params={"sleepMillis": "20"}
+        "range", "0-20000", target_pipe="local:sleep", task_message_params={"sleepMillis": "20"}
     )
     await service.submit("moving", slow, partition=partition)
 
     seen: list[int] = []
     url = f"/dashboard/partitions/{partition}/jobs/moving/events"
-    async with http.stream("GET", url) as events:
+    async with (
+        serve(create_app(service)) as root,
+        httpx.AsyncClient(base_url=root, timeout=30) as http,
+        http.stream("GET", url) as events,
+    ):
         assert events.headers["content-type"].startswith("text/event-stream")
         async for line in events.aiter_lines():
             if line.startswith("data: ") and "job-summary" in line:
@@ -114,7 +118,7 @@ async def test_a_job_page_streams_its_progress(
             if len(set(seen)) >= 3:
                 break
     assert seen == sorted(seen) and len(set(seen)) >= 3
-    await service.wait("moving", partition=partition)
+    await service.cancel("moving", partition=partition)
 
 
 async def test_with_keys_the_dashboard_asks_for_one_and_shows_only_its_partitions(
@@ -146,3 +150,45 @@ async def test_with_keys_the_dashboard_asks_for_one_and_shows_only_its_partition
 
 async def _ended(service: JobService, job_id: str, partition: str) -> bool:
     return (await service.get(job_id, partition=partition)).status.is_terminal
+
+
+class _CountingService(JobService):
+    """The service, counting its reads of jobs by id: what the feed costs the database."""
+
+    reads = 0
+
+    async def get_many(self, job_ids: Sequence[str], *, partition: str) -> list[JobView]:
+        type(self).reads += 1
+        return await super().get_many(job_ids, partition=partition)
+
+
+async def test_many_open_pages_of_a_job_cost_one_read_a_second(
+    service: JobService, settings: Settings, partition: str
+) -> None:
+    slow = job(
+        "range", "0-4000", target_pipe="local:sleep", task_message_params={"sleepMillis": "20"}
+    )
+    await service.submit("watched", slow, partition=partition)
+    counting = _CountingService(service.client, store=service.store, settings=settings)
+    app = create_app(counting)
+    url = f"/dashboard/partitions/{partition}/jobs/watched/events"
+
+    async def one_page(client: httpx.AsyncClient) -> int:
+        updates = 0
+        async with client.stream("GET", url) as events:
+            async for line in events.aiter_lines():
+                updates += line.startswith("event: parts")
+                if updates == 4:
+                    return updates
+        return updates
+
+    # A real server: the in-process test client would hand over a stream only once it ends
+    async with serve(app) as root, httpx.AsyncClient(base_url=root, timeout=30) as client:
+        started = asyncio.get_running_loop().time()
+        updates = await asyncio.gather(*(one_page(client) for _ in range(30)))
+        seconds = asyncio.get_running_loop().time() - started
+
+    # Thirty pages each saw four updates, and the job was read about once a second for all
+    assert updates == [4] * 30
+    assert _CountingService.reads <= seconds + 2, (_CountingService.reads, seconds)
+    await service.cancel("watched", partition=partition)

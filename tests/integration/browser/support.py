@@ -39,6 +39,9 @@ async def serve(app: ASGIApp) -> AsyncIterator[str]:
             await asyncio.sleep(0.02)
         yield f"http://127.0.0.1:{port}"
     finally:
+        closing = getattr(getattr(app, "state", None), "closing", None)
+        if closing is not None:
+            closing.set()  # the dashboard's event streams end, as when the API stops
         server.should_exit = True
         await serving
         sock.close()

@@ -1,0 +1,177 @@
+"""The dashboard in a real headless Chromium: what a user sees move, and what their clicks do."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from playwright.async_api import Dialog, Page, expect
+
+from jobservice.api import create_app
+from jobservice.models import JobDefinition, JobStatus
+from jobservice.service import JobService
+from jobservice.settings import Settings
+from tests.conftest import unique
+from tests.integration.browser.support import screenshot, serve
+from tests.integration.support import job
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+SLOW = {"sleepMillis": "20"}
+
+
+def _slow(items: int, **fields: Any) -> JobDefinition:
+    return job("range", f"0-{items}", target_pipe="local:sleep", task_message_params=SLOW, **fields)
+
+
+async def _completed(page: Page, selector: str) -> int:
+    return int(await page.locator(selector).first.get_attribute("data-completed") or "0")
+
+
+def _accept_dialogs(page: Page) -> None:
+    async def accept(dialog: Dialog) -> None:
+        await dialog.accept()
+
+    page.on("dialog", accept)
+
+
+async def test_the_list_shows_a_running_job_whose_bar_moves(
+    page: Page, offsite: list[str], api_url: str, service: JobService, partition: str
+) -> None:
+    await service.submit("moving", _slow(20_000), partition=partition)
+    await page.goto(f"{api_url}/dashboard?partition={partition}")
+    row = f'[id="job-row-{partition}/moving"]'
+    await expect(page.locator(row).locator(".badge")).to_have_text("▶ Active", timeout=20_000)
+
+    # The row changes without a reload: its completed count and its bar grow
+    first = await _completed(page, row)
+    width = await page.locator(f"{row} .bar .done").get_attribute("style")
+    await page.wait_for_function(
+        f"document.querySelector('{row}').dataset.completed > {first + 200}", timeout=20_000
+    )
+    assert await page.locator(f"{row} .bar .done").get_attribute("style") != width
+    assert await page.evaluate("performance.getEntriesByType('navigation').length") == 1
+    await expect(page.locator("#job-counters")).to_contain_text("Active")
+    await screenshot(page, "dashboard-list-running")
+    assert offsite == []
+    await service.cancel("moving", partition=partition)
+
+
+async def test_pause_stops_the_bar_and_resume_starts_it_again(
+    page: Page, offsite: list[str], api_url: str, service: JobService, partition: str
+) -> None:
+    await service.submit("steered", _slow(20_000), partition=partition)
+    await page.goto(f"{api_url}/dashboard/partitions/{partition}/jobs/steered")
+    summary = "#job-summary"
+    await page.wait_for_function(
+        "document.querySelector('#job-summary').dataset.completed > 100", timeout=20_000
+    )
+    await expect(page.locator("#job-controls button.resume")).to_be_disabled()
+
+    # When Pause is clicked
+    await page.locator("#job-controls button.pause").click()
+
+    # Then the job is Paused, the buttons say what can be done now, and the bar stops
+    await expect(page.locator(f"{summary} .badge")).to_have_text("❚❚ Paused")
+    await expect(page.locator("[role=status]")).to_have_text("Job paused.")
+    await expect(page.locator("#job-controls button.pause")).to_be_disabled()
+    assert (await service.get("steered", partition=partition)).status is JobStatus.PAUSED
+    await asyncio.sleep(2)  # chunks in flight stop after the slice they are in
+    stopped = await _completed(page, summary)
+    await asyncio.sleep(3)
+    assert await _completed(page, summary) == stopped
+    await screenshot(page, "dashboard-job-paused")
+
+    # And Resume starts it moving again
+    await page.locator("#job-controls button.resume").click()
+    await expect(page.locator(f"{summary} .badge")).to_have_text("▶ Active")
+    await page.wait_for_function(
+        f"document.querySelector('#job-summary').dataset.completed > {stopped + 100}",
+        timeout=20_000,
+    )
+    await screenshot(page, "dashboard-job-running")
+    assert offsite == []
+    await service.cancel("steered", partition=partition)
+
+
+async def test_a_bulk_cancel_by_label_says_its_count_then_what_it_did(
+    page: Page, offsite: list[str], api_url: str, service: JobService, partition: str
+) -> None:
+    for n in range(3):
+        slow = _slow(20_000, labels={"run": "nightly"})
+        await service.submit(f"night{n}", slow, partition=partition)
+    await service.submit(
+        "early", job("range", "0-3", labels={"run": "nightly"}), partition=partition
+    )
+    await service.submit("other", _slow(20_000), partition=partition)
+    await service.wait("early", partition=partition)
+
+    await page.goto(f"{api_url}/dashboard?partition={partition}")
+    await page.locator("input[name=label]").fill("run=nightly")
+    await page.get_by_role("button", name="Show").click()
+    await expect(page.locator(".matching")).to_have_text("4 jobs match")
+    await page.get_by_role("button", name="Cancel all…").click()
+
+    await expect(page.locator("#bulk-count")).to_have_text("4")
+    await expect(page.locator("h1")).to_have_text("Cancel 4 jobs?")
+    await screenshot(page, "dashboard-bulk-preview")
+    await page.get_by_role("button", name="Cancel 4 jobs").click()
+
+    await expect(page.locator("#bulk-report")).to_have_text("3 cancelled, 1 already finished.")
+    await screenshot(page, "dashboard-bulk-done")
+    for n in range(3):
+        assert (await service.get(f"night{n}", partition=partition)).status is JobStatus.CANCELLED
+    assert (await service.get("other", partition=partition)).status is JobStatus.ACTIVE
+    assert offsite == []
+    await service.cancel("other", partition=partition)
+
+
+async def test_the_page_of_a_failed_job_shows_its_failures(
+    page: Page, offsite: list[str], api_url: str, service: JobService, partition: str
+) -> None:
+    await service.submit(
+        "broken", job("range", "0-10", target_pipe="local:fail-odd"), partition=partition
+    )
+    failed = await service.wait("broken", partition=partition)
+    assert failed.status is JobStatus.FAILED and failed.failures
+
+    await page.goto(f"{api_url}/dashboard/partitions/{partition}/jobs/broken")
+
+    await expect(page.locator("#job-summary .badge")).to_have_text("✕ Failed")
+    rows = page.locator("#job-failures tbody tr")
+    await expect(rows).to_have_count(len(failed.failures))
+    first = failed.failures[0]
+    await expect(rows.first).to_contain_text(first.failure_id)
+    await expect(rows.first).to_contain_text(first.failure_message)
+    for verb in ("pause", "resume", "cancel"):
+        await expect(page.locator(f"#job-controls button.{verb}")).to_be_disabled()
+    await screenshot(page, "dashboard-job-failed")
+    assert offsite == []
+
+
+async def test_a_key_for_one_partition_sees_nothing_of_another(
+    page: Page, offsite: list[str], service: JobService, settings: Settings, partition: str
+) -> None:
+    other = unique("b")
+    await service.submit("ours", job("range", "0-3"), partition=partition)
+    await service.submit("theirs", job("range", "0-3"), partition=other)
+    keys = {"key-of-a": [partition], "key-of-b": [other]}
+    keyed = settings.model_copy(update={"api": settings.api.model_copy(update={"keys": keys})})
+    app = create_app(JobService(service.client, store=service.store, settings=keyed))
+    async with serve(app) as url:
+        await page.goto(f"{url}/dashboard")
+        await expect(page.locator("h1")).to_have_text("Sign in with an API key")
+        await page.locator("input[name=key]").fill("key-of-a")
+        await page.get_by_role("button", name="Sign in").click()
+
+        await expect(page.locator(f'[id="job-row-{partition}/ours"]')).to_be_visible()
+        assert await page.locator(f'[id="job-row-{other}/theirs"]').count() == 0
+        assert other not in await page.content()
+        await expect(page.locator("#job-counters")).to_contain_text("1 jobs")
+        await screenshot(page, "dashboard-partition-a")
+
+        await page.goto(f"{url}/dashboard/partitions/{other}/jobs/theirs")
+        await expect(page.locator("h1")).to_have_text("Not your partition")
+        await screenshot(page, "dashboard-partition-b-refused")
+    assert offsite == []
