@@ -37,6 +37,9 @@ TRACKING_SIGNAL = "tracking"
 PREREQUISITES_SIGNAL = "prerequisites"
 PROGRESS_QUERY = "progress"
 """What a job workflow answers with its JobProgress, and a batch workflow with its Progress."""
+BATCHES_QUERY = "batches"
+"""What a job or batch workflow answers, for a BatchesRequest, with a BatchPage: a page of
+the child batches it runs, for browsing the tree a level at a time."""
 TRACKING_REPORTS_PATCH = "tracking-reports"
 """Batches read the progress, retries and failure owners of tracking signals from here on."""
 ITEMS_MEMO = "items"
@@ -256,6 +259,50 @@ class ProgressReport(BaseModel):
 
     index: int
     progress: Progress
+
+
+class BatchesRequest(BaseModel):
+    """Which of a batch's running child batches a ``batches`` query asks for, by index order."""
+
+    offset: int = 0
+    limit: int = 50
+
+
+class RunningBatch(BaseModel):
+    """A child batch as its parent sees it while it runs."""
+
+    index: int
+    workflow_id: str
+    progress: Progress | None = None
+    """Its rolled-up counts, failures left out, as it last reported them; None until then."""
+    estimate: int | None = None
+    """How many items the plugin expected in it, when it registered the sub-batch."""
+    paused: bool = False
+    """Whether its parent has told it to pause (it may also have been told directly)."""
+
+
+class BatchPage(BaseModel):
+    """One batch of a job's tree and a page of its running children: what a ``batches`` query
+    answers. Small whatever the tree's size: counts, and at most a page of children."""
+
+    progress: Progress
+    """This batch's rolled-up counts, failures left out."""
+    paused: bool = False
+    running: list[RunningBatch] = Field(default_factory=list)
+    running_total: int = 0
+    """All the children running now, of which ``running`` is a page."""
+    finished_children: int = 0
+    """Children that were started and have ended."""
+    pending: int = 0
+    """Sub-batches fetched from the plugin and not started yet."""
+    more_pending: bool = False
+    """Whether the plugin has more sub-batches for this batch than it has been asked for yet."""
+    sub_batch_total: int | None = None
+    """The sub-batches the plugin counted in this batch; None until it has been split."""
+    chunks: int = 0
+    """Chunks of this batch's own items out now."""
+    chunk_items: int = 0
+    """Items those chunks hold."""
 
 
 class NewJobRow(JobBase):

@@ -10,12 +10,15 @@ from temporalio.exceptions import ApplicationError, FailureError
 with workflow.unsafe.imports_passed_through():
     from jobservice.execution import (
         BATCH_WORKFLOW,
+        BATCHES_QUERY,
         PAUSE_SIGNAL,
         PROGRESS_QUERY,
         PROGRESS_SIGNAL,
         RESUME_SIGNAL,
         TRACKING_SIGNAL,
+        BatchesRequest,
         BatchInput,
+        BatchPage,
         Progress,
         ProgressReport,
         TrackingBatch,
@@ -83,6 +86,10 @@ class BatchWorkflow:
     @workflow.signal(name=TRACKING_SIGNAL)
     def tracking(self, results: TrackingBatch) -> None:
         self._runner.record_results(results)
+
+    @workflow.query(name=BATCHES_QUERY)
+    def batches(self, request: BatchesRequest) -> BatchPage:
+        return self._runner.batches(request)
 
     @workflow.query(name=PROGRESS_QUERY)
     def progress(self) -> Progress:

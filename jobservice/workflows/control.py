@@ -105,6 +105,11 @@ class BatchControl:
             return Command.CANCEL
         return self._bring_up_to_date(child)
 
+    def told_paused(self, index: int) -> bool:
+        """Whether the child was started paused or last told to pause."""
+        child = self._children.get(index)
+        return child is not None and child.told_paused
+
     def child_ended(self, index: int) -> None:
         self._children.pop(index, None)
 

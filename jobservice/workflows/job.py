@@ -14,6 +14,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 
 with workflow.unsafe.imports_passed_through():
     from jobservice.execution import (
+        BATCHES_QUERY,
         JOB_WORKFLOW,
         NOTIFY_DEPENDENTS,
         PAUSE_SIGNAL,
@@ -25,7 +26,9 @@ with workflow.unsafe.imports_passed_through():
         SETTLE_PREREQUISITES,
         TELL_TREE,
         TRACKING_SIGNAL,
+        BatchesRequest,
         BatchInput,
+        BatchPage,
         JobInput,
         JobKey,
         JobProgress,
@@ -394,6 +397,10 @@ class JobWorkflow:
     @workflow.signal(name=TRACKING_SIGNAL)
     def tracking(self, results: TrackingBatch) -> None:
         self._runner.record_results(results)
+
+    @workflow.query(name=BATCHES_QUERY)
+    def batches(self, request: BatchesRequest) -> BatchPage:
+        return self._runner.batches(request)
 
     @workflow.query(name=PROGRESS_QUERY)
     def progress(self) -> JobProgress:

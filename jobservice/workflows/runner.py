@@ -35,13 +35,16 @@ with workflow.unsafe.imports_passed_through():
         RESUME_SIGNAL,
         SPLIT_BATCH,
         TRACKING_REPORTS_PATCH,
+        BatchesRequest,
         BatchInput,
+        BatchPage,
         BatchState,
         ChunkInput,
         ChunkResult,
         JobContext,
         Progress,
         ProgressReport,
+        RunningBatch,
         SplitInput,
         SplitResult,
         SubBatch,
@@ -293,6 +296,39 @@ class BatchRunner:
             splitting_complete=complete,
             failures=failures[:limit],
             waiting=waiting,
+        )
+
+    def batches(self, request: BatchesRequest) -> BatchPage:
+        """This batch and a page of its running children, by index: what a dashboard shows of
+        one level of the tree. Reads only, for a query; failures are left out to keep it small.
+
+        Ended children are counted from the cursor of started ones, which continue-as-new
+        carries: it happens only when no child is out."""
+        state, split = self.state, self.state.split
+        start = max(0, request.offset)
+        page = sorted(self._children)[start : start + max(0, request.limit)]
+        return BatchPage(
+            progress=self.progress().model_copy(update={"failures": []}),
+            paused=self.paused,
+            running=[self._running_batch(index) for index in page],
+            running_total=len(self._children),
+            finished_children=state.next_sub_batch - len(self._children),
+            pending=len(state.pending),
+            more_pending=split is None or state.sub_batches_fetched < split.sub_batch_total,
+            sub_batch_total=split.sub_batch_total if split else None,
+            chunks=len(self._chunks),
+            chunk_items=sum(c.end - c.start for c in self._chunks),
+        )
+
+    def _running_batch(self, index: int) -> RunningBatch:
+        child, context = self._children[index], self.context
+        latest = child.latest
+        return RunningBatch(
+            index=index,
+            workflow_id=workflow_id(context.partition, context.job_id, [*self.path, index]),
+            progress=latest.model_copy(update={"failures": []}) if latest else None,
+            estimate=child.sub_batch.estimate,
+            paused=self.control.told_paused(index),
         )
 
     # -- the run -------------------------------------------------------------------------
