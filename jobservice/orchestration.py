@@ -9,17 +9,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecution, WorkflowHandle
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
+)
+from temporalio.common import (
+    QueryRejectCondition,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from jobservice import tree
 from jobservice.errors import JobStateError, UnavailableError
-from jobservice.execution import JOB_WORKFLOW, JobInput, Word
+from jobservice.execution import (
+    BATCHES_QUERY,
+    JOB_WORKFLOW,
+    BatchesRequest,
+    BatchPage,
+    JobInput,
+    Word,
+)
 from jobservice.models import JobStatus
 from jobservice.settings import TemporalSettings
 from jobservice.taskids import workflow_id
@@ -29,6 +49,9 @@ _SETTLE_SECONDS = 3.0
 """How long the tree may stay as it is before a cancel stops waiting for it to close."""
 _CANCEL_SECONDS = 10.0
 """The longest a cancel waits for the job's batch tree to close."""
+_QUERY_SECONDS = 3.0
+"""The longest a page of the batch tree waits for a worker to answer a query: with none
+polling, Temporal would hold the query until the call's deadline."""
 
 
 class JobWorkflows:
@@ -102,6 +125,41 @@ class JobWorkflows:
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
                 raise unavailable(exc) from None
+
+    async def batches(
+        self, partition: str, job_id: str, path: Sequence[int], request: BatchesRequest
+    ) -> BatchPage | None:
+        """A page of the running children of the job's batch at ``path`` (the root: none), as
+        the batch's workflow answers; None when that workflow is not running. A closed one is
+        not asked: a worker would replay its whole history to answer."""
+        batch_id = workflow_id(partition, job_id, path)
+        handle = self._client.get_workflow_handle(batch_id)
+        try:
+            described = await handle.describe()
+            if described.status is not WorkflowExecutionStatus.RUNNING:
+                return None
+            page: BatchPage = await handle.query(
+                BATCHES_QUERY,
+                request,
+                result_type=BatchPage,
+                reject_condition=QueryRejectCondition.NOT_OPEN,
+                rpc_timeout=timedelta(seconds=_QUERY_SECONDS),
+            )
+        except WorkflowQueryRejectedError:
+            return None  # it closed since it was described
+        except WorkflowQueryFailedError as exc:
+            raise UnavailableError(f"batch {batch_id} could not answer: {exc.message}") from None
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return None
+            # The call's deadline passing reads as CANCELLED, the server's as DEADLINE_EXCEEDED.
+            if exc.status in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED):
+                raise UnavailableError(
+                    f"no worker answered for batch {batch_id} within {_QUERY_SECONDS:g} s: "
+                    f"is a worker polling task queue {self._settings.task_queue!r}?"
+                ) from None
+            raise unavailable(exc) from None
+        return page
 
     async def tell_tree(self, partition: str, job_id: str, word: Word) -> None:
         """Tell every running batch at once, besides the root, which passes word on too."""

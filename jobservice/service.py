@@ -25,10 +25,18 @@ from jobservice.db.engine import create_database_engine
 from jobservice.db.query import JobQuery
 from jobservice.db.rows import CoreRows
 from jobservice.db.store import Created, JobStore, open_store
-from jobservice.errors import InvalidJobError, JobConflictError, JobNotFoundError, JobStateError
+from jobservice.errors import (
+    InvalidJobError,
+    InvalidRequestError,
+    JobConflictError,
+    JobNotFoundError,
+    JobStateError,
+)
 from jobservice.execution import (
     PAUSE_SIGNAL,
     RESUME_SIGNAL,
+    BatchesRequest,
+    BatchPage,
     JobContext,
     JobInput,
     NewJobRow,
@@ -64,6 +72,8 @@ _BULK_AT_ONCE = 8
 """Jobs a bulk action works on at once."""
 _SETTLE_SECONDS = 3.0
 """How long a resume waits for the job's row to show it."""
+MAX_BATCH_PAGE = 500
+"""The most running child batches one page of the batch tree lists."""
 _log = logging.getLogger(__name__)
 
 
@@ -292,6 +302,29 @@ class JobService:
             self._store.latest, partition_id=partition, status=status, limit=limit
         )
         return await self._reader.views([row.model_dump() for row in rows])
+
+    async def batches(
+        self,
+        job_id: str,
+        *,
+        partition: str = DEFAULT_PARTITION,
+        path: Sequence[int] = (),
+        offset: int = 0,
+        limit: int = 50,
+    ) -> BatchPage | None:
+        """The job's batch at ``path`` (the root batch: none; ``[2, 5]``: the fifth sub-batch
+        of the second) with its rolled-up progress, and a page of its running child batches,
+        as its workflow knows them now; None when that batch is not running (it has ended,
+        or has not started). Raises :class:`UnavailableError` when no worker answers."""
+        if not 1 <= limit <= MAX_BATCH_PAGE:
+            raise InvalidRequestError(f"limit {limit} is out of range: from 1 to {MAX_BATCH_PAGE}")
+        if offset < 0:
+            raise InvalidRequestError(f"offset {offset} is negative: the first batch is at 0")
+        if any(index < 1 for index in path):
+            raise InvalidRequestError(f"batch path {list(path)}: sub-batches count from 1")
+        await self._reader.row(partition, job_id)  # ids checked, and the job exists
+        request = BatchesRequest(offset=offset, limit=limit)
+        return await self._workflows.batches(partition, job_id, path, request)
 
     # -- control -------------------------------------------------------------------------
 
