@@ -58,6 +58,8 @@ def is_queue_name(name: str) -> bool:
 
 
 BATCH_WORKER_CLASSIFIER = "BatchWorker"
+BATCH_WORKER_PIPE = "batch-worker"
+"""The task pipe of a job's BatchWorker task, as the reference system names it."""
 API_BASE_PATH = "/job-service/v1"
 """Where the REST API's endpoints are, as the reference system has them."""
 LABEL_KEY = re.compile(r"[A-Za-z0-9_:-]+")
@@ -492,7 +494,7 @@ class NewJob(JobBase):
                 task_classifier=BATCH_WORKER_CLASSIFIER,
                 task_api_version=1,
                 task_data=task.model_dump(mode="json", by_alias=True),
-                task_pipe="batch-worker",
+                task_pipe=BATCH_WORKER_PIPE,
                 target_pipe=definition.track_to or definition.target_pipe,
             ),
         )
