@@ -139,6 +139,15 @@ class JobService:
     def store(self) -> JobStore:
         return self._store
 
+    @property
+    def registry(self) -> Registry:
+        """The plugins, builders and handlers the service accepts jobs for."""
+        return self._validator.registry
+
+    @property
+    def job_types(self) -> JobTypes:
+        return self._validator.job_types
+
     async def probe(self, *, rabbitmq: bool = True) -> Probes:
         """Whether Temporal, the job database and (unless told not to) RabbitMQ answer."""
         broker = self._settings.rabbitmq if rabbitmq else None

@@ -40,6 +40,14 @@ class JobValidator:
         self._job_types = job_types
         self._engine = engine
 
+    @property
+    def registry(self) -> Registry:
+        return self._registry
+
+    @property
+    def job_types(self) -> JobTypes:
+        return self._job_types
+
     def check_definition(self, definition: JobDefinition) -> None:
         """Refuse, before anything starts, a job no worker could run: unknown names, a
         definition its plugin's check refuses, params its ``local:`` handler refuses."""

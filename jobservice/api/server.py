@@ -76,3 +76,8 @@ async def serve_api(service: JobService, stop: asyncio.Event) -> None:
 def api_url(service: JobService) -> str:
     settings = service.settings.api
     return f"http://{settings.host}:{settings.port}{API_BASE_PATH}"
+
+
+def dashboard_url(service: JobService) -> str:
+    settings = service.settings.api
+    return f"http://{settings.host}:{settings.port}/dashboard"

@@ -62,7 +62,7 @@ def dev(ctx: typer.Context) -> None:
     _check_api_settings(settings_of(ctx))
 
     async def work(settings: Settings, stop: asyncio.Event) -> None:
-        from jobservice.api.server import api_url, serve_api
+        from jobservice.api.server import api_url, dashboard_url, serve_api
         from jobservice.monitor import monitoring
         from jobservice.service import JobService
         from jobservice.stack import embedded_stack
@@ -80,6 +80,7 @@ def dev(ctx: typer.Context) -> None:
             )
             console.print(f"Web UI     {stack.server.ui_url}")
             console.print(f"REST API   {api_url(service)}  (docs: /job-service-ui)")
+            console.print(f"dashboard  {dashboard_url(service)}")
             if monitor.url is not None:
                 console.print(f"monitor    {monitor.url}  (/healthz, /readyz, /metrics)")
             console.print(f"jobs in    {stack.settings.database_url()}")
@@ -97,11 +98,14 @@ def api(ctx: typer.Context) -> None:
     _check_api_settings(settings_of(ctx))
 
     async def work(settings: Settings, stop: asyncio.Event) -> None:
-        from jobservice.api.server import api_url, serve_api
+        from jobservice.api.server import api_url, dashboard_url, serve_api
         from jobservice.service import JobService
 
         service = await JobService.connect(settings)
-        Console().print(f"REST API on {api_url(service)}, docs at /job-service-ui")
+        Console().print(
+            f"REST API on {api_url(service)}, docs at /job-service-ui, "
+            f"dashboard at {dashboard_url(service)}"
+        )
         await serve_api(service, stop)
 
     _serve(ctx, work)

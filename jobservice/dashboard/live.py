@@ -14,20 +14,19 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import StreamingResponse
 
 from jobservice.dashboard.feed import JobFeed, JobKey, Snapshot
 from jobservice.dashboard.rendering import templates
 from jobservice.dashboard.routing import (
-    PREFIX,
-    DashboardRoute,
     FeedDep,
     ViewerDep,
+    dashboard_router,
     shared_context,
 )
 
-router = APIRouter(prefix=PREFIX, route_class=DashboardRoute, include_in_schema=False)
+router = dashboard_router()
 
 STREAM_SECONDS = 300.0
 """How long one stream lasts before the browser is asked to open a new one."""

@@ -6,7 +6,7 @@ import asyncio
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from jobservice.bulk import BulkAction
@@ -14,10 +14,10 @@ from jobservice.dashboard.feed import JobKey
 from jobservice.dashboard.listing import PAGE_SIZES, SORTS, ListFilters
 from jobservice.dashboard.routing import (
     PREFIX,
-    DashboardRoute,
     FeedDep,
     ServiceDep,
     ViewerDep,
+    dashboard_router,
     error_page,
     job_url,
     page,
@@ -26,7 +26,7 @@ from jobservice.dashboard.viewer import KEY_COOKIE, Viewer
 from jobservice.errors import InvalidRequestError
 from jobservice.models import JobStatus
 
-router = APIRouter(prefix=PREFIX, route_class=DashboardRoute, include_in_schema=False)
+router = dashboard_router()
 
 
 async def _jobs_context(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -69,8 +69,9 @@ class Progress:
     failed_percent: float
 
     @classmethod
-    def of(cls, job: JobView) -> Progress:
-        counts = job.counts
+    def of(cls, job: JobView | Counts) -> Progress:
+        """The progress of a job, or of anything with its counts (a batch's)."""
+        counts = job.counts if isinstance(job, JobView) else job
         done = counts.completed + counts.failed
         total = max(counts.total, done)
         waiting = max(0, total - done - counts.in_flight)
@@ -83,6 +84,13 @@ class Progress:
             percent=100.0 * counts.completed / total if total else 0.0,
             failed_percent=100.0 * counts.failed / total if total else 0.0,
         )
+
+
+class Counts(Protocol):
+    total: int
+    completed: int
+    failed: int
+    in_flight: int
 
 
 CHART_WIDTH, CHART_HEIGHT = 300, 60

@@ -6,7 +6,7 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import Depends, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 
@@ -40,6 +40,11 @@ class DashboardRoute(APIRoute):
                 return error_page(request, status_of(exc), str(exc))
 
         return answered
+
+
+def dashboard_router() -> APIRouter:
+    """A router of dashboard pages: under the prefix, out of the API's document."""
+    return APIRouter(prefix=PREFIX, route_class=DashboardRoute, include_in_schema=False)
 
 
 def error_page(request: Request, status: int, message: str) -> HTMLResponse:

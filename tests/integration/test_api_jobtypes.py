@@ -38,13 +38,18 @@ task:
 """
 
 
-@pytest.fixture
-def settings(settings: Settings, tmp_path: Path) -> Settings:
-    """The test's settings, with a job types folder holding the type ``numbers``."""
+def with_numbers(settings: Settings, tmp_path: Path) -> Settings:
+    """``settings`` with a job types folder holding the type ``numbers``."""
     folder = tmp_path / "jobtypes"
     folder.mkdir()
     (folder / "numbers.yaml").write_text(NUMBERS)
     return settings.model_copy(update={"job_types_dir": folder})
+
+
+@pytest.fixture
+def settings(settings: Settings, tmp_path: Path) -> Settings:
+    """The test's settings, with a job types folder holding the type ``numbers``."""
+    return with_numbers(settings, tmp_path)
 
 
 async def test_a_job_of_a_type_runs_to_completed(

@@ -17,6 +17,7 @@ from jobservice.settings import Settings
 from tests.conftest import unique
 from tests.integration.browser.support import serve
 from tests.integration.support import api_client, eventually, job
+from tests.integration.test_batch_tree import frozen_tree
 
 pytestmark = pytest.mark.usefixtures("worker")
 HTML = {"Accept": "text/html"}
@@ -192,3 +193,47 @@ async def test_many_open_pages_of_a_job_cost_one_read_a_second(
     assert updates == [4] * 30
     assert _CountingService.reads <= seconds + 2, (_CountingService.reads, seconds)
     await service.cancel("watched", partition=partition)
+
+
+async def test_the_batch_tree_shows_a_level_at_a_time_with_each_batchs_progress(
+    http: httpx.AsyncClient, service: JobService, partition: str
+) -> None:
+    job_id = await frozen_tree(service, partition)
+    base = f"/dashboard/partitions/{partition}/jobs/{job_id}/batches"
+
+    root = await http.get(base)
+
+    assert root.status_code == 200, root.text
+    assert "3 running · " in root.text
+    children = re.findall(r'data-src="[^"]*\?path=(\d+)"', root.text)
+    assert len(children) == 3
+    # A child opens to its own leaves, each with its progress
+    level = await http.get(base, params={"path": children[0]})
+    assert level.status_code == 200, level.text
+    leaves = re.findall(rf'id="batch-{children[0]}\.(\d+)"', level.text)
+    assert leaves and " / 1,000 done" in level.text
+    # A finished job's tree says its counts are final
+    await service.cancel(job_id, partition=partition)
+    ended = await http.get(base)
+    assert "every batch has ended" in ended.text
+
+
+async def test_with_the_temporal_ui_known_a_job_and_its_batches_link_to_their_workflows(
+    service: JobService, settings: Settings, partition: str
+) -> None:
+    await service.submit("linked", job("range", "0-3"), partition=partition)
+    await service.wait("linked", partition=partition)
+    ui = "http://127.0.0.1:8233"
+    temporal = settings.temporal.model_copy(update={"ui_url": ui})
+    app = create_app(
+        JobService(
+            service.client,
+            store=service.store,
+            settings=settings.model_copy(update={"temporal": temporal}),
+        )
+    )
+    async with api_client(app) as client:
+        answer = await client.get(f"/dashboard/partitions/{partition}/jobs/linked")
+    workflows = f"{ui}/namespaces/{settings.temporal.namespace}/workflows"
+    assert f'href="{workflows}/job%2F{partition}%2Flinked"' in answer.text
+    assert f'href="{workflows}"' in answer.text  # and the top bar, to all of them

@@ -48,6 +48,18 @@ async def stop_dev(dev: subprocess.Popen[str]) -> tuple[str, int]:
     return out, dev.returncode
 
 
+async def _watch(url: str) -> int:
+    """Read a dashboard event stream until the server ends it; how many lines came."""
+    lines = 0
+    async with (
+        httpx.AsyncClient(trust_env=False, timeout=None) as http,
+        http.stream("GET", url) as events,
+    ):
+        async for _ in events.aiter_lines():
+            lines += 1
+    return lines
+
+
 async def test_dev_keeps_jobs_across_restarts_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     settings = dev_settings(free_port())
     ui_port, monitor_port = free_port(), free_port()
@@ -79,9 +91,19 @@ async def test_dev_keeps_jobs_across_restarts_and_stops_on_ctrl_c(tmp_path: Path
             text = await scrape(http, monitor)
         items = {"outcome": "completed", "target_pipe": "local:noop"}
         assert sample(text, "jobservice_items_total", **items) == 20000
+        # and the dashboard it names shows the job, linked to its workflow in the Web UI
+        dashboard = banner.split("dashboard  ", 1)[1].split()[0]
+        async with httpx.AsyncClient(trust_env=False) as http:
+            page = await http.get(f"{dashboard}/partitions/default/jobs/kept")
+            assert page.status_code == 200 and "20,000" in page.text
+            assert f"http://127.0.0.1:{ui_port}/namespaces/default/workflows/job%2F" in page.text
+        # and a page left open on its live list does not hold up the stop
+        watching = asyncio.create_task(_watch(f"{dashboard}/events/jobs?key=default/kept"))
+        await asyncio.sleep(1.5)
     finally:
         out, code = await stop_dev(dev)
     assert code == 0
+    assert await asyncio.wait_for(watching, 10) > 0
     assert f"Web UI     http://127.0.0.1:{ui_port}" in banner
     assert f"monitor    {monitor}  (/healthz, /readyz, /metrics)" in banner
     assert "stopping" in out

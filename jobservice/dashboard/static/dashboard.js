@@ -45,6 +45,12 @@ document.addEventListener("toggle", (event) => {
 }, true);
 
 document.addEventListener("click", (event) => {
+  const reload = event.target.closest && event.target.closest("[data-reload]");
+  if (reload) {
+    const tree = document.querySelector(reload.dataset.reload);
+    if (tree) load(tree, tree.dataset.src);
+    return;
+  }
   const more = event.target.closest && event.target.closest("a[data-more]");
   if (more) {
     event.preventDefault();

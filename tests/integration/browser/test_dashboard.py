@@ -175,3 +175,34 @@ async def test_a_key_for_one_partition_sees_nothing_of_another(
         await expect(page.locator("h1")).to_have_text("Not your partition")
         await screenshot(page, "dashboard-partition-b-refused")
     assert offsite == []
+
+
+async def test_a_job_submitted_from_the_form_shows_its_batch_tree(
+    page: Page, offsite: list[str], api_url: str, service: JobService, partition: str
+) -> None:
+    await page.goto(f"{api_url}/dashboard/submit")
+    batch = page.get_by_role("form", name="Submit a batch")
+    await batch.locator("input[name=jobId]").fill("from-the-form")
+    await batch.locator("input[name=partition]").fill(partition)
+    await batch.locator("select[name=batchType]").select_option("range")
+    await batch.locator("textarea[name=batchDefinition]").fill("0-30000/1000")
+    await batch.locator("input[name=targetPipe]").fill("local:sleep")
+    await batch.locator("textarea[name=taskMessageParams]").fill("sleepMillis=10")
+    await screenshot(page, "dashboard-submit")
+    await batch.get_by_role("button", name="Submit").click()
+
+    # The job's page, with its tree: batches below the root, each opening to its own
+    await expect(page.locator("h1")).to_have_text("from-the-form")
+    await expect(page.locator(".tree details.batch").first).to_be_visible(timeout=20_000)
+    first = page.locator(".tree details.batch").first
+    await first.locator("summary").click()
+    await expect(first.locator(".children details.batch").first).to_be_visible(timeout=20_000)
+    await screenshot(page, "dashboard-job-tree")
+
+    # On a phone-sized screen in the dark, the same page still reads
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await page.emulate_media(color_scheme="dark")
+    await expect(page.locator("#job-summary .badge")).to_have_text("▶ Active")
+    await screenshot(page, "dashboard-job-phone-dark")
+    assert offsite == []
+    await service.cancel("from-the-form", partition=partition)
