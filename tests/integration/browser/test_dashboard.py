@@ -43,6 +43,7 @@ async def test_the_list_shows_a_running_job_whose_bar_moves(
     await page.goto(f"{api_url}/dashboard?partition={partition}")
     row = f'[id="job-row-{partition}/moving"]'
     await expect(page.locator(row).locator(".badge")).to_have_text("▶ Active", timeout=20_000)
+    await page.evaluate("window.loadedOnce = true")  # a reload would lose it
 
     # The row changes without a reload: its completed count and its bar grow
     first = await _completed(page, row)
@@ -51,8 +52,12 @@ async def test_the_list_shows_a_running_job_whose_bar_moves(
         f"document.querySelector('{row}').dataset.completed > {first + 200}", timeout=20_000
     )
     assert await page.locator(f"{row} .bar .done").get_attribute("style") != width
-    assert await page.evaluate("performance.getEntriesByType('navigation').length") == 1
+    assert await page.evaluate("window.loadedOnce === true")
     await expect(page.locator("#job-counters")).to_contain_text("Active")
+    # and a job submitted meanwhile joins the list, still without a reload
+    await service.submit("newcomer", job("range", "0-10"), partition=partition)
+    await expect(page.locator(f'[id="job-row-{partition}/newcomer"]')).to_be_visible()
+    assert await page.evaluate("window.loadedOnce === true")
     await screenshot(page, "dashboard-list-running")
     assert offsite == []
     await service.cancel("moving", partition=partition)
