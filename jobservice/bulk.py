@@ -43,9 +43,11 @@ class Outcome(StrEnum):
     """Ended before the action: nothing left to pause, resume or cancel."""
     GONE = "gone"
     """Deleted meanwhile by someone else."""
+    FAILED = "failed"
+    """The action failed on it (Temporal away, say): it is as it was, and may be tried again."""
 
 
-_ALREADY = {"pause": "already paused", "resume": "already running", "cancel": "already cancelled"}
+_ALREADY = {"pause": "already paused", "resume": "not paused", "cancel": "already cancelled"}
 
 
 @dataclass(frozen=True)
@@ -57,10 +59,11 @@ class BulkReport:
     already: int = 0
     finished: int = 0
     gone: int = 0
+    failed: int = 0
 
     @property
     def selected(self) -> int:
-        return self.done + self.already + self.finished + self.gone
+        return self.done + self.already + self.finished + self.gone + self.failed
 
     def __str__(self) -> str:
         parts = [
@@ -68,6 +71,7 @@ class BulkReport:
             (self.already, _ALREADY.get(self.action.value, "")),
             (self.finished, "already finished"),
             (self.gone, "deleted meanwhile"),
+            (self.failed, "failed (try again)"),
         ]
         said = [f"{count:,} {words}" for count, words in parts if count]
         return ", ".join(said) or f"no job {self.action.done_word}: none matched"

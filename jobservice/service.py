@@ -360,11 +360,16 @@ class JobService:
         await self._workflows.tell_tree(partition, job_id, Word.PAUSE)
         return await self.get(job_id, partition=partition)
 
-    async def resume(self, job_id: str, *, partition: str = DEFAULT_PARTITION) -> JobView:
+    async def resume(
+        self, job_id: str, *, partition: str = DEFAULT_PARTITION, settle: bool = True
+    ) -> JobView:
+        """Resume a Paused job; with ``settle``, return once its row shows it running."""
         job = await self.get(job_id, partition=partition)
         if job.status is not JobStatus.PAUSED:
             raise JobStateError(f"job {job_id!r} is {job.status}; only a Paused job can be resumed")
         await self._workflows.signal(partition, job_id, RESUME_SIGNAL)
+        if not settle:
+            return job
         return await self._settled(partition, job_id, {JobStatus.ACTIVE, JobStatus.WAITING})
 
     async def cancel(
@@ -407,19 +412,20 @@ class JobService:
     async def bulk(self, query: JobQuery, action: BulkAction) -> BulkReport:
         """Pause, resume, cancel or delete every job ``query`` selects (of any partition it
         names), a few at a time; how many each outcome took. A job that changes meanwhile
-        counts as it turned out: one that ended before its cancel reached it is finished."""
+        counts as it turned out: one that ended before its cancel reached it is finished. A
+        job the action fails on (Temporal away, say) is counted so, and the rest go on."""
         counts = dict.fromkeys(Outcome, 0)
-        room = asyncio.Semaphore(_BULK_AT_ONCE)
-
-        async def one(partition: str, job_id: str, status: JobStatus) -> None:
-            outcome = action.outcome(status)
-            if outcome is Outcome.DONE:
-                async with room:
-                    outcome = await self._act(action, partition, job_id)
-            counts[outcome] += 1
-
         selected = await asyncio.to_thread(self._store.selected, query)
-        await asyncio.gather(*(one(*job) for job in selected))
+        todo = iter(selected)
+
+        async def act_on_the_next() -> None:
+            for partition, job_id, status in todo:
+                outcome = action.outcome(status)
+                if outcome is Outcome.DONE:
+                    outcome = await self._act(action, partition, job_id)
+                counts[outcome] += 1
+
+        await asyncio.gather(*(act_on_the_next() for _ in range(_BULK_AT_ONCE)))
         return BulkReport(action, **{outcome.value: n for outcome, n in counts.items()})
 
     async def _act(self, action: BulkAction, partition: str, job_id: str) -> Outcome:
@@ -428,13 +434,20 @@ class JobService:
                 await self.delete(job_id, partition=partition)
             elif action is BulkAction.CANCEL:
                 await self.cancel(job_id, partition=partition, settle=False)
+            elif action is BulkAction.RESUME:
+                await self.resume(job_id, partition=partition, settle=False)
             else:
-                await getattr(self, action.value)(job_id, partition=partition)
+                await self.pause(job_id, partition=partition)
         except JobNotFoundError:
             return Outcome.GONE
         except JobStateError:
-            job = await self.get(job_id, partition=partition)
-            return action.outcome(job.status)
+            try:
+                return action.outcome((await self.get(job_id, partition=partition)).status)
+            except JobNotFoundError:
+                return Outcome.GONE
+        except Exception as exc:
+            _log.warning("%s of job %s/%s failed: %s", action.value, partition, job_id, exc)
+            return Outcome.FAILED
         return Outcome.DONE
 
     async def _set_status(

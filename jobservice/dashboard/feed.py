@@ -9,7 +9,7 @@ running job cost the database what one does.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import time
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Collection
@@ -21,6 +21,7 @@ from jobservice.service import JobService
 
 HISTORY = 180
 """Rate samples kept per job: three minutes at one a second."""
+_log = logging.getLogger(__name__)
 _FORGET_SECONDS = 600.0
 """A job nobody has watched for this long loses its rate history."""
 
@@ -116,21 +117,27 @@ class JobFeed:
         while self._watchers:
             started = time.monotonic()
             keys = set().union(*(watcher.keys for watcher in self._watchers))
-            with contextlib.suppress(Exception):  # the database away: try again next time
-                self._publish(await self._read(keys), started)
+            self._publish(await self._read(keys), started)
             self._forget(started)
             for watcher in list(self._watchers):
                 watcher.ticked.set()
             await asyncio.sleep(max(0.0, self._interval - (time.monotonic() - started)))
 
     async def _read(self, keys: set[JobKey]) -> dict[JobKey, JobView | None]:
+        """The jobs of ``keys`` (None: gone). A partition whose read fails is left out, its
+        jobs as last read: one bad read must not stop every page, nor say a job is gone."""
         by_partition: dict[str, list[str]] = defaultdict(list)
         for key in keys:
             by_partition[key.partition].append(key.job_id)
-        found: dict[JobKey, JobView | None] = dict.fromkeys(keys)
+        found: dict[JobKey, JobView | None] = {}
         for partition, job_ids in by_partition.items():
-            for job in await self._service.get_many(job_ids, partition=partition):
-                found[JobKey(partition, job.id)] = job
+            try:
+                jobs = await self._service.get_many(job_ids, partition=partition)
+            except Exception as exc:
+                _log.warning("the dashboard could not read jobs of %r: %s", partition, exc)
+                continue
+            found.update(dict.fromkeys(JobKey(partition, job_id) for job_id in job_ids))
+            found.update((JobKey(partition, job.id), job) for job in jobs)
         return found
 
     def _publish(self, jobs: dict[JobKey, JobView | None], now: float) -> None:

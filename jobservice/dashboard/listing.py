@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 from jobservice.dashboard.viewer import Viewer
 from jobservice.db.query import JobQuery
+from jobservice.db.rsql import parse_filter
 from jobservice.errors import InvalidRequestError
 from jobservice.models import JobStatus
 
@@ -64,7 +65,10 @@ class ListFilters:
         return any((self.status, self.partition, self.label, self.prefix, self.filter))
 
     def rsql(self) -> str | None:
-        """The filter box, the status and a ``key=value`` label, as one RSQL filter."""
+        """The filter box, the status and a ``key=value`` label, as one RSQL filter. The box
+        must read on its own first: ``x),(y`` would otherwise undo the terms beside it."""
+        if self.filter:
+            parse_filter(self.filter)
         terms = [f"({self.filter})"] if self.filter else []
         if self.status:
             terms.append(f"status=={self.status}")

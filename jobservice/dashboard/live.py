@@ -9,9 +9,10 @@ once when the API stops; the browser opens it again by itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from fastapi import Query, Request
@@ -25,6 +26,7 @@ from jobservice.dashboard.routing import (
     dashboard_router,
     shared_context,
 )
+from jobservice.ids import validate_ids
 
 router = dashboard_router()
 
@@ -51,16 +53,17 @@ class _Parts:
         return html
 
 
-def _streamed(request: Request, events: AsyncIterator[str]) -> StreamingResponse:
+def _streamed(request: Request, events: AsyncGenerator[str]) -> StreamingResponse:
     closing: asyncio.Event = request.app.state.closing
 
     async def stream() -> AsyncIterator[str]:
         yield "retry: 2000\n\n"
         deadline = time.monotonic() + STREAM_SECONDS
-        async for event in events:
-            yield event
-            if closing.is_set() or time.monotonic() > deadline:
-                break
+        async with contextlib.aclosing(events):  # its watcher leaves the feed at once
+            async for event in events:
+                yield event
+                if closing.is_set() or time.monotonic() > deadline:
+                    break
 
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
@@ -77,13 +80,14 @@ async def list_events(
     went or changed status, so that the page fetches its table again."""
     keys = [JobKey.parse(text) for text in key[:_MAX_KEYS]]
     for job in keys:
+        validate_ids(job.partition, job.job_id)
         viewer.check(job.partition)
     return _streamed(request, _list_events(_Parts(request), feed, keys, viewer.query()))
 
 
 async def _list_events(
     parts_of: _Parts, feed: JobFeed, keys: list[JobKey], scope: Any
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str]:
     counts = await feed.status_counts(scope)
     stale_at = 0.0
     async for changed in feed.watch(keys):
@@ -118,7 +122,7 @@ async def job_events(
     return _streamed(request, _job_events(_Parts(request), feed, JobKey(partition_id, job_id)))
 
 
-async def _job_events(parts_of: _Parts, feed: JobFeed, key: JobKey) -> AsyncIterator[str]:
+async def _job_events(parts_of: _Parts, feed: JobFeed, key: JobKey) -> AsyncGenerator[str]:
     async for changed in feed.watch([key]):
         snapshot: Snapshot | None = changed.get(key)
         if snapshot is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -144,7 +145,7 @@ async def job_control(
     viewer.check(partition_id)
     if verb == "delete":
         await service.delete(job_id, partition=partition_id)
-        return RedirectResponse(f"{PREFIX}?deleted={job_id}", status_code=303)
+        return RedirectResponse(f"{PREFIX}?{urlencode({'deleted': job_id})}", status_code=303)
     if verb not in _CONTROLS:
         return error_page(request, 404, f"a job cannot be told to {verb!r}")
     await getattr(service, verb)(job_id, partition=partition_id)
@@ -171,7 +172,13 @@ async def login(
         return page(request, "login.html", context, status=401)
     response = RedirectResponse(_next(next), status_code=303)
     response.set_cookie(
-        KEY_COOKIE, key.strip(), httponly=True, samesite="strict", path=PREFIX, max_age=86400 * 7
+        KEY_COOKIE,
+        key.strip(),
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path=PREFIX,
+        max_age=86400 * 7,
     )
     return response
 

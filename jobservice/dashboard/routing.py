@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -29,17 +29,35 @@ class DashboardRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def answered(request: Request) -> Response:
+            if request.method == "POST" and not same_origin(request):
+                return error_page(
+                    request, 403, "this form was sent from another site; use it from the dashboard"
+                )
             try:
                 return await handler(request)
             except LoginRequiredError as exc:
                 if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
-                    target = quote(str(request.url.path), safe="/")
+                    target = quote(request.url.path + _query(request), safe="/")
                     return RedirectResponse(f"{PREFIX}/login?next={target}", status_code=303)
                 return error_page(request, 401, str(exc))
             except JobServiceError as exc:
                 return error_page(request, status_of(exc), str(exc))
 
         return answered
+
+
+def same_origin(request: Request) -> bool:
+    """Whether a form post comes from the dashboard's own pages, as the browser says (its
+    Sec-Fetch-Site, else its Origin): a page of another site must not pause, cancel or delete
+    jobs through a user's browser, with or without API keys. A client that is no browser sends
+    neither header, and is let through."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        return fetch_site in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    return urlsplit(origin).netloc == request.headers.get("host")
 
 
 def dashboard_router() -> APIRouter:
@@ -78,7 +96,12 @@ def shared_context(request: Request) -> dict[str, Any]:
 
 
 def job_url(partition: str, job_id: str) -> str:
-    return f"{PREFIX}/partitions/{partition}/jobs/{job_id}"
+    """A job's page; ids may hold ``#``, ``%`` or ``&``, so they are quoted."""
+    return f"{PREFIX}/partitions/{quote(partition, safe='')}/jobs/{quote(job_id, safe='')}"
+
+
+def _query(request: Request) -> str:
+    return f"?{request.url.query}" if request.url.query else ""
 
 
 def _service(request: Request) -> JobService:

@@ -261,7 +261,9 @@ def parse_sort(text: str | None) -> list[SQLColumnExpression[Any]]:
     ordered = expression.asc() if direction.lower() == "asc" else expression.desc()
     if nullable:
         ordered = ordered.nulls_last()
-    return [ordered] if field == "id" else [ordered, SORT_FIELDS["id"].asc()]
+    # Over several partitions one id may be in two: the partition breaks that tie.
+    partition = _ByteOrder(col(JobRow.partition_id)).asc()
+    return [ordered, partition] if field == "id" else [ordered, SORT_FIELDS["id"].asc(), partition]
 
 
 @dataclass(frozen=True, kw_only=True)

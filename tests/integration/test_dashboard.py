@@ -16,7 +16,7 @@ from jobservice.service import JobService
 from jobservice.settings import Settings
 from tests.conftest import unique
 from tests.integration.browser.support import serve
-from tests.integration.support import api_client, eventually, job
+from tests.integration.support import api_client, job
 from tests.integration.test_batch_tree import frozen_tree
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -126,31 +126,88 @@ async def test_with_keys_the_dashboard_asks_for_one_and_shows_only_its_partition
     service: JobService, settings: Settings, partition: str
 ) -> None:
     other = unique("q")
-    await service.submit("mine", job("range", "0-2"), partition=partition)
-    await service.submit("theirs", job("range", "0-2"), partition=other)
+    slow = job(
+        "range", "0-100000", target_pipe="local:sleep", task_message_params={"sleepMillis": "50"}
+    )
+    await service.submit("mine", slow, partition=partition)
+    await service.submit("theirs", slow, partition=other)
     keyed = settings.model_copy(
         update={"api": settings.api.model_copy(update={"keys": {"key-a": [partition]}})}
     )
     app = create_app(JobService(service.client, store=service.store, settings=keyed))
     async with api_client(app) as browser:
-        asked = await browser.get("/dashboard", headers=HTML)
-        assert asked.status_code == 303 and asked.headers["location"].startswith("/dashboard/login")
+        asked = await browser.get("/dashboard?status=Active", headers=HTML)
+        assert asked.status_code == 303
+        assert asked.headers["location"] == "/dashboard/login?next=/dashboard%3Fstatus%3DActive"
         wrong = await browser.post("/dashboard/login", data={"key": "nope", "next": "/dashboard"})
         assert wrong.status_code == 401 and "not known" in wrong.text
         signed = await browser.post("/dashboard/login", data={"key": "key-a", "next": "/dashboard"})
         assert signed.status_code == 303
         listed = await browser.get("/dashboard", headers=HTML)
         assert "mine" in listed.text and "theirs" not in listed.text and other not in listed.text
-        forbidden = await browser.get(f"/dashboard/partitions/{other}/jobs/theirs", headers=HTML)
-        assert forbidden.status_code == 403
-    await asyncio.gather(
-        eventually(lambda: _ended(service, "mine", partition)),
-        eventually(lambda: _ended(service, "theirs", other)),
+        # Nothing of the other partition can be read, streamed, browsed or made
+        refused = [
+            await browser.get(f"/dashboard/partitions/{other}/jobs/theirs", headers=HTML),
+            await browser.get(f"/dashboard/partitions/{other}/jobs/theirs/batches"),
+            await browser.get(f"/dashboard/partitions/{other}/jobs/theirs/events"),
+            await browser.get("/dashboard/events/jobs", params={"key": f"{other}/theirs"}),
+            await browser.post(f"/dashboard/partitions/{other}/jobs/theirs/cancel"),
+            await browser.post(
+                "/dashboard/submit",
+                data={
+                    "jobId": "x",
+                    "partition": other,
+                    "batchType": "range",
+                    "batchDefinition": "0-1",
+                    "targetPipe": "local:noop",
+                },
+            ),
+        ]
+        assert [answer.status_code for answer in refused] == [403] * len(refused)
+        # and a bulk cancel of everything is a cancel of everything the key opens
+        done = await browser.post("/dashboard/bulk", data={"action": "cancel"})
+        assert "1 cancelled" in done.text, done.text
+    assert (await service.get("mine", partition=partition)).status is JobStatus.CANCELLED
+    assert (await service.get("theirs", partition=other)).status is JobStatus.ACTIVE
+    await service.cancel("theirs", partition=other)
+
+
+async def test_a_form_posted_from_another_site_is_refused_and_changes_nothing(
+    http: httpx.AsyncClient, service: JobService, partition: str
+) -> None:
+    await service.submit("kept", job("range", "0-3"), partition=partition)
+    await service.wait("kept", partition=partition)
+    form = {"action": "delete", "partition": partition}
+
+    for headers in ({"Origin": "http://elsewhere.example"}, {"Sec-Fetch-Site": "cross-site"}):
+        answer = await http.post("/dashboard/bulk", data=form, headers=headers)
+        assert answer.status_code == 403, answer.text
+        assert "another site" in answer.text
+    assert (await service.get("kept", partition=partition)).status is JobStatus.COMPLETED
+    # The dashboard's own pages post as the same origin
+    same = {"Origin": "http://api", "Sec-Fetch-Site": "same-origin"}
+    assert (await http.post("/dashboard/bulk", data=form, headers=same)).status_code == 200
+
+
+async def test_a_filter_cannot_undo_the_status_beside_it(
+    http: httpx.AsyncClient, service: JobService, partition: str
+) -> None:
+    answer = await http.get(
+        "/dashboard/bulk",
+        params={
+            "action": "delete",
+            "partition": partition,
+            "status": "Completed",
+            "filter": "id==zzz),(id==*",
+        },
     )
+    assert answer.status_code == 400 and "filter" in answer.text
 
 
-async def _ended(service: JobService, job_id: str, partition: str) -> bool:
-    return (await service.get(job_id, partition=partition)).status.is_terminal
+async def test_a_stream_of_jobs_with_impossible_ids_is_refused(http: httpx.AsyncClient) -> None:
+    for key in ("default/", "default/a b", "nopartition"):
+        answer = await http.get("/dashboard/events/jobs", params={"key": key})
+        assert answer.status_code == 400, (key, answer.text)
 
 
 class _CountingService(JobService):
@@ -159,7 +216,7 @@ class _CountingService(JobService):
     reads = 0
 
     async def get_many(self, job_ids: Sequence[str], *, partition: str) -> list[JobView]:
-        type(self).reads += 1
+        self.reads += 1
         return await super().get_many(job_ids, partition=partition)
 
 
@@ -191,7 +248,7 @@ async def test_many_open_pages_of_a_job_cost_one_read_a_second(
 
     # Thirty pages each saw four updates, and the job was read about once a second for all
     assert updates == [4] * 30
-    assert _CountingService.reads <= seconds + 2, (_CountingService.reads, seconds)
+    assert counting.reads <= seconds + 2, (counting.reads, seconds)
     await service.cancel("watched", partition=partition)
 
 

@@ -29,6 +29,19 @@ async def _completed(page: Page, selector: str) -> int:
     return int(await page.locator(selector).first.get_attribute("data-completed") or "0")
 
 
+async def _still(page: Page, selector: str, *, within: float = 30.0) -> int:
+    """The completed count ``selector`` shows once it has not moved for two seconds."""
+    deadline = asyncio.get_running_loop().time() + within
+    last, since = await _completed(page, selector), asyncio.get_running_loop().time()
+    while asyncio.get_running_loop().time() - since < 2:
+        assert asyncio.get_running_loop().time() < deadline, "the bar did not stop"
+        await asyncio.sleep(0.25)
+        now = await _completed(page, selector)
+        if now != last:
+            last, since = now, asyncio.get_running_loop().time()
+    return last
+
+
 def _accept_dialogs(page: Page) -> None:
     async def accept(dialog: Dialog) -> None:
         await dialog.accept()
@@ -82,8 +95,10 @@ async def test_pause_stops_the_bar_and_resume_starts_it_again(
     await expect(page.locator("[role=status]")).to_have_text("Job paused.")
     await expect(page.locator("#job-controls button.pause")).to_be_disabled()
     assert (await service.get("steered", partition=partition)).status is JobStatus.PAUSED
-    await asyncio.sleep(2)  # chunks in flight stop after the slice they are in
-    stopped = await _completed(page, summary)
+    # Chunks in flight stop after the slice they are in: then the bar holds still, at the
+    # count the job's row holds
+    stopped = await _still(page, summary)
+    assert stopped == (await service.get("steered", partition=partition)).counts.completed
     await asyncio.sleep(3)
     assert await _completed(page, summary) == stopped
     await screenshot(page, "dashboard-job-paused")
@@ -96,8 +111,13 @@ async def test_pause_stops_the_bar_and_resume_starts_it_again(
         timeout=20_000,
     )
     await screenshot(page, "dashboard-job-running")
+
+    # And Cancel asks first, then cancels
+    _accept_dialogs(page)
+    await page.locator("#job-controls button.cancel").click()
+    await expect(page.locator(f"{summary} .badge")).to_have_text("■ Cancelled")
+    assert (await service.get("steered", partition=partition)).status is JobStatus.CANCELLED
     assert offsite == []
-    await service.cancel("steered", partition=partition)
 
 
 async def test_a_bulk_cancel_by_label_says_its_count_then_what_it_did(
@@ -173,7 +193,7 @@ async def test_a_key_for_one_partition_sees_nothing_of_another(
         await expect(page.locator(f'[id="job-row-{partition}/ours"]')).to_be_visible()
         assert await page.locator(f'[id="job-row-{other}/theirs"]').count() == 0
         assert other not in await page.content()
-        await expect(page.locator("#job-counters")).to_contain_text("1 jobs")
+        await expect(page.locator("#job-counters")).to_contain_text("1 job")
         await screenshot(page, "dashboard-partition-a")
 
         await page.goto(f"{url}/dashboard/partitions/{other}/jobs/theirs")
