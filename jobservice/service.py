@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -409,14 +409,24 @@ class JobService:
         """Cancel every unfinished job ``query`` selects; how many were cancelled."""
         return (await self.bulk(query, BulkAction.CANCEL)).done
 
-    async def bulk(self, query: JobQuery, action: BulkAction) -> BulkReport:
+    async def bulk(
+        self,
+        query: JobQuery,
+        action: BulkAction,
+        *,
+        progress: Callable[[BulkReport, int], None] | None = None,
+    ) -> BulkReport:
         """Pause, resume, cancel or delete every job ``query`` selects (of any partition it
         names), a few at a time; how many each outcome took. A job that changes meanwhile
         counts as it turned out: one that ended before its cancel reached it is finished. A
-        job the action fails on (Temporal away, say) is counted so, and the rest go on."""
+        job the action fails on (Temporal away, say) is counted so, and the rest go on.
+        ``progress`` hears the report so far, and how many were selected, after each job."""
         counts = dict.fromkeys(Outcome, 0)
         selected = await asyncio.to_thread(self._store.selected, query)
         todo = iter(selected)
+
+        def report() -> BulkReport:
+            return BulkReport(action, **{outcome.value: n for outcome, n in counts.items()})
 
         async def act_on_the_next() -> None:
             for partition, job_id, status in todo:
@@ -424,9 +434,11 @@ class JobService:
                 if outcome is Outcome.DONE:
                     outcome = await self._act(action, partition, job_id)
                 counts[outcome] += 1
+                if progress is not None:
+                    progress(report(), len(selected))
 
         await asyncio.gather(*(act_on_the_next() for _ in range(_BULK_AT_ONCE)))
-        return BulkReport(action, **{outcome.value: n for outcome, n in counts.items()})
+        return report()
 
     async def _act(self, action: BulkAction, partition: str, job_id: str) -> Outcome:
         try:

@@ -11,6 +11,7 @@ from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from jobservice.bulk import BulkAction
+from jobservice.dashboard.bulkruns import BulkRun, BulkRuns
 from jobservice.dashboard.feed import JobKey
 from jobservice.dashboard.listing import PAGE_SIZES, SORTS, ListFilters
 from jobservice.dashboard.routing import (
@@ -26,8 +27,11 @@ from jobservice.dashboard.routing import (
 from jobservice.dashboard.viewer import KEY_COOKIE, Viewer
 from jobservice.errors import InvalidRequestError
 from jobservice.models import JobStatus
+from jobservice.service import JobService
 
 router = dashboard_router()
+WAIT_SECONDS = 5.0
+"""How long a bulk action's request waits for it to end before showing its progress."""
 
 
 async def _jobs_context(
@@ -79,14 +83,44 @@ async def bulk_preview(request: Request, service: ServiceDep, viewer: ViewerDep)
     return page(request, "bulk.html", {**context, "matching": sum(counts.values())})
 
 
-@router.post("/bulk", response_class=HTMLResponse)
-async def bulk_apply(request: Request, service: ServiceDep, viewer: ViewerDep) -> HTMLResponse:
+@router.post("/bulk")
+async def bulk_apply(request: Request, service: ServiceDep, viewer: ViewerDep) -> Response:
+    """Start the bulk action; its result at once if it ends within moments, else the page
+    that follows it."""
     form = {key: str(value) for key, value in (await request.form()).items()}
     action = _action(form.get("action", ""))
     filters = ListFilters.of(form)
-    report = await service.bulk(filters.query(viewer, paged=False), action)
-    context = {"action": action, "filters": filters, "counts": {}, "matching": report.selected}
-    return page(request, "bulk.html", {**context, "report": report})
+    run = _runs(request, service).start(
+        filters.query(viewer, paged=False), action, viewer.partitions
+    )
+    assert run.task is not None
+    await asyncio.wait({run.task}, timeout=WAIT_SECONDS)
+    if not run.done:
+        return RedirectResponse(f"{PREFIX}/bulk/runs/{run.id}", status_code=303)
+    return _run_page(request, run, filters)
+
+
+@router.get("/bulk/runs/{run_id}", response_class=HTMLResponse)
+async def bulk_run(
+    request: Request, service: ServiceDep, viewer: ViewerDep, run_id: str
+) -> HTMLResponse:
+    run = _runs(request, service).get(run_id, viewer.partitions)
+    if run is None:
+        return error_page(request, 404, "no such bulk action here: it may have ended long ago")
+    return _run_page(request, run, ListFilters())
+
+
+def _run_page(request: Request, run: BulkRun, filters: ListFilters) -> HTMLResponse:
+    context = {"action": run.action, "filters": filters, "counts": {}, "run": run}
+    return page(request, "bulk.html", {**context, "report": run.report, "matching": run.selected})
+
+
+def _runs(request: Request, service: JobService) -> BulkRuns:
+    state = request.app.state
+    if getattr(state, "dashboard_bulk_runs", None) is None:
+        state.dashboard_bulk_runs = BulkRuns(service)
+    runs: BulkRuns = state.dashboard_bulk_runs
+    return runs
 
 
 def _action(name: str) -> BulkAction:

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from jobservice.api.app import create_app
+from jobservice.dashboard import pages
 from jobservice.models import JobStatus, JobView
 from jobservice.service import JobService
 from jobservice.settings import Settings
@@ -294,3 +295,31 @@ async def test_with_the_temporal_ui_known_a_job_and_its_batches_link_to_their_wo
     workflows = f"{ui}/namespaces/{settings.temporal.namespace}/workflows"
     assert f'href="{workflows}/job%2F{partition}%2Flinked"' in answer.text
     assert f'href="{workflows}"' in answer.text  # and the top bar, to all of them
+
+
+async def test_a_long_bulk_action_goes_on_after_its_request_and_shows_its_progress(
+    http: httpx.AsyncClient, service: JobService, partition: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slow = job(
+        "range", "0-100000", target_pipe="local:sleep", task_message_params={"sleepMillis": "50"}
+    )
+    for n in range(30):
+        await service.submit(f"many{n}", slow, partition=partition)
+    monkeypatch.setattr(pages, "WAIT_SECONDS", 0.0)  # as if the action took minutes
+
+    started = await http.post("/dashboard/bulk", data={"action": "cancel", "partition": partition})
+
+    assert started.status_code == 303, started.text
+    run_url = started.headers["location"]
+    assert run_url.startswith("/dashboard/bulk/runs/")
+    seen = []
+    while "Done" not in (answer := await http.get(run_url)).text:
+        assert answer.status_code == 200, answer.text
+        seen.append(answer.text)
+        await asyncio.sleep(0.1)
+    assert 'id="bulk-report">30 cancelled.' in answer.text
+    assert seen and 'http-equiv="refresh"' in seen[0]  # the page follows it meanwhile
+    for n in range(30):
+        assert (await service.get(f"many{n}", partition=partition)).status is JobStatus.CANCELLED
+    # An unknown run is a 404
+    assert (await http.get("/dashboard/bulk/runs/nonesuch")).status_code == 404
