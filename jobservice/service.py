@@ -31,6 +31,7 @@ from jobservice.errors import (
     JobConflictError,
     JobNotFoundError,
     JobStateError,
+    UnavailableError,
 )
 from jobservice.execution import (
     PAUSE_SIGNAL,
@@ -83,6 +84,15 @@ class Submission:
 
     job: JobView
     created: bool
+
+
+def _all_or_unavailable(report: BulkReport) -> int:
+    """How many jobs a REST bulk endpoint changed; if it failed on some, a 503 to retry."""
+    if report.failed:
+        raise UnavailableError(
+            f"{report}: the action failed on {report.failed:,} of the jobs; send it again"
+        )
+    return report.done
 
 
 class JobService:
@@ -403,11 +413,11 @@ class JobService:
 
     async def delete_all(self, query: JobQuery) -> int:
         """Delete every job ``query`` selects; how many were deleted."""
-        return (await self.bulk(query, BulkAction.DELETE)).done
+        return _all_or_unavailable(await self.bulk(query, BulkAction.DELETE))
 
     async def cancel_all(self, query: JobQuery) -> int:
         """Cancel every unfinished job ``query`` selects; how many were cancelled."""
-        return (await self.bulk(query, BulkAction.CANCEL)).done
+        return _all_or_unavailable(await self.bulk(query, BulkAction.CANCEL))
 
     async def bulk(
         self,
@@ -420,7 +430,8 @@ class JobService:
         names), a few at a time; how many each outcome took. A job that changes meanwhile
         counts as it turned out: one that ended before its cancel reached it is finished. A
         job the action fails on (Temporal away, say) is counted so, and the rest go on.
-        ``progress`` hears the report so far, and how many were selected, after each job."""
+        ``progress`` hears the report so far, and how many were selected: once they are
+        selected, then after each job."""
         counts = dict.fromkeys(Outcome, 0)
         selected = await asyncio.to_thread(self._store.selected, query)
         todo = iter(selected)
@@ -437,10 +448,13 @@ class JobService:
                 if progress is not None:
                     progress(report(), len(selected))
 
+        if progress is not None:
+            progress(report(), len(selected))
         await asyncio.gather(*(act_on_the_next() for _ in range(_BULK_AT_ONCE)))
         return report()
 
     async def _act(self, action: BulkAction, partition: str, job_id: str) -> Outcome:
+        """Act on one job; never raises, so that one job's failure stops no other."""
         try:
             if action is BulkAction.DELETE:
                 await self.delete(job_id, partition=partition)
@@ -453,14 +467,21 @@ class JobService:
         except JobNotFoundError:
             return Outcome.GONE
         except JobStateError:
-            try:
-                return action.outcome((await self.get(job_id, partition=partition)).status)
-            except JobNotFoundError:
-                return Outcome.GONE
+            return await self._outcome_now(action, partition, job_id)
         except Exception as exc:
             _log.warning("%s of job %s/%s failed: %s", action.value, partition, job_id, exc)
             return Outcome.FAILED
         return Outcome.DONE
+
+    async def _outcome_now(self, action: BulkAction, partition: str, job_id: str) -> Outcome:
+        """What an action that found a job changed meanwhile did: as the job is now."""
+        try:
+            return action.outcome((await self.get(job_id, partition=partition)).status)
+        except JobNotFoundError:
+            return Outcome.GONE
+        except Exception as exc:
+            _log.warning("job %s/%s could not be read again: %s", partition, job_id, exc)
+            return Outcome.FAILED
 
     async def _set_status(
         self,

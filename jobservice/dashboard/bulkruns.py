@@ -31,7 +31,9 @@ class BulkRun:
     partitions: tuple[str, ...] | None
     """Whose it is: the partitions of the viewer who started it (None: every one)."""
     report: BulkReport
+    query: JobQuery
     selected: int | None = None
+    """How many jobs it works on; None while they are being selected."""
     error: str | None = None
     finished_at: float | None = None
     task: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -54,9 +56,15 @@ class BulkRuns:
     def start(
         self, query: JobQuery, action: BulkAction, partitions: tuple[str, ...] | None
     ) -> BulkRun:
+        """A run of ``action`` on ``query``'s jobs; the one under way already, if the same
+        viewer started the same (a form sent twice, another tab)."""
         self._forget()
-        run = BulkRun(uuid.uuid4().hex[:12], action, partitions, BulkReport(action))
-        run.task = asyncio.create_task(self._run(run, query), name=f"bulk-{run.id}")
+        same = (query, action, partitions)
+        for run in self._runs.values():
+            if not run.done and (run.query, run.action, run.partitions) == same:
+                return run
+        run = BulkRun(uuid.uuid4().hex[:12], action, partitions, BulkReport(action), query)
+        run.task = asyncio.create_task(self._run(run), name=f"bulk-{run.id}")
         self._runs[run.id] = run
         return run
 
@@ -65,10 +73,10 @@ class BulkRuns:
         run = self._runs.get(run_id)
         return run if run is not None and run.partitions == partitions else None
 
-    async def _run(self, run: BulkRun, query: JobQuery) -> None:
+    async def _run(self, run: BulkRun) -> None:
         try:
-            run.report = await self._service.bulk(query, run.action, progress=run.heard)
-        except Exception as exc:  # the selection itself could not be read
+            run.report = await self._service.bulk(run.query, run.action, progress=run.heard)
+        except Exception as exc:  # the selection could not be read: the jobs are as they were
             run.error = str(exc) or type(exc).__name__
         finally:
             run.finished_at = time.monotonic()

@@ -22,6 +22,8 @@ from jobservice.service import JobService
 HISTORY = 180
 """Rate samples kept per job: three minutes at one a second."""
 _log = logging.getLogger(__name__)
+_WARN_SECONDS = 60.0
+"""The least time between two warnings of one partition's failing reads."""
 _FORGET_SECONDS = 600.0
 """A job nobody has watched for this long loses its rate history."""
 
@@ -68,6 +70,7 @@ class JobFeed:
         self._seen: dict[JobKey, float] = {}
         self._counts: dict[JobQuery, tuple[float, asyncio.Task[dict[JobStatus, int]]]] = {}
         self._loop: asyncio.Task[None] | None = None
+        self._warned: dict[str, float] = {}
 
     @property
     def interval(self) -> float:
@@ -117,8 +120,11 @@ class JobFeed:
         while self._watchers:
             started = time.monotonic()
             keys = set().union(*(watcher.keys for watcher in self._watchers))
-            self._publish(await self._read(keys), started)
-            self._forget(started)
+            try:
+                self._publish(await self._read(keys), started)
+                self._forget(started)
+            except Exception:  # no page may stop for good: they all go on next time
+                _log.exception("the dashboard's feed failed a round")
             for watcher in list(self._watchers):
                 watcher.ticked.set()
             await asyncio.sleep(max(0.0, self._interval - (time.monotonic() - started)))
@@ -134,7 +140,9 @@ class JobFeed:
             try:
                 jobs = await self._service.get_many(job_ids, partition=partition)
             except Exception as exc:
-                _log.warning("the dashboard could not read jobs of %r: %s", partition, exc)
+                if time.monotonic() - self._warned.get(partition, -_WARN_SECONDS) >= _WARN_SECONDS:
+                    self._warned[partition] = time.monotonic()
+                    _log.warning("the dashboard cannot read jobs of %r: %s", partition, exc)
                 continue
             found.update(dict.fromkeys(JobKey(partition, job_id) for job_id in job_ids))
             found.update((JobKey(partition, job.id), job) for job in jobs)

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 from jobservice.dashboard.viewer import Viewer
 from jobservice.db.query import JobQuery
-from jobservice.db.rsql import parse_filter
+from jobservice.db.rsql import check_label_key, parse_filter
 from jobservice.errors import InvalidRequestError
 from jobservice.models import JobStatus
 
@@ -74,6 +74,7 @@ class ListFilters:
             terms.append(f"status=={self.status}")
         key, has_value, value = self.label.partition("=")
         if has_value:
+            check_label_key(key.strip(), "label:")  # a key of 'a<0,id' would undo the rest
             escaped = value.replace("\\", "\\\\").replace('"', '\\"')
             terms.append(f'labels.{key.strip()}=="{escaped}"')
         return ";".join(terms) or None

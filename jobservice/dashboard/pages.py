@@ -106,7 +106,12 @@ async def bulk_run(
 ) -> HTMLResponse:
     run = _runs(request, service).get(run_id, viewer.partitions)
     if run is None:
-        return error_page(request, 404, "no such bulk action here: it may have ended long ago")
+        return error_page(
+            request,
+            404,
+            "this API process runs no such bulk action: it ended over an hour ago, or runs on"
+            " another replica of the API (route a user to one replica, or look at the jobs list)",
+        )
     return _run_page(request, run, ListFilters())
 
 

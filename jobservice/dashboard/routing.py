@@ -57,7 +57,23 @@ def same_origin(request: Request) -> bool:
     origin = request.headers.get("origin")
     if origin is None:
         return True
-    return urlsplit(origin).netloc == request.headers.get("host")
+    # Behind a proxy that rewrites Host, the host the browser asked for is the forwarded one.
+    asked = {request.headers.get("host"), request.headers.get("x-forwarded-host")}
+    return _authority(origin) in {_authority(f"//{host}") for host in asked if host}
+
+
+def _authority(url: str) -> str:
+    """Host and port of a URL, the scheme's default port left out: ``jobs:443`` is ``jobs``."""
+    parts = urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    try:
+        port = parts.port
+    except ValueError:
+        return ""
+    host = (parts.hostname or "").lower()
+    # A Host header has no scheme: either default port may be left out of its Origin.
+    defaults = (default,) if default else (80, 443)
+    return host if port is None or port in defaults else f"{host}:{port}"
 
 
 def dashboard_router() -> APIRouter:

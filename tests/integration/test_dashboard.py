@@ -185,9 +185,15 @@ async def test_a_form_posted_from_another_site_is_refused_and_changes_nothing(
         assert answer.status_code == 403, answer.text
         assert "another site" in answer.text
     assert (await service.get("kept", partition=partition)).status is JobStatus.COMPLETED
-    # The dashboard's own pages post as the same origin
-    same = {"Origin": "http://api", "Sec-Fetch-Site": "same-origin"}
-    assert (await http.post("/dashboard/bulk", data=form, headers=same)).status_code == 200
+    # The dashboard's own pages post as the same origin: as the browser says, or by the
+    # Origin alone (plain http to a name), also behind a proxy that rewrites Host
+    for same in (
+        {"Origin": "http://api", "Sec-Fetch-Site": "same-origin"},
+        {"Origin": "http://api:80"},
+        {"Origin": "https://jobs.example", "Host": "api:8080", "X-Forwarded-Host": "jobs.example"},
+    ):
+        answer = await http.post("/dashboard/bulk", data=form, headers=same)
+        assert answer.status_code == 200, (same, answer.text)
 
 
 async def test_a_filter_cannot_undo_the_status_beside_it(
@@ -203,6 +209,17 @@ async def test_a_filter_cannot_undo_the_status_beside_it(
         },
     )
     assert answer.status_code == 400 and "filter" in answer.text
+    # nor can a label key that is no key
+    answer = await http.get(
+        "/dashboard/bulk",
+        params={
+            "action": "delete",
+            "partition": partition,
+            "status": "Completed",
+            "label": "a<0,id=*",
+        },
+    )
+    assert answer.status_code == 400 and "label" in answer.text
 
 
 async def test_a_stream_of_jobs_with_impossible_ids_is_refused(http: httpx.AsyncClient) -> None:
@@ -307,10 +324,13 @@ async def test_a_long_bulk_action_goes_on_after_its_request_and_shows_its_progre
         await service.submit(f"many{n}", slow, partition=partition)
     monkeypatch.setattr(pages, "WAIT_SECONDS", 0.0)  # as if the action took minutes
 
-    started = await http.post("/dashboard/bulk", data={"action": "cancel", "partition": partition})
+    form = {"action": "cancel", "partition": partition}
+    started = await http.post("/dashboard/bulk", data=form)
 
     assert started.status_code == 303, started.text
     run_url = started.headers["location"]
+    # the same form sent again follows the same run, rather than starting a second
+    assert (await http.post("/dashboard/bulk", data=form)).headers["location"] == run_url
     assert run_url.startswith("/dashboard/bulk/runs/")
     seen = []
     while "Done" not in (answer := await http.get(run_url)).text:
