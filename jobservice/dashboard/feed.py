@@ -12,13 +12,15 @@ import asyncio
 import logging
 import time
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Hashable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from jobservice.db.query import JobQuery
 from jobservice.models import JobStatus, JobView
 from jobservice.service import JobService
 
+T = TypeVar("T")
 HISTORY = 180
 """Rate samples kept per job: three minutes at one a second."""
 _log = logging.getLogger(__name__)
@@ -68,7 +70,7 @@ class JobFeed:
         self._snapshots: dict[JobKey, Snapshot] = {}
         self._rates: dict[JobKey, deque[float]] = {}
         self._seen: dict[JobKey, float] = {}
-        self._counts: dict[JobQuery, tuple[float, asyncio.Task[dict[JobStatus, int]]]] = {}
+        self._shared: dict[Hashable, tuple[float, asyncio.Future[Any]]] = {}
         self._loop: asyncio.Task[None] | None = None
         self._warned: dict[str, float] = {}
 
@@ -103,14 +105,29 @@ class JobFeed:
     async def status_counts(self, query: JobQuery) -> dict[JobStatus, int]:
         """``JobService.status_counts``, shared by every page asking the same within an
         interval."""
+        return await self.shared(("status_counts", query), self._service.status_counts, query)
+
+    async def find(self, query: JobQuery) -> list[JobView]:
+        """``JobService.find``, shared likewise: open lists that refresh together on the
+        same filters read their page once."""
+        return await self.shared(("find", query), self._service.find, query)
+
+    async def count(self, query: JobQuery) -> int:
+        return await self.shared(("count", query), self._service.count, query)
+
+    async def shared(
+        self, key: Hashable, read: Callable[[JobQuery], Awaitable[T]], query: JobQuery
+    ) -> T:
+        """``read(query)``, once per interval for everyone asking under ``key``."""
         now = time.monotonic()
-        cached = self._counts.get(query)
+        cached = self._shared.get(key)
         if cached is None or now - cached[0] >= self._interval:
-            cached = (now, asyncio.create_task(self._service.status_counts(query)))
-            self._counts[query] = cached
-            for old in [q for q, (at, _) in self._counts.items() if now - at > 60]:
-                del self._counts[old]
-        return await asyncio.shield(cached[1])
+            cached = (now, asyncio.ensure_future(read(query)))
+            self._shared[key] = cached
+            for old in [k for k, (at, _) in self._shared.items() if now - at > 60]:
+                del self._shared[old]
+        answer: T = await asyncio.shield(cached[1])
+        return answer
 
     def _start(self) -> None:
         if self._loop is None or self._loop.done():

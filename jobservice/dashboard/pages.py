@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -34,17 +35,15 @@ WAIT_SECONDS = 5.0
 """How long a bulk action's request waits for it to end before showing its progress."""
 
 
-async def _jobs_context(
-    request: Request, service: ServiceDep, feed: FeedDep, viewer: Viewer
-) -> dict[str, Any]:
+async def _jobs_context(request: Request, feed: FeedDep, viewer: Viewer) -> dict[str, Any]:
     filters = ListFilters.of(request.query_params)
-    query = filters.query(viewer)
-    jobs, matching, counts = await asyncio.gather(
-        service.find(query),
-        service.count(filters.query(viewer, paged=False)),
-        feed.status_counts(viewer.query()),
+    matching, counts = await asyncio.gather(
+        feed.count(filters.query(viewer, paged=False)), feed.status_counts(viewer.query())
     )
     pages = max(1, -(-matching // filters.size))
+    if filters.page > pages:  # a page past the end (jobs went meanwhile): the last one
+        filters = replace(filters, page=pages)
+    jobs = await feed.find(filters.query(viewer))
     return {
         "filters": filters,
         "jobs": jobs,
@@ -58,19 +57,15 @@ async def _jobs_context(
 
 
 @router.get("", response_class=HTMLResponse)
-async def jobs_page(
-    request: Request, service: ServiceDep, feed: FeedDep, viewer: ViewerDep
-) -> HTMLResponse:
+async def jobs_page(request: Request, feed: FeedDep, viewer: ViewerDep) -> HTMLResponse:
     """Every job the viewer may see, newest first, filtered, live."""
-    return page(request, "jobs.html", await _jobs_context(request, service, feed, viewer))
+    return page(request, "jobs.html", await _jobs_context(request, feed, viewer))
 
 
 @router.get("/jobs", response_class=HTMLResponse)
-async def jobs_table(
-    request: Request, service: ServiceDep, feed: FeedDep, viewer: ViewerDep
-) -> HTMLResponse:
+async def jobs_table(request: Request, feed: FeedDep, viewer: ViewerDep) -> HTMLResponse:
     """The list's table alone, as the page refreshes it when jobs come and go."""
-    return page(request, "_jobs_table.html", await _jobs_context(request, service, feed, viewer))
+    return page(request, "_jobs_table.html", await _jobs_context(request, feed, viewer))
 
 
 @router.get("/bulk", response_class=HTMLResponse)

@@ -12,6 +12,7 @@ import pytest
 
 from jobservice.api.app import create_app
 from jobservice.dashboard import pages
+from jobservice.db.query import JobQuery
 from jobservice.models import JobStatus, JobView
 from jobservice.service import JobService
 from jobservice.settings import Settings
@@ -221,6 +222,23 @@ class _CountingService(JobService):
         self.reads += 1
         return await super().get_many(job_ids, partition=partition)
 
+    async def find(self, query: JobQuery) -> list[JobView]:
+        self.reads += 1
+        return await super().find(query)
+
+
+async def test_lists_refreshing_together_read_their_page_once(
+    service: JobService, settings: Settings, partition: str
+) -> None:
+    await service.submit("listed", job("range", "0-2"), partition=partition)
+    counting = _CountingService(service.client, store=service.store, settings=settings)
+    async with api_client(create_app(counting)) as client:
+        pages = await asyncio.gather(
+            *(client.get("/dashboard/jobs", params={"partition": partition}) for _ in range(20))
+        )
+    assert all(f'id="job-row-{partition}/listed"' in page.text for page in pages)
+    assert counting.reads == 1
+
 
 async def test_many_open_pages_of_a_job_cost_one_read_a_second(
     service: JobService, settings: Settings, partition: str
@@ -327,3 +345,11 @@ async def test_a_long_bulk_action_goes_on_after_its_request_and_shows_its_progre
         assert (await service.get(f"many{n}", partition=partition)).status is JobStatus.CANCELLED
     # An unknown run is a 404
     assert (await http.get("/dashboard/bulk/runs/nonesuch")).status_code == 404
+
+
+async def test_a_page_past_the_end_shows_the_last_one(
+    http: httpx.AsyncClient, service: JobService, partition: str
+) -> None:
+    await service.submit("only", job("range", "0-2"), partition=partition)
+    answer = await http.get("/dashboard", params={"partition": partition, "page": "9"})
+    assert answer.status_code == 200 and f'id="job-row-{partition}/only"' in answer.text
