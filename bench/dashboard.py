@@ -5,9 +5,10 @@
 Starts its own Temporal dev server (the list asks it whether workers poll, for jobs that do
 not move) and a scratch SQLite job database holding ``jobs`` jobs over five partitions, a
 fifth of them Active, each with two labels; then renders, in this process through the API's
-own ASGI app, the list's first page (newest first, all partitions), a filtered page and a
-deep page, ``runs`` times each, and prints the medians and 95th percentiles of the
-server-side time against the target: 200 ms for the first page.
+own ASGI app and with no read shared between renders, the list's first page (newest first,
+all partitions), a filtered page and a deep page, ``runs`` times each, and prints the
+medians and 95th percentiles of the server-side time against the target: 200 ms for the
+first page.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sqlalchemy import insert
 from bench.database import scratch_database
 from jobservice import eventloop
 from jobservice.api import create_app
+from jobservice.dashboard.feed import JobFeed
 from jobservice.db.engine import create_database_engine
 from jobservice.db.tables import JobLabelRow, JobRow
 from jobservice.devserver import DevServer
@@ -103,7 +105,11 @@ async def main(jobs: int, runs: int) -> None:
             temporal = TemporalSettings(address=server.address, task_queue="bench-dashboard")
             settings = Settings(temporal=temporal, database=database)
             service = JobService(await connect(temporal), settings=settings)
-            transport = httpx.ASGITransport(app=create_app(service))
+            app = create_app(service)
+            # Lists on the same filters share their reads for a second; every render here
+            # reads the database afresh, as the first page opened does.
+            app.state.dashboard_feed = JobFeed(service, interval=0.0)
+            transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
                 await timings(http, "/dashboard", 3)  # templates compiled, connections open
                 pages = {
