@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from jobservice.api.security import NotAuthenticatedError, key_partitions
 from jobservice.bulk import BulkAction
 from jobservice.dashboard.bulkruns import BulkRun, BulkRuns
 from jobservice.dashboard.feed import JobKey
@@ -27,7 +28,6 @@ from jobservice.dashboard.routing import (
 )
 from jobservice.dashboard.viewer import KEY_COOKIE, Viewer
 from jobservice.errors import InvalidRequestError
-from jobservice.models import JobStatus
 from jobservice.service import JobService
 
 router = dashboard_router()
@@ -159,11 +159,7 @@ async def job_page(
     return page(request, "job.html", context)
 
 
-_CONTROLS = {
-    "pause": ("paused", JobStatus.PAUSED),
-    "resume": ("resumed", JobStatus.ACTIVE),
-    "cancel": ("cancelled", JobStatus.CANCELLED),
-}
+_CONTROLS = ("pause", "resume", "cancel")
 
 
 @router.post("/partitions/{partition_id}/jobs/{job_id}/{verb}")
@@ -183,7 +179,7 @@ async def job_control(
     if verb not in _CONTROLS:
         return error_page(request, 404, f"a job cannot be told to {verb!r}")
     await getattr(service, verb)(job_id, partition=partition_id)
-    done = _CONTROLS[verb][0]
+    done = BulkAction(verb).done_word
     return RedirectResponse(f"{job_url(partition_id, job_id)}?done={done}", status_code=303)
 
 
@@ -197,8 +193,6 @@ async def login(
     request: Request, key: Annotated[str, Form()], next: Annotated[str, Form()] = PREFIX
 ) -> Response:
     """Keep a known API key in a cookie only this site's own requests send back."""
-    from jobservice.api.security import NotAuthenticatedError, key_partitions
-
     try:
         key_partitions(request.app.state.settings.api, key.strip())
     except NotAuthenticatedError:
