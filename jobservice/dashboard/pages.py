@@ -13,11 +13,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from jobservice.api.security import NotAuthenticatedError, key_partitions
 from jobservice.bulk import BulkAction
-from jobservice.dashboard.bulkruns import BulkRun, BulkRuns
+from jobservice.dashboard.bulkruns import BulkRun
 from jobservice.dashboard.feed import JobKey
 from jobservice.dashboard.listing import PAGE_SIZES, SORTS, ListFilters
 from jobservice.dashboard.routing import (
     PREFIX,
+    BulkRunsDep,
     FeedDep,
     ServiceDep,
     ViewerDep,
@@ -28,7 +29,6 @@ from jobservice.dashboard.routing import (
 )
 from jobservice.dashboard.viewer import KEY_COOKIE, Viewer
 from jobservice.errors import InvalidRequestError
-from jobservice.service import JobService
 
 router = dashboard_router()
 WAIT_SECONDS = 5.0
@@ -79,15 +79,13 @@ async def bulk_preview(request: Request, service: ServiceDep, viewer: ViewerDep)
 
 
 @router.post("/bulk")
-async def bulk_apply(request: Request, service: ServiceDep, viewer: ViewerDep) -> Response:
+async def bulk_apply(request: Request, runs: BulkRunsDep, viewer: ViewerDep) -> Response:
     """Start the bulk action; its result at once if it ends within moments, else the page
     that follows it."""
     form = {key: str(value) for key, value in (await request.form()).items()}
     action = _action(form.get("action", ""))
     filters = ListFilters.of(form)
-    run = _runs(request, service).start(
-        filters.query(viewer, paged=False), action, viewer.partitions
-    )
+    run = runs.start(filters.query(viewer, paged=False), action, viewer.partitions)
     assert run.task is not None
     await asyncio.wait({run.task}, timeout=WAIT_SECONDS)
     if not run.done:
@@ -97,9 +95,9 @@ async def bulk_apply(request: Request, service: ServiceDep, viewer: ViewerDep) -
 
 @router.get("/bulk/runs/{run_id}", response_class=HTMLResponse)
 async def bulk_run(
-    request: Request, service: ServiceDep, viewer: ViewerDep, run_id: str
+    request: Request, runs: BulkRunsDep, viewer: ViewerDep, run_id: str
 ) -> HTMLResponse:
-    run = _runs(request, service).get(run_id, viewer.partitions)
+    run = runs.get(run_id, viewer.partitions)
     if run is None:
         return error_page(
             request,
@@ -113,14 +111,6 @@ async def bulk_run(
 def _run_page(request: Request, run: BulkRun, filters: ListFilters) -> HTMLResponse:
     context = {"action": run.action, "filters": filters, "counts": {}, "run": run}
     return page(request, "bulk.html", {**context, "report": run.report, "matching": run.selected})
-
-
-def _runs(request: Request, service: JobService) -> BulkRuns:
-    state = request.app.state
-    if getattr(state, "dashboard_bulk_runs", None) is None:
-        state.dashboard_bulk_runs = BulkRuns(service)
-    runs: BulkRuns = state.dashboard_bulk_runs
-    return runs
 
 
 def _action(name: str) -> BulkAction:

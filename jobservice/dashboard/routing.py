@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 
+from jobservice.api.routes import ServiceDep as ServiceDep
 from jobservice.api.status import status_of
+from jobservice.dashboard.bulkruns import BulkRuns
 from jobservice.dashboard.feed import JobFeed
 from jobservice.dashboard.rendering import templates
 from jobservice.dashboard.viewer import LoginRequiredError, Viewer, viewer_of
@@ -120,20 +122,27 @@ def _query(request: Request) -> str:
     return f"?{request.url.query}" if request.url.query else ""
 
 
-def _service(request: Request) -> JobService:
-    service: JobService = request.app.state.service
-    return service
+T = TypeVar("T")
+
+
+def _one_per_app(request: Request, name: str, make: Callable[[JobService], T]) -> T:
+    """The app's one ``name``, made over its service on first use: every page shares it.
+    (The service may be connected only once the app has started.)"""
+    state = request.app.state
+    if getattr(state, name, None) is None:
+        setattr(state, name, make(state.service))
+    made: T = getattr(state, name)
+    return made
 
 
 def _feed(request: Request) -> JobFeed:
-    """The app's one feed, made on first use: every page shares it."""
-    state = request.app.state
-    if getattr(state, "dashboard_feed", None) is None:
-        state.dashboard_feed = JobFeed(_service(request))
-    feed: JobFeed = state.dashboard_feed
-    return feed
+    return _one_per_app(request, "dashboard_feed", JobFeed)
 
 
-ServiceDep = Annotated[JobService, Depends(_service)]
+def _bulk_runs(request: Request) -> BulkRuns:
+    return _one_per_app(request, "dashboard_bulk_runs", BulkRuns)
+
+
 FeedDep = Annotated[JobFeed, Depends(_feed)]
+BulkRunsDep = Annotated[BulkRuns, Depends(_bulk_runs)]
 ViewerDep = Annotated[Viewer, Depends(viewer_of)]
