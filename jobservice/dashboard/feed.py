@@ -74,10 +74,6 @@ class JobFeed:
         self._loop: asyncio.Task[None] | None = None
         self._warned: dict[str, float] = {}
 
-    @property
-    def interval(self) -> float:
-        return self._interval
-
     async def watch(self, keys: Collection[JobKey]) -> AsyncIterator[dict[JobKey, Snapshot]]:
         """The snapshots of ``keys`` (those known at once, then the rest), then each interval
         those that changed: an empty dict when none did, so a stream can also keep time."""

@@ -106,7 +106,6 @@ def shared_context(request: Request) -> dict[str, Any]:
     return {
         "prefix": PREFIX,
         "viewer": viewer,
-        "keys_required": bool(settings.api.keys),
         "temporal_ui": settings.temporal.ui_url,
         "namespace": settings.temporal.namespace,
         "job_url": job_url,
