@@ -135,13 +135,20 @@ class Failure(_CamelModel):
     failure_message: str
 
 
+IN_FLIGHT_MEANS = (
+    "items an item handler has in hand, or published to a queue and not yet settled by its "
+    "worker's result"
+)
+WAITING_MEANS = "items still to do that are not in flight: not yet handed out, or not yet split"
+
+
 class JobCounts(_CamelModel):
     """Items of a job: how many are known, done, failed, and being processed now."""
 
     total: int = 0
     completed: int = 0
     failed: int = 0
-    in_flight: int = 0
+    in_flight: int = Field(default=0, description=f"In flight: {IN_FLIGHT_MEANS}.")
 
     @property
     def done(self) -> int:

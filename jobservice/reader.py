@@ -50,8 +50,30 @@ class JobReader:
         return (await self.views([await self.row(partition, job_id)]))[0]
 
     async def views(self, rows: Sequence[Mapping[str, Any]]) -> list[JobView]:
-        """The views of ``rows`` (column names to values), in their order."""
-        return await self._health.annotate([job_view(row) for row in rows])
+        """The views of ``rows`` (column names to values), in their order, with the items
+        workers are handling now counted in flight."""
+        views = [job_view(row) for row in rows]
+        running = [(v.partition, v.id) for v in views if v.status in _HANDLING]
+        if running:
+            in_hand = await asyncio.to_thread(self._rows.items_in_hand, running)
+            views = [
+                _with_in_hand(view, in_hand.get((view.partition, view.id), 0)) for view in views
+            ]
+        return await self._health.annotate(views)
+
+
+_HANDLING = (JobStatus.ACTIVE, JobStatus.PAUSED)
+"""Statuses in which a worker may have an item of the job in a handler's hands: a paused job's
+chunks finish the call they are in."""
+
+
+def _with_in_hand(view: JobView, items: int) -> JobView:
+    """The row's ``in_flight`` counts items published to a queue and not yet settled; the
+    items a ``local:`` handler has in hand are the workers' to say."""
+    if not items:
+        return view
+    counts = view.counts.model_copy(update={"in_flight": view.counts.in_flight + items})
+    return view.model_copy(update={"counts": counts})
 
 
 def job_view(row: Mapping[str, Any]) -> JobView:

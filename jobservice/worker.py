@@ -18,6 +18,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from jobservice.activities import BatchActivities
 from jobservice.activities.gate import JobGate
 from jobservice.activities.handler_threads import HandlerThreads
+from jobservice.activities.in_hand import ItemsInHand
 from jobservice.activities.records import JobRecordActivities
 from jobservice.activities.tree import TreeActivities
 from jobservice.broker import Broker
@@ -52,7 +53,9 @@ def build_worker(
     registry = registry or installed()
     store = store or JobStore(create_database_engine(settings.database_url()))
     threads = HandlerThreads(stuck_limit=settings.worker_stuck_handler_threads)
-    activities = BatchActivities(registry, broker, JobGate(store), threads=threads)
+    activities = BatchActivities(
+        registry, broker, JobGate(store), threads=threads, in_hand=ItemsInHand(store)
+    )
     records = JobRecordActivities(store, client)
     return Worker(
         client,

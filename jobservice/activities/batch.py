@@ -21,7 +21,8 @@ from temporalio.exceptions import ApplicationError
 
 from jobservice.activities.gate import JobGate
 from jobservice.activities.handler_threads import HandlerThreads
-from jobservice.activities.pipes import TargetPipe, resolve_pipe
+from jobservice.activities.in_hand import ItemsInHand
+from jobservice.activities.pipes import LocalPipe, TargetPipe, resolve_pipe
 from jobservice.broker import Broker, BrokerUnavailableError, TargetQueueMissingError
 from jobservice.errors import BatchDefinitionError, InvalidJobError
 from jobservice.execution import (
@@ -197,11 +198,13 @@ class BatchActivities:
         gate: JobGate | None = None,
         *,
         threads: HandlerThreads,
+        in_hand: ItemsInHand | None = None,
     ) -> None:
         self._registry = registry
         self._broker = broker
         self._gate = gate or JobGate(None)
         self._threads = threads
+        self._in_hand = in_hand or ItemsInHand(None)
         self._building = asyncio.Semaphore(1)
         """Building task messages is pure Python: with one slice building at a time, the
         worker's event loop keeps its share of the interpreter under load, and so signals,
@@ -342,7 +345,12 @@ class BatchActivities:
             )
         context = request.context
         limit = context.engine.failure_details
-        delivered = await pipe.deliver(messages, context.task_message_params, limit, stop)
+        if isinstance(pipe, LocalPipe) and messages:
+            # A slice's handler calls are made one at a time: one item in hand.
+            with self._in_hand.holding((context.partition, context.job_id)):
+                delivered = await pipe.deliver(messages, context.task_message_params, limit, stop)
+        else:
+            delivered = await pipe.deliver(messages, context.task_message_params, limit, stop)
         end = min(offset + size, len(items))
         indexes, failures = refused.indexes, refused.failures
         if delivered.undone:

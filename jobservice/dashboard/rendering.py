@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from jobservice.models import JobStatus, JobView
+from jobservice.models import IN_FLIGHT_MEANS, WAITING_MEANS, JobStatus, JobView
 
 UNKNOWN = "\N{EN DASH}"
 """What a page shows for a number or time it does not know."""
@@ -142,6 +142,8 @@ def _environment() -> Environment:
         "controls_of": controls,
         "chart_width": CHART_WIDTH,
         "chart_height": CHART_HEIGHT,
+        "IN_FLIGHT_MEANS": IN_FLIGHT_MEANS,
+        "WAITING_MEANS": WAITING_MEANS,
     }
     environment.globals.update(globals_)
     return environment

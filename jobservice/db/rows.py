@@ -13,6 +13,8 @@ import asyncio
 import json
 import re
 import sqlite3
+import time
+from collections.abc import Collection
 from contextlib import closing
 from functools import cache
 from pathlib import Path
@@ -26,8 +28,14 @@ if TYPE_CHECKING:
 JOB_BY_KEY = "SELECT * FROM job WHERE partition_id = :partition_id AND job_id = :job_id"
 JSON_COLUMNS = ("labels", "definition", "failures", "prerequisite_job_ids")
 BOOLEAN_COLUMNS = ("splitting_complete",)
+IN_HAND_FRESH_MILLIS = 10_000
+"""A worker's row of items in hand counts while it has refreshed it within this long."""
 _SQLITE_FILE = re.compile(r"sqlite(?:\+pysqlite)?:///(?P<path>[^?#%]+)")
 """A SQLite URL naming a file, with nothing more to it (no query, no escapes)."""
+
+
+JobKey = tuple[str, str]
+"""(partition id, job id)"""
 
 
 class JobRows(Protocol):
@@ -35,6 +43,10 @@ class JobRows(Protocol):
 
     def job_row(self, *, partition_id: str, job_id: str) -> dict[str, Any] | None:
         """The job's row, column names to values; None when there is none."""
+
+    def items_in_hand(self, keys: Collection[JobKey]) -> dict[JobKey, int]:
+        """Of the jobs ``keys``, the items workers are handing to item handlers now, as the
+        workers last said (:mod:`jobservice.db.in_hand`); a job with none is left out."""
 
     def check_schema(self) -> None:
         """Refuse a database whose schema is not this version's (an UnavailableError)."""
@@ -76,6 +88,16 @@ class CoreRows:
             )
             row = found.mappings().first()
         return None if row is None else dict(row)
+
+    def items_in_hand(self, keys: Collection[JobKey]) -> dict[JobKey, int]:
+        if not keys:
+            return {}
+        from sqlalchemy import text
+
+        sql, parameters = _in_hand_query(keys)
+        with self._engine.connect() as connection:
+            found = connection.execute(text(sql), parameters).all()
+        return _in_hand(found, keys)
 
     def check_schema(self) -> None:
         from jobservice.db.engine import check_schema
@@ -119,6 +141,14 @@ class SqliteRows:
             found[name] = bool(found[name])
         return found
 
+    def items_in_hand(self, keys: Collection[JobKey]) -> dict[JobKey, int]:
+        if not keys:
+            return {}
+        sql, parameters = _in_hand_query(keys)
+        with closing(self._connect()) as connection:
+            found = connection.execute(sql, parameters).fetchall()
+        return _in_hand(found, keys)
+
     def check_schema(self) -> None:
         check_revision(self._revision, self._url)
 
@@ -133,3 +163,22 @@ class SqliteRows:
                 return None
             revisions = connection.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall()
         return only_revision([row[0] for row in revisions])
+
+
+def _in_hand_query(keys: Collection[JobKey]) -> tuple[str, dict[str, object]]:
+    """SQL summing the fresh rows of the jobs of ``keys`` by job, and its named parameters:
+    the same text for ``sqlite3`` and SQLAlchemy's ``text()``."""
+    job_ids = sorted({job_id for _, job_id in keys})
+    names = ", ".join(f":j{index}" for index in range(len(job_ids)))
+    sql = (
+        "SELECT partition_id, job_id, SUM(items) FROM job_items_in_hand "
+        f"WHERE updated_time >= :since AND job_id IN ({names}) GROUP BY partition_id, job_id"
+    )
+    since = int(time.time() * 1000) - IN_HAND_FRESH_MILLIS
+    return sql, {"since": since} | {f"j{i}": job_id for i, job_id in enumerate(job_ids)}
+
+
+def _in_hand(found: Collection[Any], keys: Collection[JobKey]) -> dict[JobKey, int]:
+    wanted = set(keys)
+    sums = {(str(row[0]), str(row[1])): int(row[2]) for row in found}
+    return {key: count for key, count in sums.items() if key in wanted and count > 0}

@@ -76,3 +76,18 @@ class JobPrerequisiteRow(SQLModel, table=True):
     partition_id: str = Field(primary_key=True, max_length=PARTITION_ID_LENGTH)
     job_id: str = Field(primary_key=True, max_length=JOB_ID_LENGTH)
     prerequisite_job_id: str = Field(primary_key=True, max_length=JOB_ID_LENGTH)
+
+
+class ItemsInHandRow(SQLModel, table=True):
+    """Items of a job that one worker process has handed to an item handler and not yet
+    settled, as that worker last said: a job's ``inFlight`` adds up its fresh rows."""
+
+    __tablename__ = "job_items_in_hand"
+    __table_args__ = (Index("ix_job_items_in_hand_job", "partition_id", "job_id"),)
+
+    worker_id: str = Field(primary_key=True, max_length=64)
+    partition_id: str = Field(primary_key=True, max_length=PARTITION_ID_LENGTH)
+    job_id: str = Field(primary_key=True, max_length=JOB_ID_LENGTH)
+    items: int = 0
+    updated_time: int = Field(sa_column=Column(BigInteger, nullable=False))
+    """Epoch milliseconds: a row a worker has not refreshed for a while is not counted."""

@@ -260,7 +260,10 @@ class BatchRunner:
         total = state.finished.total + (split.item_total if split else 0)
         completed, failed = state.finished.completed, state.finished.failed
         retries = state.finished.retries
-        in_flight = sum(c.end - c.start for c in self._chunks)
+        # In flight: items published to a queue and not yet settled. Items of a chunk that is
+        # scheduled or running are not: a running local chunk has one item in a handler's
+        # hands, which only its worker knows and says (jobservice.activities.in_hand).
+        in_flight = 0
         percent = 0
         if self._tracked is not None:
             in_flight += self._tracked.outstanding

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from jobservice.db.rows import CoreRows, JobRows, SqliteRows, sqlite_file
-from jobservice.db.store import JobStore
+from jobservice.db.in_hand import report_in_hand
+from jobservice.db.rows import IN_HAND_FRESH_MILLIS, CoreRows, JobRows, SqliteRows, sqlite_file
+from jobservice.db.store import JobStore, now_millis
 from jobservice.execution import JobRecord, NewJobRow
 from jobservice.models import Failure, JobCounts, JobStatus
 from tests.conftest import unique
@@ -63,6 +64,35 @@ def test_the_core_read_of_a_row_is_the_mapped_row(job_store: JobStore) -> None:
         assert read["failures"][0]["failureMessage"] == "it failed"
         assert rows.job_row(partition_id=partition, job_id=unique("none")) is None
         rows.check_schema()
+
+
+def test_items_in_hand_add_up_each_workers_fresh_rows_of_a_job(job_store: JobStore) -> None:
+    # Given two workers handling items of job A, one of job B, and a worker that said it had
+    # items of A long ago and has not been heard since (it died)
+    partition = unique("p")
+    a, b, other = (partition, unique("a")), (partition, unique("b")), (unique("p"), unique("c"))
+    now = now_millis()
+    engine = job_store.engine
+    report_in_hand(engine, worker_id=unique("w1"), items={a: 3, b: 1}, now=now)
+    report_in_hand(engine, worker_id=unique("w2"), items={a: 2, other: 0}, now=now)
+    dead = unique("dead")
+    report_in_hand(engine, worker_id=dead, items={a: 100}, now=now - IN_HAND_FRESH_MILLIS - 1)
+
+    for rows in readers(job_store):
+        # Then the live workers' items count, the dead one's do not, and a job with none is
+        # left out, as is one of another partition with the same id
+        assert rows.items_in_hand([a, b, other]) == {a: 5, b: 1}, type(rows)
+        assert rows.items_in_hand([(unique("p"), a[1])]) == {}
+        assert rows.items_in_hand([]) == {}
+
+    # When the first worker has settled everything it had, and the dead one comes back
+    worker = unique("w3")
+    report_in_hand(engine, worker_id=worker, items={a: 4}, now=now)
+    report_in_hand(engine, worker_id=worker, items={}, now=now)
+    report_in_hand(engine, worker_id=dead, items={a: 1}, now=now)
+    # Then its rows are gone, and the other worker's replaced what it said before
+    for rows in readers(job_store):
+        assert rows.items_in_hand([a]) == {a: 6}, type(rows)
 
 
 def readers(job_store: JobStore) -> list[JobRows]:
