@@ -27,20 +27,21 @@ def _duration(seconds: float | None) -> str:
 
 
 def show_job(console: Console, job: JobView) -> None:
+    """A job in lines that fit an 80-column terminal: counts of any size stay on their line."""
     counts = job.counts
     title = f"job {job.id} (partition {job.partition})" + (f" {job.name}" if job.name else "")
     console.print(f"[bold]{title}[/bold]: {job.status}")
     if job.status_reason:
-        console.print(f"  waiting   {job.status_reason}", markup=False)
+        console.print(f"  waiting    {job.status_reason}", markup=False)
     total = f"{counts.total:,}" + ("" if job.splitting_complete or job.status.is_terminal else "+")
-    console.print(
-        f"  items     {counts.done:,} / {total} ({job.percentage_complete:g}%)   "
-        f"completed {counts.completed:,}  failed {counts.failed:,}  in flight {counts.in_flight:,}"
-    )
+    waiting = max(0, counts.total - counts.done - counts.in_flight)
+    console.print(f"  items      {counts.done:,} / {total} ({job.percentage_complete:g}%)")
+    console.print(f"  completed  {counts.completed:<15,}  failed   {counts.failed:,}")
+    console.print(f"  in flight  {counts.in_flight:<15,}  waiting  {waiting:,}")
     rate = f"{job.items_per_second:,.0f} items/s" if job.items_per_second else "-"
-    console.print(f"  rate      {rate}   ETA {_duration(job.eta_seconds)}")
+    console.print(f"  rate       {rate:<15}  ETA      {_duration(job.eta_seconds)}")
     if job.failures:
-        console.print(f"  failures  (first {len(job.failures)})")
+        console.print(f"  failures   (first {len(job.failures)})")
         for failure in job.failures:
             console.print(
                 f"    {failure.failure_id}  {failure.failure_source}: {failure.failure_message}",
