@@ -16,8 +16,8 @@ POSTGRES = os.environ.get("JOBSERVICE_TEST_POSTGRES", "postgresql://postgres@127
 
 @contextmanager
 def postgres_schema() -> Iterator[str]:
-    """An SQLAlchemy URL whose search path is a new schema; skipped locally when PostgreSQL
-    is not running, a failure in CI."""
+    """An SQLAlchemy URL whose search path is a new schema; a failure when PostgreSQL is not
+    running (a skip only with ``JOBSERVICE_TEST_ALLOW_SKIP=1``)."""
     schema = unique("jobs").replace("-", "_")
     with _connection() as connection:
         connection.execute(f'CREATE SCHEMA "{schema}"')
@@ -31,7 +31,8 @@ def postgres_schema() -> Iterator[str]:
 @contextmanager
 def fresh_database(prefix: str) -> Iterator[str]:
     """The name of a new database in the machine's PostgreSQL, dropped afterwards (with
-    whatever is still connected to it); skipped locally without PostgreSQL, failed in CI.
+    whatever is still connected to it); a failure without PostgreSQL (a skip only with
+    ``JOBSERVICE_TEST_ALLOW_SKIP=1``).
 
     Databases of the same prefix are what a run that crashed left behind, and are dropped
     first: the prefix is for tests that never run two at once.

@@ -13,7 +13,8 @@ from tests.services import service_missing
 
 
 async def rabbit_connection(settings: RabbitSettings) -> AbstractRobustConnection:
-    """A connection, or a skip (a failure in CI) when RabbitMQ is not running."""
+    """A connection, or a failure when RabbitMQ is not running (a skip only with
+    ``JOBSERVICE_TEST_ALLOW_SKIP=1``)."""
     try:
         return await aio_pika.connect_robust(settings.url.get_secret_value(), timeout=3)
     except (OSError, aio_pika.exceptions.AMQPError, TimeoutError) as exc:
