@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from temporalio.common import Priority
+
 from jobservice.ids import validate_ids
 from jobservice.temporal import job_priority
 
@@ -10,8 +12,9 @@ def test_each_job_has_a_key_of_its_own() -> None:
     keys = {job_priority(p, j).fairness_key for p in ("a", "b") for j in ("x", "y", "a/x")}
 
     assert len(keys) == 6
-    assert job_priority("a", "x") == job_priority("a", "x")
-    assert job_priority("a", "x").fairness_key == "a/x"
+    # The key alone: no priority or weight that would rank one job's tasks above another's
+    assert job_priority("a", "x") == Priority(fairness_key="a/x")
+    assert job_priority("b", "y") == Priority(fairness_key="b/y")
 
 
 def test_the_longest_ids_still_make_a_key_within_temporal_s_limit() -> None:
@@ -21,4 +24,6 @@ def test_the_longest_ids_still_make_a_key_within_temporal_s_limit() -> None:
     key = job_priority(partition, job_id).fairness_key
 
     assert key is not None and len(key.encode()) <= 64
+    # Too long as it is: the hex sha256 of "pp…p/éé…é", partition and job alike, cut to 64
+    assert key == "21387a9f504faed58b097c1b9141a39dd2db6ea08177350cb07dc098e50b8d30"
     assert key != job_priority(partition, "é" * 47 + "e").fairness_key
