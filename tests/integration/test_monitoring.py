@@ -55,9 +55,15 @@ async def _answer(http: httpx.AsyncClient, url: str) -> httpx.Response | None:
         return None  # not listening (yet, or any more)
 
 
+def _running(process: subprocess.Popen[str]) -> None:
+    """Fail, with what it wrote, if ``process`` has exited."""
+    code = process.poll()
+    assert code is None, f"exited {code}: {process.stderr.read() if process.stderr else ''}"
+
+
 async def _ready(http: httpx.AsyncClient, url: str, process: subprocess.Popen[str]) -> None:
     async def ready() -> bool:
-        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        _running(process)
         response = await _answer(http, f"{url}/readyz")
         return response is not None and response.status_code == 200
 
@@ -70,6 +76,14 @@ async def _stopped(process: subprocess.Popen[str]) -> int:
     except subprocess.TimeoutExpired:
         process.kill()
         raise
+
+
+async def _killed(process: subprocess.Popen[str]) -> None:
+    """Clean-up only: a process a failed test left running is killed; nothing is asserted,
+    so the test's own failure is the one reported."""
+    if process.poll() is None:
+        process.kill()
+        await asyncio.to_thread(process.wait)
 
 
 async def test_a_worker_process_is_ready_counts_its_items_and_stops_being_ready_on_sigterm(
@@ -118,9 +132,7 @@ async def test_a_worker_process_is_ready_counts_its_items_and_stops_being_ready_
         assert (503, "shutting down") in reasons, reasons
         assert await _stopped(worker) == 0
     finally:
-        if worker.poll() is None:
-            worker.kill()
-            await asyncio.to_thread(worker.wait)
+        await _killed(worker)
 
 
 async def test_a_worker_whose_tracking_consumer_cannot_read_is_not_ready(
@@ -136,6 +148,7 @@ async def test_a_worker_whose_tracking_consumer_cannot_read_is_not_ready(
     )
 
     async def only_tracking_missing() -> bool:
+        _running(worker)
         response = await _answer(http, f"{url}/readyz")
         return response is not None and response.json().get("reason") == expected
 
@@ -144,9 +157,12 @@ async def test_a_worker_whose_tracking_consumer_cannot_read_is_not_ready(
         await eventually(only_tracking_missing, within=60)
         assert (await http.get(f"{url}/readyz")).status_code == 503
         assert (await http.get(f"{url}/healthz")).status_code == 200
-    finally:
+
+        # And it stops cleanly when told to
         worker.send_signal(signal.SIGTERM)
         assert await _stopped(worker) == 0
+    finally:
+        await _killed(worker)
 
 
 async def test_a_tracking_process_counts_results_duplicates_and_dead_letters(
@@ -180,7 +196,11 @@ async def test_a_tracking_process_counts_results_duplicates_and_dead_letters(
 
         # Then its metrics count each
         async def counted() -> bool:
-            text = await scrape(http, url)
+            _running(tracking)
+            try:
+                text = await scrape(http, url)
+            except httpx.TransportError:
+                return False  # it stopped answering: the next round says how it ended
             return (
                 sample(text, "jobservice_tracking_reports_for_ended_batches_total") == 1
                 and sample(text, "jobservice_tracking_dead_letters_total") == 1
@@ -193,9 +213,12 @@ async def test_a_tracking_process_counts_results_duplicates_and_dead_letters(
         assert sample(text, "jobservice_messages_published_total") == 1  # the dead letter
         assert sample(text, "jobservice_publisher_confirms_total", outcome="confirmed") == 1
         await take(rabbit, settings.rabbitmq.dead_letter_pipe, 1)
-    finally:
+
+        # And it stops cleanly when told to
         tracking.send_signal(signal.SIGTERM)
         assert await _stopped(tracking) == 0
+    finally:
+        await _killed(tracking)
 
 
 async def test_the_tracking_pipes_length_is_read_into_its_gauge(
