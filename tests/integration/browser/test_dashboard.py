@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import pytest
@@ -40,6 +41,12 @@ async def _still(page: Page, selector: str, *, within: float = 30.0) -> int:
         if now != last:
             last, since = now, asyncio.get_running_loop().time()
     return last
+
+
+def _lightness(css_colour: str) -> float:
+    """0 for black to 1 for white, from a computed ``rgb(r, g, b)``."""
+    red, green, blue = (int(part) for part in re.findall(r"\d+", css_colour)[:3])
+    return (0.2126 * red + 0.7152 * green + 0.0722 * blue) / 255
 
 
 def _accept_dialogs(page: Page) -> None:
@@ -224,10 +231,21 @@ async def test_a_job_submitted_from_the_form_shows_its_batch_tree(
     await expect(first.locator(".children details.batch").first).to_be_visible(timeout=20_000)
     await screenshot(page, "dashboard-job-tree")
 
-    # On a phone-sized screen in the dark, the same page still reads
+    # On a phone-sized screen in the dark, the same page still reads: nothing wider than the
+    # phone, light text on a dark page
     await page.set_viewport_size({"width": 390, "height": 844})
     await page.emulate_media(color_scheme="dark")
     await expect(page.locator("#job-summary .badge")).to_have_text("▶ Active")
     await screenshot(page, "dashboard-job-phone-dark")
+    wide, viewport = await page.evaluate(
+        "[document.documentElement.scrollWidth, window.innerWidth]"
+    )
+    assert viewport == 390
+    assert wide <= viewport, f"the page is {wide} px wide on a {viewport} px phone"
+    background, text = await page.evaluate(
+        "[getComputedStyle(document.body).backgroundColor, getComputedStyle(document.body).color]"
+    )
+    assert _lightness(background) < 0.2, f"the page is {background}"
+    assert _lightness(text) > 0.8, f"its text is {text}"
     assert offsite == []
     await service.cancel("from-the-form", partition=partition)
