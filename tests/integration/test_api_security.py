@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import FastAPI
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowExecutionStatus
 
 from jobservice.api import create_app
 from jobservice.api.security import API_KEY_HEADER, InsecureSettingsError
@@ -39,6 +41,14 @@ ENDPOINTS = [
     ("GET", "jobs/same/isActive"),
 ]
 Clients = dict[str | None, httpx.AsyncClient]
+FROM_ANOTHER_JOB = {
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ADMITTED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
+}
+"""What a cancel, a pause, a delete or a word to the tree leaves in a workflow's history."""
 
 
 @pytest.fixture
@@ -119,7 +129,7 @@ async def test_a_key_of_one_partition_is_a_403_on_another_and_changes_nothing_th
 
 
 async def test_a_partition_shows_nothing_of_another_with_a_job_of_the_same_id(
-    clients: Clients, partitions: tuple[str, str]
+    clients: Clients, partitions: tuple[str, str], client: Client
 ) -> None:
     # Given each partition has its own job "same", told apart by name
     a, b = partitions
@@ -149,10 +159,16 @@ async def test_a_partition_shows_nothing_of_another_with_a_job_of_the_same_id(
     deleted = await clients[KEY_B].post(f"{API}/partitions/{b}/jobs:delete")
     assert deleted.json() == {"jobsDeleted": 2}
 
-    # Then A's job of the same id is still there, untouched
+    # Then A's job of the same id is still there, untouched: its row, and its workflow, which
+    # no worker runs here, so whatever B's calls sent it would stay in its history
     job_of_a = await call(clients[KEY_A], "GET", a, "jobs/same")
     assert (job_of_a.json()["name"], job_of_a.json()["status"]) == ("of-a", "Waiting")
     assert (await call(clients[KEY_B], "GET", b, "jobs/same")).status_code == 404
+    workflow_of_a = client.get_workflow_handle(f"job/{a}/same")
+    assert (await workflow_of_a.describe()).status is WorkflowExecutionStatus.RUNNING
+    events = [event.event_type async for event in workflow_of_a.fetch_history_events()]
+    assert events[0] == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED
+    assert not set(events) & FROM_ANOTHER_JOB, [EventType.Name(e) for e in events]
 
 
 async def test_a_key_for_every_partition_reaches_them_all(
