@@ -15,6 +15,8 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from jobservice.models import MAX_DEFINITION_BYTES
 from jobservice.settings import Settings
@@ -101,6 +103,7 @@ HOSTILE = [
 )
 async def test_a_definition_no_worker_could_run_is_a_400_and_creates_nothing(
     http: httpx.AsyncClient,
+    client: Client,
     partition: str,
     file_root: Path,
     batch_type: str,
@@ -114,7 +117,8 @@ async def test_a_definition_no_worker_could_run_is_a_400_and_creates_nothing(
     os.mkfifo(file_root / "pipe.jsonl")
     (file_root / "loop").symlink_to(file_root / "loop")
     target = "local:sleep" if params else "local:noop"
-    url = f"{API}/partitions/{partition}/jobs/{unique('hostile')}"
+    job_id = unique("hostile")
+    url = f"{API}/partitions/{partition}/jobs/{job_id}"
 
     response = await http.put(url, json=body(batch_type, definition, target, params))
 
@@ -122,6 +126,12 @@ async def test_a_definition_no_worker_could_run_is_a_400_and_creates_nothing(
     assert message in response.json()["message"]
     assert len(response.json()["message"]) < 1000
     assert (await http.get(url)).status_code == 404
+    # and Temporal has no workflow of it, running or closed
+    query = f"WorkflowId STARTS_WITH 'job/{partition}/'"
+    assert (await client.count_workflows(query)).count == 0
+    with pytest.raises(RPCError) as missing:
+        await client.get_workflow_handle(f"job/{partition}/{job_id}").describe()
+    assert missing.value.status is RPCStatusCode.NOT_FOUND
 
 
 async def test_the_good_neighbours_of_the_hostile_definitions_are_accepted(
