@@ -140,10 +140,19 @@ async def test_a_tracking_consumer_killed_mid_job_loses_nothing(
             return (await service.get(job_id)).counts.completed >= 300
 
         await eventually(underway)
-        # When the consumer dies without warning, and another takes over later
+        # When the consumer dies without warning mid-job: results pile up in the tracking pipe
+        # with no one to record them, and the job stands part done, its window full
         tracking.send_signal(signal.SIGKILL)
         await asyncio.to_thread(tracking.wait)
-        await asyncio.sleep(1)
+
+        async def results_waiting() -> bool:
+            return await depth(rabbit, settings.rabbitmq.tracking_pipe) > 0
+
+        await eventually(results_waiting, within=30)
+        killed = await service.get(job_id)
+        assert killed.status is JobStatus.ACTIVE
+        assert killed.counts.completed < 3000
+        # and another consumer takes over
         tracking = processes.start(settings, "tracking")
         done = await asyncio.wait_for(service.wait(job_id, interval=0.2), 90)
     finally:
