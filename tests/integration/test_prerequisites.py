@@ -3,16 +3,22 @@ then for its delay; a failed or cancelled prerequisite fails the jobs that wait 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from temporalio.client import Client
 from temporalio.worker import Worker
 
 from jobservice.api import create_app
+from jobservice.execution import PROGRESS_QUERY, JobProgress
+from jobservice.models import JobStatus
 from jobservice.service import JobService
+from jobservice.taskids import workflow_id
 from tests.conftest import unique
+from tests.integration.handlers import RecordingHandler
 from tests.integration.support import API, api_client, eventually, job_body
 
 pytestmark = pytest.mark.both_databases
@@ -29,6 +35,7 @@ class Jobs:
 
     def __init__(self, http: httpx.AsyncClient, partition: str) -> None:
         self.http = http
+        self.partition = partition
         self.url = f"{API}/partitions/{partition}/jobs"
 
     async def put(self, job_id: str, **fields: Any) -> httpx.Response:
@@ -122,17 +129,45 @@ async def test_a_cancelled_prerequisite_fails_its_dependents(jobs: Jobs, worker:
 
 
 async def test_a_job_paused_while_waiting_stays_paused_until_resumed(
-    jobs: Jobs, worker: Worker
+    jobs: Jobs, worker: Worker, client: Client, recorder: RecordingHandler
 ) -> None:
+    # Given a job waiting for a prerequisite not created yet, paused while it waits (the
+    # service writes Paused without a reason; the reason naming the prerequisite comes back
+    # with the workflow's own write once it has taken the pause in)
     await jobs.create("waiter", prerequisiteJobIds=["gate"])
     await jobs.until("waiter", "Waiting", reason="gate")
-
     assert (await jobs.http.post(f"{jobs.url}/waiter/pause")).status_code == 204
-    await jobs.until("waiter", "Paused")
+    await jobs.until("waiter", "Paused", reason="gate")
+    waiter = client.get_workflow_handle(workflow_id(jobs.partition, "waiter"))
+
+    # When the prerequisite completes, and the waiter has heard: it no longer waits for it
     await jobs.create("gate", items=2)
     await jobs.until("gate", "Completed")
-    assert (await jobs.get("waiter"))["status"] == "Paused"
 
+    async def heard() -> bool:
+        return "gate" not in ((await jobs.get("waiter"))["statusReason"] or "")
+
+    await eventually(heard, within=30)
+
+    # Then it stays Paused with none of its items handled, as its row, its workflow and the
+    # handler each say, and still so a few seconds later (it may have counted its items: the
+    # split of its top batch runs once it starts, paused or not)
+    async def held() -> None:
+        row = await jobs.get("waiter")
+        assert row["status"] == "Paused"
+        counts = row["counts"]
+        assert (counts["completed"], counts["failed"], counts["inFlight"]) == (0, 0, 0)
+        progress = await waiter.query(PROGRESS_QUERY, result_type=JobProgress)
+        assert progress.status is JobStatus.PAUSED
+        counted = progress.progress
+        assert (counted.completed, counted.failed, counted.in_flight) == (0, 0, 0)
+        assert not [t for t in recorder.task_ids if t.startswith(f"{jobs.partition}:waiter.")]
+
+    await held()
+    await asyncio.sleep(3)
+    await held()
+
+    # And resume runs it to the end
     assert (await jobs.http.post(f"{jobs.url}/waiter/resume")).status_code == 204
     done = await jobs.until("waiter", "Completed")
     assert done["counts"]["completed"] == 10
