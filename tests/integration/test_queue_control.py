@@ -7,12 +7,16 @@ import signal
 
 import pytest
 from aio_pika.abc import AbstractChannel
+from prometheus_client import Counter
 from pydantic import SecretStr
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 
+from jobservice.jobs import DEFAULT_PARTITION
+from jobservice.metrics import TRACKING_ENDED_BATCH_REPORTS, TRACKING_REPORTS
 from jobservice.models import JobStatus
 from jobservice.service import JobService
 from jobservice.settings import EngineSettings, Settings
+from jobservice.taskids import workflow_id
 from jobservice.worker import run_worker
 from tests.conftest import unique
 from tests.integration import processes
@@ -27,6 +31,16 @@ WINDOW = 100
 def engine() -> EngineSettings:
     """A window of 100 items in flight, out of jobs of 1,000."""
     return EngineSettings(chunk_size=50, in_flight_window=WINDOW, progress_interval_seconds=0.2)
+
+
+def counted(counter: Counter) -> float:
+    """What ``counter`` has counted in this process so far, over all its labels."""
+    return sum(
+        sample.value
+        for metric in counter.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    )
 
 
 async def stop_process(process: object) -> None:
@@ -89,14 +103,17 @@ async def test_a_job_smaller_than_its_window_goes_out_whole_with_nobody_consumin
 async def test_cancel_stops_forwarding_and_late_results_change_nothing(
     service: JobService,
     settings: Settings,
+    client: Client,
     tracking_worker: None,
     rabbit: AbstractChannel,
     target_queue: str,
 ) -> None:
+    # Given a queue job with its window of items out, with a worker that has not answered
     job_id = unique("cancel")
     await service.submit(job_id, job("range", "0-1000", target_queue))
     tasks = await take(rabbit, target_queue, WINDOW)
 
+    # When the job is cancelled, and then the worker answers every item it had
     await service.cancel(job_id)
     cancelled = await asyncio.wait_for(service.wait(job_id, interval=0.2), 30)
 
@@ -106,12 +123,24 @@ async def test_cancel_stops_forwarding_and_late_results_change_nothing(
         return cancelled.counts.total > 0
 
     await eventually(final_counts, within=30)
+    described = await client.get_workflow_handle(workflow_id(DEFAULT_PARTITION, job_id)).describe()
+    assert described.status is WorkflowExecutionStatus.CANCELED
+    ended_before, recorded_before = counted(TRACKING_ENDED_BATCH_REPORTS), counted(TRACKING_REPORTS)
     for message in tasks:
         body = message.body.replace(b'"NEW_TASK"', b'"RESULT_SUCCESS"')
         await publish(rabbit, settings.rabbitmq.tracking_pipe, body)
         await message.ack()
-    await asyncio.sleep(2)
 
+    # Then the tracking consumer takes every answer in as one for a batch that has ended
+    async def all_taken_in() -> bool:
+        return counted(TRACKING_ENDED_BATCH_REPORTS) - ended_before >= len(tasks)
+
+    await eventually(all_taken_in, within=30)
+    assert counted(TRACKING_ENDED_BATCH_REPORTS) - ended_before == len(tasks)
+    assert counted(TRACKING_REPORTS) == recorded_before
+
+    # and they change nothing: the counts stand, no task went out after the cancel, and
+    # nothing is left on the tracking pipe or dead-lettered
     assert cancelled.status is JobStatus.CANCELLED
     after = await service.get(job_id)
     assert after.status is JobStatus.CANCELLED
