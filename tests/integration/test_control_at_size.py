@@ -14,6 +14,8 @@ import pytest
 from temporalio.client import Client, WorkflowExecution
 from temporalio.worker import Worker
 
+from jobservice.errors import JobStateError
+from jobservice.execution import PROGRESS_QUERY, JobProgress
 from jobservice.models import JobStatus, JobView
 from jobservice.service import JobService
 from jobservice.settings import EngineSettings
@@ -23,10 +25,17 @@ from tests.integration.handlers import RecordingHandler
 from tests.integration.support import eventually, job
 
 TREE = "0-30000/100"
-ROW_CATCH_UP = 20
-"""Seconds the row may take to hear of the last chunks of a tree of hundreds of batches on a
-busy machine: their reports climb the tree a workflow task at a time."""
 ITEMS = 30_000
+STILL_WITHIN = 3.0
+"""Seconds after a pause by which nothing is handled and the row's counts stand still
+(DESIGN.md, "Control guarantees")."""
+FOREIGN_ROW_WITHIN = 5.0
+"""Seconds after the row reads Paused by which the counts of a pause signalled through Temporal
+stand still: the root writes Paused before it tells the tree (a local activity), where the
+service's pause has told the tree when it returns. Runs here saw them still at about 4 s."""
+WATCHED = 3.0
+"""Seconds the handler and the row are then watched: several progress intervals, so that
+counts still climbing the tree a level at a time would show."""
 SLOW = {"sleepMillis": "1"}
 
 
@@ -87,25 +96,34 @@ async def under_way(service: JobService, client: Client, job_id: str) -> None:
 
 
 async def still_after(
-    service: JobService, job_id: str, recorder: RecordingHandler, *, settle: float
+    service: JobService,
+    job_id: str,
+    recorder: RecordingHandler,
+    *,
+    stopped: float,
+    settle: float,
+    row_settle: float | None = None,
 ) -> JobView:
-    """Once ``settle`` seconds have passed, the handler is not called again; the row, which
-    hears of the last chunks through the tree's reports, then holds for two seconds running
-    within ``ROW_CATCH_UP`` seconds, and the handler has still not been called."""
-    await asyncio.sleep(settle)
+    """From ``settle`` seconds after ``stopped`` (a ``time.monotonic()`` moment) on, the
+    handler is not called; from ``row_settle`` seconds (``settle`` unless given) on, for
+    ``WATCHED`` seconds, every read of the row shows the same counts. The row as it stands."""
+    await asyncio.sleep(max(0.0, stopped + settle - time.monotonic()))
     calls = recorder.calls
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + ROW_CATCH_UP
+    row_settle = settle if row_settle is None else row_settle
+    await asyncio.sleep(max(0.0, stopped + row_settle - time.monotonic()))
     held = await service.get(job_id)
-    while True:
-        await asyncio.sleep(2)
+    moved: list[str] = []
+    watched_until = time.monotonic() + WATCHED
+    while time.monotonic() < watched_until:
+        await asyncio.sleep(0.2)
         view = await service.get(job_id)
-        if view.counts == held.counts or loop.time() > deadline:
-            break
-        held = view
-    assert recorder.calls == calls, f"{recorder.calls - calls} items handled after {settle} s"
-    assert view.counts == held.counts, f"{held.counts} then {view.counts}"
-    return view
+        if view.counts != held.counts:
+            moved.append(f"{time.monotonic() - stopped:.1f} s after the stop: {view.counts}")
+    assert recorder.calls == calls, (
+        f"{recorder.calls - calls} items handled from {settle} s after the stop on"
+    )
+    assert not moved, f"the row moved from {held.counts}, {moved[0]}; last {moved[-1]}"
+    return held
 
 
 def started_after(runs: list[WorkflowExecution], moment: datetime) -> list[str]:
@@ -129,12 +147,12 @@ async def test_pause_stops_a_tree_of_hundreds_of_batches_and_resume_finishes_it_
     # When it is paused
     called = time.perf_counter()
     paused = await service.pause(job_id)
-    returned_at = datetime.now(UTC)
+    stopped, returned_at = time.monotonic(), datetime.now(UTC)
     assert paused.status is JobStatus.PAUSED
     assert time.perf_counter() - called < 5  # the bench holds the figure; this bounds a hang
 
     # Then within 3 s nothing is handled any more and the row stands still, nothing in flight
-    held = await still_after(service, job_id, recorder, settle=3)
+    held = await still_after(service, job_id, recorder, stopped=stopped, settle=STILL_WITHIN)
     assert held.status is JobStatus.PAUSED
     assert held.counts.in_flight == 0
     assert 0 < held.counts.completed < ITEMS
@@ -158,7 +176,7 @@ async def test_cancel_closes_the_whole_tree_and_nothing_runs_or_starts_after_it(
 
     # When it is cancelled
     cancelled = await service.cancel(job_id)
-    returned_at = datetime.now(UTC)
+    stopped, returned_at = time.monotonic(), datetime.now(UTC)
 
     # Then the whole tree has closed, none of it started after the call, none of it failed
     runs = await tree(client, job_id)
@@ -168,7 +186,7 @@ async def test_cancel_closes_the_whole_tree_and_nothing_runs_or_starts_after_it(
     statuses = {run.status.name for run in runs if run.status is not None}
     assert statuses <= {"CANCELED", "COMPLETED"}, statuses
     # and nothing is handled after 2 s
-    await still_after(service, job_id, recorder, settle=2)
+    await still_after(service, job_id, recorder, stopped=stopped, settle=2)
     # and the job reads Cancelled with the counts of what it did
     assert cancelled.status is JobStatus.CANCELLED
     await assert_cancelled_with_its_counts(service, client, job_id, recorder)
@@ -191,7 +209,7 @@ async def test_a_cancel_requested_through_temporal_is_the_same_cancel(
         return running(await tree(client, job_id)) == []
 
     await eventually(tree_closed, within=10, interval=0.2)
-    await still_after(service, job_id, recorder, settle=0)
+    await still_after(service, job_id, recorder, stopped=time.monotonic(), settle=0)
     # A batch that has not heard of the cancel yet may still start a child in the moment
     # before the root has told them all; whatever started once the job read Cancelled
     # handled nothing.
@@ -208,9 +226,17 @@ async def test_a_pause_signalled_through_temporal_stops_the_tree_and_cancel_ends
     # When a foreign client signals its root to pause
     await client.get_workflow_handle(f"job/default/{job_id}").signal("pause")
 
-    # Then it reads Paused, and within 3 s of that nothing is handled any more
+    # Then it reads Paused, and within 3 s of that nothing is handled any more; its counts,
+    # which climb the tree after it was told, stand still within 5 s
     await reads(service, job_id, JobStatus.PAUSED, within=5)
-    held = await still_after(service, job_id, recorder, settle=3)
+    held = await still_after(
+        service,
+        job_id,
+        recorder,
+        stopped=time.monotonic(),
+        settle=STILL_WITHIN,
+        row_settle=FOREIGN_ROW_WITHIN,
+    )
     assert held.counts.in_flight == 0
 
     # When the paused job is cancelled, its tree closes and it keeps its counts
@@ -220,26 +246,48 @@ async def test_a_pause_signalled_through_temporal_stops_the_tree_and_cancel_ends
     assert (await service.get(job_id)).counts.completed == held.counts.completed
 
 
+async def pause_once_started(service: JobService, job_id: str) -> JobView:
+    """Pause a job just submitted, trying again only while its workflow has not started."""
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            return await service.pause(job_id)
+        except JobStateError as exc:
+            if "no running workflow yet" not in str(exc) or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(0.05)
+
+
+async def splitting_complete(client: Client, job_id: str) -> bool:
+    """Whether the job's root, as its workflow answers, has every batch of its tree split."""
+    root = client.get_workflow_handle(f"job/default/{job_id}")
+    answer: JobProgress = await root.query(PROGRESS_QUERY, result_type=JobProgress)
+    return answer.progress.splitting_complete
+
+
 async def test_a_job_paused_while_it_splits_stays_paused_until_resumed(
     service: JobService, worker: Worker, recorder: RecordingHandler, client: Client
 ) -> None:
-    # Given a job paused the moment it is accepted, while its tree is being split
+    # Given a job paused the moment it is accepted
     job_id = unique("pause-split")
     await service.submit(job_id, job("range", "0-6000/100", task_message_params=SLOW))
-    for _ in range(100):  # its workflow takes a moment to start
-        try:
-            paused = await service.pause(job_id)
-            break
-        except Exception:
-            await asyncio.sleep(0.05)
+    paused = await pause_once_started(service, job_id)
+    stopped, returned_at = time.monotonic(), datetime.now(UTC)
     assert paused.status is JobStatus.PAUSED
+    # while its tree was being split: its root, asked after the pause, has not split it all
+    assert not await splitting_complete(client, job_id)
 
-    # Then it stays paused: at most what was under way when the pause came is handled
-    held = await still_after(service, job_id, recorder, settle=3)
+    # Then it stays paused: within 3 s nothing is handled and the row stands still, its tree
+    # still not split, and whatever started after the pause handled nothing
+    held = await still_after(service, job_id, recorder, stopped=stopped, settle=STILL_WITHIN)
     assert held.status is JobStatus.PAUSED
+    assert held.counts.in_flight == 0
     assert recorder.calls < 6000
+    assert not await splitting_complete(client, job_id)
+    assert_idle(started_after(await tree(client, job_id), returned_at), recorder, job_id)
+    batches_while_paused = {run.id for run in await tree(client, job_id)}
 
-    # and once resumed it finishes with every item counted once
+    # and once resumed it finishes with every item counted once, its whole tree run
     await service.resume(job_id)
     done = await asyncio.wait_for(service.wait(job_id, interval=0.3), 180)
     assert (done.status, done.counts.completed, done.counts.total) == (
@@ -248,3 +296,4 @@ async def test_a_job_paused_while_it_splits_stays_paused_until_resumed(
         6000,
     )
     assert set(recorder.seen) == set(range(6000))
+    assert batches_while_paused < {run.id for run in await tree(client, job_id)}
