@@ -42,6 +42,10 @@ BATCHES_QUERY = "batches"
 the child batches it runs, for browsing the tree a level at a time."""
 TRACKING_REPORTS_PATCH = "tracking-reports"
 """Batches read the progress, retries and failure owners of tracking signals from here on."""
+IN_FLIGHT_PATCH = "in-flight-in-hand"
+"""Batches count in flight only the items published to a queue and not yet settled from here
+on; before it, every item of their scheduled chunks. What they count decides when they report,
+so a run begun before it counts as it did then."""
 ITEMS_MEMO = "items"
 """The memo in which a batch workflow that sends items to a queue names their numbers, first
 and last, so that the tracking consumer can tell a result for an item that never went out."""

@@ -71,16 +71,21 @@ def build_worker(
         ],
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
-        # jobservice's own modules hold no mutable module state; loading them once is safe.
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules("jobservice")
-        ),
+        workflow_runner=workflow_runner(),
         max_heartbeat_throttle_interval=timedelta(seconds=0.5),
         default_heartbeat_throttle_interval=timedelta(seconds=0.5),
         # Chunks hand their cursor back within half a second when the worker stops; most of the
         # grace is for the other activities, the rest for the process to close (see ``jobservice
         # worker``).
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_seconds * 0.6),
+    )
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The sandbox workflows run in: jobservice's own modules hold no mutable module state,
+    so loading them once is safe."""
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules("jobservice")
     )
 
 

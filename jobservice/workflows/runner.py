@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         BATCH_WORKFLOW,
         BROKER_UNAVAILABLE,
         DISPATCH_ITEMS,
+        IN_FLIGHT_PATCH,
         ITEMS_MEMO,
         PAUSE_SIGNAL,
         RESUME_SIGNAL,
@@ -132,6 +133,8 @@ class BatchRunner:
     _failure: Failure | None = field(default=None, init=False)
     _tracked: TrackedItems | None = field(default=None, init=False)
     _child_cancelled: bool = field(default=False, init=False)
+    _in_flight_in_hand: bool = field(default=True, init=False)
+    """Whether in flight leaves out the items of scheduled chunks (IN_FLIGHT_PATCH)."""
 
     def __post_init__(self) -> None:
         self.state = self.request.state or BatchState()
@@ -263,7 +266,7 @@ class BatchRunner:
         # In flight: items published to a queue and not yet settled. Items of a chunk that is
         # scheduled or running are not: a running local chunk has one item in a handler's
         # hands, which only its worker knows and says (jobservice.activities.in_hand).
-        in_flight = 0
+        in_flight = 0 if self._in_flight_in_hand else sum(c.end - c.start for c in self._chunks)
         percent = 0
         if self._tracked is not None:
             in_flight += self._tracked.outstanding
@@ -344,6 +347,8 @@ class BatchRunner:
         interval = timedelta(seconds=engine.progress_interval_seconds)
         reported: Progress | None = None
         last_report = workflow.now() - interval  # the first news goes up at once
+        # Once, where every run reaches it: queries and wait predicates may not ask.
+        self._in_flight_in_hand = workflow.patched(IN_FLIGHT_PATCH)
         try:
             if self.state.split is None:
                 await self._fetch_sub_batches()

@@ -27,6 +27,7 @@ NAMES = {
     "PREREQUISITES_SIGNAL": "prerequisites",
     "TRACKING_REPORTS_PATCH": "tracking-reports",
     "ITEMS_MEMO": "items",
+    "IN_FLIGHT_PATCH": "in-flight-in-hand",
     "BROKER_UNAVAILABLE": "BrokerUnavailable",
 }
 """What the histories of running jobs name: a workflow replaying them needs the same."""
