@@ -45,6 +45,7 @@ def build_worker(
     registry: Registry | None = None,
     broker: Broker | None = None,
     store: JobStore | None = None,
+    in_hand: ItemsInHand | None = None,
 ) -> Worker:
     """A worker for ``task_queue`` (default: the setting), with the installed plugins, or with
     ``registry`` (``installed().extended(...)`` adds an application's own), publishing to
@@ -54,7 +55,7 @@ def build_worker(
     store = store or JobStore(create_database_engine(settings.database_url()))
     threads = HandlerThreads(stuck_limit=settings.worker_stuck_handler_threads)
     activities = BatchActivities(
-        registry, broker, JobGate(store), threads=threads, in_hand=ItemsInHand(store)
+        registry, broker, JobGate(store), threads=threads, in_hand=in_hand or ItemsInHand(store)
     )
     records = JobRecordActivities(store, client)
     return Worker(
@@ -102,7 +103,8 @@ async def run_worker(
     settings = settings or get_settings()
     store = await open_store(settings.database_url())
     broker = Broker(settings.rabbitmq)
-    worker = build_worker(client, settings=settings, broker=broker, store=store)
+    in_hand = ItemsInHand(store)
+    worker = build_worker(client, settings=settings, broker=broker, store=store, in_hand=in_hand)
     consumer = (
         TrackingConsumer(client, broker, lag_seconds=settings.monitor.lag_interval_seconds)
         if tracking
@@ -125,6 +127,7 @@ async def run_worker(
     finally:
         reconciler.cancel()
         await asyncio.gather(reconciler, return_exceptions=True)
+        await in_hand.close()
         await broker.close()
         store.engine.dispose()
 

@@ -55,6 +55,17 @@ class ItemsInHand:
             if self._counts[key] <= 0:
                 del self._counts[key]
 
+    async def close(self) -> None:
+        """Stop reporting, and clear this worker's rows: a worker that has stopped handles
+        nothing, and the one that takes its chunks over counts them from now on."""
+        reporter, self._reporter = self._reporter, None
+        if reporter is None:
+            return
+        reporter.cancel()
+        await asyncio.gather(reporter, return_exceptions=True)
+        self._counts.clear()
+        await self._write({})
+
     async def _report(self) -> None:
         """Write the counts until none are left, then once more to clear this worker's rows."""
         while True:
