@@ -53,7 +53,7 @@ class EngineSettings(BaseModel):
     batch_budget: int = Field(
         default=64, ge=1, description="Batches running at once per job; parents share it out."
     )
-    chunk_window: int = Field(default=2, ge=1, description="Chunks in flight at once per batch.")
+    chunk_window: int = Field(default=2, ge=1, description="Chunks out at once per batch.")
     sub_batch_page: int = Field(
         default=200, ge=1, description="Sub-batch definitions fetched per split."
     )

@@ -168,14 +168,22 @@ class SqliteRows:
 def _in_hand_query(keys: Collection[JobKey]) -> tuple[str, dict[str, object]]:
     """SQL summing the fresh rows of the jobs of ``keys`` by job, and its named parameters:
     the same text for ``sqlite3`` and SQLAlchemy's ``text()``."""
+    partitions = sorted({partition for partition, _ in keys})
     job_ids = sorted({job_id for _, job_id in keys})
-    names = ", ".join(f":j{index}" for index in range(len(job_ids)))
+    in_partitions = ", ".join(f":p{index}" for index in range(len(partitions)))
+    in_jobs = ", ".join(f":j{index}" for index in range(len(job_ids)))
     sql = (
         "SELECT partition_id, job_id, SUM(items) FROM job_items_in_hand "
-        f"WHERE updated_time >= :since AND job_id IN ({names}) GROUP BY partition_id, job_id"
+        f"WHERE partition_id IN ({in_partitions}) AND job_id IN ({in_jobs}) "
+        "AND updated_time >= :since GROUP BY partition_id, job_id"
     )
     since = int(time.time() * 1000) - IN_HAND_FRESH_MILLIS
-    return sql, {"since": since} | {f"j{i}": job_id for i, job_id in enumerate(job_ids)}
+    parameters: dict[str, object] = {"since": since}
+    return sql, (
+        parameters
+        | {f"p{i}": partition for i, partition in enumerate(partitions)}
+        | {f"j{i}": job_id for i, job_id in enumerate(job_ids)}
+    )
 
 
 def _in_hand(found: Collection[Any], keys: Collection[JobKey]) -> dict[JobKey, int]:
