@@ -39,8 +39,11 @@ def as_postgres(*command: str | Path) -> subprocess.CompletedProcess[str]:
 
 def postgres_binaries() -> Path:
     if os.geteuid() != 0:
-        pytest.fail("the test makes a PostgreSQL cluster as the postgres user: run it as root")
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        service_missing("the test makes a PostgreSQL cluster as the postgres user: run it as root")
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda path: [int(part) for part in path.parts[-3].split(".") if part.isdigit()],
+    )
     if not found:
         service_missing("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb)")
     return found[-1].parent
