@@ -40,7 +40,7 @@ STARTS_WITHIN = 30.0
 waits for a slot to come free, every 2 s or so: measured here at 7 and 10 s, once 22 s (submitted
 as the backlog first formed, which the test now waits past). The rest is margin for a loaded
 machine; first in, first out, it takes minutes (with no key, this bound is what fails)."""
-FINISHES_WITHIN = 5.0
+FINISHES_WITHIN = 15.0
 """Seconds from its first item to its row reading Completed: its ten items are one chunk."""
 
 
