@@ -22,7 +22,7 @@ from temporalio.exceptions import ApplicationError
 from jobservice.activities.gate import JobGate
 from jobservice.activities.handler_threads import HandlerThreads
 from jobservice.activities.in_hand import ItemsInHand
-from jobservice.activities.pipes import LocalPipe, TargetPipe, resolve_pipe
+from jobservice.activities.pipes import TargetPipe, resolve_pipe
 from jobservice.broker import Broker, BrokerUnavailableError, TargetQueueMissingError
 from jobservice.errors import BatchDefinitionError, InvalidJobError
 from jobservice.execution import (
@@ -267,6 +267,8 @@ class BatchActivities:
                 self._broker,
                 threads=self._threads,
                 handler_time_limit=context.engine.handler_timeout_seconds,
+                in_hand=self._in_hand,
+                job=(context.partition, context.job_id),
             )
             await pipe.prepare()
             services = CountingServices(
@@ -345,12 +347,7 @@ class BatchActivities:
             )
         context = request.context
         limit = context.engine.failure_details
-        if isinstance(pipe, LocalPipe) and messages:
-            # A slice's handler calls are made one at a time: one item in hand.
-            with self._in_hand.holding((context.partition, context.job_id)):
-                delivered = await pipe.deliver(messages, context.task_message_params, limit, stop)
-        else:
-            delivered = await pipe.deliver(messages, context.task_message_params, limit, stop)
+        delivered = await pipe.deliver(messages, context.task_message_params, limit, stop)
         end = min(offset + size, len(items))
         indexes, failures = refused.indexes, refused.failures
         if delivered.undone:

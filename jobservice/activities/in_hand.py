@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 
+from jobservice.db.in_hand import report_in_hand
 from jobservice.db.rows import JobKey
-from jobservice.db.store import JobStore
+from jobservice.db.store import JobStore, now_millis
 
 REPORT_SECONDS = 1.0
 """How often this worker's rows are refreshed while it has items in hand."""
@@ -40,7 +40,8 @@ class ItemsInHand:
 
     @property
     def counts(self) -> dict[JobKey, int]:
-        return {key: count for key, count in self._counts.items() if count > 0}
+        """Items in hand by job; a job with none is not there."""
+        return dict(self._counts)
 
     @contextlib.contextmanager
     def holding(self, key: JobKey, items: int = 1) -> Iterator[None]:
@@ -76,13 +77,14 @@ class ItemsInHand:
             await asyncio.sleep(self._interval)
 
     async def _write(self, counts: dict[JobKey, int]) -> None:
-        from jobservice.db.in_hand import report_in_hand
-
         assert self._store is not None
-        now = int(time.time() * 1000)
         try:
             await asyncio.to_thread(
-                report_in_hand, self._store.engine, worker_id=self.worker_id, items=counts, now=now
+                report_in_hand,
+                self._store.engine,
+                worker_id=self.worker_id,
+                items=counts,
+                now=now_millis(),
             )
         except Exception as exc:  # the database is away: in flight is a figure, not the work
             if not self._warned:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from jobservice.activities.handler_threads import HandlerThreads, Watch
+from jobservice.activities.in_hand import ItemsInHand
 from jobservice.broker import Broker
 from jobservice.errors import InvalidJobError
 from jobservice.messages import TaskMessage
@@ -53,15 +54,26 @@ class TargetPipe(Protocol):
 
 class LocalPipe:
     """Runs an item handler on each message, on the worker's pipe threads, each call within
-    ``time_limit`` seconds: an item whose call takes longer fails, and the slice goes on."""
+    ``time_limit`` seconds: an item whose call takes longer fails, and the slice goes on.
+    While a delivery runs, the one item whose call is in hand counts in ``in_hand`` for
+    ``job`` (partition id, job id)."""
 
     def __init__(
-        self, name: str, handler: ItemHandler, threads: HandlerThreads, time_limit: float
+        self,
+        name: str,
+        handler: ItemHandler,
+        threads: HandlerThreads,
+        time_limit: float,
+        *,
+        in_hand: ItemsInHand | None = None,
+        job: tuple[str, str] = ("", ""),
     ) -> None:
         self._source = f"item handler {LOCAL_PIPE_PREFIX}{name}"
         self._handler = handler
         self._threads = threads
         self._time_limit = time_limit
+        self._in_hand = in_hand or ItemsInHand(None)
+        self._job = job
 
     async def prepare(self) -> None:
         return None
@@ -72,6 +84,19 @@ class LocalPipe:
         params: Mapping[str, str],
         failure_limit: int,
         stop: asyncio.Event | None = None,
+    ) -> Delivery:
+        if not messages:
+            return Delivery()
+        # The calls are made one at a time: one item in hand.
+        with self._in_hand.holding(self._job):
+            return await self._deliver(messages, params, failure_limit, stop)
+
+    async def _deliver(
+        self,
+        messages: Sequence[TaskMessage],
+        params: Mapping[str, str],
+        failure_limit: int,
+        stop: asyncio.Event | None,
     ) -> Delivery:
         delivery = Delivery()
         handle = self._handler.handle
@@ -158,14 +183,18 @@ def resolve_pipe(
     *,
     threads: HandlerThreads,
     handler_time_limit: float,
+    in_hand: ItemsInHand | None = None,
+    job: tuple[str, str] = ("", ""),
 ) -> TargetPipe:
     """The pipe for a job's ``targetPipe``; an unknown handler is an :class:`InvalidJobError`.
 
-    A local handler runs on ``threads``, each call within ``handler_time_limit`` seconds.
+    A local handler runs on ``threads``, each call within ``handler_time_limit`` seconds, the
+    item in hand counted in ``in_hand`` for ``job``.
     """
     name = local_handler_name(target_pipe)
     if name is not None:
-        return LocalPipe(name, registry.handler(name), threads, handler_time_limit)
+        handler = registry.handler(name)
+        return LocalPipe(name, handler, threads, handler_time_limit, in_hand=in_hand, job=job)
     if broker is None:
         raise InvalidJobError(f"targetPipe {target_pipe!r} is a queue; this worker has no broker")
     return QueuePipe(target_pipe, broker)
