@@ -142,6 +142,11 @@ IN_FLIGHT_MEANS = (
 WAITING_MEANS = "items still to do that are not in flight: not yet handed out, or not yet split"
 
 
+def waiting_items(total: int, done: int, in_flight: int) -> int:
+    """How many items are waiting (:data:`WAITING_MEANS`) of ``total``."""
+    return max(0, total - done - in_flight)
+
+
 class JobCounts(_CamelModel):
     """Items of a job: how many are known, done, failed, and being processed now."""
 
@@ -153,6 +158,10 @@ class JobCounts(_CamelModel):
     @property
     def done(self) -> int:
         return self.completed + self.failed
+
+    @property
+    def waiting(self) -> int:
+        return waiting_items(self.total, self.done, self.in_flight)
 
 
 class JobBase(BaseModel):

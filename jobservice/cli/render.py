@@ -34,10 +34,9 @@ def show_job(console: Console, job: JobView) -> None:
     if job.status_reason:
         console.print(f"  waiting    {job.status_reason}", markup=False)
     total = f"{counts.total:,}" + ("" if job.splitting_complete or job.status.is_terminal else "+")
-    waiting = max(0, counts.total - counts.done - counts.in_flight)
     console.print(f"  items      {counts.done:,} / {total} ({job.percentage_complete:g}%)")
     console.print(f"  completed  {counts.completed:<15,}  failed   {counts.failed:,}")
-    console.print(f"  in flight  {counts.in_flight:<15,}  waiting  {waiting:,}")
+    console.print(f"  in flight  {counts.in_flight:<15,}  waiting  {counts.waiting:,}")
     rate = f"{job.items_per_second:,.0f} items/s" if job.items_per_second else "-"
     console.print(f"  rate       {rate:<15}  ETA      {_duration(job.eta_seconds)}")
     if job.failures:

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from jobservice.models import IN_FLIGHT_MEANS, WAITING_MEANS, JobStatus, JobView
+from jobservice.models import IN_FLIGHT_MEANS, WAITING_MEANS, JobStatus, JobView, waiting_items
 
 UNKNOWN = "\N{EN DASH}"
 """What a page shows for a number or time it does not know."""
@@ -74,7 +74,7 @@ class Progress:
         counts = job.counts if isinstance(job, JobView) else job
         done = counts.completed + counts.failed
         total = max(counts.total, done)
-        waiting = max(0, total - done - counts.in_flight)
+        waiting = waiting_items(total, done, counts.in_flight)
         return cls(
             total=total,
             completed=counts.completed,
