@@ -1,7 +1,8 @@
 """Task messages: the envelope sent to a target pipe, compatible with CAF worker-framework tasks.
 
 The builder and handler interfaces that make and take these messages are in
-:mod:`jobservice.plugin`, beside the batch plugin's; they are still importable from here.
+:mod:`jobservice.plugin`, beside the batch plugin's; importing them from here still works, with
+a ``DeprecationWarning``.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from jobservice._moved import moved_names
 from jobservice._version import __version__
 
-# The builder and handler interfaces live in jobservice.plugin; older plugins import them here.
-from jobservice.plugin import ItemHandler as ItemHandler
-from jobservice.plugin import TaskMessageBuilder as TaskMessageBuilder
+# Older plugins import the builder and handler interfaces from here.
+__getattr__ = moved_names(
+    __name__, {"ItemHandler": "jobservice.plugin", "TaskMessageBuilder": "jobservice.plugin"}
+)
 
 TASK_MESSAGE_VERSION = 3
 _TASK_ID_NAMESPACE = uuid.UUID("6f1c1e7a-2f4b-4c36-9a55-3c1f4f8e9d21")

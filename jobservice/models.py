@@ -61,6 +61,9 @@ BATCH_WORKER_CLASSIFIER = "BatchWorker"
 BATCH_WORKER_PIPE = "batch-worker"
 """The task pipe of a job's BatchWorker task, as the reference system names it."""
 API_BASE_PATH = "/job-service/v1"
+
+API_KEY_HEADER = "X-API-Key"
+"""The header an API key is sent in (``Authorization: Bearer`` works too)."""
 """Where the REST API's endpoints are, as the reference system has them."""
 LABEL_KEY = re.compile(r"[A-Za-z0-9_:-]+")
 """A label key, in a job's labels and in queries over them."""

@@ -7,9 +7,8 @@ import hmac
 from fastapi import Request
 
 from jobservice.errors import JobServiceError
+from jobservice.models import API_KEY_HEADER
 from jobservice.settings import ApiSettings
-
-API_KEY_HEADER = "X-API-Key"
 
 
 class NotAuthenticatedError(JobServiceError):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable
 from typing import (
-    TYPE_CHECKING,
     Any,
     Concatenate,
     Generic,
@@ -25,7 +24,6 @@ import httpx
 from pydantic import TypeAdapter
 
 from jobservice.api.schemas import Health, JobPublic, JobsCanceled, JobsDeleted
-from jobservice.api.security import API_KEY_HEADER
 from jobservice.client._call import (
     NO_CONTENT,
     Call,
@@ -37,10 +35,7 @@ from jobservice.client._call import (
     read_nothing,
 )
 from jobservice.models import API_BASE_PATH as BASE_PATH
-from jobservice.models import DEFAULT_PARTITION, JobDefinition, JobStatus, NewJob
-
-if TYPE_CHECKING:
-    from jobservice.client._clients import AsyncJobServiceClient, JobServiceClient
+from jobservice.models import API_KEY_HEADER, DEFAULT_PARTITION, JobDefinition, JobStatus, NewJob
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -78,11 +73,11 @@ class Endpoint(Generic[P, T]):
     def __get__(self, client: None, owner: type[Any]) -> Self: ...
 
     @overload
-    def __get__(self, client: JobServiceClient, owner: type[Any]) -> Callable[P, T]: ...
+    def __get__(self, client: Endpoints[httpx.Client], owner: type[Any]) -> Callable[P, T]: ...
 
     @overload
     def __get__(
-        self, client: AsyncJobServiceClient, owner: type[Any]
+        self, client: Endpoints[httpx.AsyncClient], owner: type[Any]
     ) -> Callable[P, Awaitable[T]]: ...
 
     def __get__(self, client: Endpoints[Any] | None, owner: type[Any]) -> Any:

@@ -14,8 +14,9 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from jobservice.api import create_app
-from jobservice.api.security import API_KEY_HEADER, InsecureSettingsError
+from jobservice.api.security import InsecureSettingsError
 from jobservice.devserver import free_port
+from jobservice.models import API_KEY_HEADER
 from jobservice.service import JobService
 from jobservice.settings import ApiSettings, Settings
 from tests.conftest import unique

@@ -88,3 +88,90 @@ def test_workflows_take_their_contract_from_the_contract_module(module: str) -> 
         name for name in imported(PACKAGE / "workflows" / module) if within(name, NOT_FOR_WORKFLOWS)
     }
     assert not elsewhere, f"workflows/{module} imports {sorted(elsewhere)}"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Each module of the package, and the modules of the package it imports: at the top, in
+    functions and under ``TYPE_CHECKING`` alike. ``from package import module`` ties to the
+    module alone: a package's ``__init__`` runs first whichever of its modules is imported,
+    so that tie holds for every module and says nothing of the one at hand."""
+    modules = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        found = imported(path) & modules.keys()
+        packages = {other.rpartition(".")[0] for other in found}
+        graph[name] = {other for other in found - packages if other != name}
+        graph[name] |= {
+            package
+            for package in packages & found
+            if package != name and _names_from(path, package) - modules.keys()
+        }
+    return graph
+
+
+def _names_from(path: Path, package: str) -> set[str]:
+    """What ``path`` takes from ``package`` by ``from package import ...``, as full names."""
+    own = ".".join(path.relative_to(PACKAGE.parent).parts[:-1])
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = own.rsplit(".", node.level - 1)[0]
+                base = f"{parent}.{base}" if base else parent
+            if base == package:
+                names |= {f"{base}.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.Import):
+            names |= {f"{alias.name}.*" for alias in node.names if alias.name == package}
+    return names
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import circles of ``graph``: its strongly connected groups of two or more modules
+    (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for other in sorted(graph.get(module, ())):
+            if other not in index:
+                visit(other)
+                low[module] = min(low[module], low[other])
+            elif other in on_stack:
+                low[module] = min(low[module], index[other])
+        if low[module] == index[module]:
+            group = []
+            while True:
+                other = stack.pop()
+                on_stack.discard(other)
+                group.append(other)
+                if other == module:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return found
+
+
+def test_circles_are_found_however_they_close() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": {"e"}}
+
+    assert circles(graph) == [["a", "b", "c"]]
+
+
+def test_the_package_has_no_import_circle() -> None:
+    assert circles(import_graph()) == []
