@@ -22,7 +22,7 @@ from pathlib import Path
 from bench.database import scratch_database
 from jobservice import eventloop
 from jobservice.devserver import DevServer
-from jobservice.models import JobDefinition
+from jobservice.jobs.definition import JobDefinition
 from jobservice.service import JobService
 from jobservice.settings import Settings, TemporalSettings, get_settings
 from jobservice.temporal import connect

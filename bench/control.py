@@ -38,8 +38,9 @@ from bench.database import scratch_database
 from bench.pipes import reference_worker, scratch_queue
 from jobservice import eventloop
 from jobservice.devserver import DevServer
+from jobservice.jobs.definition import JobDefinition
+from jobservice.jobs.status import JobStatus
 from jobservice.messages import TaskMessage
-from jobservice.models import JobDefinition, JobStatus
 from jobservice.plugin import ItemHandler
 from jobservice.registry import installed
 from jobservice.service import JobService

@@ -28,7 +28,7 @@ from jobservice.dashboard.feed import JobFeed
 from jobservice.db.engine import create_database_engine
 from jobservice.db.tables import JobLabelRow, JobRow
 from jobservice.devserver import DevServer
-from jobservice.models import JobStatus
+from jobservice.jobs.status import JobStatus
 from jobservice.service import JobService
 from jobservice.settings import Settings, TemporalSettings, get_settings
 from jobservice.temporal import connect

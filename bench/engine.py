@@ -36,7 +36,8 @@ from bench.history import (
 from bench.naive import NaiveJob, naive_item
 from jobservice import eventloop
 from jobservice.devserver import DevServer
-from jobservice.models import JobDefinition, JobStatus
+from jobservice.jobs.definition import JobDefinition
+from jobservice.jobs.status import JobStatus
 from jobservice.service import JobService
 from jobservice.settings import DatabaseSettings, Settings, TemporalSettings, get_settings
 from jobservice.temporal import connect

@@ -23,7 +23,7 @@ from bench.control import PARTITION, _name
 from bench.database import scratch_database
 from jobservice import eventloop
 from jobservice.devserver import DevServer
-from jobservice.models import JobDefinition
+from jobservice.jobs.definition import JobDefinition
 from jobservice.service import JobService
 from jobservice.settings import Settings, TemporalSettings, get_settings
 from jobservice.temporal import connect

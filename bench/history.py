@@ -16,7 +16,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 
-from jobservice.taskids import workflow_id
+from jobservice.jobs.taskids import workflow_id
 
 HISTORY_EVENT_LIMIT = 51_200
 """Temporal terminates a workflow run whose history reaches this many events."""

@@ -34,8 +34,9 @@ from temporalio.client import Client
 from bench.database import scratch_database
 from jobservice import eventloop
 from jobservice.devserver import DevServer
+from jobservice.jobs.definition import JobDefinition
+from jobservice.jobs.status import JobStatus
 from jobservice.messages import TaskMessage
-from jobservice.models import JobDefinition, JobStatus
 from jobservice.service import JobService
 from jobservice.settings import (
     EngineSettings,

@@ -21,16 +21,11 @@ if TYPE_CHECKING:
         JobStateError,
         UnavailableError,
     )
+    from jobservice.jobs.definition import BatchWorkerTask, JobDefinition
+    from jobservice.jobs.job import Failure, JobCounts, JobView
+    from jobservice.jobs.status import JobStatus
+    from jobservice.jobs.tolerance import FailureTolerance
     from jobservice.messages import TaskMessage, TaskSpec
-    from jobservice.models import (
-        BatchWorkerTask,
-        Failure,
-        FailureTolerance,
-        JobCounts,
-        JobDefinition,
-        JobStatus,
-        JobView,
-    )
     from jobservice.plugin import BatchPlugin, BatchWorkerServices, ItemHandler, TaskMessageBuilder
     from jobservice.service import JobService, Submission
     from jobservice.settings import Settings, get_settings
@@ -49,18 +44,10 @@ _HOMES = {
         "jobservice.errors",
     ),
     **dict.fromkeys(["TaskMessage", "TaskSpec"], "jobservice.messages"),
-    **dict.fromkeys(
-        [
-            "BatchWorkerTask",
-            "Failure",
-            "FailureTolerance",
-            "JobCounts",
-            "JobDefinition",
-            "JobStatus",
-            "JobView",
-        ],
-        "jobservice.models",
-    ),
+    **dict.fromkeys(["BatchWorkerTask", "JobDefinition"], "jobservice.jobs.definition"),
+    **dict.fromkeys(["Failure", "JobCounts", "JobView"], "jobservice.jobs.job"),
+    "FailureTolerance": "jobservice.jobs.tolerance",
+    "JobStatus": "jobservice.jobs.status",
     **dict.fromkeys(
         ["BatchPlugin", "BatchWorkerServices", "ItemHandler", "TaskMessageBuilder"],
         "jobservice.plugin",

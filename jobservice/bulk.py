@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from jobservice.models import JobStatus
+from jobservice.jobs.status import JobStatus
 
 
 class BulkAction(StrEnum):

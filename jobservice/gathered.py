@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 from aiormq.abc import DeliveredMessage
 
-from jobservice.execution import TrackingBatch
-from jobservice.models import Failure
+from jobservice.execution.tracking import TrackingBatch
+from jobservice.jobs.job import Failure
 from jobservice.reports import Reading, Report, Status, named
 
 FAILURE_DETAILS = 20

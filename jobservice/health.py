@@ -18,7 +18,8 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.service import RPCError, ServiceClient
 
-from jobservice.models import JobStatus, JobView
+from jobservice.jobs.job import JobView
+from jobservice.jobs.status import JobStatus
 from jobservice.settings import Settings
 
 _log = logging.getLogger(__name__)

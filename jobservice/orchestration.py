@@ -32,17 +32,13 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from jobservice import tree
 from jobservice.errors import JobStateError, UnavailableError
-from jobservice.execution import (
-    BATCHES_QUERY,
-    JOB_WORKFLOW,
-    BatchesRequest,
-    BatchPage,
-    JobInput,
-    Word,
-)
-from jobservice.models import JobStatus
+from jobservice.execution.batch import BatchesRequest, BatchPage
+from jobservice.execution.job import JobInput
+from jobservice.execution.names import BATCHES_QUERY, JOB_WORKFLOW
+from jobservice.execution.tree import Word
+from jobservice.jobs.status import JobStatus
+from jobservice.jobs.taskids import workflow_id
 from jobservice.settings import TemporalSettings
-from jobservice.taskids import workflow_id
 from jobservice.temporal import JOB_ID, JOB_PARTITION, JOB_STATUS, job_priority
 
 _SETTLE_SECONDS = 3.0

@@ -11,9 +11,10 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from jobservice.db.tables import JobRow
-from jobservice.execution import PrerequisiteQuery, PrerequisiteState
-from jobservice.models import Failure, JobStatus
-from jobservice.taskids import job_task_id
+from jobservice.execution.job import PrerequisiteQuery, PrerequisiteState
+from jobservice.jobs.job import Failure
+from jobservice.jobs.status import JobStatus
+from jobservice.jobs.taskids import job_task_id
 
 NEVER_COMPLETED = frozenset({JobStatus.FAILED, JobStatus.CANCELLED})
 """Prerequisites in these states fail the jobs that wait for them."""

@@ -16,9 +16,9 @@ from jobservice.cluster import connect_service
 from jobservice.db.rows import JobRows, open_rows
 from jobservice.errors import JobNotFoundError
 from jobservice.health import JobHealth
-from jobservice.ids import validate_ids
-from jobservice.jobs import DEFAULT_PARTITION, JobStatus
-from jobservice.models import JobCounts, JobView
+from jobservice.jobs.ids import validate_ids
+from jobservice.jobs.job import JobCounts, JobView
+from jobservice.jobs.status import DEFAULT_PARTITION, JobStatus
 from jobservice.settings import Settings
 
 

@@ -16,8 +16,9 @@ from temporalio.client import WorkflowExecutionStatus
 from jobservice.db.store import JobStore, now_millis
 from jobservice.db.tables import JobRow
 from jobservice.errors import UnavailableError
-from jobservice.execution import NewJobRow
-from jobservice.models import JobDefinition, JobStatus, NewJob
+from jobservice.execution.job import NewJobRow
+from jobservice.jobs.definition import JobDefinition, NewJob
+from jobservice.jobs.status import JobStatus
 from jobservice.orchestration import JobWorkflows
 from jobservice.validation import JobValidator
 

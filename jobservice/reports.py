@@ -19,8 +19,8 @@ from typing import Any, TypeGuard
 
 from pydantic import ValidationError
 
-from jobservice.models import Failure
-from jobservice.taskids import parse_job_task_id, split_item, workflow_id
+from jobservice.jobs.job import Failure
+from jobservice.jobs.taskids import parse_job_task_id, split_item, workflow_id
 
 COMPLETING = {"RESULT_SUCCESS", "RESULT_FAILURE"}
 FAILING = {"RESULT_EXCEPTION", "INVALID_TASK"}

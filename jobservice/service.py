@@ -33,29 +33,18 @@ from jobservice.errors import (
     JobStateError,
     UnavailableError,
 )
-from jobservice.execution import (
-    PAUSE_SIGNAL,
-    RESUME_SIGNAL,
-    BatchesRequest,
-    BatchPage,
-    JobContext,
-    JobInput,
-    NewJobRow,
-    Word,
-)
+from jobservice.execution.batch import BatchesRequest, BatchPage, JobContext
+from jobservice.execution.job import JobInput, NewJobRow
+from jobservice.execution.names import PAUSE_SIGNAL, RESUME_SIGNAL
+from jobservice.execution.tree import Word
 from jobservice.health import JobHealth
-from jobservice.ids import validate_ids
-from jobservice.jobtypes import JobTypes
+from jobservice.jobs.definition import JobDefinition, NewJob
+from jobservice.jobs.ids import validate_ids
+from jobservice.jobs.job import JobBase, JobView
+from jobservice.jobs.jobtypes import JobTypes
+from jobservice.jobs.public import API_BASE_PATH
+from jobservice.jobs.status import DEFAULT_PARTITION, JobStatus
 from jobservice.metrics import JOBS_SUBMITTED
-from jobservice.models import (
-    API_BASE_PATH,
-    DEFAULT_PARTITION,
-    JobBase,
-    JobDefinition,
-    JobStatus,
-    JobView,
-    NewJob,
-)
 from jobservice.orchestration import JobWorkflows
 from jobservice.prerequisites import never_runs
 from jobservice.probes import Probes, probe

@@ -30,7 +30,7 @@ from jobservice.broker import (
     TargetQueueMissingError,
     broker_host,
 )
-from jobservice.execution import ITEMS_MEMO, TRACKING_SIGNAL
+from jobservice.execution.names import ITEMS_MEMO, TRACKING_SIGNAL
 from jobservice.gathered import BatchReports, Delivery
 from jobservice.lag import watch_pipe_length
 from jobservice.metrics import (

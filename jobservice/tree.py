@@ -14,8 +14,9 @@ import logging
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from jobservice.execution import PAUSE_SIGNAL, Word
-from jobservice.taskids import workflow_id
+from jobservice.execution.names import PAUSE_SIGNAL
+from jobservice.execution.tree import Word
+from jobservice.jobs.taskids import workflow_id
 
 _log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Pure checks and translation, with no Temporal and no job database: the target pipe, a job's
 task (given, or made by its job type), and the JobDefinition a job runs as; what an id may
-hold is in :mod:`jobservice.ids`.
+hold is in :mod:`jobservice.jobs.ids`.
 """
 
 from __future__ import annotations
@@ -10,17 +10,11 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from jobservice.errors import InvalidJobError
-from jobservice.ids import JOB_ID_LENGTH, check_id
-from jobservice.jobtypes import JobTypes
-from jobservice.models import (
-    BATCH_WORKER_CLASSIFIER,
-    MAX_DEFINITION_BYTES,
-    JobDefinition,
-    JobTask,
-    NewJob,
-    is_queue_name,
-    local_handler_name,
-)
+from jobservice.jobs.definition import BATCH_WORKER_CLASSIFIER, JobDefinition, JobTask, NewJob
+from jobservice.jobs.ids import JOB_ID_LENGTH, check_id
+from jobservice.jobs.jobtypes import JobTypes
+from jobservice.jobs.pipes import is_queue_name, local_handler_name
+from jobservice.jobs.status import MAX_DEFINITION_BYTES
 from jobservice.plugins.task import TASK, SingleTask
 from jobservice.registry import Registry
 from jobservice.settings import EngineSettings

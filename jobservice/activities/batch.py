@@ -25,10 +25,7 @@ from jobservice.activities.in_hand import ItemsInHand
 from jobservice.activities.pipes import TargetPipe, resolve_pipe
 from jobservice.broker import Broker, BrokerUnavailableError, TargetQueueMissingError
 from jobservice.errors import BatchDefinitionError, InvalidJobError
-from jobservice.execution import (
-    BROKER_UNAVAILABLE,
-    DISPATCH_ITEMS,
-    SPLIT_BATCH,
+from jobservice.execution.batch import (
     ChunkInput,
     ChunkResult,
     JobContext,
@@ -36,12 +33,13 @@ from jobservice.execution import (
     SplitResult,
     SubBatch,
 )
+from jobservice.execution.names import BROKER_UNAVAILABLE, DISPATCH_ITEMS, SPLIT_BATCH
+from jobservice.jobs.job import Failure
+from jobservice.jobs.taskids import item_number
 from jobservice.messages import TaskMessage
 from jobservice.metrics import CHUNK_SECONDS, ITEMS
-from jobservice.models import Failure
 from jobservice.plugin import BatchWorkerServices
 from jobservice.registry import Registry
-from jobservice.taskids import item_number
 
 SLICE_ITEMS = 500
 """Most items handed to the target pipe at a time, between heartbeats."""

@@ -13,7 +13,7 @@ import logging
 import time
 
 from jobservice.db.store import JobStore
-from jobservice.models import JobStatus
+from jobservice.jobs.status import JobStatus
 
 GO_ON = (JobStatus.ACTIVE, JobStatus.WAITING)
 _log = logging.getLogger(__name__)

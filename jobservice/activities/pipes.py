@@ -17,8 +17,9 @@ from jobservice.activities.handler_threads import HandlerThreads, Watch
 from jobservice.activities.in_hand import ItemsInHand
 from jobservice.broker import Broker
 from jobservice.errors import InvalidJobError
+from jobservice.jobs.job import Failure
+from jobservice.jobs.pipes import LOCAL_PIPE_PREFIX, local_handler_name
 from jobservice.messages import TaskMessage
-from jobservice.models import LOCAL_PIPE_PREFIX, Failure, local_handler_name
 from jobservice.plugin import ItemHandler
 from jobservice.registry import Registry
 

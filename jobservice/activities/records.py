@@ -15,19 +15,16 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from jobservice.db.store import JobStore
-from jobservice.execution import (
+from jobservice.execution.job import JobKey, JobRecord, PrerequisiteQuery, PrerequisiteState
+from jobservice.execution.names import (
     NOTIFY_DEPENDENTS,
     PREREQUISITES_SIGNAL,
     RECORD_JOB,
     SETTLE_PREREQUISITES,
-    JobKey,
-    JobRecord,
-    PrerequisiteQuery,
-    PrerequisiteState,
 )
+from jobservice.jobs.taskids import workflow_id
 from jobservice.metrics import JOBS_FINISHED
 from jobservice.prerequisites import settle
-from jobservice.taskids import workflow_id
 
 
 class JobRecordActivities:

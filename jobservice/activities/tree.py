@@ -5,7 +5,8 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.client import Client
 
-from jobservice.execution import TELL_TREE, TreeWord
+from jobservice.execution.names import TELL_TREE
+from jobservice.execution.tree import TreeWord
 from jobservice.tree import tell_batches
 
 

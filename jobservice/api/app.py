@@ -23,7 +23,8 @@ from jobservice.api.security import check_settings
 from jobservice.api.status import status_of
 from jobservice.dashboard import include_dashboard
 from jobservice.errors import JobServiceError
-from jobservice.models import API_BASE_PATH, MAX_BODY_DEPTH
+from jobservice.jobs.definition import MAX_BODY_DEPTH
+from jobservice.jobs.public import API_BASE_PATH
 from jobservice.monitor import monitor_routes
 from jobservice.service import JobService
 from jobservice.settings import Settings, get_settings

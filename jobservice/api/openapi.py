@@ -11,11 +11,11 @@ from typing import Any
 
 from fastapi import FastAPI, Path, Query
 
-from jobservice.api.schemas import Message
 from jobservice.db.query import SORT_FIELDS
 from jobservice.db.rsql import LABEL_PREFIX
-from jobservice.ids import ID_FORBIDDEN
-from jobservice.models import API_KEY_HEADER, LABEL_KEY
+from jobservice.jobs.ids import ID_FORBIDDEN
+from jobservice.jobs.job import LABEL_KEY
+from jobservice.jobs.public import API_KEY_HEADER, Message
 
 _ERROR_DESCRIPTIONS = {
     400: "The request is not valid; the message says why.",

@@ -19,12 +19,14 @@ from jobservice.api.openapi import (
     id_path,
     query_parameter,
 )
-from jobservice.api.schemas import Health, JobPublic, JobsCanceled, JobsDeleted
 from jobservice.api.security import authenticate, authorize
 from jobservice.db.query import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, STATUS_TYPES, JobQuery
 from jobservice.errors import JobNotFoundError
-from jobservice.ids import JOB_ID_LENGTH, PARTITION_ID_LENGTH, validate_ids
-from jobservice.models import NUL_FREE, JobStatus, NewJob
+from jobservice.jobs.definition import NewJob
+from jobservice.jobs.ids import JOB_ID_LENGTH, PARTITION_ID_LENGTH, validate_ids
+from jobservice.jobs.job import NUL_FREE
+from jobservice.jobs.public import Health, JobPublic, JobsCanceled, JobsDeleted
+from jobservice.jobs.status import JobStatus
 from jobservice.service import JobService
 from jobservice.settings import Settings
 

@@ -7,7 +7,7 @@ import hmac
 from fastapi import Request
 
 from jobservice.errors import JobServiceError
-from jobservice.models import API_KEY_HEADER
+from jobservice.jobs.public import API_KEY_HEADER
 from jobservice.settings import ApiSettings
 
 

@@ -12,7 +12,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from jobservice.api.app import create_app
 from jobservice.api.guard import MAX_HEADER_BYTES, MAX_URL_BYTES
 from jobservice.errors import UnavailableError
-from jobservice.models import API_BASE_PATH
+from jobservice.jobs.public import API_BASE_PATH
 from jobservice.monitor import QuietServer
 from jobservice.service import JobService
 

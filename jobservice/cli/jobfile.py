@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from jobservice.jobs import MAX_DEFINITION_BYTES
+from jobservice.jobs.status import MAX_DEFINITION_BYTES
 
 
 class JobFileError(ValueError):

@@ -20,10 +20,10 @@ from jobservice.cli.shared import (
     fail,
     settings_of,
 )
-from jobservice.jobs import DEFAULT_PARTITION, JobStatus
+from jobservice.jobs.status import DEFAULT_PARTITION, JobStatus
 
 if TYPE_CHECKING:
-    from jobservice.models import JobView
+    from jobservice.jobs.job import JobView
     from jobservice.service import JobService
 
 app = typer.Typer()
@@ -119,7 +119,7 @@ def submit(
         body["prerequisiteJobIds"] = [*body.get("prerequisiteJobIds", []), *after]
     from pydantic import ValidationError
 
-    from jobservice.models import JobDefinition
+    from jobservice.jobs.definition import JobDefinition
 
     try:
         job_definition = JobDefinition.model_validate(body)

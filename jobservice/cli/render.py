@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 if TYPE_CHECKING:
-    from jobservice.models import JobView
+    from jobservice.jobs.job import JobView
 
 
 def as_json(job: JobView) -> str:

@@ -18,7 +18,7 @@ from jobservice.cli.shared import fail, settings_of
 from jobservice.errors import UnavailableError
 
 if TYPE_CHECKING:
-    from jobservice.models import JobView
+    from jobservice.jobs.job import JobView
     from jobservice.settings import Settings
 
 app = typer.Typer()
@@ -189,7 +189,7 @@ def demo(
     console = Console()
 
     async def work() -> JobView:
-        from jobservice.models import JobDefinition
+        from jobservice.jobs.definition import JobDefinition
         from jobservice.service import JobService
         from jobservice.stack import embedded_stack
 

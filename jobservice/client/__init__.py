@@ -24,7 +24,6 @@ whose errors are the server's own: a :class:`NotAuthorizedError` is either, a
 :class:`ForbiddenError` the 403 alone.
 """
 
-from jobservice.api.schemas import Health, JobPublic
 from jobservice.client._call import JobFilters, JobListQuery, JobSelection
 from jobservice.client._clients import AsyncJobServiceClient, JobServiceClient
 from jobservice.client._endpoints import DEFAULT_TIMEOUT
@@ -38,7 +37,9 @@ from jobservice.client._errors import (
     ServiceUnavailableError,
     UnreachableError,
 )
-from jobservice.models import JobDefinition, JobStatus, NewJob
+from jobservice.jobs.definition import JobDefinition, NewJob
+from jobservice.jobs.public import Health, JobPublic
+from jobservice.jobs.status import JobStatus
 
 __all__ = [
     "DEFAULT_TIMEOUT",

@@ -23,7 +23,6 @@ from urllib.parse import quote
 import httpx
 from pydantic import TypeAdapter
 
-from jobservice.api.schemas import Health, JobPublic, JobsCanceled, JobsDeleted
 from jobservice.client._call import (
     NO_CONTENT,
     Call,
@@ -34,8 +33,10 @@ from jobservice.client._call import (
     read_json,
     read_nothing,
 )
-from jobservice.models import API_BASE_PATH as BASE_PATH
-from jobservice.models import API_KEY_HEADER, DEFAULT_PARTITION, JobDefinition, JobStatus, NewJob
+from jobservice.jobs.definition import JobDefinition, NewJob
+from jobservice.jobs.public import API_BASE_PATH as BASE_PATH
+from jobservice.jobs.public import API_KEY_HEADER, Health, JobPublic, JobsCanceled, JobsDeleted
+from jobservice.jobs.status import DEFAULT_PARTITION, JobStatus
 
 T = TypeVar("T")
 P = ParamSpec("P")

@@ -16,7 +16,7 @@ from jobservice.dashboard.routing import (
     page,
 )
 from jobservice.errors import InvalidRequestError
-from jobservice.taskids import workflow_id
+from jobservice.jobs.taskids import workflow_id
 
 router = dashboard_router()
 PAGE = 25

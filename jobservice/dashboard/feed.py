@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from jobservice.db.query import JobQuery
-from jobservice.models import JobStatus, JobView
+from jobservice.jobs.job import JobView
+from jobservice.jobs.status import JobStatus
 from jobservice.service import JobService
 
 T = TypeVar("T")

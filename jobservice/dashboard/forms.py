@@ -36,15 +36,15 @@ from jobservice.dashboard.inputs import (
     read_inputs,
 )
 from jobservice.errors import InvalidJobError
-from jobservice.ids import JOB_ID_LENGTH, PARTITION_ID_LENGTH, check_id
-from jobservice.jobtypes import JobTypes
-from jobservice.models import (
+from jobservice.jobs.definition import (
     BATCH_WORKER_CLASSIFIER,
     BATCH_WORKER_PIPE,
-    LOCAL_PIPE_PREFIX,
     BatchWorkerTask,
     NewJob,
 )
+from jobservice.jobs.ids import JOB_ID_LENGTH, PARTITION_ID_LENGTH, check_id
+from jobservice.jobs.jobtypes import JobTypes
+from jobservice.jobs.pipes import LOCAL_PIPE_PREFIX
 from jobservice.registry import Registry
 
 __all__ = [

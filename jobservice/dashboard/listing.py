@@ -11,7 +11,7 @@ from jobservice.dashboard.viewer import Viewer
 from jobservice.db.query import JobQuery
 from jobservice.db.rsql import check_label_key, parse_filter
 from jobservice.errors import InvalidRequestError
-from jobservice.models import JobStatus
+from jobservice.jobs.status import JobStatus
 
 PAGE_SIZES = (25, 50, 100)
 SORTS = {

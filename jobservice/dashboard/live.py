@@ -26,7 +26,7 @@ from jobservice.dashboard.routing import (
     dashboard_router,
     shared_context,
 )
-from jobservice.ids import validate_ids
+from jobservice.jobs.ids import validate_ids
 
 router = dashboard_router()
 

@@ -10,7 +10,8 @@ from typing import Any, Protocol
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from jobservice.models import IN_FLIGHT_MEANS, WAITING_MEANS, JobStatus, JobView, waiting_items
+from jobservice.jobs.job import IN_FLIGHT_MEANS, WAITING_MEANS, JobView, waiting_items
+from jobservice.jobs.status import JobStatus
 
 UNKNOWN = "\N{EN DASH}"
 """What a page shows for a number or time it does not know."""

@@ -18,7 +18,7 @@ from jobservice.dashboard.routing import (
 )
 from jobservice.dashboard.viewer import Viewer
 from jobservice.errors import JobServiceError
-from jobservice.models import DEFAULT_PARTITION
+from jobservice.jobs.status import DEFAULT_PARTITION
 from jobservice.service import JobService
 
 router = dashboard_router()

@@ -46,7 +46,7 @@ from jobservice.db.rsql import (
 )
 from jobservice.db.tables import JobLabelRow, JobRow
 from jobservice.errors import InvalidRequestError
-from jobservice.models import JobStatus
+from jobservice.jobs.status import JobStatus
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 1000

@@ -16,7 +16,8 @@ from enum import StrEnum
 from typing import TypeAlias
 
 from jobservice.errors import InvalidRequestError
-from jobservice.models import LABEL_KEY, LABEL_KEY_LENGTH, JobStatus
+from jobservice.jobs.job import LABEL_KEY, LABEL_KEY_LENGTH
+from jobservice.jobs.status import JobStatus
 
 LABEL_PREFIX = "labels."
 TEXT_KEYS = ("id", "name", "status")

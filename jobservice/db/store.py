@@ -20,8 +20,8 @@ from sqlmodel import Session, col
 from jobservice.db.engine import open_database
 from jobservice.db.tables import JobLabelRow, JobPrerequisiteRow, JobRow
 from jobservice.errors import InvalidRequestError
-from jobservice.execution import JobRecord, NewJobRow
-from jobservice.models import JobStatus
+from jobservice.execution.job import JobRecord, NewJobRow
+from jobservice.jobs.status import JobStatus
 
 if TYPE_CHECKING:
     # Only its instances reach the store: a command that reads one job need not compile it.

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
-from jobservice.ids import JOB_ID_LENGTH, PARTITION_ID_LENGTH
+from jobservice.jobs.ids import JOB_ID_LENGTH, PARTITION_ID_LENGTH
 
 
 class JobRow(SQLModel, table=True):

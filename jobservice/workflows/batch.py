@@ -8,7 +8,14 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from jobservice.execution import (
+    from jobservice.execution.batch import (
+        BatchesRequest,
+        BatchInput,
+        BatchPage,
+        Progress,
+        ProgressReport,
+    )
+    from jobservice.execution.names import (
         BATCH_WORKFLOW,
         BATCHES_QUERY,
         PAUSE_SIGNAL,
@@ -16,13 +23,8 @@ with workflow.unsafe.imports_passed_through():
         PROGRESS_SIGNAL,
         RESUME_SIGNAL,
         TRACKING_SIGNAL,
-        BatchesRequest,
-        BatchInput,
-        BatchPage,
-        Progress,
-        ProgressReport,
-        TrackingBatch,
     )
+    from jobservice.execution.tracking import TrackingBatch
     from jobservice.workflows.runner import (
         BatchFailedError,
         BatchRunner,

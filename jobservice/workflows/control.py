@@ -15,7 +15,7 @@ from enum import Enum
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from jobservice.execution import ControlState
+    from jobservice.execution.batch import ControlState
 
 
 class Command(Enum):

@@ -13,7 +13,22 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from jobservice.execution import (
+    from jobservice.execution.batch import (
+        BatchesRequest,
+        BatchInput,
+        BatchPage,
+        Progress,
+        ProgressReport,
+    )
+    from jobservice.execution.job import (
+        JobInput,
+        JobKey,
+        JobProgress,
+        JobRecord,
+        PrerequisiteQuery,
+        PrerequisiteState,
+    )
+    from jobservice.execution.names import (
         BATCHES_QUERY,
         JOB_WORKFLOW,
         NOTIFY_DEPENDENTS,
@@ -26,22 +41,11 @@ with workflow.unsafe.imports_passed_through():
         SETTLE_PREREQUISITES,
         TELL_TREE,
         TRACKING_SIGNAL,
-        BatchesRequest,
-        BatchInput,
-        BatchPage,
-        JobInput,
-        JobKey,
-        JobProgress,
-        JobRecord,
-        PrerequisiteQuery,
-        PrerequisiteState,
-        Progress,
-        ProgressReport,
-        TrackingBatch,
-        TreeWord,
-        Word,
     )
-    from jobservice.models import Failure, JobCounts, JobStatus
+    from jobservice.execution.tracking import TrackingBatch
+    from jobservice.execution.tree import TreeWord, Word
+    from jobservice.jobs.job import Failure, JobCounts
+    from jobservice.jobs.status import JobStatus
     from jobservice.temporal import JOB_STATUS
     from jobservice.workflows.runner import (
         BatchFailedError,

@@ -26,16 +26,7 @@ from temporalio.exceptions import (
 from temporalio.exceptions import CancelledError as TemporalCancelledError
 
 with workflow.unsafe.imports_passed_through():
-    from jobservice.execution import (
-        BATCH_WORKFLOW,
-        BROKER_UNAVAILABLE,
-        DISPATCH_ITEMS,
-        IN_FLIGHT_PATCH,
-        ITEMS_MEMO,
-        PAUSE_SIGNAL,
-        RESUME_SIGNAL,
-        SPLIT_BATCH,
-        TRACKING_REPORTS_PATCH,
+    from jobservice.execution.batch import (
         BatchesRequest,
         BatchInput,
         BatchPage,
@@ -49,11 +40,22 @@ with workflow.unsafe.imports_passed_through():
         SplitInput,
         SplitResult,
         SubBatch,
-        TrackingBatch,
-        TrackingState,
     )
-    from jobservice.models import Failure, is_local_pipe
-    from jobservice.taskids import item_number, workflow_id
+    from jobservice.execution.names import (
+        BATCH_WORKFLOW,
+        BROKER_UNAVAILABLE,
+        DISPATCH_ITEMS,
+        IN_FLIGHT_PATCH,
+        ITEMS_MEMO,
+        PAUSE_SIGNAL,
+        RESUME_SIGNAL,
+        SPLIT_BATCH,
+        TRACKING_REPORTS_PATCH,
+    )
+    from jobservice.execution.tracking import TrackingBatch, TrackingState
+    from jobservice.jobs.job import Failure
+    from jobservice.jobs.pipes import is_local_pipe
+    from jobservice.jobs.taskids import item_number, workflow_id
     from jobservice.temporal import job_priority
     from jobservice.workflows.control import BatchControl, Command, Steps
     from jobservice.workflows.tracked import Settled, TrackedItems

@@ -17,9 +17,10 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from jobservice.execution import JobContext, TrackingBatch, TrackingState
-    from jobservice.models import Failure
-    from jobservice.taskids import item_index, item_number, split_item
+    from jobservice.execution.batch import JobContext
+    from jobservice.execution.tracking import TrackingBatch, TrackingState
+    from jobservice.jobs.job import Failure
+    from jobservice.jobs.taskids import item_index, item_number, split_item
 
 
 @dataclass

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from jobservice.execution import BatchState
+    from jobservice.execution.batch import BatchState
 
 MAX_BROKER_BACKOFF = 60.0
 HOLD_SECONDS = 1.0

@@ -11,7 +11,8 @@ import httpx
 from fastapi import FastAPI
 from temporalio.client import Client
 
-from jobservice.models import JobDefinition, JobView
+from jobservice.jobs.definition import JobDefinition
+from jobservice.jobs.job import JobView
 from jobservice.service import JobService
 
 

@@ -16,7 +16,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from jobservice.api import create_app
 from jobservice.api.security import InsecureSettingsError
 from jobservice.devserver import free_port
-from jobservice.models import API_KEY_HEADER
+from jobservice.jobs.public import API_KEY_HEADER
 from jobservice.service import JobService
 from jobservice.settings import ApiSettings, Settings
 from tests.conftest import unique

@@ -14,10 +14,10 @@ import pytest
 from temporalio.worker import Worker
 
 from jobservice.errors import InvalidRequestError, JobNotFoundError, UnavailableError
-from jobservice.execution import BatchPage
-from jobservice.models import JobStatus
+from jobservice.execution.batch import BatchPage
+from jobservice.jobs.status import JobStatus
+from jobservice.jobs.taskids import workflow_id
 from jobservice.service import JobService
-from jobservice.taskids import workflow_id
 from tests.conftest import unique
 from tests.integration.support import eventually, job, run_to_end
 

@@ -10,7 +10,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from jobservice.errors import InvalidJobError, JobNotFoundError
-from jobservice.models import JobStatus
+from jobservice.jobs.status import JobStatus
 from jobservice.service import JobService
 from tests.conftest import unique
 from tests.integration.handlers import RecordingHandler

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from aio_pika.abc import AbstractChannel
 
-from jobservice.models import JobStatus
+from jobservice.jobs.status import JobStatus
 from jobservice.service import JobService
 from jobservice.settings import Settings
 from tests.conftest import unique

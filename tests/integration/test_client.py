@@ -21,7 +21,6 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from jobservice.api.app import BASE_PATH
-from jobservice.api.schemas import JobPublic
 from jobservice.api.server import serve_api
 from jobservice.client import (
     AsyncJobServiceClient,
@@ -37,7 +36,9 @@ from jobservice.client import (
 from jobservice.db.store import JobStore
 from jobservice.devserver import free_port
 from jobservice.errors import JobConflictError, JobNotFoundError, UnavailableError
-from jobservice.models import JobStatus, NewJob
+from jobservice.jobs.definition import NewJob
+from jobservice.jobs.public import JobPublic
+from jobservice.jobs.status import JobStatus
 from jobservice.registry import Registry
 from jobservice.service import JobService
 from jobservice.settings import ApiSettings, Settings

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator
@@ -25,6 +26,7 @@ from tests.integration.test_client import api, partition, settings  # noqa: F401
 
 PROJECT = Path(__file__).parents[2]
 CLIENT_NEEDS = ("pydantic", "httpx")
+IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")
 
 DRIVE = """
 import sys
@@ -94,13 +96,14 @@ def python_alone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     needs.mkdir()
     for dist in requirement_closure(CLIENT_NEEDS):
         link_distribution(dist, needs)
+    # pip builds in the source tree: a copy of what the build reads keeps the checkout clean
+    source = root / "source"
+    shutil.copytree(PROJECT / "jobservice", source / "jobservice", ignore=IGNORED)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(PROJECT / name, source / name)
     package = root / "package"
     pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index"]
-    subprocess.run(
-        [*pip, "--no-build-isolation", "--target", package, PROJECT],
-        check=True,
-        cwd=root,  # the build's own files stay out of the checkout
-    )
+    subprocess.run([*pip, "--no-build-isolation", "--target", package, source], check=True)
     (site / "client-alone.pth").write_text(f"{needs}\n{package}\n")
     return python
 

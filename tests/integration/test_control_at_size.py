@@ -15,8 +15,10 @@ from temporalio.client import Client, WorkflowExecution
 from temporalio.worker import Worker
 
 from jobservice.errors import JobStateError
-from jobservice.execution import PROGRESS_QUERY, JobProgress
-from jobservice.models import JobStatus, JobView
+from jobservice.execution.job import JobProgress
+from jobservice.execution.names import PROGRESS_QUERY
+from jobservice.jobs.job import JobView
+from jobservice.jobs.status import JobStatus
 from jobservice.service import JobService
 from jobservice.settings import EngineSettings
 from jobservice.temporal import JOB_STATUS

@@ -13,7 +13,8 @@ import pytest
 from jobservice.api.app import create_app
 from jobservice.dashboard import pages
 from jobservice.db.query import JobQuery
-from jobservice.models import JobStatus, JobView
+from jobservice.jobs.job import JobView
+from jobservice.jobs.status import JobStatus
 from jobservice.service import JobService
 from jobservice.settings import Settings
 from tests.conftest import unique

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from temporalio.worker import Worker
 
-from jobservice.models import JobStatus
+from jobservice.jobs.status import JobStatus
 from jobservice.service import JobService
 from jobservice.settings import EngineSettings
 from tests.conftest import unique

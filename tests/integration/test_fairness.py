@@ -21,7 +21,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from jobservice.models import JobStatus
+from jobservice.jobs.status import JobStatus
 from jobservice.service import JobService
 from jobservice.settings import EngineSettings, Settings
 from tests.conftest import unique

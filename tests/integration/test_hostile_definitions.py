@@ -18,7 +18,7 @@ import yaml
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from jobservice.models import MAX_DEFINITION_BYTES
+from jobservice.jobs.status import MAX_DEFINITION_BYTES
 from jobservice.settings import Settings
 from tests.conftest import unique
 from tests.integration import processes

@@ -9,8 +9,7 @@ from temporalio.worker import Worker
 
 from jobservice.db.rows import CoreRows
 from jobservice.db.store import JobStore
-from jobservice.jobs import DEFAULT_PARTITION
-from jobservice.models import JobStatus
+from jobservice.jobs.status import DEFAULT_PARTITION, JobStatus
 from jobservice.service import JobService
 from jobservice.settings import EngineSettings, Settings
 from tests.conftest import unique

@@ -10,7 +10,7 @@ from aio_pika.abc import AbstractChannel
 from temporalio.client import Client
 
 from jobservice.db.store import JobStore
-from jobservice.models import JobStatus
+from jobservice.jobs.status import JobStatus
 from jobservice.registry import Registry
 from jobservice.service import JobService
 from jobservice.settings import Settings

@@ -10,8 +10,9 @@ import pytest
 from jobservice.db.in_hand import report_in_hand
 from jobservice.db.rows import IN_HAND_FRESH_MILLIS, CoreRows, JobRows, SqliteRows, sqlite_file
 from jobservice.db.store import JobStore, now_millis
-from jobservice.execution import JobRecord, NewJobRow
-from jobservice.models import Failure, JobCounts, JobStatus
+from jobservice.execution.job import JobRecord, NewJobRow
+from jobservice.jobs.job import Failure, JobCounts
+from jobservice.jobs.status import JobStatus
 from tests.conftest import unique
 
 pytestmark = pytest.mark.both_databases

@@ -18,8 +18,8 @@ from temporalio.worker import Worker
 
 from jobservice.broker import Broker
 from jobservice.devserver import free_port
+from jobservice.jobs.status import JobStatus
 from jobservice.lag import watch_pipe_length
-from jobservice.models import JobStatus
 from jobservice.service import JobService
 from jobservice.settings import Settings
 from tests.conftest import unique

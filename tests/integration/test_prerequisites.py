@@ -13,10 +13,11 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from jobservice.api import create_app
-from jobservice.execution import PROGRESS_QUERY, JobProgress
-from jobservice.models import JobStatus
+from jobservice.execution.job import JobProgress
+from jobservice.execution.names import PROGRESS_QUERY
+from jobservice.jobs.status import JobStatus
+from jobservice.jobs.taskids import workflow_id
 from jobservice.service import JobService
-from jobservice.taskids import workflow_id
 from tests.conftest import unique
 from tests.integration.handlers import RecordingHandler
 from tests.integration.support import API, api_client, eventually, job_body

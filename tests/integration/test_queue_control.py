@@ -11,12 +11,11 @@ from prometheus_client import Counter
 from pydantic import SecretStr
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from jobservice.jobs import DEFAULT_PARTITION
+from jobservice.jobs.status import DEFAULT_PARTITION, JobStatus
+from jobservice.jobs.taskids import workflow_id
 from jobservice.metrics import TRACKING_ENDED_BATCH_REPORTS, TRACKING_REPORTS
-from jobservice.models import JobStatus
 from jobservice.service import JobService
 from jobservice.settings import EngineSettings, Settings
-from jobservice.taskids import workflow_id
 from jobservice.worker import run_worker
 from tests.conftest import unique
 from tests.integration import processes

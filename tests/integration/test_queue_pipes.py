@@ -10,7 +10,7 @@ import pytest
 from aio_pika.abc import AbstractChannel
 from temporalio.client import Client
 
-from jobservice.models import JobStatus
+from jobservice.jobs.status import JobStatus
 from jobservice.service import JobService
 from jobservice.settings import Settings
 from jobservice.tracking import REASON_HEADER

@@ -11,13 +11,16 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from jobservice.db.store import JobStore
-from jobservice.execution import JOB_WORKFLOW, JobContext, JobInput, NewJobRow
-from jobservice.jobtypes import JobTypes
-from jobservice.models import JobStatus, NewJob
+from jobservice.execution.batch import JobContext
+from jobservice.execution.job import JobInput, NewJobRow
+from jobservice.execution.names import JOB_WORKFLOW
+from jobservice.jobs.definition import NewJob
+from jobservice.jobs.jobtypes import JobTypes
+from jobservice.jobs.status import JobStatus
+from jobservice.jobs.taskids import workflow_id
 from jobservice.registry import Registry
 from jobservice.service import JobService
 from jobservice.settings import DatabaseSettings, Settings
-from jobservice.taskids import workflow_id
 from jobservice.validation import JobValidator
 from tests.conftest import unique
 from tests.integration.support import eventually, job

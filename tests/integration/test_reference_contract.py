@@ -16,7 +16,7 @@ import pytest
 from aio_pika.abc import AbstractChannel
 from temporalio.worker import Worker
 
-from jobservice.models import JobStatus
+from jobservice.jobs.status import JobStatus
 from jobservice.service import JobService
 from jobservice.settings import Settings
 from tests.conftest import unique

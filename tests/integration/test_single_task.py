@@ -12,7 +12,8 @@ import pytest
 from aio_pika.abc import AbstractChannel
 from temporalio.worker import Worker
 
-from jobservice.models import JobStatus, JobTask, NewJob
+from jobservice.jobs.definition import JobTask, NewJob
+from jobservice.jobs.status import JobStatus
 from jobservice.service import JobService
 from jobservice.settings import ApiSettings, Settings
 from tests.conftest import unique

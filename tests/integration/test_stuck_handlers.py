@@ -16,7 +16,9 @@ import pytest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from jobservice.models import JobStatus, JobView, NewJob
+from jobservice.jobs.definition import NewJob
+from jobservice.jobs.job import JobView
+from jobservice.jobs.status import JobStatus
 from jobservice.registry import Registry, installed
 from jobservice.service import JobService
 from jobservice.settings import EngineSettings, Settings

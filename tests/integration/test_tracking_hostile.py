@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aio_pika.abc import AbstractChannel
 
-from jobservice.models import JobStatus
+from jobservice.jobs.status import JobStatus
 from jobservice.service import JobService
 from jobservice.settings import Settings
 from jobservice.tracking import REASON_HEADER

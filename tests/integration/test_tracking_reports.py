@@ -12,8 +12,9 @@ from typing import Any
 from aio_pika.abc import AbstractChannel
 from temporalio.client import Client
 
-from jobservice.execution import JobProgress
-from jobservice.models import JobStatus, JobView
+from jobservice.execution.job import JobProgress
+from jobservice.jobs.job import JobView
+from jobservice.jobs.status import JobStatus
 from jobservice.service import JobService
 from jobservice.settings import Settings
 from tests.conftest import unique

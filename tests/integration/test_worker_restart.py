@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 
-from jobservice.models import JobStatus
+from jobservice.jobs.status import JobStatus
 from jobservice.service import JobService
 from jobservice.settings import Settings
 from tests.conftest import unique

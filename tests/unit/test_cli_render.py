@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from rich.console import Console
 
 from jobservice.cli.render import show_job
-from jobservice.models import JobCounts, JobStatus, JobView
+from jobservice.jobs.job import JobCounts, JobView
+from jobservice.jobs.status import JobStatus
 
 
 def big_job() -> JobView:

@@ -7,8 +7,9 @@ import json
 
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from jobservice import execution
-from jobservice.execution import JobKey, TreeWord, Word
+from jobservice.execution import names
+from jobservice.execution.job import JobKey
+from jobservice.execution.tree import TreeWord, Word
 
 NAMES = {
     "JOB_WORKFLOW": "JobWorkflow",
@@ -34,7 +35,7 @@ NAMES = {
 
 
 def test_the_names_in_running_histories_stay_as_they_are() -> None:
-    assert {name: getattr(execution, name) for name in NAMES} == NAMES
+    assert {name: getattr(names, name) for name in NAMES} == NAMES
 
 
 def test_a_payload_is_the_json_of_its_fields_and_names_no_class() -> None:

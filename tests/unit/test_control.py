@@ -10,7 +10,7 @@ from itertools import permutations
 
 import pytest
 
-from jobservice.execution import BatchState, ControlState, SplitResult
+from jobservice.execution.batch import BatchState, ControlState, SplitResult
 from jobservice.workflows.control import BatchControl, Command, Steps
 from jobservice.workflows.window import HOLD_SECONDS, MAX_BROKER_BACKOFF, DispatchWindow
 

@@ -17,8 +17,8 @@ from jobservice.dashboard.forms import (
     schema_fields,
     submit_form,
 )
-from jobservice.jobtypes import JobTypes
-from jobservice.models import JobDefinition, NewJob
+from jobservice.jobs.definition import JobDefinition, NewJob
+from jobservice.jobs.jobtypes import JobTypes
 from jobservice.registry import installed
 
 COPY = """\

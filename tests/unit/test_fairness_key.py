@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from temporalio.common import Priority
 
-from jobservice.ids import validate_ids
+from jobservice.jobs.ids import validate_ids
 from jobservice.temporal import job_priority
 
 

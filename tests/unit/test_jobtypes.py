@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from jobservice.errors import InvalidJobError
-from jobservice.jobtypes import JobType, JobTypeDefinitionError, JobTypes
-from jobservice.models import BATCH_WORKER_CLASSIFIER, BatchWorkerTask, JobTask
+from jobservice.jobs.definition import BATCH_WORKER_CLASSIFIER, BatchWorkerTask, JobTask
+from jobservice.jobs.jobtypes import JobType, JobTypeDefinitionError, JobTypes
 
 SHIPPED = Path(__file__).resolve().parents[2] / "jobtypes"
 

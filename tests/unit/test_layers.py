@@ -19,7 +19,7 @@ SERVICE_LAYER = [
     "reader.py",
     "health.py",
     "probes.py",
-    "ids.py",
+    "jobs/ids.py",
 ]
 """Modules the CLI, the API and embedding applications go through."""
 ENGINE = ("jobservice.activities", "jobservice.workflows")

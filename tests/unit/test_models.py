@@ -6,11 +6,10 @@ import pytest
 from pydantic import ValidationError
 
 from jobservice.errors import InvalidJobError
-from jobservice.ids import validate_ids
-from jobservice.messages import TaskMessage
-from jobservice.models import FailureTolerance, JobDefinition, JobStatus, NewJob
-from jobservice.registry import installed
-from jobservice.taskids import (
+from jobservice.jobs.definition import JobDefinition, NewJob
+from jobservice.jobs.ids import validate_ids
+from jobservice.jobs.status import JobStatus
+from jobservice.jobs.taskids import (
     item_index,
     item_number,
     job_task_id,
@@ -18,6 +17,9 @@ from jobservice.taskids import (
     split_item,
     workflow_id,
 )
+from jobservice.jobs.tolerance import FailureTolerance
+from jobservice.messages import TaskMessage
+from jobservice.registry import installed
 
 
 @pytest.mark.parametrize(

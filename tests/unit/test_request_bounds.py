@@ -11,16 +11,10 @@ import pytest
 from pydantic import ValidationError
 
 from jobservice.errors import InvalidJobError
-from jobservice.ids import validate_ids
-from jobservice.models import (
-    LABEL_KEY_LENGTH,
-    LABEL_VALUE_LENGTH,
-    MAX_BODY_DEPTH,
-    MAX_LABELS,
-    MAX_TOLERANCE_COUNT,
-    FailureTolerance,
-    NewJob,
-)
+from jobservice.jobs.definition import MAX_BODY_DEPTH, NewJob
+from jobservice.jobs.ids import validate_ids
+from jobservice.jobs.job import LABEL_KEY_LENGTH, LABEL_VALUE_LENGTH, MAX_LABELS
+from jobservice.jobs.tolerance import MAX_TOLERANCE_COUNT, FailureTolerance
 
 
 def _job(**fields: Any) -> dict[str, Any]:

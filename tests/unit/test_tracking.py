@@ -10,9 +10,10 @@ from pamqp import commands as spec
 from pamqp.header import ContentHeader
 
 from examples.reference_worker import result_message
-from jobservice.execution import JobContext, TrackedResult, TrackingBatch, TrackingState
+from jobservice.execution.batch import JobContext
+from jobservice.execution.tracking import TrackedResult, TrackingBatch, TrackingState
 from jobservice.gathered import SIGNAL_REPORTS, BatchReports, Delivery
-from jobservice.models import Failure
+from jobservice.jobs.job import Failure
 from jobservice.reports import read_reports
 from jobservice.settings import EngineSettings
 from jobservice.tracking import _Unacked

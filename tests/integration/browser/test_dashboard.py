@@ -10,7 +10,8 @@ import pytest
 from playwright.async_api import Dialog, Page, expect
 
 from jobservice.api import create_app
-from jobservice.models import JobDefinition, JobStatus
+from jobservice.jobs.definition import JobDefinition
+from jobservice.jobs.status import JobStatus
 from jobservice.service import JobService
 from jobservice.settings import Settings
 from tests.conftest import unique

@@ -1,6 +1,6 @@
 """What every part of the service knows of a job without any model: its states, the default
 partition and the most a job's body may hold. Free of dependencies, so that the command line
-loads it at once; ``jobservice.models`` has the rest."""
+loads it at once; the rest of :mod:`jobservice.jobs` has the models."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What the API sends back, in the reference system's JSON."""
+"""What the REST API sends back, in the reference system's JSON, and where it is served."""
 
 from __future__ import annotations
 
@@ -9,8 +9,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from jobservice import models
-from jobservice.models import JobBase, JobCounts, JobId, JobStatus, JobView
+from jobservice.jobs.job import Failure as JobFailure
+from jobservice.jobs.job import JobBase, JobCounts, JobId, JobView
+from jobservice.jobs.status import JobStatus
+
+API_BASE_PATH = "/job-service/v1"
+"""Where the REST API's endpoints are, as the reference system has them."""
+API_KEY_HEADER = "X-API-Key"
+"""The header an API key is sent in (``Authorization: Bearer`` works too)."""
 
 
 class _Public(BaseModel):
@@ -40,7 +46,7 @@ class Failure(_Public):
         return value
 
     @classmethod
-    def of(cls, failure: models.Failure) -> Failure:
+    def of(cls, failure: JobFailure) -> Failure:
         return cls.model_validate(
             {**failure.model_dump(), "failure_time": epoch_millis(failure.failure_time)}
         )

@@ -1,0 +1,95 @@
+"""The job workflow's input and answer, the row it keeps, and its prerequisites."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from jobservice.execution.batch import BatchState, JobContext, Progress
+from jobservice.jobs.job import Failure, JobBase, JobState
+from jobservice.jobs.status import JobStatus
+
+
+class NewJobRow(JobBase):
+    """Everything a job row is made from; the workflow carries it to make a missing row."""
+
+    partition_id: str
+    job_id: str
+    definition: dict[str, Any]
+    definition_hash: str
+    prerequisite_job_ids: list[str] = Field(default_factory=list)
+    delay: int = 0
+
+
+class JobInput(BaseModel):
+    context: JobContext
+    definition: str
+    new_row: NewJobRow | None = None
+    """The job's row, on the first run only: the workflow makes it if it is missing."""
+    prerequisite_job_ids: list[str] = Field(default_factory=list)
+    """Jobs that must be Completed before this one starts; then it waits ``delay`` seconds."""
+    delay: int = 0
+    state: BatchState | None = None
+    paused: bool = False
+    started_at: datetime | None = None
+    paused_seconds: float = 0.0
+
+    @property
+    def waits(self) -> bool:
+        """Whether the job starts Waiting: it has not run yet and has prerequisites or a delay."""
+        return self.state is None and bool(self.prerequisite_job_ids or self.delay)
+
+
+class JobProgress(BaseModel):
+    """What the job workflow answers to the ``progress`` query, and records when it ends."""
+
+    status: JobStatus
+    progress: Progress
+    started_at: datetime | None = None
+    paused_at: datetime | None = None
+    paused_seconds: float = 0.0
+    finished_at: datetime | None = None
+    failures: list[Failure] = Field(default_factory=list)
+
+
+class JobRecord(JobState):
+    """A job's state as its workflow sees it, to be written to its row."""
+
+    partition_id: str
+    job_id: str
+    resumed: bool = False
+    """The job was resumed since its last record: a Paused row may read Active again."""
+    new_row: NewJobRow | None = None
+    """Given on a job's first record: the row is made from it if it is missing."""
+    ended: bool = False
+    """The job's last record, made as it ends (a cancelled job reads Cancelled before it)."""
+
+
+class JobKey(BaseModel):
+    partition_id: str
+    job_id: str
+
+
+class PrerequisiteQuery(BaseModel):
+    partition_id: str
+    job_id: str
+    prerequisite_job_ids: list[str]
+
+
+class PrerequisiteState(BaseModel):
+    """Where a waiting job's prerequisites stand."""
+
+    waiting_for: list[str] = Field(default_factory=list)
+    missing: list[str] = Field(default_factory=list)
+    """Prerequisites that do not exist (yet); also in ``waiting_for``."""
+    failure: Failure | None = None
+    """Set when a prerequisite Failed or was Cancelled: the job can never run."""
+
+    def reason(self) -> str:
+        """The job's status reason while it waits."""
+        reason = f"waiting for prerequisite jobs {', '.join(self.waiting_for)}"
+        if self.missing:
+            reason += f" ({', '.join(self.missing)} not created yet)"
+        return reason

@@ -1,0 +1,32 @@
+"""The names of workflows, activities, signals, queries, patches and memos: none may change."""
+
+from __future__ import annotations
+
+JOB_WORKFLOW = "JobWorkflow"
+BATCH_WORKFLOW = "BatchWorkflow"
+SPLIT_BATCH = "split_batch"
+DISPATCH_ITEMS = "dispatch_items"
+RECORD_JOB = "record_job"
+SETTLE_PREREQUISITES = "settle_prerequisites"
+NOTIFY_DEPENDENTS = "notify_dependents"
+TELL_TREE = "tell_tree"
+BROKER_UNAVAILABLE = "BrokerUnavailable"
+PAUSE_SIGNAL = "pause"
+RESUME_SIGNAL = "resume"
+PROGRESS_SIGNAL = "progress"
+TRACKING_SIGNAL = "tracking"
+PREREQUISITES_SIGNAL = "prerequisites"
+PROGRESS_QUERY = "progress"
+"""What a job workflow answers with its JobProgress, and a batch workflow with its Progress."""
+BATCHES_QUERY = "batches"
+"""What a job or batch workflow answers, for a BatchesRequest, with a BatchPage: a page of
+the child batches it runs, for browsing the tree a level at a time."""
+TRACKING_REPORTS_PATCH = "tracking-reports"
+"""Batches read the progress, retries and failure owners of tracking signals from here on."""
+IN_FLIGHT_PATCH = "in-flight-in-hand"
+"""Batches count in flight only the items published to a queue and not yet settled from here
+on; before it, every item of their scheduled chunks. What they count decides when they report,
+so a run begun before it counts as it did then."""
+ITEMS_MEMO = "items"
+"""The memo in which a batch workflow that sends items to a queue names their numbers, first
+and last, so that the tracking consumer can tell a result for an item that never went out."""
