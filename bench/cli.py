@@ -25,7 +25,7 @@ from jobservice.devserver import DevServer
 from jobservice.jobs.definition import JobDefinition
 from jobservice.service import JobService
 from jobservice.settings import Settings, TemporalSettings, get_settings
-from jobservice.temporal import connect
+from jobservice.temporal.connection import connect
 
 COMMAND = [str(Path(sys.executable).parent / "jobservice")]
 TARGETS = {"--help": 0.35, "status": 0.6}

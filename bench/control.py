@@ -45,7 +45,7 @@ from jobservice.plugin import ItemHandler
 from jobservice.registry import installed
 from jobservice.service import JobService
 from jobservice.settings import RabbitSettings, Settings, TemporalSettings, get_settings
-from jobservice.temporal import connect
+from jobservice.temporal.connection import connect
 from jobservice.worker import build_worker
 
 PARTITION = "bench"

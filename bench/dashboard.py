@@ -31,7 +31,7 @@ from jobservice.devserver import DevServer
 from jobservice.jobs.status import JobStatus
 from jobservice.service import JobService
 from jobservice.settings import Settings, TemporalSettings, get_settings
-from jobservice.temporal import connect
+from jobservice.temporal.connection import connect
 
 TARGET_SECONDS = 0.2
 _STATUSES = [

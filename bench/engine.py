@@ -40,7 +40,7 @@ from jobservice.jobs.definition import JobDefinition
 from jobservice.jobs.status import JobStatus
 from jobservice.service import JobService
 from jobservice.settings import DatabaseSettings, Settings, TemporalSettings, get_settings
-from jobservice.temporal import connect
+from jobservice.temporal.connection import connect
 
 
 @dataclass

@@ -26,7 +26,7 @@ from jobservice.devserver import DevServer
 from jobservice.jobs.definition import JobDefinition
 from jobservice.service import JobService
 from jobservice.settings import Settings, TemporalSettings, get_settings
-from jobservice.temporal import connect
+from jobservice.temporal.connection import connect
 from jobservice.worker import build_worker
 
 _GIVE_UP_SECONDS = 300.0

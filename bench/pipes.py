@@ -45,7 +45,7 @@ from jobservice.settings import (
     TemporalSettings,
     get_settings,
 )
-from jobservice.temporal import connect
+from jobservice.temporal.connection import connect
 from jobservice.worker import run_worker
 
 ROOT = Path(__file__).parents[1]

@@ -4,7 +4,7 @@
 
 It uses only the message contract (see README, "Writing an external worker") and aio-pika
 (with the aiormq channel beneath it), so it translates line by line to a worker in any
-language. (Where it can, it publishes with ``jobservice.framing``, jobservice's own
+language. (Where it can, it publishes with ``jobservice.rabbitmq.framing``, jobservice's own
 publisher, which writes a batch of messages to the socket at once; that is speed, not
 contract: one ``basic_publish`` per result does the same.)
 
@@ -43,7 +43,7 @@ from aiormq.abc import DeliveredMessage
 from aiormq.exceptions import AMQPError, DeliveryError
 from pamqp import commands as spec
 
-from jobservice.framing import can_frame, publish_framed
+from jobservice.rabbitmq.framing import can_frame, publish_framed
 
 
 def result_of(task: dict[str, Any], fail_every: int) -> tuple[str, Any]:

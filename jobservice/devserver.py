@@ -20,7 +20,8 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from jobservice.errors import UnavailableError
-from jobservice.temporal import dev_server_fairness_args, dev_server_search_attribute_args
+from jobservice.temporal.fairness import dev_server_fairness_args
+from jobservice.temporal.search import dev_server_search_attribute_args
 
 _READY_SECONDS = 60.0
 

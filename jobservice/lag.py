@@ -9,8 +9,8 @@ import logging
 
 from aio_pika.abc import AbstractChannel
 
-from jobservice.broker import Broker, BrokerUnavailableError
 from jobservice.metrics import TRACKING_PIPE_MESSAGES, TRACKING_PIPE_READ
+from jobservice.rabbitmq.broker import Broker, BrokerUnavailableError
 
 _log = logging.getLogger(__name__)
 

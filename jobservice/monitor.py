@@ -27,7 +27,7 @@ from starlette.routing import BaseRoute, Route
 from temporalio.runtime import Runtime
 
 from jobservice.settings import MonitorSettings
-from jobservice.temporal import metrics_runtime
+from jobservice.temporal.connection import metrics_runtime
 
 _log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from datetime import timedelta
 from sqlalchemy import Engine, text
 from temporalio.service import ServiceClient
 
-from jobservice.broker import Broker
+from jobservice.rabbitmq.broker import Broker
 from jobservice.settings import RabbitSettings
 
 OK = "ok"

@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from jobservice.cluster import connect_service
 from jobservice.db.rows import JobRows, open_rows
 from jobservice.errors import JobNotFoundError
 from jobservice.health import JobHealth
@@ -20,6 +19,7 @@ from jobservice.jobs.ids import validate_ids
 from jobservice.jobs.job import JobCounts, JobView
 from jobservice.jobs.status import DEFAULT_PARTITION, JobStatus
 from jobservice.settings import Settings
+from jobservice.temporal.cluster import connect_service
 
 
 class JobReader:

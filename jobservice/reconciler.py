@@ -19,7 +19,7 @@ from jobservice.errors import UnavailableError
 from jobservice.execution.job import NewJobRow
 from jobservice.jobs.definition import JobDefinition, NewJob
 from jobservice.jobs.status import JobStatus
-from jobservice.orchestration import JobWorkflows
+from jobservice.temporal.orchestration import JobWorkflows
 from jobservice.validation import JobValidator
 
 _log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 The CLI, the REST API and embedding applications all call it; none repeats its logic. It is a
 facade over three parts: :mod:`jobservice.validation` (what a job must be, and what it runs
-as), :mod:`jobservice.orchestration` (its workflows in Temporal) and
+as), :mod:`jobservice.temporal.orchestration` (its workflows in Temporal) and
 :mod:`jobservice.reconciler` (repairing rows and workflows that disagree), with the job
 database's :class:`JobStore` beside them.
 """
@@ -45,14 +45,14 @@ from jobservice.jobs.jobtypes import JobTypes
 from jobservice.jobs.public import API_BASE_PATH
 from jobservice.jobs.status import DEFAULT_PARTITION, JobStatus
 from jobservice.metrics import JOBS_SUBMITTED
-from jobservice.orchestration import JobWorkflows
 from jobservice.prerequisites import never_runs
 from jobservice.probes import Probes, probe
 from jobservice.reader import JobReader, job_view
 from jobservice.reconciler import Reconciler
 from jobservice.registry import Registry, installed
 from jobservice.settings import Settings, get_settings
-from jobservice.temporal import connect
+from jobservice.temporal.connection import connect
+from jobservice.temporal.orchestration import JobWorkflows
 from jobservice.validation import JobValidator, check_prerequisite_ids
 
 _RUN_AS_DEFINED = set(JobContext.model_fields) & set(JobDefinition.model_fields)

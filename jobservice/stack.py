@@ -17,7 +17,7 @@ from jobservice.db.engine import create_database_engine
 from jobservice.db.schema import upgrade
 from jobservice.devserver import DevServer, free_port
 from jobservice.settings import Settings
-from jobservice.temporal import connect
+from jobservice.temporal.connection import connect
 from jobservice.worker import run_worker
 
 if TYPE_CHECKING:

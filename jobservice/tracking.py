@@ -23,13 +23,6 @@ from aiormq.abc import AbstractChannel, DeliveredMessage
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from jobservice.broker import (
-    LINK_ERRORS,
-    Broker,
-    BrokerUnavailableError,
-    TargetQueueMissingError,
-    broker_host,
-)
 from jobservice.execution.names import ITEMS_MEMO, TRACKING_SIGNAL
 from jobservice.gathered import BatchReports, Delivery
 from jobservice.lag import watch_pipe_length
@@ -38,6 +31,13 @@ from jobservice.metrics import (
     TRACKING_ENDED_BATCH_REPORTS,
     TRACKING_FORWARDED,
     TRACKING_REPORTS,
+)
+from jobservice.rabbitmq.broker import (
+    LINK_ERRORS,
+    Broker,
+    BrokerUnavailableError,
+    TargetQueueMissingError,
+    broker_host,
 )
 from jobservice.reports import (
     MESSAGE_LIMIT,

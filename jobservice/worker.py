@@ -21,10 +21,10 @@ from jobservice.activities.handler_threads import HandlerThreads
 from jobservice.activities.in_hand import ItemsInHand
 from jobservice.activities.records import JobRecordActivities
 from jobservice.activities.tree import TreeActivities
-from jobservice.broker import Broker
 from jobservice.db.engine import create_database_engine
 from jobservice.db.store import JobStore, open_store
 from jobservice.probes import OK, temporal_state
+from jobservice.rabbitmq.broker import Broker
 from jobservice.registry import Registry, installed
 from jobservice.service import JobService
 from jobservice.settings import Settings, get_settings

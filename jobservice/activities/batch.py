@@ -23,7 +23,6 @@ from jobservice.activities.gate import JobGate
 from jobservice.activities.handler_threads import HandlerThreads
 from jobservice.activities.in_hand import ItemsInHand
 from jobservice.activities.pipes import TargetPipe, resolve_pipe
-from jobservice.broker import Broker, BrokerUnavailableError, TargetQueueMissingError
 from jobservice.errors import BatchDefinitionError, InvalidJobError
 from jobservice.execution.batch import (
     ChunkInput,
@@ -39,6 +38,7 @@ from jobservice.jobs.taskids import item_number
 from jobservice.messages import TaskMessage
 from jobservice.metrics import CHUNK_SECONDS, ITEMS
 from jobservice.plugin import BatchWorkerServices
+from jobservice.rabbitmq.broker import Broker, BrokerUnavailableError, TargetQueueMissingError
 from jobservice.registry import Registry
 
 SLICE_ITEMS = 500

@@ -15,12 +15,12 @@ from typing import Protocol
 
 from jobservice.activities.handler_threads import HandlerThreads, Watch
 from jobservice.activities.in_hand import ItemsInHand
-from jobservice.broker import Broker
 from jobservice.errors import InvalidJobError
 from jobservice.jobs.job import Failure
 from jobservice.jobs.pipes import LOCAL_PIPE_PREFIX, local_handler_name
 from jobservice.messages import TaskMessage
 from jobservice.plugin import ItemHandler
+from jobservice.rabbitmq.broker import Broker
 from jobservice.registry import Registry
 
 

@@ -7,7 +7,7 @@ from temporalio.client import Client
 
 from jobservice.execution.names import TELL_TREE
 from jobservice.execution.tree import TreeWord
-from jobservice.tree import tell_batches
+from jobservice.temporal.tree import tell_batches
 
 
 class TreeActivities:

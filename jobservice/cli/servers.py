@@ -122,7 +122,8 @@ def worker(
 
     async def work(settings: Settings, stop: asyncio.Event) -> None:
         from jobservice.monitor import monitoring
-        from jobservice.temporal import connect, ensure_search_attributes
+        from jobservice.temporal.connection import connect
+        from jobservice.temporal.search import ensure_search_attributes
         from jobservice.worker import run_worker
 
         async with monitoring(settings.monitor, stop, temporal=True) as monitor:
@@ -155,9 +156,9 @@ def tracking(ctx: typer.Context) -> None:
     """Run the tracking consumer alone: results of external workers back into their jobs."""
 
     async def work(settings: Settings, stop: asyncio.Event) -> None:
-        from jobservice.broker import Broker, broker_host
         from jobservice.monitor import monitoring
-        from jobservice.temporal import connect
+        from jobservice.rabbitmq.broker import Broker, broker_host
+        from jobservice.temporal.connection import connect
         from jobservice.tracking import TrackingConsumer
 
         async with monitoring(settings.monitor, stop) as monitor:

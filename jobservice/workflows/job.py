@@ -46,7 +46,7 @@ with workflow.unsafe.imports_passed_through():
     from jobservice.execution.tree import TreeWord, Word
     from jobservice.jobs.job import Failure, JobCounts
     from jobservice.jobs.status import JobStatus
-    from jobservice.temporal import JOB_STATUS
+    from jobservice.temporal.search import JOB_STATUS
     from jobservice.workflows.runner import (
         BatchFailedError,
         BatchRunner,

@@ -56,7 +56,7 @@ with workflow.unsafe.imports_passed_through():
     from jobservice.jobs.job import Failure
     from jobservice.jobs.pipes import is_local_pipe
     from jobservice.jobs.taskids import item_number, workflow_id
-    from jobservice.temporal import job_priority
+    from jobservice.temporal.fairness import job_priority
     from jobservice.workflows.control import BatchControl, Command, Steps
     from jobservice.workflows.tracked import Settled, TrackedItems
     from jobservice.workflows.window import DispatchWindow

@@ -29,7 +29,7 @@ from jobservice.settings import (
     TemporalSettings,
     get_settings,
 )
-from jobservice.temporal import connect
+from jobservice.temporal.connection import connect
 from jobservice.worker import build_worker, run_worker
 from tests.conftest import unique
 from tests.integration import processes

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 from aio_pika.abc import AbstractChannel
 
-from jobservice.broker import Broker, TargetQueueMissingError
-from jobservice.framing import can_frame
+from jobservice.rabbitmq.broker import Broker, TargetQueueMissingError
+from jobservice.rabbitmq.framing import can_frame
 from jobservice.settings import Settings
 from tests.conftest import unique
 from tests.integration.rabbit import take

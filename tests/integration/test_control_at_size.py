@@ -21,7 +21,7 @@ from jobservice.jobs.job import JobView
 from jobservice.jobs.status import JobStatus
 from jobservice.service import JobService
 from jobservice.settings import EngineSettings
-from jobservice.temporal import JOB_STATUS
+from jobservice.temporal.search import JOB_STATUS
 from tests.conftest import unique
 from tests.integration.handlers import RecordingHandler
 from tests.integration.support import eventually, job

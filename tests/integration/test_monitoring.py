@@ -16,10 +16,10 @@ from aio_pika.abc import AbstractChannel
 from prometheus_client import REGISTRY
 from temporalio.worker import Worker
 
-from jobservice.broker import Broker
 from jobservice.devserver import free_port
 from jobservice.jobs.status import JobStatus
 from jobservice.lag import watch_pipe_length
+from jobservice.rabbitmq.broker import Broker
 from jobservice.service import JobService
 from jobservice.settings import Settings
 from tests.conftest import unique

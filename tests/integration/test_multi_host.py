@@ -20,7 +20,7 @@ from temporalio.client import Client
 
 from jobservice.client import AsyncJobServiceClient, JobPublic, JobStatus
 from jobservice.settings import RabbitSettings, TemporalSettings
-from jobservice.temporal import connect
+from jobservice.temporal.connection import connect
 from tests.conftest import unique
 from tests.integration.multihost import (
     HEARTBEAT_TIMEOUT_SECONDS,

@@ -10,8 +10,8 @@ import time
 import pytest
 from prometheus_client import REGISTRY
 
-from jobservice.broker import Broker
 from jobservice.lag import watch_pipe_length
+from jobservice.rabbitmq.broker import Broker
 from jobservice.settings import RabbitSettings
 from tests.conftest import unique
 from tests.integration.rabbit import delete_queues, publish, rabbit_connection

@@ -6,7 +6,8 @@ from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 
 from jobservice.devserver import DevServer
 from jobservice.settings import TemporalSettings, get_settings
-from jobservice.temporal import SEARCH_ATTRIBUTES, connect, ensure_search_attributes
+from jobservice.temporal.connection import connect
+from jobservice.temporal.search import SEARCH_ATTRIBUTES, ensure_search_attributes
 
 
 async def test_missing_search_attributes_are_registered_once() -> None:

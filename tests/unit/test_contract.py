@@ -39,7 +39,7 @@ def test_the_names_in_running_histories_stay_as_they_are() -> None:
 
 
 def test_a_payload_is_the_json_of_its_fields_and_names_no_class() -> None:
-    # Given the converter jobservice.temporal.connect gives every client and worker
+    # Given the converter jobservice.temporal.connection.connect gives every client and worker
     converter = pydantic_data_converter.payload_converter
     word = TreeWord(partition_id="p", job_id="j", word=Word.CANCEL)
 

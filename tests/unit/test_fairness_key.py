@@ -5,7 +5,7 @@ from __future__ import annotations
 from temporalio.common import Priority
 
 from jobservice.jobs.ids import validate_ids
-from jobservice.temporal import job_priority
+from jobservice.temporal.fairness import job_priority
 
 
 def test_each_job_has_a_key_of_its_own() -> None:

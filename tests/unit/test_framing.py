@@ -9,7 +9,7 @@ from pamqp.body import ContentBody
 from pamqp.common import FieldTable
 from pamqp.header import ContentHeader
 
-from jobservice.framing import _Template
+from jobservice.rabbitmq.framing import _Template
 
 
 def pamqp_frames(

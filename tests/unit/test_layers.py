@@ -14,7 +14,7 @@ PACKAGE = Path(jobservice.__file__).parent
 SERVICE_LAYER = [
     "service.py",
     "validation.py",
-    "orchestration.py",
+    "temporal/orchestration.py",
     "reconciler.py",
     "reader.py",
     "health.py",
@@ -28,7 +28,7 @@ WORKFLOWS = sorted(p.name for p in (PACKAGE / "workflows").glob("*.py"))
 NOT_FOR_WORKFLOWS = (
     "jobservice.activities",
     "jobservice.db",
-    "jobservice.tree",
+    "jobservice.temporal.tree",
     "jobservice.prerequisites",
 )
 """Where workflows once found parts of their contract; it is all in ``jobservice.execution``."""

@@ -7,8 +7,8 @@ import pytest
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
-from jobservice.broker import Broker, BrokerUnavailableError
 from jobservice.devserver import free_port
+from jobservice.rabbitmq.broker import Broker, BrokerUnavailableError
 from jobservice.settings import RabbitSettings
 
 

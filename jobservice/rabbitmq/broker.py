@@ -19,8 +19,8 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnec
 from aio_pika.exceptions import AMQPError, ChannelNotFoundEntity, DeliveryError, PublishError
 
 from jobservice.errors import InvalidJobError, JobServiceError
-from jobservice.framing import can_frame, publish_framed
 from jobservice.metrics import MESSAGES_PUBLISHED, PUBLISHER_CONFIRMS
+from jobservice.rabbitmq.framing import can_frame, publish_framed
 from jobservice.settings import RabbitSettings
 
 _log = logging.getLogger(__name__)

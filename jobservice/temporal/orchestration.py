@@ -30,7 +30,6 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from jobservice import tree
 from jobservice.errors import JobStateError, UnavailableError
 from jobservice.execution.batch import BatchesRequest, BatchPage
 from jobservice.execution.job import JobInput
@@ -39,7 +38,9 @@ from jobservice.execution.tree import Word
 from jobservice.jobs.status import JobStatus
 from jobservice.jobs.taskids import workflow_id
 from jobservice.settings import TemporalSettings
-from jobservice.temporal import JOB_ID, JOB_PARTITION, JOB_STATUS, job_priority
+from jobservice.temporal import tree
+from jobservice.temporal.fairness import job_priority
+from jobservice.temporal.search import JOB_ID, JOB_PARTITION, JOB_STATUS
 
 _SETTLE_SECONDS = 3.0
 """How long the tree may stay as it is before a cancel stops waiting for it to close."""

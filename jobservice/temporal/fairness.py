@@ -1,0 +1,40 @@
+"""The fairness that keeps one job from holding the others back: every job's tasks are served
+in turn by Temporal's matching, keyed by job."""
+
+from __future__ import annotations
+
+import hashlib
+
+from temporalio.common import Priority
+
+FAIRNESS_DYNAMIC_CONFIG = {
+    "matching.useNewMatcher": "true",
+    "matching.enableFairness": "true",
+    "matching.enableMigration": "true",
+}
+"""The Temporal server's dynamic config under which matching serves every job in turn. Without
+it, tasks of a task queue are served first in, first out, and a job that submitted thousands of
+them makes the next job wait behind them all."""
+
+_FAIRNESS_KEY_BYTES = 64
+"""The longest fairness key Temporal takes."""
+
+
+def job_priority(partition: str, job_id: str) -> Priority:
+    """What the job's workflows and activities are started with: a fairness key of the job's
+    own, so that matching serves the tasks of all running jobs in turn, however many tasks each
+    has queued. Keyed by job rather than by partition: one partition's huge job must not hold
+    back the same partition's small one."""
+    key = f"{partition}/{job_id}"
+    if len(key.encode()) > _FAIRNESS_KEY_BYTES:
+        key = hashlib.sha256(key.encode()).hexdigest()[:_FAIRNESS_KEY_BYTES]
+    return Priority(fairness_key=key)
+
+
+def dev_server_fairness_args() -> list[str]:
+    """``temporal server start-dev`` arguments that turn fairness on."""
+    return [
+        arg
+        for key, value in FAIRNESS_DYNAMIC_CONFIG.items()
+        for arg in ("--dynamic-config-value", f"{key}={value}")
+    ]
