@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 
 from bench.database import scratch_database
-from jobservice import eventloop
-from jobservice.devserver import DevServer
 from jobservice.jobs.definition import JobDefinition
+from jobservice.processes import eventloop
+from jobservice.processes.devserver import DevServer
 from jobservice.service import JobService
 from jobservice.settings import Settings, TemporalSettings, get_settings
 from jobservice.temporal.connection import connect

@@ -36,17 +36,17 @@ from temporalio.client import Client
 
 from bench.database import scratch_database
 from bench.pipes import reference_worker, scratch_queue
-from jobservice import eventloop
-from jobservice.devserver import DevServer
 from jobservice.jobs.definition import JobDefinition
 from jobservice.jobs.status import JobStatus
 from jobservice.messages import TaskMessage
 from jobservice.plugin import ItemHandler
-from jobservice.registry import installed
+from jobservice.plugins.registry import installed
+from jobservice.processes import eventloop
+from jobservice.processes.devserver import DevServer
+from jobservice.processes.worker import build_worker
 from jobservice.service import JobService
 from jobservice.settings import RabbitSettings, Settings, TemporalSettings, get_settings
 from jobservice.temporal.connection import connect
-from jobservice.worker import build_worker
 
 PARTITION = "bench"
 

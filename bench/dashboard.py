@@ -22,13 +22,13 @@ import httpx
 from sqlalchemy import insert
 
 from bench.database import scratch_database
-from jobservice import eventloop
 from jobservice.api import create_app
 from jobservice.dashboard.feed import JobFeed
 from jobservice.db.engine import create_database_engine
 from jobservice.db.tables import JobLabelRow, JobRow
-from jobservice.devserver import DevServer
 from jobservice.jobs.status import JobStatus
+from jobservice.processes import eventloop
+from jobservice.processes.devserver import DevServer
 from jobservice.service import JobService
 from jobservice.settings import Settings, TemporalSettings, get_settings
 from jobservice.temporal.connection import connect

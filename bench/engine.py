@@ -34,10 +34,10 @@ from bench.history import (
     job_query,
 )
 from bench.naive import NaiveJob, naive_item
-from jobservice import eventloop
-from jobservice.devserver import DevServer
 from jobservice.jobs.definition import JobDefinition
 from jobservice.jobs.status import JobStatus
+from jobservice.processes import eventloop
+from jobservice.processes.devserver import DevServer
 from jobservice.service import JobService
 from jobservice.settings import DatabaseSettings, Settings, TemporalSettings, get_settings
 from jobservice.temporal.connection import connect

@@ -21,13 +21,13 @@ from temporalio.client import Client
 
 from bench.control import PARTITION, _name
 from bench.database import scratch_database
-from jobservice import eventloop
-from jobservice.devserver import DevServer
 from jobservice.jobs.definition import JobDefinition
+from jobservice.processes import eventloop
+from jobservice.processes.devserver import DevServer
+from jobservice.processes.worker import build_worker
 from jobservice.service import JobService
 from jobservice.settings import Settings, TemporalSettings, get_settings
 from jobservice.temporal.connection import connect
-from jobservice.worker import build_worker
 
 _GIVE_UP_SECONDS = 300.0
 

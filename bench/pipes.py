@@ -32,11 +32,12 @@ import psutil
 from temporalio.client import Client
 
 from bench.database import scratch_database
-from jobservice import eventloop
-from jobservice.devserver import DevServer
 from jobservice.jobs.definition import JobDefinition
 from jobservice.jobs.status import JobStatus
 from jobservice.messages import TaskMessage
+from jobservice.processes import eventloop
+from jobservice.processes.devserver import DevServer
+from jobservice.processes.worker import run_worker
 from jobservice.service import JobService
 from jobservice.settings import (
     EngineSettings,
@@ -46,7 +47,6 @@ from jobservice.settings import (
     get_settings,
 )
 from jobservice.temporal.connection import connect
-from jobservice.worker import run_worker
 
 ROOT = Path(__file__).parents[1]
 

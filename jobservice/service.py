@@ -45,11 +45,11 @@ from jobservice.jobs.jobtypes import JobTypes
 from jobservice.jobs.public import API_BASE_PATH
 from jobservice.jobs.status import DEFAULT_PARTITION, JobStatus
 from jobservice.metrics import JOBS_SUBMITTED
+from jobservice.plugins.registry import Registry, installed
 from jobservice.prerequisites import never_runs
 from jobservice.probes import Probes, probe
 from jobservice.reader import JobReader, job_view
 from jobservice.reconciler import Reconciler
-from jobservice.registry import Registry, installed
 from jobservice.settings import Settings, get_settings
 from jobservice.temporal.connection import connect
 from jobservice.temporal.orchestration import JobWorkflows

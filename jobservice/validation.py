@@ -15,8 +15,8 @@ from jobservice.jobs.ids import JOB_ID_LENGTH, check_id
 from jobservice.jobs.jobtypes import JobTypes
 from jobservice.jobs.pipes import is_queue_name, local_handler_name
 from jobservice.jobs.status import MAX_DEFINITION_BYTES
+from jobservice.plugins.registry import Registry
 from jobservice.plugins.task import TASK, SingleTask
-from jobservice.registry import Registry
 from jobservice.settings import EngineSettings
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from jobservice.eventloop import loop_factory
+from jobservice.processes.eventloop import loop_factory
 from jobservice.settings import EngineSettings, get_settings
 
 

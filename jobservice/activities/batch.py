@@ -38,8 +38,8 @@ from jobservice.jobs.taskids import item_number
 from jobservice.messages import TaskMessage
 from jobservice.metrics import CHUNK_SECONDS, ITEMS
 from jobservice.plugin import BatchWorkerServices
+from jobservice.plugins.registry import Registry
 from jobservice.rabbitmq.broker import Broker, BrokerUnavailableError, TargetQueueMissingError
-from jobservice.registry import Registry
 
 SLICE_ITEMS = 500
 """Most items handed to the target pipe at a time, between heartbeats."""

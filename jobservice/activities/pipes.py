@@ -20,8 +20,8 @@ from jobservice.jobs.job import Failure
 from jobservice.jobs.pipes import LOCAL_PIPE_PREFIX, local_handler_name
 from jobservice.messages import TaskMessage
 from jobservice.plugin import ItemHandler
+from jobservice.plugins.registry import Registry
 from jobservice.rabbitmq.broker import Broker
-from jobservice.registry import Registry
 
 
 @dataclass

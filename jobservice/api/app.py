@@ -25,7 +25,7 @@ from jobservice.dashboard import include_dashboard
 from jobservice.errors import JobServiceError
 from jobservice.jobs.definition import MAX_BODY_DEPTH
 from jobservice.jobs.public import API_BASE_PATH
-from jobservice.monitor import monitor_routes
+from jobservice.processes.monitor import monitor_routes
 from jobservice.service import JobService
 from jobservice.settings import Settings, get_settings
 

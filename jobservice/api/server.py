@@ -13,7 +13,7 @@ from jobservice.api.app import create_app
 from jobservice.api.guard import MAX_HEADER_BYTES, MAX_URL_BYTES
 from jobservice.errors import UnavailableError
 from jobservice.jobs.public import API_BASE_PATH
-from jobservice.monitor import QuietServer
+from jobservice.processes.monitor import QuietServer
 from jobservice.service import JobService
 
 MAX_REQUEST_HEAD_BYTES = 262_144

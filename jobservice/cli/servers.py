@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from jobservice import eventloop
 from jobservice.cli.grace import exit_after_grace
 from jobservice.cli.render import progress_bar, show_job
 from jobservice.cli.shared import fail, settings_of
 from jobservice.errors import UnavailableError
+from jobservice.processes import eventloop
 
 if TYPE_CHECKING:
     from jobservice.jobs.job import JobView
@@ -63,9 +63,9 @@ def dev(ctx: typer.Context) -> None:
 
     async def work(settings: Settings, stop: asyncio.Event) -> None:
         from jobservice.api.server import api_url, dashboard_url, serve_api
-        from jobservice.monitor import monitoring
+        from jobservice.processes.monitor import monitoring
+        from jobservice.processes.stack import embedded_stack
         from jobservice.service import JobService
-        from jobservice.stack import embedded_stack
 
         console = Console()
         port = int(settings.temporal.address.rpartition(":")[2])
@@ -121,10 +121,10 @@ def worker(
     """Run one worker process; start more on other machines to scale out."""
 
     async def work(settings: Settings, stop: asyncio.Event) -> None:
-        from jobservice.monitor import monitoring
+        from jobservice.processes.monitor import monitoring
+        from jobservice.processes.worker import run_worker
         from jobservice.temporal.connection import connect
         from jobservice.temporal.search import ensure_search_attributes
-        from jobservice.worker import run_worker
 
         async with monitoring(settings.monitor, stop, temporal=True) as monitor:
             client = await connect(settings.temporal, runtime=monitor.runtime)
@@ -156,7 +156,7 @@ def tracking(ctx: typer.Context) -> None:
     """Run the tracking consumer alone: results of external workers back into their jobs."""
 
     async def work(settings: Settings, stop: asyncio.Event) -> None:
-        from jobservice.monitor import monitoring
+        from jobservice.processes.monitor import monitoring
         from jobservice.rabbitmq.broker import Broker, broker_host
         from jobservice.temporal.connection import connect
         from jobservice.tracking import TrackingConsumer
@@ -191,8 +191,8 @@ def demo(
 
     async def work() -> JobView:
         from jobservice.jobs.definition import JobDefinition
+        from jobservice.processes.stack import embedded_stack
         from jobservice.service import JobService
-        from jobservice.stack import embedded_stack
 
         async with embedded_stack(settings, persistent=False) as stack:
             console.print(

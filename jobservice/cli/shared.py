@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from jobservice import eventloop
 from jobservice.errors import JobNotFoundError, JobServiceError, UnavailableError
+from jobservice.processes import eventloop
 
 if TYPE_CHECKING:
     from jobservice.settings import Settings

@@ -45,7 +45,7 @@ from jobservice.jobs.definition import (
 from jobservice.jobs.ids import JOB_ID_LENGTH, PARTITION_ID_LENGTH, check_id
 from jobservice.jobs.jobtypes import JobTypes
 from jobservice.jobs.pipes import LOCAL_PIPE_PREFIX
-from jobservice.registry import Registry
+from jobservice.plugins.registry import Registry
 
 __all__ = [
     "Choice",

@@ -18,8 +18,9 @@ from jobservice.api import create_app
 from jobservice.db.engine import create_database_engine
 from jobservice.db.schema import upgrade
 from jobservice.db.store import JobStore
-from jobservice.devserver import DevServer
-from jobservice.registry import Registry, installed
+from jobservice.plugins.registry import Registry, installed
+from jobservice.processes.devserver import DevServer
+from jobservice.processes.worker import build_worker, run_worker
 from jobservice.service import JobService
 from jobservice.settings import (
     DatabaseSettings,
@@ -30,7 +31,6 @@ from jobservice.settings import (
     get_settings,
 )
 from jobservice.temporal.connection import connect
-from jobservice.worker import build_worker, run_worker
 from tests.conftest import unique
 from tests.integration import processes
 from tests.integration.database import postgres_schema

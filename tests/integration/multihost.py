@@ -22,7 +22,7 @@ from sqlalchemy.engine import URL, make_url
 
 from jobservice.db.engine import create_database_engine
 from jobservice.db.schema import upgrade
-from jobservice.devserver import DevServer
+from jobservice.processes.devserver import DevServer
 from jobservice.settings import RabbitSettings, get_settings
 from tests.conftest import unique
 from tests.integration.database import POSTGRES, fresh_database

@@ -15,8 +15,8 @@ from temporalio.client import Client, WorkflowExecutionStatus
 
 from jobservice.api import create_app
 from jobservice.api.security import InsecureSettingsError
-from jobservice.devserver import free_port
 from jobservice.jobs.public import API_KEY_HEADER
+from jobservice.processes.devserver import free_port
 from jobservice.service import JobService
 from jobservice.settings import ApiSettings, Settings
 from tests.conftest import unique

@@ -34,12 +34,12 @@ from jobservice.client import (
     UnreachableError,
 )
 from jobservice.db.store import JobStore
-from jobservice.devserver import free_port
 from jobservice.errors import JobConflictError, JobNotFoundError, UnavailableError
 from jobservice.jobs.definition import NewJob
 from jobservice.jobs.public import JobPublic
 from jobservice.jobs.status import JobStatus
-from jobservice.registry import Registry
+from jobservice.plugins.registry import Registry
+from jobservice.processes.devserver import free_port
 from jobservice.service import JobService
 from jobservice.settings import ApiSettings, Settings
 from tests.conftest import unique

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from jobservice.devserver import free_port
+from jobservice.processes.devserver import free_port
 from jobservice.settings import Settings, TemporalSettings
 from tests.integration import processes
 from tests.scrape import sample, scrape

@@ -20,8 +20,8 @@ import pytest
 from jobservice.api import create_app
 from jobservice.api.guard import MAX_BODY_BYTES
 from jobservice.api.server import MAX_REQUEST_HEAD_BYTES, serve_api
-from jobservice.devserver import free_port
 from jobservice.jobs.public import API_KEY_HEADER
+from jobservice.processes.devserver import free_port
 from jobservice.service import JobService
 from jobservice.settings import ApiSettings, Settings
 from tests.conftest import unique

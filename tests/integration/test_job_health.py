@@ -11,10 +11,10 @@ from temporalio.client import Client
 
 from jobservice.db.store import JobStore
 from jobservice.jobs.status import JobStatus
-from jobservice.registry import Registry
+from jobservice.plugins.registry import Registry
+from jobservice.processes.worker import build_worker
 from jobservice.service import JobService
 from jobservice.settings import Settings
-from jobservice.worker import build_worker
 from tests.conftest import unique
 from tests.integration.rabbit import publish, take
 from tests.integration.support import eventually, job

@@ -16,9 +16,9 @@ from aio_pika.abc import AbstractChannel
 from prometheus_client import REGISTRY
 from temporalio.worker import Worker
 
-from jobservice.devserver import free_port
 from jobservice.jobs.status import JobStatus
 from jobservice.lag import watch_pipe_length
+from jobservice.processes.devserver import free_port
 from jobservice.rabbitmq.broker import Broker
 from jobservice.service import JobService
 from jobservice.settings import Settings

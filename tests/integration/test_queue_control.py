@@ -14,9 +14,9 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from jobservice.jobs.status import DEFAULT_PARTITION, JobStatus
 from jobservice.jobs.taskids import workflow_id
 from jobservice.metrics import TRACKING_ENDED_BATCH_REPORTS, TRACKING_REPORTS
+from jobservice.processes.worker import run_worker
 from jobservice.service import JobService
 from jobservice.settings import EngineSettings, Settings
-from jobservice.worker import run_worker
 from tests.conftest import unique
 from tests.integration import processes
 from tests.integration.processes import start_reference_worker

@@ -11,10 +11,10 @@ from aio_pika.abc import AbstractChannel
 from temporalio.client import Client
 
 from jobservice.jobs.status import JobStatus
+from jobservice.processes.worker import run_worker
 from jobservice.service import JobService
 from jobservice.settings import Settings
 from jobservice.tracking import REASON_HEADER
-from jobservice.worker import run_worker
 from tests.conftest import unique
 from tests.integration.rabbit import depth, publish, take
 from tests.integration.support import eventually, job, run_to_end

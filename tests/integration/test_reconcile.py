@@ -18,7 +18,7 @@ from jobservice.jobs.definition import NewJob
 from jobservice.jobs.jobtypes import JobTypes
 from jobservice.jobs.status import JobStatus
 from jobservice.jobs.taskids import workflow_id
-from jobservice.registry import Registry
+from jobservice.plugins.registry import Registry
 from jobservice.service import JobService
 from jobservice.settings import DatabaseSettings, Settings
 from jobservice.validation import JobValidator

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 
-from jobservice.devserver import DevServer
+from jobservice.processes.devserver import DevServer
 from jobservice.settings import TemporalSettings, get_settings
 from jobservice.temporal.connection import connect
 from jobservice.temporal.search import SEARCH_ATTRIBUTES, ensure_search_attributes

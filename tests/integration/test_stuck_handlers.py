@@ -19,7 +19,7 @@ from temporalio.worker import Worker
 from jobservice.jobs.definition import NewJob
 from jobservice.jobs.job import JobView
 from jobservice.jobs.status import JobStatus
-from jobservice.registry import Registry, installed
+from jobservice.plugins.registry import Registry, installed
 from jobservice.service import JobService
 from jobservice.settings import EngineSettings, Settings
 from tests.conftest import unique

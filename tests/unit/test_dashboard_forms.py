@@ -19,7 +19,7 @@ from jobservice.dashboard.forms import (
 )
 from jobservice.jobs.definition import JobDefinition, NewJob
 from jobservice.jobs.jobtypes import JobTypes
-from jobservice.registry import installed
+from jobservice.plugins.registry import installed
 
 COPY = """\
 description: Copies the files under a folder.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from jobservice import eventloop
+from jobservice.processes import eventloop
 
 
 async def _loop_module() -> str:

@@ -19,7 +19,7 @@ from jobservice.jobs.taskids import (
 )
 from jobservice.jobs.tolerance import FailureTolerance
 from jobservice.messages import TaskMessage
-from jobservice.registry import installed
+from jobservice.plugins.registry import installed
 
 
 @pytest.mark.parametrize(

@@ -12,9 +12,9 @@ import httpx
 import pytest
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from jobservice.devserver import free_port
 from jobservice.metrics import TRACKING_DEAD_LETTERS
-from jobservice.monitor import monitoring
+from jobservice.processes.devserver import free_port
+from jobservice.processes.monitor import monitoring
 from jobservice.settings import MonitorSettings
 from tests.scrape import sample, scrape
 

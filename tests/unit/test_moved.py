@@ -22,20 +22,23 @@ def test_a_name_that_never_was_is_still_an_attribute_error() -> None:
 
 
 @pytest.mark.parametrize(
-    "name, home",
+    "old, name, home",
     [
-        ("JobDefinition", "jobservice.jobs.definition"),
-        ("NewJob", "jobservice.jobs.definition"),
-        ("JobView", "jobservice.jobs.job"),
-        ("JobStatus", "jobservice.jobs.status"),
-        ("FailureTolerance", "jobservice.jobs.tolerance"),
-        ("is_local_pipe", "jobservice.jobs.pipes"),
-        ("API_BASE_PATH", "jobservice.jobs.public"),
+        ("jobservice.models", "JobDefinition", "jobservice.jobs.definition"),
+        ("jobservice.models", "NewJob", "jobservice.jobs.definition"),
+        ("jobservice.models", "JobView", "jobservice.jobs.job"),
+        ("jobservice.models", "JobStatus", "jobservice.jobs.status"),
+        ("jobservice.models", "FailureTolerance", "jobservice.jobs.tolerance"),
+        ("jobservice.models", "is_local_pipe", "jobservice.jobs.pipes"),
+        ("jobservice.models", "API_BASE_PATH", "jobservice.jobs.public"),
+        ("jobservice.worker", "build_worker", "jobservice.processes.worker"),
+        ("jobservice.registry", "installed", "jobservice.plugins.registry"),
+        ("jobservice.registry", "Registry", "jobservice.plugins.registry"),
     ],
 )
-def test_the_old_data_model_module_still_has_every_name(name: str, home: str) -> None:
-    old = importlib.import_module("jobservice.models")
+def test_an_old_public_path_still_has_its_names(old: str, name: str, home: str) -> None:
+    module = importlib.import_module(old)
     with pytest.warns(DeprecationWarning, match=f"import it from {home}"):
-        moved = getattr(old, name)
+        moved = getattr(module, name)
 
     assert moved is getattr(importlib.import_module(home), name)

@@ -7,7 +7,7 @@ import pytest
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
-from jobservice.devserver import free_port
+from jobservice.processes.devserver import free_port
 from jobservice.rabbitmq.broker import Broker, BrokerUnavailableError
 from jobservice.settings import RabbitSettings
 

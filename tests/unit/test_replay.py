@@ -17,7 +17,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from jobservice.worker import workflow_runner
+from jobservice.processes.worker import workflow_runner
 from jobservice.workflows.batch import BatchWorkflow
 from jobservice.workflows.job import JobWorkflow
 

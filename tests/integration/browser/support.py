@@ -12,7 +12,7 @@ import uvicorn
 from playwright.async_api import Page
 from starlette.types import ASGIApp
 
-from jobservice.monitor import QuietServer
+from jobservice.processes.monitor import QuietServer
 
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "build" / "screenshots"
 """Where every browser test leaves a picture of what a user sees, for a reviewer to look at."""

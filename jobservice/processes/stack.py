@@ -15,13 +15,13 @@ from temporalio.client import Client
 
 from jobservice.db.engine import create_database_engine
 from jobservice.db.schema import upgrade
-from jobservice.devserver import DevServer, free_port
+from jobservice.processes.devserver import DevServer, free_port
+from jobservice.processes.worker import run_worker
 from jobservice.settings import Settings
 from jobservice.temporal.connection import connect
-from jobservice.worker import run_worker
 
 if TYPE_CHECKING:
-    from jobservice.monitor import Monitor
+    from jobservice.processes.monitor import Monitor
 
 
 @dataclass
