@@ -159,7 +159,7 @@ def tracking(ctx: typer.Context) -> None:
         from jobservice.processes.monitor import monitoring
         from jobservice.rabbitmq.broker import Broker, broker_host
         from jobservice.temporal.connection import connect
-        from jobservice.tracking import TrackingConsumer
+        from jobservice.tracking.consumer import TrackingConsumer
 
         async with monitoring(settings.monitor, stop) as monitor:
             client = await connect(settings.temporal)

@@ -28,7 +28,7 @@ from jobservice.probes import OK, temporal_state
 from jobservice.rabbitmq.broker import Broker
 from jobservice.service import JobService
 from jobservice.settings import Settings, get_settings
-from jobservice.tracking import TrackingConsumer
+from jobservice.tracking.consumer import TrackingConsumer
 from jobservice.workflows import BatchWorkflow, JobWorkflow
 
 if TYPE_CHECKING:

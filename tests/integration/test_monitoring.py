@@ -17,11 +17,11 @@ from prometheus_client import REGISTRY
 from temporalio.worker import Worker
 
 from jobservice.jobs.status import JobStatus
-from jobservice.lag import watch_pipe_length
 from jobservice.processes.devserver import free_port
 from jobservice.rabbitmq.broker import Broker
 from jobservice.service import JobService
 from jobservice.settings import Settings
+from jobservice.tracking.lag import watch_pipe_length
 from tests.conftest import unique
 from tests.integration import processes
 from tests.integration.rabbit import publish, take

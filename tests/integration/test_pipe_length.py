@@ -10,9 +10,9 @@ import time
 import pytest
 from prometheus_client import REGISTRY
 
-from jobservice.lag import watch_pipe_length
 from jobservice.rabbitmq.broker import Broker
 from jobservice.settings import RabbitSettings
+from jobservice.tracking.lag import watch_pipe_length
 from tests.conftest import unique
 from tests.integration.rabbit import delete_queues, publish, rabbit_connection
 from tests.integration.support import eventually

@@ -14,7 +14,7 @@ from jobservice.jobs.status import JobStatus
 from jobservice.processes.worker import run_worker
 from jobservice.service import JobService
 from jobservice.settings import Settings
-from jobservice.tracking import REASON_HEADER
+from jobservice.tracking.consumer import REASON_HEADER
 from tests.conftest import unique
 from tests.integration.rabbit import depth, publish, take
 from tests.integration.support import eventually, job, run_to_end

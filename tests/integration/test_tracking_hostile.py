@@ -15,7 +15,7 @@ from aio_pika.abc import AbstractChannel
 from jobservice.jobs.status import JobStatus
 from jobservice.service import JobService
 from jobservice.settings import Settings
-from jobservice.tracking import REASON_HEADER
+from jobservice.tracking.consumer import REASON_HEADER
 from tests.conftest import unique
 from tests.integration import processes
 from tests.integration.rabbit import depth, publish, take

@@ -14,7 +14,7 @@ import pytest
 
 from examples.reference_worker import result_message
 from jobservice.messages import TaskMessage
-from jobservice.reports import (
+from jobservice.tracking.reports import (
     REPORTS_LIMIT,
     Status,
     UnreadableError,

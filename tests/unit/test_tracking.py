@@ -12,11 +12,11 @@ from pamqp.header import ContentHeader
 from examples.reference_worker import result_message
 from jobservice.execution.batch import JobContext
 from jobservice.execution.tracking import TrackedResult, TrackingBatch, TrackingState
-from jobservice.gathered import SIGNAL_REPORTS, BatchReports, Delivery
 from jobservice.jobs.job import Failure
-from jobservice.reports import read_reports
 from jobservice.settings import EngineSettings
-from jobservice.tracking import _Unacked
+from jobservice.tracking.acks import Unacked
+from jobservice.tracking.gathered import SIGNAL_REPORTS, BatchReports, Delivery
+from jobservice.tracking.reports import read_reports
 from jobservice.workflows.tracked import TrackedItems
 from tests.unit.test_reports import FAILURE, report_task, task
 
@@ -276,7 +276,7 @@ def delivered_on(channel: AckLog, tag: int) -> DeliveredMessage:
 
 async def test_one_ack_covers_a_run_of_settled_messages() -> None:
     channel = AckLog()
-    unacked = _Unacked(channel)
+    unacked = Unacked(channel)
     messages = [delivered_on(channel, tag) for tag in range(1, 6)]
     for message in messages:
         unacked.received(message)
@@ -288,7 +288,7 @@ async def test_one_ack_covers_a_run_of_settled_messages() -> None:
 
 async def test_no_ack_covers_a_message_still_to_be_settled() -> None:
     channel = AckLog()
-    unacked = _Unacked(channel)
+    unacked = Unacked(channel)
     first, second, third = (delivered_on(channel, tag) for tag in (1, 2, 3))
     for message in (first, second, third):
         unacked.received(message)
@@ -301,7 +301,7 @@ async def test_no_ack_covers_a_message_still_to_be_settled() -> None:
 
 async def test_messages_of_an_earlier_channel_are_acked_alone() -> None:
     earlier, current = AckLog(), AckLog()
-    unacked = _Unacked(current)
+    unacked = Unacked(current)
     new = delivered_on(current, 1)
     unacked.received(new)
 

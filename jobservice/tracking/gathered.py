@@ -12,7 +12,7 @@ from aiormq.abc import DeliveredMessage
 
 from jobservice.execution.tracking import TrackingBatch
 from jobservice.jobs.job import Failure
-from jobservice.reports import Reading, Report, Status, named
+from jobservice.tracking.reports import Reading, Report, Status, named
 
 FAILURE_DETAILS = 20
 """Failure details one signal carries; the rest go as bare counts, to keep signals small."""
