@@ -23,7 +23,7 @@ from bench.database import scratch_database
 from jobservice.jobs.definition import JobDefinition
 from jobservice.processes import eventloop
 from jobservice.processes.devserver import DevServer
-from jobservice.service import JobService
+from jobservice.service.job_service import JobService
 from jobservice.settings import Settings, TemporalSettings, get_settings
 from jobservice.temporal.connection import connect
 

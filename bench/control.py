@@ -44,7 +44,7 @@ from jobservice.plugins.registry import installed
 from jobservice.processes import eventloop
 from jobservice.processes.devserver import DevServer
 from jobservice.processes.worker import build_worker
-from jobservice.service import JobService
+from jobservice.service.job_service import JobService
 from jobservice.settings import RabbitSettings, Settings, TemporalSettings, get_settings
 from jobservice.temporal.connection import connect
 

@@ -29,7 +29,7 @@ from jobservice.db.tables import JobLabelRow, JobRow
 from jobservice.jobs.status import JobStatus
 from jobservice.processes import eventloop
 from jobservice.processes.devserver import DevServer
-from jobservice.service import JobService
+from jobservice.service.job_service import JobService
 from jobservice.settings import Settings, TemporalSettings, get_settings
 from jobservice.temporal.connection import connect
 

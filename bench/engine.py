@@ -38,7 +38,7 @@ from jobservice.jobs.definition import JobDefinition
 from jobservice.jobs.status import JobStatus
 from jobservice.processes import eventloop
 from jobservice.processes.devserver import DevServer
-from jobservice.service import JobService
+from jobservice.service.job_service import JobService
 from jobservice.settings import DatabaseSettings, Settings, TemporalSettings, get_settings
 from jobservice.temporal.connection import connect
 

@@ -38,7 +38,7 @@ from jobservice.messages import TaskMessage
 from jobservice.processes import eventloop
 from jobservice.processes.devserver import DevServer
 from jobservice.processes.worker import run_worker
-from jobservice.service import JobService
+from jobservice.service.job_service import JobService
 from jobservice.settings import (
     EngineSettings,
     RabbitSettings,

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from jobservice.jobs.tolerance import FailureTolerance
     from jobservice.messages import TaskMessage, TaskSpec
     from jobservice.plugin import BatchPlugin, BatchWorkerServices, ItemHandler, TaskMessageBuilder
-    from jobservice.service import JobService, Submission
+    from jobservice.service.job_service import JobService, Submission
     from jobservice.settings import Settings, get_settings
 
 _HOMES = {
@@ -52,7 +52,7 @@ _HOMES = {
         ["BatchPlugin", "BatchWorkerServices", "ItemHandler", "TaskMessageBuilder"],
         "jobservice.plugin",
     ),
-    **dict.fromkeys(["JobService", "Submission"], "jobservice.service"),
+    **dict.fromkeys(["JobService", "Submission"], "jobservice.service.job_service"),
     **dict.fromkeys(["Settings", "get_settings"], "jobservice.settings"),
 }
 """Where each public name lives: imported when first used, so that a command-line tool that

@@ -14,6 +14,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from jobservice.db.prerequisites import settle
 from jobservice.db.store import JobStore
 from jobservice.execution.job import JobKey, JobRecord, PrerequisiteQuery, PrerequisiteState
 from jobservice.execution.names import (
@@ -24,7 +25,6 @@ from jobservice.execution.names import (
 )
 from jobservice.jobs.taskids import workflow_id
 from jobservice.metrics import JOBS_FINISHED
-from jobservice.prerequisites import settle
 
 
 class JobRecordActivities:

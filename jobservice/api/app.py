@@ -26,7 +26,7 @@ from jobservice.errors import JobServiceError
 from jobservice.jobs.definition import MAX_BODY_DEPTH
 from jobservice.jobs.public import API_BASE_PATH
 from jobservice.processes.monitor import monitor_routes
-from jobservice.service import JobService
+from jobservice.service.job_service import JobService
 from jobservice.settings import Settings, get_settings
 
 BASE_PATH = API_BASE_PATH

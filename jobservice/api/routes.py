@@ -27,7 +27,7 @@ from jobservice.jobs.ids import JOB_ID_LENGTH, PARTITION_ID_LENGTH, validate_ids
 from jobservice.jobs.job import NUL_FREE
 from jobservice.jobs.public import Health, JobPublic, JobsCanceled, JobsDeleted
 from jobservice.jobs.status import JobStatus
-from jobservice.service import JobService
+from jobservice.service.job_service import JobService
 from jobservice.settings import Settings
 
 

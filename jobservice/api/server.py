@@ -14,7 +14,7 @@ from jobservice.api.guard import MAX_HEADER_BYTES, MAX_URL_BYTES
 from jobservice.errors import UnavailableError
 from jobservice.jobs.public import API_BASE_PATH
 from jobservice.processes.monitor import QuietServer
-from jobservice.service import JobService
+from jobservice.service.job_service import JobService
 
 MAX_REQUEST_HEAD_BYTES = 262_144
 """What the server reads of a request line and headers: well past the API's own bounds, so

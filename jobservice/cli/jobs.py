@@ -24,7 +24,7 @@ from jobservice.jobs.status import DEFAULT_PARTITION, JobStatus
 
 if TYPE_CHECKING:
     from jobservice.jobs.job import JobView
-    from jobservice.service import JobService
+    from jobservice.service.job_service import JobService
 
 app = typer.Typer()
 
@@ -42,7 +42,7 @@ def _run(ctx: typer.Context, work: Callable[[JobService], Awaitable[T]]) -> T:
     """Run ``work`` against the configured Temporal; map jobservice errors to exit codes."""
 
     async def go() -> T:
-        from jobservice.service import JobService
+        from jobservice.service.job_service import JobService
 
         return await work(await JobService.connect(settings_of(ctx)))
 
@@ -162,7 +162,7 @@ def status(
 
     async def read() -> JobView:
         # The reader alone, not the whole service: a polling script runs this often.
-        from jobservice.reader import JobReader
+        from jobservice.service.reader import JobReader
 
         reader = await JobReader.connect(settings_of(ctx))
         return await reader.get(job_id, partition=partition)

@@ -65,7 +65,7 @@ def dev(ctx: typer.Context) -> None:
         from jobservice.api.server import api_url, dashboard_url, serve_api
         from jobservice.processes.monitor import monitoring
         from jobservice.processes.stack import embedded_stack
-        from jobservice.service import JobService
+        from jobservice.service.job_service import JobService
 
         console = Console()
         port = int(settings.temporal.address.rpartition(":")[2])
@@ -99,7 +99,7 @@ def api(ctx: typer.Context) -> None:
 
     async def work(settings: Settings, stop: asyncio.Event) -> None:
         from jobservice.api.server import api_url, dashboard_url, serve_api
-        from jobservice.service import JobService
+        from jobservice.service.job_service import JobService
 
         service = await JobService.connect(settings)
         Console().print(
@@ -192,7 +192,7 @@ def demo(
     async def work() -> JobView:
         from jobservice.jobs.definition import JobDefinition
         from jobservice.processes.stack import embedded_stack
-        from jobservice.service import JobService
+        from jobservice.service.job_service import JobService
 
         async with embedded_stack(settings, persistent=False) as stack:
             console.print(

@@ -17,11 +17,11 @@ error of the service layer, the client's error is that error too: a 404 is a
 :class:`~jobservice.errors.JobNotFoundError`, a 409 a
 :class:`~jobservice.errors.JobConflictError`, a 503 and a call that got no answer an
 :class:`~jobservice.errors.UnavailableError`, so that code written against
-:class:`~jobservice.service.JobService` catches the same errors from the client. A 400 stands
-for several (an invalid job, request or state change), so :class:`BadRequestError` is only a
-:class:`~jobservice.errors.JobServiceError`. 401 and 403 come from the API's key check,
-whose errors are the server's own: a :class:`NotAuthorizedError` is either, a
-:class:`ForbiddenError` the 403 alone.
+:class:`~jobservice.service.job_service.JobService` catches the same errors from the client.
+A 400 stands for several (an invalid job, request or state change), so
+:class:`BadRequestError` is only a :class:`~jobservice.errors.JobServiceError`. 401 and 403
+come from the API's key check, whose errors are the server's own: a
+:class:`NotAuthorizedError` is either, a :class:`ForbiddenError` the 403 alone.
 """
 
 from jobservice.client._call import JobFilters, JobListQuery, JobSelection

@@ -14,9 +14,9 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from jobservice.bulk import BulkAction, BulkReport
 from jobservice.db.query import JobQuery
-from jobservice.service import JobService
+from jobservice.service.bulk import BulkAction, BulkReport
+from jobservice.service.job_service import JobService
 
 KEEP_SECONDS = 3600.0
 """How long a finished run's report stays to be read."""

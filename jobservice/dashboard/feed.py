@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from jobservice.db.query import JobQuery
 from jobservice.jobs.job import JobView
 from jobservice.jobs.status import JobStatus
-from jobservice.service import JobService
+from jobservice.service.job_service import JobService
 
 T = TypeVar("T")
 HISTORY = 180

@@ -12,7 +12,6 @@ from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from jobservice.api.security import NotAuthenticatedError, key_partitions
-from jobservice.bulk import BulkAction
 from jobservice.dashboard.bulkruns import BulkRun
 from jobservice.dashboard.feed import JobKey
 from jobservice.dashboard.listing import PAGE_SIZES, SORTS, ListFilters
@@ -29,6 +28,7 @@ from jobservice.dashboard.routing import (
 )
 from jobservice.dashboard.viewer import KEY_COOKIE, Viewer
 from jobservice.errors import InvalidRequestError
+from jobservice.service.bulk import BulkAction
 
 router = dashboard_router()
 WAIT_SECONDS = 5.0

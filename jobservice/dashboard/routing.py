@@ -17,7 +17,7 @@ from jobservice.dashboard.feed import JobFeed
 from jobservice.dashboard.rendering import templates
 from jobservice.dashboard.viewer import LoginRequiredError, Viewer, viewer_of
 from jobservice.errors import JobServiceError
-from jobservice.service import JobService
+from jobservice.service.job_service import JobService
 from jobservice.settings import Settings
 
 PREFIX = "/dashboard"

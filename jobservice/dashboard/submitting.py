@@ -19,7 +19,7 @@ from jobservice.dashboard.routing import (
 from jobservice.dashboard.viewer import Viewer
 from jobservice.errors import JobServiceError
 from jobservice.jobs.status import DEFAULT_PARTITION
-from jobservice.service import JobService
+from jobservice.service.job_service import JobService
 
 router = dashboard_router()
 _INTERNAL = {"task"}

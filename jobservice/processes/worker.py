@@ -24,9 +24,9 @@ from jobservice.activities.tree import TreeActivities
 from jobservice.db.engine import create_database_engine
 from jobservice.db.store import JobStore, open_store
 from jobservice.plugins.registry import Registry, installed
-from jobservice.probes import OK, temporal_state
 from jobservice.rabbitmq.broker import Broker
-from jobservice.service import JobService
+from jobservice.service.job_service import JobService
+from jobservice.service.probes import OK, temporal_state
 from jobservice.settings import Settings, get_settings
 from jobservice.tracking.consumer import TrackingConsumer
 from jobservice.workflows import BatchWorkflow, JobWorkflow

@@ -21,7 +21,7 @@ from jobservice.db.store import JobStore
 from jobservice.plugins.registry import Registry, installed
 from jobservice.processes.devserver import DevServer
 from jobservice.processes.worker import build_worker, run_worker
-from jobservice.service import JobService
+from jobservice.service.job_service import JobService
 from jobservice.settings import (
     DatabaseSettings,
     EngineSettings,

@@ -13,7 +13,7 @@ from temporalio.client import Client
 
 from jobservice.jobs.definition import JobDefinition
 from jobservice.jobs.job import JobView
-from jobservice.service import JobService
+from jobservice.service.job_service import JobService
 
 
 def job(

@@ -12,7 +12,7 @@ from temporalio.worker import Worker
 from jobservice.api import create_app
 from jobservice.db.engine import create_database_engine
 from jobservice.db.store import JobStore
-from jobservice.service import JobService
+from jobservice.service.job_service import JobService
 from jobservice.settings import Settings
 from tests.conftest import unique
 from tests.integration.support import API, api_client, eventually, job_body

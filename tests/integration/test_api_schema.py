@@ -25,7 +25,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from jobservice.api import create_app
 from jobservice.db.rsql import MAX_FILTER_DEPTH, MAX_FILTER_LENGTH, MAX_FILTER_TERMS
 from jobservice.errors import JobNotFoundError
-from jobservice.service import JobService
+from jobservice.service.job_service import JobService
 from jobservice.settings import ApiSettings, Settings
 from tests.integration.support import API, api_client
 

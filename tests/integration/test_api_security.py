@@ -17,7 +17,7 @@ from jobservice.api import create_app
 from jobservice.api.security import InsecureSettingsError
 from jobservice.jobs.public import API_KEY_HEADER
 from jobservice.processes.devserver import free_port
-from jobservice.service import JobService
+from jobservice.service.job_service import JobService
 from jobservice.settings import ApiSettings, Settings
 from tests.conftest import unique
 from tests.integration import processes

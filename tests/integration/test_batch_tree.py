@@ -17,7 +17,7 @@ from jobservice.errors import InvalidRequestError, JobNotFoundError, Unavailable
 from jobservice.execution.batch import BatchPage
 from jobservice.jobs.status import JobStatus
 from jobservice.jobs.taskids import workflow_id
-from jobservice.service import JobService
+from jobservice.service.job_service import JobService
 from tests.conftest import unique
 from tests.integration.support import eventually, job, run_to_end
 

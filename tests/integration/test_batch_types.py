@@ -11,7 +11,7 @@ from temporalio.worker import Worker
 
 from jobservice.errors import InvalidJobError, JobNotFoundError
 from jobservice.jobs.status import JobStatus
-from jobservice.service import JobService
+from jobservice.service.job_service import JobService
 from tests.conftest import unique
 from tests.integration.handlers import RecordingHandler
 from tests.integration.support import closed_runs, job, run_to_end

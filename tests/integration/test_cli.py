@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 from temporalio.worker import Worker
 
-from jobservice.service import JobService
+from jobservice.service.job_service import JobService
 from jobservice.settings import Settings
 from tests.conftest import unique
 from tests.integration import processes

@@ -40,7 +40,7 @@ from jobservice.jobs.public import JobPublic
 from jobservice.jobs.status import JobStatus
 from jobservice.plugins.registry import Registry
 from jobservice.processes.devserver import free_port
-from jobservice.service import JobService
+from jobservice.service.job_service import JobService
 from jobservice.settings import ApiSettings, Settings
 from tests.conftest import unique
 from tests.integration.support import eventually, job

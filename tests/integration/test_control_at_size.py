@@ -19,7 +19,7 @@ from jobservice.execution.job import JobProgress
 from jobservice.execution.names import PROGRESS_QUERY
 from jobservice.jobs.job import JobView
 from jobservice.jobs.status import JobStatus
-from jobservice.service import JobService
+from jobservice.service.job_service import JobService
 from jobservice.settings import EngineSettings
 from jobservice.temporal.search import JOB_STATUS
 from tests.conftest import unique

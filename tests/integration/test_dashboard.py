@@ -15,7 +15,7 @@ from jobservice.dashboard import pages
 from jobservice.db.query import JobQuery
 from jobservice.jobs.job import JobView
 from jobservice.jobs.status import JobStatus
-from jobservice.service import JobService
+from jobservice.service.job_service import JobService
 from jobservice.settings import Settings
 from tests.conftest import unique
 from tests.integration.browser.support import serve

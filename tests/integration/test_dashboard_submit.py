@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from jobservice.service import JobService
+from jobservice.service.job_service import JobService
 from jobservice.settings import Settings
 from tests.integration.test_api_jobtypes import with_numbers
 

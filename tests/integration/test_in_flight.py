@@ -10,7 +10,7 @@ from temporalio.worker import Worker
 from jobservice.db.rows import CoreRows
 from jobservice.db.store import JobStore
 from jobservice.jobs.status import DEFAULT_PARTITION, JobStatus
-from jobservice.service import JobService
+from jobservice.service.job_service import JobService
 from jobservice.settings import EngineSettings, Settings
 from tests.conftest import unique
 from tests.integration.support import eventually, job

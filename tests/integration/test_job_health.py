@@ -13,7 +13,7 @@ from jobservice.db.store import JobStore
 from jobservice.jobs.status import JobStatus
 from jobservice.plugins.registry import Registry
 from jobservice.processes.worker import build_worker
-from jobservice.service import JobService
+from jobservice.service.job_service import JobService
 from jobservice.settings import Settings
 from tests.conftest import unique
 from tests.integration.rabbit import publish, take

@@ -19,7 +19,7 @@ from temporalio.worker import Worker
 from jobservice.jobs.status import JobStatus
 from jobservice.processes.devserver import free_port
 from jobservice.rabbitmq.broker import Broker
-from jobservice.service import JobService
+from jobservice.service.job_service import JobService
 from jobservice.settings import Settings
 from jobservice.tracking.lag import watch_pipe_length
 from tests.conftest import unique

@@ -17,7 +17,7 @@ from jobservice.execution.job import JobProgress
 from jobservice.execution.names import PROGRESS_QUERY
 from jobservice.jobs.status import JobStatus
 from jobservice.jobs.taskids import workflow_id
-from jobservice.service import JobService
+from jobservice.service.job_service import JobService
 from tests.conftest import unique
 from tests.integration.handlers import RecordingHandler
 from tests.integration.support import API, api_client, eventually, job_body

@@ -15,7 +15,7 @@ from jobservice.jobs.status import DEFAULT_PARTITION, JobStatus
 from jobservice.jobs.taskids import workflow_id
 from jobservice.metrics import TRACKING_ENDED_BATCH_REPORTS, TRACKING_REPORTS
 from jobservice.processes.worker import run_worker
-from jobservice.service import JobService
+from jobservice.service.job_service import JobService
 from jobservice.settings import EngineSettings, Settings
 from tests.conftest import unique
 from tests.integration import processes

@@ -12,7 +12,7 @@ from temporalio.client import Client
 
 from jobservice.jobs.status import JobStatus
 from jobservice.processes.worker import run_worker
-from jobservice.service import JobService
+from jobservice.service.job_service import JobService
 from jobservice.settings import Settings
 from jobservice.tracking.consumer import REASON_HEADER
 from tests.conftest import unique

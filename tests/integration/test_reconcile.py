@@ -19,9 +19,9 @@ from jobservice.jobs.jobtypes import JobTypes
 from jobservice.jobs.status import JobStatus
 from jobservice.jobs.taskids import workflow_id
 from jobservice.plugins.registry import Registry
-from jobservice.service import JobService
+from jobservice.service.job_service import JobService
+from jobservice.service.validation import JobValidator
 from jobservice.settings import DatabaseSettings, Settings
-from jobservice.validation import JobValidator
 from tests.conftest import unique
 from tests.integration.support import eventually, job
 
@@ -59,7 +59,7 @@ async def test_rows_left_without_a_workflow_are_started(
     job_store.create(accepted_row(partition, "alien", batch_type="not-installed"))
 
     # When the reconciler runs, a page of one row at a time
-    with caplog.at_level(logging.WARNING, logger="jobservice.reconciler"):
+    with caplog.at_level(logging.WARNING, logger="jobservice.service.reconciler"):
         repaired = await service.reconcile(page=1)
 
     # Then every job it can run runs, and the one it cannot is named and left for another

@@ -17,7 +17,7 @@ from aio_pika.abc import AbstractChannel
 from temporalio.worker import Worker
 
 from jobservice.jobs.status import JobStatus
-from jobservice.service import JobService
+from jobservice.service.job_service import JobService
 from jobservice.settings import Settings
 from tests.conftest import unique
 from tests.integration.rabbit import publish, take

@@ -14,7 +14,7 @@ from temporalio.worker import Worker
 
 from jobservice.jobs.definition import JobTask, NewJob
 from jobservice.jobs.status import JobStatus
-from jobservice.service import JobService
+from jobservice.service.job_service import JobService
 from jobservice.settings import ApiSettings, Settings
 from tests.conftest import unique
 from tests.integration.handlers import RecordingHandler

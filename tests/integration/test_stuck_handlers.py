@@ -20,7 +20,7 @@ from jobservice.jobs.definition import NewJob
 from jobservice.jobs.job import JobView
 from jobservice.jobs.status import JobStatus
 from jobservice.plugins.registry import Registry, installed
-from jobservice.service import JobService
+from jobservice.service.job_service import JobService
 from jobservice.settings import EngineSettings, Settings
 from tests.conftest import unique
 from tests.integration import processes

@@ -8,7 +8,7 @@ from temporalio.worker import Worker
 
 from jobservice.errors import InvalidJobError, JobConflictError, JobNotFoundError
 from jobservice.jobs.status import JobStatus
-from jobservice.service import JobService
+from jobservice.service.job_service import JobService
 from tests.conftest import unique
 from tests.integration.support import job, workflow_runs
 

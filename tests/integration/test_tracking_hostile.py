@@ -13,7 +13,7 @@ import pytest
 from aio_pika.abc import AbstractChannel
 
 from jobservice.jobs.status import JobStatus
-from jobservice.service import JobService
+from jobservice.service.job_service import JobService
 from jobservice.settings import Settings
 from jobservice.tracking.consumer import REASON_HEADER
 from tests.conftest import unique

@@ -15,7 +15,7 @@ from temporalio.client import Client
 from jobservice.execution.job import JobProgress
 from jobservice.jobs.job import JobView
 from jobservice.jobs.status import JobStatus
-from jobservice.service import JobService
+from jobservice.service.job_service import JobService
 from jobservice.settings import Settings
 from tests.conftest import unique
 from tests.integration.rabbit import publish, take

@@ -12,13 +12,8 @@ import jobservice
 
 PACKAGE = Path(jobservice.__file__).parent
 SERVICE_LAYER = [
-    "service.py",
-    "validation.py",
+    *sorted(f"service/{p.name}" for p in (PACKAGE / "service").glob("*.py")),
     "temporal/orchestration.py",
-    "reconciler.py",
-    "reader.py",
-    "health.py",
-    "probes.py",
     "jobs/ids.py",
 ]
 """Modules the CLI, the API and embedding applications go through."""
@@ -29,7 +24,7 @@ NOT_FOR_WORKFLOWS = (
     "jobservice.activities",
     "jobservice.db",
     "jobservice.temporal.tree",
-    "jobservice.prerequisites",
+    "jobservice.db.prerequisites",
 )
 """Where workflows once found parts of their contract; it is all in ``jobservice.execution``."""
 

@@ -31,6 +31,8 @@ def test_a_name_that_never_was_is_still_an_attribute_error() -> None:
         ("jobservice.models", "FailureTolerance", "jobservice.jobs.tolerance"),
         ("jobservice.models", "is_local_pipe", "jobservice.jobs.pipes"),
         ("jobservice.models", "API_BASE_PATH", "jobservice.jobs.public"),
+        ("jobservice.service", "JobService", "jobservice.service.job_service"),
+        ("jobservice.service", "Submission", "jobservice.service.job_service"),
         ("jobservice.worker", "build_worker", "jobservice.processes.worker"),
         ("jobservice.registry", "installed", "jobservice.plugins.registry"),
         ("jobservice.registry", "Registry", "jobservice.plugins.registry"),

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from jobservice.db.engine import create_database_engine
-from jobservice.probes import OK, probe, temporal_state
+from jobservice.service.probes import OK, probe, temporal_state
 
 
 class _Serving:

@@ -28,7 +28,7 @@ import pytest
 from playwright.async_api import Browser, Page, Route, async_playwright
 
 from jobservice.api import create_app
-from jobservice.service import JobService
+from jobservice.service.job_service import JobService
 from tests.integration.browser.support import serve
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -12,7 +12,7 @@ from playwright.async_api import Dialog, Page, expect
 from jobservice.api import create_app
 from jobservice.jobs.definition import JobDefinition
 from jobservice.jobs.status import JobStatus
-from jobservice.service import JobService
+from jobservice.service.job_service import JobService
 from jobservice.settings import Settings
 from tests.conftest import unique
 from tests.integration.browser.support import screenshot, serve

@@ -14,10 +14,10 @@ from typing import Any
 
 from jobservice.db.rows import JobRows, open_rows
 from jobservice.errors import JobNotFoundError
-from jobservice.health import JobHealth
 from jobservice.jobs.ids import validate_ids
 from jobservice.jobs.job import JobCounts, JobView
 from jobservice.jobs.status import DEFAULT_PARTITION, JobStatus
+from jobservice.service.stalls import JobHealth
 from jobservice.settings import Settings
 from jobservice.temporal.cluster import connect_service
 

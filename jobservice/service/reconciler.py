@@ -19,8 +19,8 @@ from jobservice.errors import UnavailableError
 from jobservice.execution.job import NewJobRow
 from jobservice.jobs.definition import JobDefinition, NewJob
 from jobservice.jobs.status import JobStatus
+from jobservice.service.validation import JobValidator
 from jobservice.temporal.orchestration import JobWorkflows
-from jobservice.validation import JobValidator
 
 _log = logging.getLogger(__name__)
 
