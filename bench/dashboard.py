@@ -22,8 +22,6 @@ import httpx
 from sqlalchemy import insert
 
 from bench.database import scratch_database
-from jobservice.api import create_app
-from jobservice.dashboard.feed import JobFeed
 from jobservice.db.engine import create_database_engine
 from jobservice.db.tables import JobLabelRow, JobRow
 from jobservice.jobs.status import JobStatus
@@ -32,6 +30,8 @@ from jobservice.processes.devserver import DevServer
 from jobservice.service.job_service import JobService
 from jobservice.settings import Settings, TemporalSettings, get_settings
 from jobservice.temporal.connection import connect
+from jobservice.web.app import create_app
+from jobservice.web.dashboard.feed import JobFeed
 
 TARGET_SECONDS = 0.2
 _STATUSES = [

@@ -47,7 +47,7 @@ def _serve(ctx: typer.Context, work: Serving) -> None:
 
 def _check_api_settings(settings: Settings) -> None:
     """Before anything starts: a refusal to serve is the first thing to fix."""
-    from jobservice.api.security import InsecureSettingsError, check_settings
+    from jobservice.web.security import InsecureSettingsError, check_settings
 
     try:
         check_settings(settings.api)
@@ -62,10 +62,10 @@ def dev(ctx: typer.Context) -> None:
     _check_api_settings(settings_of(ctx))
 
     async def work(settings: Settings, stop: asyncio.Event) -> None:
-        from jobservice.api.server import api_url, dashboard_url, serve_api
         from jobservice.processes.monitor import monitoring
         from jobservice.processes.stack import embedded_stack
         from jobservice.service.job_service import JobService
+        from jobservice.web.server import api_url, dashboard_url, serve_api
 
         console = Console()
         port = int(settings.temporal.address.rpartition(":")[2])
@@ -98,8 +98,8 @@ def api(ctx: typer.Context) -> None:
     _check_api_settings(settings_of(ctx))
 
     async def work(settings: Settings, stop: asyncio.Event) -> None:
-        from jobservice.api.server import api_url, dashboard_url, serve_api
         from jobservice.service.job_service import JobService
+        from jobservice.web.server import api_url, dashboard_url, serve_api
 
         service = await JobService.connect(settings)
         Console().print(

@@ -14,7 +14,6 @@ from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from jobservice.api import create_app
 from jobservice.db.engine import create_database_engine
 from jobservice.db.schema import upgrade
 from jobservice.db.store import JobStore
@@ -31,6 +30,7 @@ from jobservice.settings import (
     get_settings,
 )
 from jobservice.temporal.connection import connect
+from jobservice.web.app import create_app
 from tests.conftest import unique
 from tests.integration import processes
 from tests.integration.database import postgres_schema

@@ -9,11 +9,11 @@ import pytest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from jobservice.api import create_app
 from jobservice.db.engine import create_database_engine
 from jobservice.db.store import JobStore
 from jobservice.service.job_service import JobService
 from jobservice.settings import Settings
+from jobservice.web.app import create_app
 from tests.conftest import unique
 from tests.integration.support import API, api_client, eventually, job_body
 from tests.scrape import sample, scrape

@@ -22,11 +22,11 @@ from hypothesis import HealthCheck
 from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from jobservice.api import create_app
 from jobservice.db.rsql import MAX_FILTER_DEPTH, MAX_FILTER_LENGTH, MAX_FILTER_TERMS
 from jobservice.errors import JobNotFoundError
 from jobservice.service.job_service import JobService
 from jobservice.settings import ApiSettings, Settings
+from jobservice.web.app import create_app
 from tests.integration.support import API, api_client
 
 OPENAPI = f"{API}/openapi.json"

@@ -13,12 +13,12 @@ from fastapi import FastAPI
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from jobservice.api import create_app
-from jobservice.api.security import InsecureSettingsError
 from jobservice.jobs.public import API_KEY_HEADER
 from jobservice.processes.devserver import free_port
 from jobservice.service.job_service import JobService
 from jobservice.settings import ApiSettings, Settings
+from jobservice.web.app import create_app
+from jobservice.web.security import InsecureSettingsError
 from tests.conftest import unique
 from tests.integration import processes
 from tests.integration.support import API, api_client, eventually, job_body

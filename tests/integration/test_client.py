@@ -20,8 +20,6 @@ import pytest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from jobservice.api.app import BASE_PATH
-from jobservice.api.server import serve_api
 from jobservice.client import (
     AsyncJobServiceClient,
     BadRequestError,
@@ -42,6 +40,8 @@ from jobservice.plugins.registry import Registry
 from jobservice.processes.devserver import free_port
 from jobservice.service.job_service import JobService
 from jobservice.settings import ApiSettings, Settings
+from jobservice.web.app import BASE_PATH
+from jobservice.web.server import serve_api
 from tests.conftest import unique
 from tests.integration.support import eventually, job
 

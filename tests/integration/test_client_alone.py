@@ -129,7 +129,7 @@ def test_the_venv_has_the_client_and_none_of_the_server(python_alone: Path) -> N
 
     # The client imports; the server cannot, for want of what only it needs
     assert run(python_alone, "-c", "from jobservice.client import JobServiceClient").returncode == 0
-    server = run(python_alone, "-c", "import jobservice.api.app")
+    server = run(python_alone, "-c", "import jobservice.web.app")
     assert server.returncode != 0
     assert "No module named 'fastapi'" in server.stderr
 

@@ -10,13 +10,13 @@ from collections.abc import Sequence
 import httpx
 import pytest
 
-from jobservice.api.app import create_app
-from jobservice.dashboard import pages
 from jobservice.db.query import JobQuery
 from jobservice.jobs.job import JobView
 from jobservice.jobs.status import JobStatus
 from jobservice.service.job_service import JobService
 from jobservice.settings import Settings
+from jobservice.web.app import create_app
+from jobservice.web.dashboard import pages
 from tests.conftest import unique
 from tests.integration.browser.support import serve
 from tests.integration.support import api_client, job

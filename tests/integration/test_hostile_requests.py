@@ -17,13 +17,13 @@ from typing import Any
 import httpx
 import pytest
 
-from jobservice.api import create_app
-from jobservice.api.guard import MAX_BODY_BYTES
-from jobservice.api.server import MAX_REQUEST_HEAD_BYTES, serve_api
 from jobservice.jobs.public import API_KEY_HEADER
 from jobservice.processes.devserver import free_port
 from jobservice.service.job_service import JobService
 from jobservice.settings import ApiSettings, Settings
+from jobservice.web.app import create_app
+from jobservice.web.guard import MAX_BODY_BYTES
+from jobservice.web.server import MAX_REQUEST_HEAD_BYTES, serve_api
 from tests.conftest import unique
 from tests.integration.support import API, api_client, eventually, job_body
 

@@ -12,12 +12,12 @@ import pytest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from jobservice.api import create_app
 from jobservice.execution.job import JobProgress
 from jobservice.execution.names import PROGRESS_QUERY
 from jobservice.jobs.status import JobStatus
 from jobservice.jobs.taskids import workflow_id
 from jobservice.service.job_service import JobService
+from jobservice.web.app import create_app
 from tests.conftest import unique
 from tests.integration.handlers import RecordingHandler
 from tests.integration.support import API, api_client, eventually, job_body

@@ -9,7 +9,10 @@ from typing import Any
 import pytest
 from starlette.datastructures import FormData
 
-from jobservice.dashboard.forms import (
+from jobservice.jobs.definition import JobDefinition, NewJob
+from jobservice.jobs.jobtypes import JobTypes
+from jobservice.plugins.registry import installed
+from jobservice.web.dashboard.forms import (
     Choice,
     FormError,
     FormField,
@@ -17,9 +20,6 @@ from jobservice.dashboard.forms import (
     schema_fields,
     submit_form,
 )
-from jobservice.jobs.definition import JobDefinition, NewJob
-from jobservice.jobs.jobtypes import JobTypes
-from jobservice.plugins.registry import installed
 
 COPY = """\
 description: Copies the files under a folder.

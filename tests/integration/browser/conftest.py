@@ -27,8 +27,8 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.async_api import Browser, Page, Route, async_playwright
 
-from jobservice.api import create_app
 from jobservice.service.job_service import JobService
+from jobservice.web.app import create_app
 from tests.integration.browser.support import serve
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -7,9 +7,9 @@ import re
 import httpx
 from playwright.async_api import Page, expect
 
-from jobservice.api import create_app
-from jobservice.api.docs import DOCS_PATH, FAVICON, SWAGGER_CSS, SWAGGER_JS
 from jobservice.settings import ApiSettings, Settings
+from jobservice.web.api.docs import DOCS_PATH, FAVICON, SWAGGER_CSS, SWAGGER_JS
+from jobservice.web.app import create_app
 from tests.integration.browser.support import screenshot
 from tests.integration.support import API, api_client
 

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from playwright.async_api import Dialog, Page, expect
 
-from jobservice.api import create_app
 from jobservice.jobs.definition import JobDefinition
 from jobservice.jobs.status import JobStatus
 from jobservice.service.job_service import JobService
 from jobservice.settings import Settings
+from jobservice.web.app import create_app
 from tests.conftest import unique
 from tests.integration.browser.support import screenshot, serve
 from tests.integration.support import job

@@ -9,12 +9,12 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from jobservice.api.app import create_app
-from jobservice.api.guard import MAX_HEADER_BYTES, MAX_URL_BYTES
 from jobservice.errors import UnavailableError
 from jobservice.jobs.public import API_BASE_PATH
 from jobservice.processes.monitor import QuietServer
 from jobservice.service.job_service import JobService
+from jobservice.web.app import create_app
+from jobservice.web.guard import MAX_HEADER_BYTES, MAX_URL_BYTES
 
 MAX_REQUEST_HEAD_BYTES = 262_144
 """What the server reads of a request line and headers: well past the API's own bounds, so

@@ -11,10 +11,10 @@ from typing import Any
 
 from fastapi import Request
 
-from jobservice.api.security import NotAuthenticatedError, PartitionForbiddenError, key_partitions
 from jobservice.db.query import JobQuery
 from jobservice.errors import JobServiceError
 from jobservice.settings import Settings
+from jobservice.web.security import NotAuthenticatedError, PartitionForbiddenError, key_partitions
 
 KEY_COOKIE = "jobservice_key"
 

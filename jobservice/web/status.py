@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from jobservice.api.security import NotAuthenticatedError, PartitionForbiddenError
 from jobservice.errors import (
     InvalidJobError,
     InvalidRequestError,
@@ -12,6 +11,7 @@ from jobservice.errors import (
     JobStateError,
     UnavailableError,
 )
+from jobservice.web.security import NotAuthenticatedError, PartitionForbiddenError
 
 _STATUS = {
     InvalidJobError: 400,

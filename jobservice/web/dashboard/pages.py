@@ -11,11 +11,12 @@ from urllib.parse import urlencode
 from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from jobservice.api.security import NotAuthenticatedError, key_partitions
-from jobservice.dashboard.bulkruns import BulkRun
-from jobservice.dashboard.feed import JobKey
-from jobservice.dashboard.listing import PAGE_SIZES, SORTS, ListFilters
-from jobservice.dashboard.routing import (
+from jobservice.errors import InvalidRequestError
+from jobservice.service.bulk import BulkAction
+from jobservice.web.dashboard.bulkruns import BulkRun
+from jobservice.web.dashboard.feed import JobKey
+from jobservice.web.dashboard.listing import PAGE_SIZES, SORTS, ListFilters
+from jobservice.web.dashboard.routing import (
     PREFIX,
     BulkRunsDep,
     FeedDep,
@@ -26,9 +27,8 @@ from jobservice.dashboard.routing import (
     job_url,
     page,
 )
-from jobservice.dashboard.viewer import KEY_COOKIE, Viewer
-from jobservice.errors import InvalidRequestError
-from jobservice.service.bulk import BulkAction
+from jobservice.web.dashboard.viewer import KEY_COOKIE, Viewer
+from jobservice.web.security import NotAuthenticatedError, key_partitions
 
 router = dashboard_router()
 WAIT_SECONDS = 5.0

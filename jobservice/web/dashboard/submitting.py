@@ -7,19 +7,13 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from jobservice.api.status import status_of
-from jobservice.dashboard.forms import FormError, job_from_form, submit_form
-from jobservice.dashboard.routing import (
-    ServiceDep,
-    ViewerDep,
-    dashboard_router,
-    job_url,
-    page,
-)
-from jobservice.dashboard.viewer import Viewer
 from jobservice.errors import JobServiceError
 from jobservice.jobs.status import DEFAULT_PARTITION
 from jobservice.service.job_service import JobService
+from jobservice.web.dashboard.forms import FormError, job_from_form, submit_form
+from jobservice.web.dashboard.routing import ServiceDep, ViewerDep, dashboard_router, job_url, page
+from jobservice.web.dashboard.viewer import Viewer
+from jobservice.web.status import status_of
 
 router = dashboard_router()
 _INTERNAL = {"task"}

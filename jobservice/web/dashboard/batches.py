@@ -8,15 +8,9 @@ from urllib.parse import quote
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
-from jobservice.dashboard.routing import (
-    ServiceDep,
-    ViewerDep,
-    dashboard_router,
-    job_url,
-    page,
-)
 from jobservice.errors import InvalidRequestError
 from jobservice.jobs.taskids import workflow_id
+from jobservice.web.dashboard.routing import ServiceDep, ViewerDep, dashboard_router, job_url, page
 
 router = dashboard_router()
 PAGE = 25

@@ -15,19 +15,19 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from jobservice.api.docs import add_docs
-from jobservice.api.guard import RequestGuard
-from jobservice.api.openapi import document
-from jobservice.api.routes import router
-from jobservice.api.security import check_settings
-from jobservice.api.status import status_of
-from jobservice.dashboard import include_dashboard
 from jobservice.errors import JobServiceError
 from jobservice.jobs.definition import MAX_BODY_DEPTH
 from jobservice.jobs.public import API_BASE_PATH
 from jobservice.processes.monitor import monitor_routes
 from jobservice.service.job_service import JobService
 from jobservice.settings import Settings, get_settings
+from jobservice.web.api.docs import add_docs
+from jobservice.web.api.openapi import document
+from jobservice.web.api.routes import router
+from jobservice.web.dashboard import include_dashboard
+from jobservice.web.guard import RequestGuard
+from jobservice.web.security import check_settings
+from jobservice.web.status import status_of
 
 BASE_PATH = API_BASE_PATH
 _METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")

@@ -1,9 +1,9 @@
 """The "Submit a job" form: what the page offers, and the job a posted form describes.
 
 A job is submitted one of two ways, as the REST API takes it: by a job type, whose parameters
-are inputs of its schema (:func:`~jobservice.dashboard.fields.schema_fields`), or by a
+are inputs of its schema (:func:`~jobservice.web.dashboard.fields.schema_fields`), or by a
 BatchWorker task: a batch type and definition, a task message type and params, a target pipe
-(:mod:`jobservice.dashboard.inputs`). A form whose ``type`` is set makes a job of that type and
+(:mod:`jobservice.web.dashboard.inputs`). A form whose ``type`` is set makes a job of that type and
 reads none of the task's inputs; each job type is its own form, as their ``parameters.*`` inputs
 differ. Which partitions a user may submit to is the caller's to check.
 """
@@ -16,25 +16,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from jobservice.dashboard.fields import (
-    Choice,
-    FormError,
-    FormField,
-    posted,
-    schema_fields,
-    schema_values,
-)
-from jobservice.dashboard.inputs import (
-    BATCH_TYPE,
-    JOB_ID,
-    JOB_INPUTS,
-    PARTITION,
-    TARGET_PIPE,
-    TASK_INPUTS,
-    TASK_MESSAGE_TYPE,
-    TYPE,
-    read_inputs,
-)
 from jobservice.errors import InvalidJobError
 from jobservice.jobs.definition import (
     BATCH_WORKER_CLASSIFIER,
@@ -46,6 +27,25 @@ from jobservice.jobs.ids import JOB_ID_LENGTH, PARTITION_ID_LENGTH, check_id
 from jobservice.jobs.jobtypes import JobTypes
 from jobservice.jobs.pipes import LOCAL_PIPE_PREFIX
 from jobservice.plugins.registry import Registry
+from jobservice.web.dashboard.fields import (
+    Choice,
+    FormError,
+    FormField,
+    posted,
+    schema_fields,
+    schema_values,
+)
+from jobservice.web.dashboard.inputs import (
+    BATCH_TYPE,
+    JOB_ID,
+    JOB_INPUTS,
+    PARTITION,
+    TARGET_PIPE,
+    TASK_INPUTS,
+    TASK_MESSAGE_TYPE,
+    TYPE,
+    read_inputs,
+)
 
 __all__ = [
     "Choice",

@@ -7,11 +7,11 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 from urllib.parse import urlencode
 
-from jobservice.dashboard.viewer import Viewer
 from jobservice.db.query import JobQuery
 from jobservice.db.rsql import check_label_key, parse_filter
 from jobservice.errors import InvalidRequestError
 from jobservice.jobs.status import JobStatus
+from jobservice.web.dashboard.viewer import Viewer
 
 PAGE_SIZES = (25, 50, 100)
 SORTS = {

@@ -9,7 +9,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.routing import APIRoute
 
-from jobservice.api.openapi import (
+from jobservice.db.query import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, STATUS_TYPES, JobQuery
+from jobservice.errors import JobNotFoundError
+from jobservice.jobs.definition import NewJob
+from jobservice.jobs.ids import JOB_ID_LENGTH, PARTITION_ID_LENGTH, validate_ids
+from jobservice.jobs.job import NUL_FREE
+from jobservice.jobs.public import Health, JobPublic, JobsCanceled, JobsDeleted
+from jobservice.jobs.status import JobStatus
+from jobservice.web.api.openapi import (
     JOB_ERRORS,
     JOB_EXAMPLES,
     LABEL_KEYS,
@@ -19,16 +26,8 @@ from jobservice.api.openapi import (
     id_path,
     query_parameter,
 )
-from jobservice.api.security import authenticate, authorize
-from jobservice.db.query import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, STATUS_TYPES, JobQuery
-from jobservice.errors import JobNotFoundError
-from jobservice.jobs.definition import NewJob
-from jobservice.jobs.ids import JOB_ID_LENGTH, PARTITION_ID_LENGTH, validate_ids
-from jobservice.jobs.job import NUL_FREE
-from jobservice.jobs.public import Health, JobPublic, JobsCanceled, JobsDeleted
-from jobservice.jobs.status import JobStatus
-from jobservice.service.job_service import JobService
-from jobservice.settings import Settings
+from jobservice.web.deps import ServiceDep, settings_of
+from jobservice.web.security import authenticate, authorize
 
 
 class _KeyedRoute(APIRoute):
@@ -41,7 +40,7 @@ class _KeyedRoute(APIRoute):
             return handler
 
         async def authenticated(request: Request) -> Response:
-            authenticate(request, _settings(request).api)
+            authenticate(request, settings_of(request).api)
             return await handler(request)
 
         return authenticated
@@ -50,17 +49,6 @@ class _KeyedRoute(APIRoute):
 router = APIRouter(route_class=_KeyedRoute)
 
 
-def _service(request: Request) -> JobService:
-    service: JobService = request.app.state.service
-    return service
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-ServiceDep = Annotated[JobService, Depends(_service)]
 PartitionId = Annotated[
     str, id_path("The partition: a tenant's own set of jobs.", "tenant-a", PARTITION_ID_LENGTH)
 ]
@@ -69,7 +57,7 @@ JobId = Annotated[str, id_path("The job's id within its partition.", "nightly", 
 
 def _partition(request: Request, partition_id: PartitionId) -> str:
     validate_ids(partition_id)
-    authorize(request, _settings(request).api, partition_id)
+    authorize(request, settings_of(request).api, partition_id)
     return partition_id
 
 
@@ -265,7 +253,7 @@ async def job_status(
 ) -> JobStatus:
     """The job's status as a JSON string, cacheable for workers that poll it."""
     job = await service.get(job_id, partition=partition_id)
-    age = _settings(request).api.status_cache_seconds
+    age = settings_of(request).api.status_cache_seconds
     response.headers["Cache-Control"] = f"private, max-age={age}"
     return job.status
 

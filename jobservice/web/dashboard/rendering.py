@@ -128,7 +128,7 @@ def controls(status: JobStatus) -> dict[str, bool]:
 
 def _environment() -> Environment:
     environment = Environment(
-        loader=PackageLoader("jobservice.dashboard", "templates"),
+        loader=PackageLoader("jobservice.web.dashboard", "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
         trim_blocks=True,
         lstrip_blocks=True,

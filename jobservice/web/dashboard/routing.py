@@ -10,15 +10,15 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 
-from jobservice.api.routes import ServiceDep as ServiceDep
-from jobservice.api.status import status_of
-from jobservice.dashboard.bulkruns import BulkRuns
-from jobservice.dashboard.feed import JobFeed
-from jobservice.dashboard.rendering import templates
-from jobservice.dashboard.viewer import LoginRequiredError, Viewer, viewer_of
 from jobservice.errors import JobServiceError
 from jobservice.service.job_service import JobService
 from jobservice.settings import Settings
+from jobservice.web.dashboard.bulkruns import BulkRuns
+from jobservice.web.dashboard.feed import JobFeed
+from jobservice.web.dashboard.rendering import templates
+from jobservice.web.dashboard.viewer import LoginRequiredError, Viewer, viewer_of
+from jobservice.web.deps import ServiceDep as ServiceDep
+from jobservice.web.status import status_of
 
 PREFIX = "/dashboard"
 

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from jobservice.dashboard.fields import FormField, posted
+from jobservice.web.dashboard.fields import FormField, posted
 
 JOB_ID = "jobId"
 PARTITION = "partition"

@@ -18,15 +18,10 @@ from typing import Any
 from fastapi import Query, Request
 from fastapi.responses import StreamingResponse
 
-from jobservice.dashboard.feed import JobFeed, JobKey, Snapshot
-from jobservice.dashboard.rendering import templates
-from jobservice.dashboard.routing import (
-    FeedDep,
-    ViewerDep,
-    dashboard_router,
-    shared_context,
-)
 from jobservice.jobs.ids import validate_ids
+from jobservice.web.dashboard.feed import JobFeed, JobKey, Snapshot
+from jobservice.web.dashboard.rendering import templates
+from jobservice.web.dashboard.routing import FeedDep, ViewerDep, dashboard_router, shared_context
 
 router = dashboard_router()
 
