@@ -170,3 +170,58 @@ def test_circles_are_found_however_they_close() -> None:
 
 def test_the_package_has_no_import_circle() -> None:
     assert circles(import_graph()) == []
+
+
+LAYERS = [
+    ["jobservice.cli", "jobservice"],
+    ["jobservice.web"],
+    ["jobservice.processes"],
+    ["jobservice.service", "jobservice.workflows", "jobservice.activities"],
+    ["jobservice.plugins", "jobservice.db", "jobservice.temporal", "jobservice.tracking"],
+    ["jobservice.plugin", "jobservice.rabbitmq", "jobservice.execution", "jobservice.client"],
+    ["jobservice.messages", "jobservice.settings", "jobservice.jobs"],
+    ["jobservice.errors", "jobservice.metrics", "jobservice._version", "jobservice._moved"],
+]
+"""The package's layers, top to bottom: a module imports from its own layer and those below,
+never from one above (README, "Code map"). ``jobservice`` is the package's own ``__init__``;
+the old modules that only say where their names went (``models``, ``worker``, ``registry``)
+sit with what they point to, and import nothing of it."""
+OLD_PATHS = {
+    "jobservice.models": "jobservice.jobs",
+    "jobservice.worker": "jobservice.processes",
+    "jobservice.registry": "jobservice.plugins",
+}
+
+
+def layer_of(module: str) -> int:
+    """The layer ``module`` belongs to: that of the longest name in ``LAYERS`` it is in."""
+    module = OLD_PATHS.get(module, module)
+    found = [
+        (len(name), depth)
+        for depth, names in enumerate(LAYERS)
+        for name in names
+        if module == name or module.startswith(f"{name}.")
+    ]
+    assert found, f"{module} is in no layer: add its package to LAYERS"
+    return max(found)[1]
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(
+        f"{module} (layer {layer_of(module)}) imports {other} (layer {layer_of(other)})"
+        for module, imports in graph.items()
+        for other in imports
+        if layer_of(other) < layer_of(module)
+    )
+
+
+def test_an_import_from_a_layer_above_is_found() -> None:
+    graph = {"jobservice.jobs.job": {"jobservice.service.reads"}, "jobservice.web.app": set()}
+
+    assert upward_imports(graph) == [
+        "jobservice.jobs.job (layer 6) imports jobservice.service.reads (layer 3)"
+    ]
+
+
+def test_no_module_imports_from_a_layer_above_its_own() -> None:
+    assert upward_imports(import_graph()) == []
