@@ -6,6 +6,9 @@ nondeterminism error that stalls the job. The histories in ``histories/<commit>/
 recorded from that commit's workers on the embedded Temporal: ``local`` is a finished
 4-batch ``local:sleep`` job of 2,000 items in chunks of 100; ``queue`` a job to a queue
 nobody answered, with 100 items out when it was recorded (its workflows still running).
+``paused`` (paused a third of the way, resumed, Completed), ``cancelled`` and ``continued``
+(batches that continued as new; a ``-run<n>`` file each run) are 4 batches of 500 items,
+recorded by ``python -m tests.unit.histories.record``.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ TEXTS = {path: path.read_text() for path in HISTORIES}
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: f"{p.parent.name}/{p.stem}")
 async def test_a_history_of_an_earlier_version_replays(path: Path) -> None:
-    workflow_id = path.stem.replace("_", "/")
+    workflow_id = path.stem.partition("-run")[0].replace("_", "/")
     history = WorkflowHistory.from_json(workflow_id, TEXTS[path])
     replayer = Replayer(
         workflows=[JobWorkflow, BatchWorkflow],
