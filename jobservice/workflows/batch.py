@@ -25,11 +25,8 @@ with workflow.unsafe.imports_passed_through():
         TRACKING_SIGNAL,
     )
     from jobservice.execution.tracking import TrackingBatch
-    from jobservice.workflows.runner import (
-        BatchFailedError,
-        BatchRunner,
-        failure_details,
-    )
+    from jobservice.workflows.failures import BatchFailedError, failure_details
+    from jobservice.workflows.runner import BatchRunner
 
 
 @workflow.defn(name=BATCH_WORKFLOW)

@@ -47,10 +47,8 @@ with workflow.unsafe.imports_passed_through():
     from jobservice.jobs.job import Failure, JobCounts
     from jobservice.jobs.status import JobStatus
     from jobservice.temporal.search import JOB_STATUS
-    from jobservice.workflows.runner import (
-        BatchFailedError,
-        BatchRunner,
-    )
+    from jobservice.workflows.failures import BatchFailedError
+    from jobservice.workflows.runner import BatchRunner
 
 T = TypeVar("T")
 

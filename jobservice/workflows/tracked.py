@@ -5,7 +5,8 @@ A bitmap over the batch's items makes accounting exactly once: a second result f
 from a redelivery or a duplicate report, finds its bit set and changes nothing. What workers
 say of an item in flight (its percentage, its retries) is kept only while it is in flight, so
 it never holds more than the in-flight window; the sum of those percentages rolls up the tree
-like the counts. Pure logic: the runner gives it the time.
+like the counts. Pure logic: the runner gives it the time. Beside it, :func:`name_items`
+names the numbers of those items in the workflow's memo, for the tracking consumer.
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from jobservice.execution.batch import JobContext
+    from jobservice.execution.batch import JobContext, SplitResult
+    from jobservice.execution.names import ITEMS_MEMO
     from jobservice.execution.tracking import TrackingBatch, TrackingState
     from jobservice.jobs.job import Failure
+    from jobservice.jobs.pipes import is_local_pipe
     from jobservice.jobs.taskids import item_index, item_number, split_item
+    from jobservice.workflows.rollup import TrackedCounts
 
 
 @dataclass
@@ -80,6 +84,10 @@ class TrackedItems:
     def in_flight_percent(self) -> int:
         """The sum of the percentages last reported for the items in flight."""
         return self._percent_sum
+
+    def counts(self) -> TrackedCounts:
+        """What these items add to the batch's rolled-up progress."""
+        return TrackedCounts(self.outstanding, self.in_flight_percent, self.state.retries)
 
     @property
     def all_settled(self) -> bool:
@@ -174,3 +182,15 @@ class TrackedItems:
                     )
         self.state.awaiting = keep
         return settled
+
+
+def name_items(context: JobContext, split: SplitResult) -> None:
+    """Name in the workflow's memo the numbers of the items this batch sends to a queue
+    (none, for a local pipe), so that the tracking consumer can tell a result for an item
+    that never went out. Batches started before it was named run without."""
+    if workflow.memo_value(ITEMS_MEMO, None) is not None or not workflow.patched(ITEMS_MEMO):
+        return
+    count = 0 if is_local_pipe(context.target_pipe) else split.item_total
+    first = item_number(split.sub_batch_total, 0)
+    last = item_number(split.sub_batch_total, count - 1)  # below first when there are none
+    workflow.upsert_memo({ITEMS_MEMO: [first, last]})

@@ -1,0 +1,160 @@
+"""A batch's sub-batches, each a child workflow: started within the window, told to pause,
+resume or stop, and their reports kept until they end."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import Priority
+from temporalio.exceptions import FailureError, is_cancelled_exception
+
+with workflow.unsafe.imports_passed_through():
+    from jobservice.execution.batch import (
+        BatchInput,
+        JobContext,
+        Progress,
+        RunningBatch,
+        SubBatch,
+    )
+    from jobservice.execution.names import BATCH_WORKFLOW, PAUSE_SIGNAL, RESUME_SIGNAL
+    from jobservice.jobs.job import Failure
+    from jobservice.jobs.taskids import workflow_id
+    from jobservice.workflows.control import BatchControl, Command
+    from jobservice.workflows.failures import failure_from_error
+
+Spawn = Callable[[Awaitable[Any]], "asyncio.Future[Any]"]
+"""Runs a coroutine as a task of the batch, which waits for all of them before it ends."""
+
+
+@dataclass(eq=False)
+class Child:
+    sub_batch: SubBatch
+    handle: workflow.ChildWorkflowHandle[Any, Progress] | None = None
+    task: asyncio.Future[Any] | None = None
+    latest: Progress | None = None
+
+
+class ChildBatches:
+    """The running children of one batch, by index. What becomes of them goes back through
+    ``finished`` (a child's final counts, or its last report when it did not finish),
+    ``failed``, ``cancelled`` and ``changed``."""
+
+    def __init__(
+        self,
+        context: JobContext,
+        path: list[int],
+        control: BatchControl,
+        spawn: Spawn,
+        *,
+        priority: Priority,
+        finished: Callable[[Progress], None],
+        failed: Callable[[Failure], None],
+        cancelled: Callable[[], None],
+        changed: Callable[[], None],
+    ) -> None:
+        self._context = context
+        self._path = path
+        self._control = control
+        self._spawn = spawn
+        self._priority = priority
+        self._finished = finished
+        self._failed = failed
+        self._cancelled = cancelled
+        self._changed = changed
+        self.running: dict[int, Child] = {}
+
+    def __len__(self) -> int:
+        return len(self.running)
+
+    def start(self, index: int, sub_batch: SubBatch, *, budget: int) -> None:
+        """Start sub-batch ``index``, paused if the batch is, with ``budget``."""
+        child = Child(sub_batch)
+        self.running[index] = child
+        paused = self._control.child_starting(index)
+        child.task = self._spawn(self._run(index, child, paused, budget))
+
+    def tell(self, commands: dict[int, Command]) -> None:
+        """Carry out what the control says the children must be told."""
+        for index, command in commands.items():
+            child = self.running[index]
+            if command is Command.CANCEL:
+                if child.task is not None:
+                    child.task.cancel()
+            elif child.handle is not None:
+                self._spawn(self._signal(child.handle, command))
+
+    def reported(self, index: int, progress: Progress) -> bool:
+        """A child's progress report; False when no such child runs."""
+        child = self.running.get(index)
+        if child is None:
+            return False
+        child.latest = progress
+        return True
+
+    def parts(self) -> list[tuple[SubBatch, Progress | None]]:
+        """Each running child's sub-batch and last report, for the roll-up."""
+        return [(child.sub_batch, child.latest) for child in self.running.values()]
+
+    def running_batch(self, index: int) -> RunningBatch:
+        child, context = self.running[index], self._context
+        latest = child.latest
+        return RunningBatch(
+            index=index,
+            workflow_id=workflow_id(context.partition, context.job_id, [*self._path, index]),
+            progress=latest.model_copy(update={"failures": []}) if latest else None,
+            estimate=child.sub_batch.estimate,
+            paused=self._control.told_paused(index),
+        )
+
+    async def _signal(
+        self, handle: workflow.ChildWorkflowHandle[Any, Progress], command: Command
+    ) -> None:
+        # A child that has just ended has nothing left to pause or resume.
+        with contextlib.suppress(FailureError):
+            await handle.signal(PAUSE_SIGNAL if command is Command.PAUSE else RESUME_SIGNAL)
+
+    async def _run(self, index: int, child: Child, paused: bool, budget: int) -> None:
+        context = self._context
+        path = [*self._path, index]
+        final: Progress | None = None
+        try:
+            handle = await workflow.start_child_workflow(
+                BATCH_WORKFLOW,
+                BatchInput(
+                    context=context,
+                    path=path,
+                    definition=child.sub_batch.definition,
+                    paused=paused,
+                    budget=budget,
+                ),
+                id=workflow_id(context.partition, context.job_id, path),
+                result_type=Progress,
+                parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
+                priority=self._priority,
+            )
+            child.handle = handle
+            # A pause or a cancel that came while the child was starting reaches it now.
+            command = self._control.child_started(index)
+            if command is not None:
+                self.tell({index: command})
+            final = await handle
+        except Exception as error:
+            if is_cancelled_exception(error):
+                self._cancelled()
+            else:
+                task_id = context.task_id(path)
+                self._failed(failure_from_error(error, task_id, f"batch {task_id}"))
+        finally:
+            # A child that did not finish keeps what it last reported: a cancelled batch
+            # reports its final counts just before it closes.
+            done = final if final is not None else child.latest
+            if done is not None:
+                self._finished(done)
+            self._control.child_ended(index)
+            del self.running[index]
+            self._changed()
