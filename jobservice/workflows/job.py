@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
@@ -44,10 +44,11 @@ with workflow.unsafe.imports_passed_through():
     )
     from jobservice.execution.tracking import TrackingBatch
     from jobservice.execution.tree import TreeWord, Word
-    from jobservice.jobs.job import Failure, JobCounts
+    from jobservice.jobs.job import Failure
     from jobservice.jobs.status import JobStatus
     from jobservice.temporal.search import JOB_STATUS
     from jobservice.workflows.failures import BatchFailedError
+    from jobservice.workflows.rowkeeping import JobRowKeeping
     from jobservice.workflows.runner import BatchRunner
 
 T = TypeVar("T")
@@ -81,37 +82,36 @@ class JobWorkflow:
             if self._waiting
             else JobStatus.ACTIVE
         )
-        self._started_at: datetime | None = request.started_at
-        self._paused_at: datetime | None = None
-        self._paused_seconds = request.paused_seconds
-        self._finished_at: datetime | None = None
-        self._failures: list[Failure] = []
-        self._new_row = request.new_row
+        self._row = JobRowKeeping(
+            partition=request.context.partition,
+            job_id=request.context.job_id,
+            failure_details=request.context.engine.failure_details,
+            started_at=request.started_at,
+            paused_seconds=request.paused_seconds,
+            new_row=request.new_row,
+        )
         self._closing = False
-        self._resumed = False
-        """Resumed since the row was last written: the next write takes it out of Paused."""
-        self._written: JobRecord | None = None
         self._telling: set[asyncio.Task[None]] = set()
 
     @workflow.run
     async def run(self, request: JobInput) -> JobProgress:
         if self._status is JobStatus.PAUSED:
-            self._paused_at = workflow.now()
+            self._row.paused_at = workflow.now()
         if self._waiting:
             self._set_status(self._status)
         recorder = asyncio.create_task(self._keep_row_current())
         try:
             if self._waiting:
                 await self._wait_to_start(recorder)
-            if self._started_at is None:
-                self._started_at = workflow.now()
+            if self._row.started_at is None:
+                self._row.started_at = workflow.now()
             outcome = await self._runner.run()
         except asyncio.CancelledError:
             self._finish(JobStatus.CANCELLED)
             await self._record_final(recorder, ended=True)
             raise
         except BatchFailedError as failed:
-            self._failures = [failed.failure]
+            self._row.failures = [failed.failure]
             final = self._finish(JobStatus.FAILED)
             await self._record_final(recorder, ended=True)
             raise ApplicationError(
@@ -128,8 +128,8 @@ class JobWorkflow:
                     definition=request.definition,
                     state=outcome.state,
                     paused=self._runner.paused,
-                    started_at=self._started_at,
-                    paused_seconds=self._paused_total(),
+                    started_at=self._row.started_at,
+                    paused_seconds=self._row.paused_total(workflow.now()),
                 ),
             )
         final = self._finish(JobStatus.COMPLETED)
@@ -177,69 +177,24 @@ class JobWorkflow:
         if self._status is JobStatus.WAITING:
             self._set_status(JobStatus.ACTIVE)
         # Time spent paused while waiting is not time the job ran.
-        self._paused_seconds = 0.0
-        if self._paused_at is not None:
-            self._paused_at = workflow.now()
+        self._row.paused_seconds = 0.0
+        if self._row.paused_at is not None:
+            self._row.paused_at = workflow.now()
 
     # -- the job row -----------------------------------------------------------------------
 
     def _record(self, *, ended: bool = False) -> JobRecord:
-        snapshot = self._snapshot()
-        counts = snapshot.progress
-        done = counts.completed + counts.failed
-        # Items in flight count by the percentage their workers last reported.
-        percent = (
-            100.0
-            if self._status is JobStatus.COMPLETED
-            else min(99.0, (done * 100 + counts.in_flight_percent) // max(counts.total, 1))
-        )
-        return JobRecord(
-            partition_id=self._request.context.partition,
-            job_id=self._request.context.job_id,
-            status=self._status,
-            status_reason=(
-                None if self._status.is_terminal else self._waiting_reason or counts.waiting
-            ),
-            splitting_complete=counts.splitting_complete,
-            counts=JobCounts(
-                total=counts.total,
-                completed=counts.completed,
-                failed=counts.failed,
-                in_flight=counts.in_flight,
-            ),
-            percentage_complete=float(percent),
-            **self._rate(done, counts.total, held=self._held(counts.waiting)),
-            failures=snapshot.failures,
-            resumed=self._resumed,
-            new_row=self._new_row,
+        return self._row.record(
+            self._status,
+            self._runner.progress(),
+            waiting_reason=self._waiting_reason,
+            now=workflow.now(),
             ended=ended,
         )
 
-    def _held(self, waiting: str | None) -> bool:
-        """Paused, or waiting for something (its broker, say): the rate says nothing then of
-        when the job will end."""
-        return self._status is JobStatus.PAUSED or bool(self._waiting_reason or waiting)
-
-    def _rate(self, done: int, total: int, *, held: bool = False) -> dict[str, float]:
-        """Items a second while active, and the seconds left at that rate: none while the job
-        is held (see :meth:`_held`)."""
-        if self._started_at is None or not done:
-            return {}
-        end = self._finished_at or self._paused_at or workflow.now()
-        active = (end - self._started_at).total_seconds() - self._paused_seconds
-        if active <= 0:
-            return {}
-        rate = done / active
-        rates = {"items_per_second": round(rate, 1)}
-        if not self._status.is_terminal and not held:
-            rates["eta_seconds"] = round(max(total - done, 0) / rate, 1)
-        return rates
-
     async def _write(self, record: JobRecord) -> None:
         await _database(RECORD_JOB, record, bool)
-        self._new_row = None
-        if record.resumed:
-            self._resumed = False
+        self._row.wrote(record)
 
     async def _keep_row_current(self) -> None:
         """Write the row when the job changes: a status at once, counts at most once an
@@ -252,7 +207,7 @@ class JobWorkflow:
             started = workflow.now()
             written = self._record()
             await self._write(written)
-            self._written = written
+            self._row.written = written
             left = interval - (workflow.now() - started).total_seconds()
             if left <= 0:
                 continue
@@ -262,11 +217,7 @@ class JobWorkflow:
                 )
 
     def _changed(self) -> bool:
-        # The rate moves with the clock alone; an idle job writes nothing.
-        if self._written is None or self._closing:
-            return True
-        steady = {"items_per_second": None, "eta_seconds": None}
-        return self._record().model_copy(update=steady) != self._written.model_copy(update=steady)
+        return self._closing or self._row.changed(self._record())
 
     def _due_before_interval(self, status: JobStatus) -> bool:
         """A change of status is written at once; so are a paused job's last counts, which come
@@ -315,22 +266,8 @@ class JobWorkflow:
             ),
         )
 
-    def _paused_total(self) -> float:
-        extra = (workflow.now() - self._paused_at).total_seconds() if self._paused_at else 0.0
-        return self._paused_seconds + extra
-
     def _snapshot(self) -> JobProgress:
-        progress = self._runner.progress()
-        limit = self._request.context.engine.failure_details
-        return JobProgress(
-            status=self._status,
-            progress=progress,
-            started_at=self._started_at,
-            paused_at=self._paused_at,
-            paused_seconds=self._paused_seconds,
-            finished_at=self._finished_at,
-            failures=(self._failures + progress.failures)[:limit],
-        )
+        return self._row.snapshot(self._status, self._runner.progress())
 
     def _set_status(self, status: JobStatus) -> None:
         self._status = status
@@ -362,16 +299,16 @@ class JobWorkflow:
             workflow.logger.warning("could not %s the batches at once: %s", word, error)
 
     def _finish(self, status: JobStatus) -> JobProgress:
-        self._paused_seconds = self._paused_total()
-        self._paused_at = None
-        self._finished_at = workflow.now()
+        self._row.paused_seconds = self._row.paused_total(workflow.now())
+        self._row.paused_at = None
+        self._row.finished_at = workflow.now()
         self._set_status(status)
         return self._snapshot()
 
     @workflow.signal(name=PAUSE_SIGNAL)
     def pause(self) -> None:
         if self._status in (JobStatus.ACTIVE, JobStatus.WAITING):
-            self._paused_at = workflow.now()
+            self._row.paused_at = workflow.now()
             self._set_status(JobStatus.PAUSED)
             self._runner.set_paused(True)
             self._tell_tree(Word.PAUSE)
@@ -380,10 +317,10 @@ class JobWorkflow:
     def resume(self) -> None:
         # Even when the job never took a pause in (its signal was lost with a failed call),
         # a resume lets the next write take the row out of Paused.
-        self._resumed = True
+        self._row.resumed = True
         if self._status is JobStatus.PAUSED:
-            self._paused_seconds = self._paused_total()
-            self._paused_at = None
+            self._row.paused_seconds = self._row.paused_total(workflow.now())
+            self._row.paused_at = None
             self._set_status(JobStatus.WAITING if self._waiting else JobStatus.ACTIVE)
             self._runner.set_paused(False)
 

@@ -1,0 +1,128 @@
+"""What the job's row says, made from the job's state: its status and reason, counts,
+percentage, rate and time left, failures, and the bookkeeping of what was last written.
+Pure: the job workflow gives it the time and its tree's progress, and writes the records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from jobservice.execution.batch import Progress
+    from jobservice.execution.job import JobProgress, JobRecord, NewJobRow
+    from jobservice.jobs.job import Failure, JobCounts
+    from jobservice.jobs.status import JobStatus
+
+_STEADY = {"items_per_second": None, "eta_seconds": None}
+"""What moves with the clock alone: not a change worth a write."""
+
+
+@dataclass
+class JobRowKeeping:
+    """The times and failures of one job, and what its row was last written with."""
+
+    partition: str
+    job_id: str
+    failure_details: int
+    started_at: datetime | None = None
+    paused_at: datetime | None = None
+    paused_seconds: float = 0.0
+    finished_at: datetime | None = None
+    failures: list[Failure] = field(default_factory=list)
+    """The job's own failures (its tolerance exceeded, a prerequisite failed)."""
+    new_row: NewJobRow | None = None
+    """What a missing row is made from, until the first write."""
+    resumed: bool = False
+    """Resumed since the row was last written: the next write takes it out of Paused."""
+    written: JobRecord | None = None
+
+    def paused_total(self, now: datetime) -> float:
+        """Seconds the job has spent paused, the pause it is in included."""
+        extra = (now - self.paused_at).total_seconds() if self.paused_at else 0.0
+        return self.paused_seconds + extra
+
+    def snapshot(self, status: JobStatus, progress: Progress) -> JobProgress:
+        """What the ``progress`` query answers, and the job's result."""
+        return JobProgress(
+            status=status,
+            progress=progress,
+            started_at=self.started_at,
+            paused_at=self.paused_at,
+            paused_seconds=self.paused_seconds,
+            finished_at=self.finished_at,
+            failures=(self.failures + progress.failures)[: self.failure_details],
+        )
+
+    def record(
+        self,
+        status: JobStatus,
+        progress: Progress,
+        *,
+        waiting_reason: str | None,
+        now: datetime,
+        ended: bool = False,
+    ) -> JobRecord:
+        """The row as it stands, for the ``record_job`` activity."""
+        snapshot = self.snapshot(status, progress)
+        counts = snapshot.progress
+        done = counts.completed + counts.failed
+        # Items in flight count by the percentage their workers last reported.
+        percent = (
+            100.0
+            if status is JobStatus.COMPLETED
+            else min(99.0, (done * 100 + counts.in_flight_percent) // max(counts.total, 1))
+        )
+        # Paused, or waiting for something (its broker, say): the rate says nothing then of
+        # when the job will end.
+        held = status is JobStatus.PAUSED or bool(waiting_reason or counts.waiting)
+        return JobRecord(
+            partition_id=self.partition,
+            job_id=self.job_id,
+            status=status,
+            status_reason=None if status.is_terminal else waiting_reason or counts.waiting,
+            splitting_complete=counts.splitting_complete,
+            counts=JobCounts(
+                total=counts.total,
+                completed=counts.completed,
+                failed=counts.failed,
+                in_flight=counts.in_flight,
+            ),
+            percentage_complete=float(percent),
+            **self.rate(status, done, counts.total, now=now, held=held),
+            failures=snapshot.failures,
+            resumed=self.resumed,
+            new_row=self.new_row,
+            ended=ended,
+        )
+
+    def rate(
+        self, status: JobStatus, done: int, total: int, *, now: datetime, held: bool = False
+    ) -> dict[str, float]:
+        """Items a second while active, and the seconds left at that rate: none while the job
+        is ``held``."""
+        if self.started_at is None or not done:
+            return {}
+        end = self.finished_at or self.paused_at or now
+        active = (end - self.started_at).total_seconds() - self.paused_seconds
+        if active <= 0:
+            return {}
+        rate = done / active
+        rates = {"items_per_second": round(rate, 1)}
+        if not status.is_terminal and not held:
+            rates["eta_seconds"] = round(max(total - done, 0) / rate, 1)
+        return rates
+
+    def changed(self, record: JobRecord) -> bool:
+        """Whether ``record`` says more than the row last written: the rate moves with the
+        clock alone, so an idle job writes nothing."""
+        if self.written is None:
+            return True
+        return record.model_copy(update=_STEADY) != self.written.model_copy(update=_STEADY)
+
+    def wrote(self, record: JobRecord) -> None:
+        """``record`` is in the row: the row exists, and a resume has reached it."""
+        self.new_row = None
+        if record.resumed:
+            self.resumed = False
