@@ -19,6 +19,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from jobservice.activities.counting import CountingServices, Enough, InvalidItem
 from jobservice.activities.gate import JobGate
 from jobservice.activities.handler_threads import HandlerThreads
 from jobservice.activities.in_hand import ItemsInHand
@@ -37,7 +38,6 @@ from jobservice.jobs.job import Failure
 from jobservice.jobs.taskids import item_number
 from jobservice.messages import TaskMessage
 from jobservice.metrics import CHUNK_SECONDS, ITEMS
-from jobservice.plugin import BatchWorkerServices
 from jobservice.plugins.registry import Registry
 from jobservice.rabbitmq.broker import Broker, BrokerUnavailableError, TargetQueueMissingError
 
@@ -47,9 +47,6 @@ SLICE_ITEMS = 500
 SLICE_SECONDS = 0.25
 """What a slice should take: slices shrink for slow handlers, so a pause lands quickly."""
 
-PAGE_BYTES = 64 << 10
-"""Most bytes of sub-batch definitions in one page, well below Temporal's payload limits."""
-
 WATCH_SECONDS = 0.5
 """How often a chunk waiting for a long slice heartbeats and reads whether it must stop."""
 
@@ -58,66 +55,12 @@ _DEFINITION_ERRORS = (BatchDefinitionError, InvalidJobError, ValueError, TypeErr
 """What a plugin raises for a definition that can never work: not retried."""
 
 
-class _Enough(Exception):
-    """Stops a plugin once the slice the activity wants is in hand."""
-
-
-@dataclass(slots=True)
-class _InvalidItem:
-    message: str
-
-
 @dataclass
 class _Refused:
     """Items that failed before delivery: their indexes in the batch, and the first details."""
 
     indexes: list[int] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
-
-
-@dataclass
-class CountingServices(BatchWorkerServices):
-    """The services a plugin registers a batch's sub-batches and items with, in a worker.
-
-    It counts every sub-batch and item registered, so a batch's totals are known without
-    holding them, and keeps only those inside one window of each: a page of sub-batch
-    definitions, up to ``PAGE_BYTES``, and a chunk's slice of items. With
-    ``stop_after_items`` it stops the plugin once that slice is in hand.
-    """
-
-    item_start: int = 0
-    item_end: int = 0
-    sub_batch_start: int = 0
-    sub_batch_end: int = 0
-    stop_after_items: bool = False
-    items: list[Any] = field(default_factory=list)
-    sub_batches: list[str] = field(default_factory=list)
-    item_count: int = 0
-    sub_batch_count: int = 0
-
-    page_bytes: int = 0
-
-    def register_batch_subtask(self, batch_definition: str) -> None:
-        if not isinstance(batch_definition, str):
-            raise BatchDefinitionError("a sub-batch definition must be text")
-        if self.sub_batch_start <= self.sub_batch_count < self.sub_batch_end:
-            if self.sub_batches and self.page_bytes >= PAGE_BYTES:
-                self.sub_batch_end = self.sub_batch_count  # the page is full; keep it contiguous
-            else:
-                self.sub_batches.append(batch_definition)
-                self.page_bytes += len(batch_definition)
-        self.sub_batch_count += 1
-
-    def register_item_subtask(self, item: Any) -> None:
-        index = self.item_count
-        if self.item_start <= index < self.item_end:
-            self.items.append(item)
-        elif self.stop_after_items and index >= self.item_end:
-            raise _Enough
-        self.item_count = index + 1
-
-    def register_invalid_item(self, message: str) -> None:
-        self.register_item_subtask(_InvalidItem(message))
 
 
 def _definition_failure(context: JobContext, path: list[int], exc: Exception) -> ApplicationError:
@@ -210,7 +153,7 @@ class BatchActivities:
 
     def _run_plugin(self, context: JobContext, definition: str, services: CountingServices) -> None:
         plugin = self._registry.batch_plugin(context.batch_type)
-        with contextlib.suppress(_Enough):
+        with contextlib.suppress(Enough):
             plugin.process_batch(
                 services, definition, context.task_message_type, context.task_message_params
             )
@@ -383,7 +326,7 @@ class BatchActivities:
             item = items[index]
             task_id = f"{task_prefix}{item_number(request.sub_batch_total, first + index)}"
             try:
-                if isinstance(item, _InvalidItem):
+                if isinstance(item, InvalidItem):
                     raise ValueError(item.message)
                 spec = builder.build(item, params)
             except Exception as exc:
@@ -394,7 +337,7 @@ class BatchActivities:
                             failure_id=task_id,
                             failure_time=datetime.now(UTC),
                             failure_source=plugin_source
-                            if isinstance(item, _InvalidItem)
+                            if isinstance(item, InvalidItem)
                             else builder_source,
                             failure_message=str(exc),
                         )

@@ -1,5 +1,1 @@
-"""The ``jobservice`` command."""
-
-from jobservice.cli.app import app
-
-__all__ = ["app"]
+"""The ``jobservice`` command: defined in :mod:`.app`, run by :mod:`.main`."""

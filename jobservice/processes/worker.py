@@ -15,7 +15,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from jobservice.activities import BatchActivities
+from jobservice.activities.batch import BatchActivities
 from jobservice.activities.gate import JobGate
 from jobservice.activities.handler_threads import HandlerThreads
 from jobservice.activities.in_hand import ItemsInHand
@@ -29,7 +29,8 @@ from jobservice.service.job_service import JobService
 from jobservice.service.probes import OK, temporal_state
 from jobservice.settings import Settings, get_settings
 from jobservice.tracking.consumer import TrackingConsumer
-from jobservice.workflows import BatchWorkflow, JobWorkflow
+from jobservice.workflows.batch import BatchWorkflow
+from jobservice.workflows.job import JobWorkflow
 
 if TYPE_CHECKING:
     from jobservice.processes.monitor import Check, Readiness

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobservice.activities.batch import PAGE_BYTES, CountingServices, _Enough
+from jobservice.activities.counting import PAGE_BYTES, CountingServices, Enough
 
 
 def test_counting_services_keep_one_window_of_items_and_count_all() -> None:
@@ -24,7 +24,7 @@ def test_counting_services_stop_a_plugin_once_its_window_is_full() -> None:
     services = CountingServices(item_start=0, item_end=2, stop_after_items=True)
     services.register_item_subtask("a")
     services.register_item_subtask("b")
-    with pytest.raises(_Enough):
+    with pytest.raises(Enough):
         services.register_item_subtask("c")
     assert services.items == ["a", "b"]
 

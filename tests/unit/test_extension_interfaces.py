@@ -11,7 +11,7 @@ import pytest
 import jobservice
 from examples.customer_plugins import CUSTOMERS, CustomerIds, CustomerMessageBuilder, IndexHandler
 from jobservice import messages, plugin
-from jobservice.activities.batch import CountingServices
+from jobservice.activities.counting import CountingServices
 from jobservice.errors import BatchDefinitionError
 from jobservice.messages import TaskMessage
 

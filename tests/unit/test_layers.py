@@ -225,3 +225,45 @@ def test_an_import_from_a_layer_above_is_found() -> None:
 
 def test_no_module_imports_from_a_layer_above_its_own() -> None:
     assert upward_imports(import_graph()) == []
+
+
+MOST_LINES = 450
+"""A module longer than this holds more than one concern: split it."""
+
+
+def test_no_module_of_the_package_is_over_the_limit() -> None:
+    long = {
+        str(path.relative_to(PACKAGE)): lines
+        for path in PACKAGE.rglob("*.py")
+        if (lines := len(path.read_text().splitlines())) > MOST_LINES
+    }
+    assert long == {}
+
+
+FACES = {PACKAGE / "__init__.py", PACKAGE / "client" / "__init__.py"}
+"""Packages whose ``__init__`` is what users import: the package's names (lazily) and the
+Python client's."""
+
+
+def test_every_package_init_is_empty_or_lazy() -> None:
+    """Importing a package loads none of its modules: the CLI and the client stay quick."""
+    eager = {
+        module_name(path): sorted(found)
+        for path in PACKAGE.rglob("__init__.py")
+        if path not in FACES
+        and (found := {n for n in top_level_imports(path) if n.startswith("jobservice.")})
+        - {"jobservice._moved"}
+    }
+    assert eager == {}
+
+
+def top_level_imports(path: Path) -> set[str]:
+    """What a module imports when it is loaded: at its top, not in functions or under
+    ``TYPE_CHECKING``."""
+    names: set[str] = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return names
