@@ -78,6 +78,13 @@ async def test_a_row_whose_workflow_was_ended_outside_is_closed(
     partition = unique("p")
     waiting = job("range", "0-5").model_copy(update={"prerequisite_job_ids": ["never"]})
     await service.submit("stuck", waiting, partition=partition)
+
+    async def waits_for_never() -> bool:
+        # The workflow has written its row: no write of its is in flight when it is ended
+        view = await service.get("stuck", partition=partition)
+        return "waiting for prerequisite jobs never" in (view.status_reason or "")
+
+    await eventually(waits_for_never, within=30)
     await client.get_workflow_handle(workflow_id(partition, "stuck")).terminate("by hand")
 
     # When the reconciler runs, the row follows the workflow
