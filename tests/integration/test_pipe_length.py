@@ -36,7 +36,7 @@ async def test_a_pipe_that_cannot_be_read_is_warned_of_once_and_its_read_time_st
     before = _gauge(READ_AT)
     started = time.time()
     try:
-        with caplog.at_level(logging.INFO, logger="jobservice.lag"):
+        with caplog.at_level(logging.INFO, logger="jobservice.tracking.lag"):
             watching = asyncio.create_task(watch_pipe_length(broker, stop, 0.05))
             try:
                 # When it has been tried a few times
