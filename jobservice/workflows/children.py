@@ -88,13 +88,9 @@ class ChildBatches:
             elif child.handle is not None:
                 self._spawn(self._signal(child.handle, command))
 
-    def reported(self, index: int, progress: Progress) -> bool:
-        """A child's progress report; False when no such child runs."""
-        child = self.running.get(index)
-        if child is None:
-            return False
-        child.latest = progress
-        return True
+    def reported(self, index: int, progress: Progress) -> None:
+        """A running child's progress report."""
+        self.running[index].latest = progress
 
     def parts(self) -> list[tuple[SubBatch, Progress | None]]:
         """Each running child's sub-batch and last report, for the roll-up."""

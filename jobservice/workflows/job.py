@@ -207,7 +207,6 @@ class JobWorkflow:
             started = workflow.now()
             written = self._record()
             await self._write(written)
-            self._row.written = written
             left = interval - (workflow.now() - started).total_seconds()
             if left <= 0:
                 continue

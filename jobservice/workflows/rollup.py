@@ -54,8 +54,9 @@ def roll_up(
     completed, failed = finished.completed, finished.failed
     retries = finished.retries
     # In flight: items published to a queue and not yet settled. Items of a chunk that is
-    # scheduled or running are not: a running local chunk has one item in a handler's
-    # hands, which only its worker knows and says (jobservice.activities.in_hand).
+    # scheduled or running are not (chunk_items is 0 but in a run begun before that): a
+    # running local chunk has one item in a handler's hands, which only its worker knows and
+    # says (jobservice.activities.in_hand).
     in_flight = chunk_items
     percent = 0
     if tracked is not None:

@@ -122,7 +122,9 @@ class JobRowKeeping:
         return record.model_copy(update=_STEADY) != self.written.model_copy(update=_STEADY)
 
     def wrote(self, record: JobRecord) -> None:
-        """``record`` is in the row: the row exists, and a resume has reached it."""
+        """``record`` is in the row: the row exists, a resume has reached it, and what comes
+        next is told from it."""
+        self.written = record
         self.new_row = None
         if record.resumed:
             self.resumed = False

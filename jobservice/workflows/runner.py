@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
+from temporalio.common import Priority, RetryPolicy
 from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
@@ -74,11 +75,16 @@ class BatchRunner:
     _child_cancelled: bool = field(default=False, init=False)
     _in_flight_in_hand: bool = field(default=True, init=False)
     """Whether in flight leaves out the items of scheduled chunks (IN_FLIGHT_PATCH)."""
+    _priority: Priority = field(init=False)
+    """The job's fairness key, which every task of the batch is started under."""
+    _retry_policy: RetryPolicy = field(init=False)
 
     def __post_init__(self) -> None:
         self.state = self.request.state or BatchState()
         self.state.control.paused = self.state.control.paused or self.request.paused
         self.control = BatchControl(self.state.control)
+        self._priority = task_priority(self.context)
+        self._retry_policy = retry_policy(self.context)
         queue = not is_local_pipe(self.context.target_pipe)
         self.budget = Budget.of(self.context.engine, self.request.budget, queue=queue)
         self.window = DispatchWindow(
@@ -91,7 +97,7 @@ class BatchRunner:
             self.path,
             self.control,
             self._spawn,
-            priority=task_priority(self.context),
+            priority=self._priority,
             finished=self._add_finished,
             failed=self._fail,
             cancelled=self._a_child_was_cancelled,
@@ -101,8 +107,8 @@ class BatchRunner:
             self.request,
             self.window,
             self._spawn,
-            retry_policy=retry_policy(self.context),
-            priority=task_priority(self.context),
+            retry_policy=self._retry_policy,
+            priority=self._priority,
             tracked=lambda: self._tracked,
             finished=self._add_finished,
             failed=self._fail,
@@ -391,8 +397,8 @@ class BatchRunner:
                 ),
                 result_type=SplitResult,
                 start_to_close_timeout=timedelta(minutes=10),
-                retry_policy=retry_policy(self.context),
-                priority=task_priority(self.context),
+                retry_policy=self._retry_policy,
+                priority=self._priority,
             )
         except ActivityError as error:
             if is_cancelled_exception(error):

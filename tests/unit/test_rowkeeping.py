@@ -82,7 +82,7 @@ def test_a_change_of_rate_alone_is_no_change() -> None:
     progress = Progress(total=100, completed=50)
     first = row.record(JobStatus.ACTIVE, progress, waiting_reason=None, now=at(10))
     assert row.changed(first)
-    row.written = first
+    row.wrote(first)
 
     later = row.record(JobStatus.ACTIVE, progress, waiting_reason=None, now=at(20))
 
