@@ -251,9 +251,13 @@ async def serve(
         while True:
             await wake.wait()
             wake.clear()
-            batch = arrived[:]
-            arrived.clear()
-            if batch:
+            while arrived:
+                # A slow worker (--item-millis) does one task at a time, its result at once.
+                taken = 1 if options.item_millis else len(arrived)
+                batch = arrived[:taken]
+                del arrived[:taken]
+                if options.item_millis:
+                    await asyncio.sleep(options.item_millis / 1000)
                 await work_through(batch, options)
 
     await amqp.basic_consume(options.queue, on_message)
@@ -294,6 +298,9 @@ if __name__ == "__main__":
     parser.add_argument("--fail-every", type=int, default=0, help="fail items divisible by N")
     parser.add_argument("--result-queue", default=None, help="send results on to this queue")
     parser.add_argument("--duplicate", action="store_true", help="report every result twice")
+    parser.add_argument(
+        "--item-millis", type=int, default=0, help="take this long over each task, one at a time"
+    )
     parser.add_argument(
         "--reports",
         action="store_true",

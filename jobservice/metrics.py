@@ -64,6 +64,21 @@ TRACKING_FORWARDED = Counter(
     "jobservice_tracking_forwarded",
     "Results passed on to the queue their 'to' names, once recorded.",
 )
+TRACKING_HELD = Counter(
+    "jobservice_tracking_held",
+    "Results of paused jobs put on their paused pipes instead of their 'to' queue.",
+)
+TRACKING_RELEASED = Counter(
+    "jobservice_tracking_released",
+    "Results passed on from a paused pipe to their 'to' queue, the job having resumed.",
+)
+TRACKING_DROPPED = Counter(
+    "jobservice_tracking_dropped",
+    "Results not passed on to their 'to' queue: the job had ended (ended), was cancelled, "
+    "failed or deleted while they waited on its paused pipe (held), or the item's result "
+    "was held twice (duplicate).",
+    ["reason"],
+)
 TRACKING_DEAD_LETTERS = Counter(
     "jobservice_tracking_dead_letters",
     "Tracking messages sent to the dead-letter queue, each with its reason.",

@@ -20,10 +20,10 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from jobservice.activities.counting import CountingServices, Enough, InvalidItem
-from jobservice.activities.gate import JobGate
 from jobservice.activities.handler_threads import HandlerThreads
 from jobservice.activities.in_hand import ItemsInHand
 from jobservice.activities.pipes import TargetPipe, resolve_pipe
+from jobservice.db.gate import JobGate
 from jobservice.errors import BatchDefinitionError, InvalidJobError
 from jobservice.execution.batch import (
     ChunkInput,

@@ -39,6 +39,11 @@ def show_job(console: Console, job: JobView) -> None:
     console.print(f"  in flight  {counts.in_flight:<15,}  waiting  {counts.waiting:,}")
     rate = f"{job.items_per_second:,.0f} items/s" if job.items_per_second else "-"
     console.print(f"  rate       {rate:<15}  ETA      {_duration(job.eta_seconds)}")
+    if job.held_messages:
+        held = f"{job.held_messages:,} results, for their 'to' queue at resume"
+        console.print(f"  held       {held}")
+    if job.dropped_messages:
+        console.print(f"  dropped    {job.dropped_messages:,} results not passed on: the job ended")
     if job.failures:
         console.print(f"  failures   (first {len(job.failures)})")
         for failure in job.failures:

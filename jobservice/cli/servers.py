@@ -156,6 +156,7 @@ def tracking(ctx: typer.Context) -> None:
     """Run the tracking consumer alone: results of external workers back into their jobs."""
 
     async def work(settings: Settings, stop: asyncio.Event) -> None:
+        from jobservice.db.store import open_store
         from jobservice.processes.monitor import monitoring
         from jobservice.rabbitmq.broker import Broker, broker_host
         from jobservice.temporal.connection import connect
@@ -163,9 +164,10 @@ def tracking(ctx: typer.Context) -> None:
 
         async with monitoring(settings.monitor, stop) as monitor:
             client = await connect(settings.temporal)
+            store = await open_store(settings.database_url())
             broker = Broker(settings.rabbitmq)
             consumer = TrackingConsumer(
-                client, broker, lag_seconds=settings.monitor.lag_interval_seconds
+                client, broker, store, lag_seconds=settings.monitor.lag_interval_seconds
             )
             monitor.readiness.add(consumer.not_reading)
             Console().print(
@@ -176,6 +178,7 @@ def tracking(ctx: typer.Context) -> None:
                 await consumer.run(stop)
             finally:
                 await broker.close()
+                store.engine.dispose()
 
     _serve(ctx, work)
 

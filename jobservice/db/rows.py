@@ -48,6 +48,10 @@ class JobRows(Protocol):
         """Of the jobs ``keys``, the items workers are handing to item handlers now, as the
         workers last said (:mod:`jobservice.db.in_hand`); a job with none is left out."""
 
+    def paused_pipes(self, keys: Collection[JobKey]) -> dict[JobKey, tuple[int, int]]:
+        """Of the jobs ``keys``, the results each holds on its paused pipe and the results it
+        dropped (:mod:`jobservice.db.paused`); a job with neither is left out."""
+
     def check_schema(self) -> None:
         """Refuse a database whose schema is not this version's (an UnavailableError)."""
 
@@ -99,6 +103,16 @@ class CoreRows:
             found = connection.execute(text(sql), parameters).all()
         return _in_hand(found, keys)
 
+    def paused_pipes(self, keys: Collection[JobKey]) -> dict[JobKey, tuple[int, int]]:
+        if not keys:
+            return {}
+        from sqlalchemy import text
+
+        sql, parameters = _paused_query(keys)
+        with self._engine.connect() as connection:
+            found = connection.execute(text(sql), parameters).all()
+        return _paused(found, keys)
+
     def check_schema(self) -> None:
         from jobservice.db.engine import check_schema
 
@@ -149,6 +163,14 @@ class SqliteRows:
             found = connection.execute(sql, parameters).fetchall()
         return _in_hand(found, keys)
 
+    def paused_pipes(self, keys: Collection[JobKey]) -> dict[JobKey, tuple[int, int]]:
+        if not keys:
+            return {}
+        sql, parameters = _paused_query(keys)
+        with closing(self._connect()) as connection:
+            found = connection.execute(sql, parameters).fetchall()
+        return _paused(found, keys)
+
     def check_schema(self) -> None:
         check_revision(self._revision, self._url)
 
@@ -168,22 +190,38 @@ class SqliteRows:
 def _in_hand_query(keys: Collection[JobKey]) -> tuple[str, dict[str, object]]:
     """SQL summing the fresh rows of the jobs of ``keys`` by job, and its named parameters:
     the same text for ``sqlite3`` and SQLAlchemy's ``text()``."""
+    where, parameters = _of_jobs(keys)
+    sql = (
+        f"SELECT partition_id, job_id, SUM(items) FROM job_items_in_hand WHERE {where} "
+        "AND updated_time >= :since GROUP BY partition_id, job_id"
+    )
+    since = int(time.time() * 1000) - IN_HAND_FRESH_MILLIS
+    return sql, parameters | {"since": since}
+
+
+def _paused_query(keys: Collection[JobKey]) -> tuple[str, dict[str, object]]:
+    """SQL reading the paused pipe counts of the jobs of ``keys``, and its parameters."""
+    where, parameters = _of_jobs(keys)
+    return f"SELECT partition_id, job_id, held, dropped FROM job_paused_pipe WHERE {where}", (
+        parameters
+    )
+
+
+def _of_jobs(keys: Collection[JobKey]) -> tuple[str, dict[str, object]]:
+    """A condition selecting (at least) the jobs of ``keys``, and its named parameters."""
     partitions = sorted({partition for partition, _ in keys})
     job_ids = sorted({job_id for _, job_id in keys})
     in_partitions = ", ".join(f":p{index}" for index in range(len(partitions)))
     in_jobs = ", ".join(f":j{index}" for index in range(len(job_ids)))
-    sql = (
-        "SELECT partition_id, job_id, SUM(items) FROM job_items_in_hand "
-        f"WHERE partition_id IN ({in_partitions}) AND job_id IN ({in_jobs}) "
-        "AND updated_time >= :since GROUP BY partition_id, job_id"
-    )
-    since = int(time.time() * 1000) - IN_HAND_FRESH_MILLIS
-    parameters: dict[str, object] = {"since": since}
-    return sql, (
-        parameters
-        | {f"p{i}": partition for i, partition in enumerate(partitions)}
-        | {f"j{i}": job_id for i, job_id in enumerate(job_ids)}
-    )
+    parameters: dict[str, object] = {f"p{i}": p for i, p in enumerate(partitions)}
+    parameters |= {f"j{i}": job_id for i, job_id in enumerate(job_ids)}
+    return f"partition_id IN ({in_partitions}) AND job_id IN ({in_jobs})", parameters
+
+
+def _paused(found: Collection[Any], keys: Collection[JobKey]) -> dict[JobKey, tuple[int, int]]:
+    wanted = set(keys)
+    counts = {(str(row[0]), str(row[1])): (max(0, int(row[2])), int(row[3])) for row in found}
+    return {key: count for key, count in counts.items() if key in wanted and any(count)}
 
 
 def _in_hand(found: Collection[Any], keys: Collection[JobKey]) -> dict[JobKey, int]:

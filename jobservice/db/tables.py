@@ -91,3 +91,22 @@ class ItemsInHandRow(SQLModel, table=True):
     items: int = 0
     updated_time: int = Field(sa_column=Column(BigInteger, nullable=False))
     """Epoch milliseconds: a row a worker has not refreshed for a while is not counted."""
+
+
+class PausedPipeRow(SQLModel, table=True):
+    """A job's paused pipe: results of the job held there while it was paused, to be passed on
+    to their ``to`` queues when it resumes, and how many of its results were dropped instead
+    (the job was cancelled, failed or deleted). A row exists for a job only once it has held
+    a result."""
+
+    __tablename__ = "job_paused_pipe"
+
+    partition_id: str = Field(primary_key=True, max_length=PARTITION_ID_LENGTH)
+    job_id: str = Field(primary_key=True, max_length=JOB_ID_LENGTH)
+    held: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    """Results put on the pipe and not yet passed on or dropped; counted before each is put
+    there, so a tracking consumer stopped midway leaves it too high, never too low."""
+    dropped: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    """Results not passed on to their ``to`` queue because the job had ended or was deleted."""
+    updated_time: int = Field(sa_column=Column(BigInteger, nullable=False))
+    """Epoch milliseconds."""

@@ -100,6 +100,16 @@ IN_FLIGHT_MEANS = (
 WAITING_MEANS = "items still to do that are not in flight: not yet handed out, or not yet split"
 
 
+HELD_MEANS = (
+    "results of the job's items, recorded while it was paused, that wait on its paused pipe "
+    "to be passed on to the queue their 'to' names when it resumes"
+)
+DROPPED_MEANS = (
+    "results of the job's items that named a 'to' queue and were not passed on, the job having "
+    "been cancelled or having failed"
+)
+
+
 def waiting_items(total: int, done: int, in_flight: int) -> int:
     """How many items are waiting (:data:`WAITING_MEANS`) of ``total``."""
     return max(0, total - done - in_flight)
@@ -207,3 +217,5 @@ class JobView(JobBase, JobState, _JobKey):
     create_time: datetime | None = None
     last_update_time: datetime | None = None
     close_time: datetime | None = None
+    held_messages: int = Field(default=0, description=HELD_MEANS)
+    dropped_messages: int = Field(default=0, description=DROPPED_MEANS)

@@ -3,6 +3,7 @@ RabbitMQ queue."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 LOCAL_PIPE_PREFIX = "local:"
@@ -32,3 +33,19 @@ def is_queue_name(name: str) -> bool:
         and name.strip() == name
         and not _CONTROL_CHARACTER.search(name)
     )
+
+
+PAUSED_PIPE_SUFFIX = "-paused"
+
+
+def paused_pipe(tracking_pipe: str, partition_id: str, job_id: str) -> str:
+    """The queue that holds a paused job's results until it resumes:
+    ``<tracking pipe>-paused.<partition>.<job>`` (ids hold no dot), or, where that would be
+    longer than RabbitMQ takes, the same with a digest of the two ids."""
+    prefix = f"{tracking_pipe}{PAUSED_PIPE_SUFFIX}."
+    name = f"{prefix}{partition_id}.{job_id}"
+    if len(name.encode()) <= QUEUE_NAME_BYTES:
+        return name
+    digest = hashlib.sha256(f"{partition_id}\x00{job_id}".encode()).hexdigest()
+    room = QUEUE_NAME_BYTES - len(digest)
+    return prefix.encode()[:room].decode(errors="ignore") + digest

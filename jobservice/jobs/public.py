@@ -9,8 +9,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
+from jobservice.jobs.job import DROPPED_MEANS, HELD_MEANS, JobBase, JobCounts, JobId, JobView
 from jobservice.jobs.job import Failure as JobFailure
-from jobservice.jobs.job import JobBase, JobCounts, JobId, JobView
 from jobservice.jobs.status import JobStatus
 
 API_BASE_PATH = "/job-service/v1"
@@ -65,6 +65,8 @@ class JobPublic(JobBase, JobId):
     failures: list[Failure] = Field(default_factory=list)
     counts: JobCounts = Field(default_factory=JobCounts)
     status_reason: str | None = None
+    held_messages: int = Field(default=0, description=f"While Paused: {HELD_MEANS}.")
+    dropped_messages: int = Field(default=0, description=f"Of a job that ended: {DROPPED_MEANS}.")
 
     @classmethod
     def of(cls, job: JobView) -> JobPublic:

@@ -16,12 +16,12 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from jobservice.activities.batch import BatchActivities
-from jobservice.activities.gate import JobGate
 from jobservice.activities.handler_threads import HandlerThreads
 from jobservice.activities.in_hand import ItemsInHand
 from jobservice.activities.records import JobRecordActivities
 from jobservice.activities.tree import TreeActivities
 from jobservice.db.engine import create_database_engine
+from jobservice.db.gate import JobGate
 from jobservice.db.store import JobStore, open_store
 from jobservice.plugins.registry import Registry, installed
 from jobservice.rabbitmq.broker import Broker
@@ -107,7 +107,7 @@ async def run_worker(
     in_hand = ItemsInHand(store)
     worker = build_worker(client, settings=settings, broker=broker, store=store, in_hand=in_hand)
     consumer = (
-        TrackingConsumer(client, broker, lag_seconds=settings.monitor.lag_interval_seconds)
+        TrackingConsumer(client, broker, store, lag_seconds=settings.monitor.lag_interval_seconds)
         if tracking
         else None
     )

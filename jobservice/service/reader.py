@@ -59,6 +59,11 @@ class JobReader:
             views = [
                 _with_in_hand(view, in_hand.get((view.partition, view.id), 0)) for view in views
             ]
+        if views:
+            pipes = await asyncio.to_thread(
+                self._rows.paused_pipes, [(v.partition, v.id) for v in views]
+            )
+            views = [_with_pipe(view, pipes.get((view.partition, view.id))) for view in views]
         return await self._health.annotate(views)
 
 
@@ -74,6 +79,17 @@ def _with_in_hand(view: JobView, items: int) -> JobView:
         return view
     counts = view.counts.model_copy(update={"in_flight": view.counts.in_flight + items})
     return view.model_copy(update={"counts": counts})
+
+
+def _with_pipe(view: JobView, counts: tuple[int, int] | None) -> JobView:
+    """Results the job holds on its paused pipe (only while it is paused: once it goes on,
+    they are being passed on), and results it dropped."""
+    if counts is None:
+        return view
+    held, dropped = counts
+    if view.status is not JobStatus.PAUSED:
+        held = 0
+    return view.model_copy(update={"held_messages": held, "dropped_messages": dropped})
 
 
 def job_view(row: Mapping[str, Any]) -> JobView:
@@ -98,6 +114,7 @@ _COUNTS = tuple(JobCounts.model_fields)
 _AS_STORED = tuple(
     set(JobView.model_fields)
     - {"id", "partition", "counts", "create_time", "last_update_time", "close_time"}
+    - {"held_messages", "dropped_messages"}
 )
 """The view's fields that the row holds in columns of the same name."""
 

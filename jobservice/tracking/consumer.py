@@ -20,6 +20,8 @@ import logging
 from aiormq.abc import AbstractChannel, DeliveredMessage
 from temporalio.client import Client
 
+from jobservice.db.gate import JobGate
+from jobservice.db.store import JobStore
 from jobservice.metrics import TRACKING_DEAD_LETTERS
 from jobservice.rabbitmq.broker import (
     LINK_ERRORS,
@@ -29,7 +31,9 @@ from jobservice.rabbitmq.broker import (
 )
 from jobservice.tracking.acks import Unacked
 from jobservice.tracking.gathered import BatchReports, Delivery
+from jobservice.tracking.holding import STATUS_SECONDS, Forwarding
 from jobservice.tracking.lag import watch_pipe_length
+from jobservice.tracking.paused import PausedPipes
 from jobservice.tracking.recording import BatchRecorder, describe
 from jobservice.tracking.reports import UnreadableError, read_reports, safe, with_reports
 
@@ -52,12 +56,21 @@ class TrackingConsumer:
     once when lost and once when back), and a message it cannot act on is dead-lettered. With
     ``lag_seconds``, it reads the length of its pipe that often, for the metrics."""
 
-    def __init__(self, client: Client, broker: Broker, *, lag_seconds: float | None = None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        broker: Broker,
+        store: JobStore,
+        *,
+        lag_seconds: float | None = None,
+    ) -> None:
         self._client = client
         self._broker = broker
         self._settings = broker.settings
         self._lag_seconds = lag_seconds
-        self._recorder = BatchRecorder(client, broker)
+        gate = JobGate(store, ttl=STATUS_SECONDS)
+        self._recorder = BatchRecorder(client, Forwarding(broker, gate, store.engine))
+        self._paused_pipes = PausedPipes(broker, store.engine, gate, self._dead_letter)
         self._pending: dict[str, BatchReports] = {}
         self._unacked = Unacked()
         self._buffered = 0
@@ -77,17 +90,19 @@ class TrackingConsumer:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; while RabbitMQ cannot be reached, or after any
-        failure, wait and connect again, for as long as it takes. Meanwhile, with
-        ``lag_seconds``, read the pipe's length."""
-        watching = None
+        failure, wait and connect again, for as long as it takes. Meanwhile keep the paused
+        pipes, and with ``lag_seconds`` read the pipe's length."""
+        beside = [asyncio.create_task(self._paused_pipes.run(stop))]
         if self._lag_seconds is not None:
-            watching = asyncio.create_task(watch_pipe_length(self._broker, stop, self._lag_seconds))
+            beside.append(
+                asyncio.create_task(watch_pipe_length(self._broker, stop, self._lag_seconds))
+            )
         try:
             await self._consume_until(stop)
         finally:
-            if watching is not None:
-                watching.cancel()
-                await asyncio.gather(watching, return_exceptions=True)
+            for task in beside:
+                task.cancel()
+            await asyncio.gather(*beside, return_exceptions=True)
 
     async def _consume_until(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()

@@ -4,6 +4,7 @@ items the batch never sent refused, and each recorded result passed on to the qu
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass
 
@@ -11,16 +12,18 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from jobservice.execution.names import ITEMS_MEMO, TRACKING_SIGNAL
-from jobservice.metrics import TRACKING_ENDED_BATCH_REPORTS, TRACKING_FORWARDED, TRACKING_REPORTS
+from jobservice.jobs.taskids import parse_job_task_id
+from jobservice.metrics import TRACKING_ENDED_BATCH_REPORTS, TRACKING_REPORTS
 from jobservice.rabbitmq.broker import (
     LINK_ERRORS,
-    Broker,
     BrokerUnavailableError,
     TargetQueueMissingError,
 )
 from jobservice.tracking.gathered import BatchReports, Delivery
+from jobservice.tracking.holding import Forwarding, HoldingDelayedError
 from jobservice.tracking.reports import MESSAGE_LIMIT, Report
 
+_log = logging.getLogger(__name__)
 _PERMANENT = {RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.FAILED_PRECONDITION}
 """What Temporal answers for a signal it will never take, however often it is sent."""
 _NUMBERS_CACHED = 16_384
@@ -40,9 +43,9 @@ class _Numbers:
 class BatchRecorder:
     """Records gathered reports in their batches' workflows, and forwards what they pass on."""
 
-    def __init__(self, client: Client, broker: Broker) -> None:
+    def __init__(self, client: Client, forwarding: Forwarding) -> None:
         self._client = client
-        self._broker = broker
+        self._forwarding = forwarding
         self._numbers: dict[str, _Numbers] = {}
 
     async def record(self, batch_workflow: str, batch: BatchReports) -> list[Delivery] | None:
@@ -57,6 +60,9 @@ class BatchRecorder:
             if exc.status not in _PERMANENT:
                 return None  # Temporal is busy or away: try again
             batch.refuse(f"Temporal refused the result: {exc.message}")
+        except HoldingDelayedError as exc:
+            _log.warning("%s; trying again", exc)
+            return None  # recorded, but not yet passed on or held: record again, counted once
         except (BrokerUnavailableError, *LINK_ERRORS):
             raise
         except Exception as exc:  # whatever else these reports make go wrong
@@ -83,6 +89,7 @@ class BatchRecorder:
             if exc.status != RPCStatusCode.NOT_FOUND:
                 raise
             TRACKING_ENDED_BATCH_REPORTS.inc(len(batch.reports))  # it has all it will take
+            await self._not_passed_on(batch)
             batch.recorded()
             return
         for status, count in Counter(report.status for report in batch.reports).items():
@@ -103,21 +110,32 @@ class BatchRecorder:
             delivery.refuse(report, _outside(report, numbers))
 
     async def _forward(self, batch: BatchReports) -> None:
-        """Pass results on to the queues their ``to`` names; a result one cannot take is
-        refused (it is counted all the same), to be passed on from the dead-letter queue by
-        hand."""
+        """Pass results on to the queues their ``to`` names, as their job's status allows
+        (:mod:`jobservice.tracking.holding`); a result one cannot take is refused (it is
+        counted all the same), to be passed on from the dead-letter queue by hand."""
         refused: set[int] = set()
-        for queue, pairs in batch.forwards().items():
+        forwards = batch.forwards()
+        if not forwards:
+            return
+        partition_id, job_id, _ = parse_job_task_id(batch.reports[0].task_id)
+        for queue, pairs in forwards.items():
             try:
-                await self._broker.publish(queue, [d.message.body for _, d in pairs])
+                await self._forwarding.pass_on(
+                    (partition_id, job_id), queue, [d.message.body for _, d in pairs]
+                )
             except TargetQueueMissingError as exc:
                 for report, delivery in pairs:
                     delivery.refuse(report, f"could not forward to {queue!r}: {exc}")
                     refused.add(id(report))
-                continue
-            TRACKING_FORWARDED.inc(len(pairs))
         if refused:
             batch.split_off(lambda report: id(report) not in refused)
+
+    async def _not_passed_on(self, batch: BatchReports) -> None:
+        """Results for a batch that has ended go nowhere: counted as dropped on their job."""
+        forwards = sum(len(pairs) for pairs in batch.forwards().values())
+        if forwards:
+            partition_id, job_id, _ = parse_job_task_id(batch.reports[0].task_id)
+            await self._forwarding.drop((partition_id, job_id), forwards)
 
     async def _numbers_of(self, batch_workflow: str) -> _Numbers | None:
         """The item numbers a batch sent to a queue, as its workflow's memo says, cached; None

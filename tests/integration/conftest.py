@@ -40,7 +40,7 @@ from tests.integration.handlers import (
     RecordingHandler,
     TwoHalvesBatchPlugin,
 )
-from tests.integration.rabbit import delete_queues, rabbit_connection
+from tests.integration.rabbit import delete_queues, rabbit_connection, rabbitmqctl
 from tests.integration.support import api_client
 
 
@@ -169,6 +169,13 @@ async def rabbit(settings: Settings, owned_queues: list[str]) -> AsyncIterator[A
         channel = await connection.channel()
         yield channel
         await delete_queues(channel, *owned_queues)
+
+
+@pytest.fixture
+def broker_restarted() -> Iterator[None]:
+    """Whatever the test does to the broker, its app runs again when it ends."""
+    yield
+    rabbitmqctl("start_app")
 
 
 @pytest.fixture

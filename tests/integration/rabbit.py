@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
@@ -55,3 +56,8 @@ async def publish(channel: AbstractChannel, queue: str, body: bytes | dict[str, 
 async def delete_queues(channel: AbstractChannel, *names: str) -> None:
     for name in names:
         await channel.queue_delete(name)
+
+
+def rabbitmqctl(*args: str) -> None:
+    """Run ``rabbitmqctl`` on the machine's broker: ``stop_app``, ``start_app``."""
+    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)

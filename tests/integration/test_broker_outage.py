@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import Iterator
 
 import pytest
 from aio_pika.abc import AbstractChannel
@@ -15,6 +14,7 @@ from jobservice.service.job_service import JobService
 from jobservice.settings import Settings
 from tests.conftest import unique
 from tests.integration import processes
+from tests.integration.rabbit import rabbitmqctl
 from tests.integration.support import eventually, job
 
 QUEUE_ITEMS = 20_000
@@ -34,21 +34,10 @@ STALL_SECONDS = 5.0
 makes no attempt that could name RabbitMQ, and reads stalled instead."""
 
 
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
-
-
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     api = settings.api.model_copy(update={"stall_seconds": STALL_SECONDS})
     return settings.model_copy(update={"api": api})
-
-
-@pytest.fixture
-def broker_restarted() -> Iterator[None]:
-    """Whatever the test does, the broker's app runs again when it ends."""
-    yield
-    rabbitmqctl("start_app")
 
 
 async def test_the_worker_rides_out_a_broker_outage(

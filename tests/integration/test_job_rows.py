@@ -3,11 +3,13 @@ file) holds what the mapped row holds, on either database."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
 
 from jobservice.db.in_hand import report_in_hand
+from jobservice.db.paused import count_dropped, count_held, count_released, held_pipes
 from jobservice.db.rows import IN_HAND_FRESH_MILLIS, CoreRows, JobRows, SqliteRows, sqlite_file
 from jobservice.db.store import JobStore, now_millis
 from jobservice.execution.job import JobRecord, NewJobRow
@@ -101,3 +103,29 @@ def readers(job_store: JobStore) -> list[JobRows]:
     url = job_store.engine.url.render_as_string(hide_password=False)
     path = sqlite_file(url)
     return [CoreRows(job_store.engine), *([SqliteRows(path, url)] if path else [])]
+
+
+def test_a_paused_pipes_counts_add_up_and_the_keeper_finds_it_once_the_job_goes_on(
+    job_store: JobStore,
+) -> None:
+    partition, job_id = unique("p"), unique("held")
+    key = (partition, job_id)
+    job_store.create(
+        NewJobRow(partition_id=partition, job_id=job_id, definition={}, definition_hash="0" * 64),
+        status=JobStatus.PAUSED,
+    )
+    rows = CoreRows(job_store.engine)
+
+    # Two consumers count in at once: both counts stand
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: count_held(job_store.engine, key, 5), range(8)))
+    assert rows.paused_pipes([key]) == {key: (40, 0)}
+    assert key not in {pipe.key for pipe in held_pipes(job_store.engine)}
+
+    job_store.set_status(partition_id=partition, job_id=job_id, status=JobStatus.CANCELLED)
+    [found] = [pipe for pipe in held_pipes(job_store.engine) if pipe.key == key]
+    assert (found.held, found.status) == (40, JobStatus.CANCELLED)
+    count_released(job_store.engine, key, 40, dropped=38)
+    count_dropped(job_store.engine, key, 2)
+    assert rows.paused_pipes([key]) == {key: (0, 40)}
+    assert key not in {pipe.key for pipe in held_pipes(job_store.engine)}

@@ -43,3 +43,21 @@ def test_status_keeps_each_count_on_the_line_of_its_name_at_80_columns() -> None
     # In flight is what handlers and queues have now; the rest of what is to do is waiting
     assert by_name["in"].split() == ["in", "flight", "8", "waiting", "1,512,918,274"]
     assert "4,357 items/s" in by_name["rate"] and "ETA" in by_name["rate"]
+
+
+def test_status_says_what_a_paused_job_holds_and_what_an_ended_one_dropped() -> None:
+    paused = big_job().model_copy(
+        update={"status": JobStatus.PAUSED, "held_messages": 1_234_567_890}
+    )
+    cancelled = big_job().model_copy(
+        update={"status": JobStatus.CANCELLED, "dropped_messages": 2_000_000_000}
+    )
+
+    held_lines, dropped_lines = rendered(paused), rendered(cancelled)
+
+    assert all(len(line) <= 80 for line in held_lines + dropped_lines)
+    assert "  held       1,234,567,890 results, for their 'to' queue at resume" in held_lines
+    assert "  dropped    2,000,000,000 results not passed on: the job ended" in dropped_lines
+    assert not any(
+        line.startswith("  held") or line.startswith("  dropped") for line in rendered(big_job())
+    )

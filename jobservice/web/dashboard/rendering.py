@@ -10,7 +10,14 @@ from typing import Any, Protocol
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from jobservice.jobs.job import IN_FLIGHT_MEANS, WAITING_MEANS, JobView, waiting_items
+from jobservice.jobs.job import (
+    DROPPED_MEANS,
+    HELD_MEANS,
+    IN_FLIGHT_MEANS,
+    WAITING_MEANS,
+    JobView,
+    waiting_items,
+)
 from jobservice.jobs.status import JobStatus
 
 UNKNOWN = "\N{EN DASH}"
@@ -144,6 +151,8 @@ def _environment() -> Environment:
         "chart_width": CHART_WIDTH,
         "chart_height": CHART_HEIGHT,
         "IN_FLIGHT_MEANS": IN_FLIGHT_MEANS,
+        "HELD_MEANS": HELD_MEANS,
+        "DROPPED_MEANS": DROPPED_MEANS,
         "WAITING_MEANS": WAITING_MEANS,
     }
     environment.globals.update(globals_)

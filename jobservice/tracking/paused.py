@@ -1,0 +1,205 @@
+"""The keeper of paused pipes: once a job goes on, what it held goes on too.
+
+Results of a paused job wait on its paused pipe (:mod:`jobservice.tracking.holding`). Every
+half second the keeper asks the job database which jobs have results counted there and are
+no longer paused, and then:
+
+- a job resumed (Active or Waiting), or one that completed while paused: each held result
+  goes on to the queue its ``to`` names, in the order it came, a slice at a time, each slice
+  acked on the pipe only once the broker has confirmed it where it went; the pipe is removed
+  once it is empty. A job paused again meanwhile keeps the rest.
+- a job cancelled or failed: the pipe is removed with what it holds, counted as dropped.
+- a job deleted: the same, and its count goes with it.
+
+Every tracking consumer runs one; two keepers at one pipe pass on different messages. A keeper
+stopped midway leaves the pipe and its count for the next round: what was passed on and not
+yet acked there goes on again (at least once; the window is one slice). A result held twice
+(its tracking consumer stopped between holding it and acking it) goes on once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from itertools import groupby
+
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+from aio_pika.exceptions import ChannelNotFoundEntity, ChannelPreconditionFailed
+from sqlalchemy import Engine
+
+from jobservice.db.gate import JobGate
+from jobservice.db.paused import HeldPipe, count_released, held_pipes, pipe_gone
+from jobservice.jobs.pipes import paused_pipe
+from jobservice.jobs.status import JobStatus
+from jobservice.metrics import TRACKING_DROPPED, TRACKING_RELEASED
+from jobservice.rabbitmq.broker import Broker, TargetQueueMissingError
+from jobservice.tracking.holding import TO_HEADER
+
+_log = logging.getLogger(__name__)
+
+KEEPER_SECONDS = 0.5
+"""How often the keeper looks for paused pipes to pass on or drop."""
+SLICE = 500
+"""Held results passed on at a time, each slice confirmed where it went before it is acked."""
+_GOES_ON = (JobStatus.ACTIVE, JobStatus.WAITING, JobStatus.COMPLETED)
+"""A job completed while paused: its held results are its own, not late duplicates."""
+
+DeadLetter = Callable[[bytes, str], Awaitable[None]]
+
+
+class PausedPipes:
+    """Passes on or drops what paused pipes hold, by their jobs' statuses now."""
+
+    def __init__(
+        self,
+        broker: Broker,
+        engine: Engine,
+        gate: JobGate,
+        dead_letter: DeadLetter,
+        *,
+        interval: float = KEEPER_SECONDS,
+    ) -> None:
+        self._broker = broker
+        self._engine = engine
+        self._gate = gate
+        self._dead_letter = dead_letter
+        self._interval = interval
+        self._failing = False
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Keep the paused pipes until ``stop``; while the database or the broker is away,
+        say so once and go on trying."""
+        while not stop.is_set():
+            try:
+                await self.settle()
+            except Exception as exc:  # the next round tries again
+                if not self._failing:
+                    _log.warning("cannot pass on what paused pipes hold yet: %s", exc)
+                    self._failing = True
+            else:
+                if self._failing:
+                    _log.info("passing on what paused pipes hold again")
+                    self._failing = False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._interval)
+
+    async def settle(self) -> None:
+        """One round: every job with held results that is no longer paused."""
+        for held in await asyncio.to_thread(held_pipes, self._engine):
+            channel = await self._broker.channel()
+            try:
+                if held.status in _GOES_ON:
+                    await self._release(channel, held)
+                else:
+                    await self._drop(channel, held)
+            finally:
+                with contextlib.suppress(Exception):
+                    await channel.close()
+
+    async def _release(self, channel: AbstractChannel, held: HeldPipe) -> None:
+        name = self._pipe(held)
+        try:
+            pipe = await channel.declare_queue(name, durable=True, passive=True)
+        except ChannelNotFoundEntity:  # nothing is there: the count was of results never put
+            await asyncio.to_thread(pipe_gone, self._engine, held.key, held=held.held)
+            return
+        left = held.held
+        passed: set[str] = set()
+        while True:
+            if await self._gate.status(*held.key, fresh=True) is JobStatus.PAUSED:
+                return  # paused again: the rest waits for the next resume
+            messages = await _take(pipe, SLICE)
+            if not messages:
+                break
+            await self._pass_on([m for m in messages if _first(m, passed)])
+            await messages[-1].ack(multiple=True)
+            await asyncio.to_thread(count_released, self._engine, held.key, len(messages))
+            TRACKING_RELEASED.inc(len(messages))
+            left -= len(messages)
+        try:
+            await pipe.delete(if_unused=False, if_empty=True)
+        except ChannelPreconditionFailed:
+            return  # more came meanwhile: the next round passes it on
+        await asyncio.to_thread(pipe_gone, self._engine, held.key, held=left)
+        _log.info("passed on what job %s held while paused", held.key[1])
+
+    async def _pass_on(self, messages: list[AbstractIncomingMessage]) -> None:
+        """Each to the queue its header names, in order; to the dead-letter queue, with the
+        reason, what names no queue that exists."""
+        for queue, group in groupby(messages, key=_to):
+            bodies = [message.body for message in group]
+            if queue is None:
+                reason = "a held result without the queue to pass it on to"
+                await self._dead_letter_all(bodies, reason)
+                continue
+            try:
+                await self._broker.publish(queue, bodies)
+            except TargetQueueMissingError as exc:
+                await self._dead_letter_all(bodies, f"could not forward to {queue!r}: {exc}")
+
+    async def _dead_letter_all(self, bodies: list[bytes], reason: str) -> None:
+        for body in bodies:
+            await self._dead_letter(body, reason)
+
+    async def _drop(self, channel: AbstractChannel, held: HeldPipe) -> None:
+        try:
+            deleted = await channel.queue_delete(self._pipe(held))
+            dropped = deleted.message_count or 0
+        except ChannelNotFoundEntity:
+            dropped = 0
+        TRACKING_DROPPED.labels("held").inc(dropped)
+        if held.status is None:
+            await asyncio.to_thread(
+                pipe_gone, self._engine, held.key, held=held.held, job_deleted=True
+            )
+        else:
+            await asyncio.to_thread(
+                count_released, self._engine, held.key, held.held, dropped=dropped
+            )
+        if dropped:
+            _log.info(
+                "dropped %d results job %s held while paused: it is %s",
+                dropped,
+                held.key[1],
+                "deleted" if held.status is None else held.status,
+            )
+
+    def _pipe(self, held: HeldPipe) -> str:
+        return paused_pipe(self._broker.settings.tracking_pipe, *held.key)
+
+
+async def _take(pipe: AbstractQueue, most: int) -> list[AbstractIncomingMessage]:
+    """Up to ``most`` messages from ``pipe``, unacked; fewer once it is empty."""
+    taken: list[AbstractIncomingMessage] = []
+    while len(taken) < most:
+        message = await pipe.get(no_ack=False, fail=False)
+        if message is None:
+            break
+        taken.append(message)
+    return taken
+
+
+def _first(message: AbstractIncomingMessage, passed: set[str]) -> bool:
+    """Whether ``message`` is the first result of its item on the pipe: a tracking consumer
+    stopped between holding a result and acking it holds it again when it comes again."""
+    try:
+        task_id = json.loads(message.body)["tracking"]["jobTaskId"]
+    except (ValueError, LookupError, TypeError):
+        return True
+    if not isinstance(task_id, str):
+        return True
+    if task_id in passed:
+        TRACKING_DROPPED.labels("duplicate").inc()
+        return False
+    passed.add(task_id)
+    return True
+
+
+def _to(message: AbstractIncomingMessage) -> str | None:
+    to = (message.headers or {}).get(TO_HEADER)
+    if isinstance(to, bytes):
+        to = to.decode(errors="replace")
+    return to if isinstance(to, str) and to else None
