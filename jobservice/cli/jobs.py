@@ -1,4 +1,5 @@
-"""The commands that act on jobs: submit, status, watch, pause, resume, cancel and list."""
+"""The commands that act on jobs: submit, status, watch, pause, resume, cancel, delete and
+list."""
 
 from __future__ import annotations
 
@@ -221,6 +222,15 @@ def _control(operation_of: Operation) -> Callable[..., None]:
 
 for _verb, (_help, _operation_of) in _CONTROLS.items():
     app.command(_verb, help=_help)(_control(_operation_of))
+
+
+@app.command()
+def delete(
+    ctx: typer.Context, job_id: JobIdArgument, partition: PartitionOption = DEFAULT_PARTITION
+) -> None:
+    """Delete a job: stop it if it runs, and remove it, with what its paused pipe holds."""
+    _run(ctx, lambda service: service.delete(job_id, partition=partition))
+    Console().print(f"job {job_id}: deleted")
 
 
 @app.command("list")

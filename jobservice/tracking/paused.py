@@ -44,6 +44,10 @@ KEEPER_SECONDS = 0.5
 """How often the keeper looks for paused pipes to pass on or drop."""
 SLICE = 500
 """Held results passed on at a time, each slice confirmed where it went before it is acked."""
+_QUIET_SECONDS = 0.3
+"""A pipe that has sent nothing for this long is empty, as far as the keeper can tell."""
+_GAP_SECONDS = 0.02
+"""Within a slice, a pause this long between two messages ends the slice."""
 _GOES_ON = (JobStatus.ACTIVE, JobStatus.WAITING, JobStatus.COMPLETED)
 """A job completed while paused: its held results are its own, not late duplicates."""
 
@@ -108,17 +112,23 @@ class PausedPipes:
             return
         left = held.held
         passed: set[str] = set()
-        while True:
-            if await self._gate.status(*held.key, fresh=True) is JobStatus.PAUSED:
-                return  # paused again: the rest waits for the next resume
-            messages = await _take(pipe, SLICE)
-            if not messages:
-                break
-            await self._pass_on([m for m in messages if _first(m, passed)])
-            await messages[-1].ack(multiple=True)
-            await asyncio.to_thread(count_released, self._engine, held.key, len(messages))
-            TRACKING_RELEASED.inc(len(messages))
-            left -= len(messages)
+        taker = await _Taker.start(channel, pipe)
+        try:
+            while True:
+                if await self._gate.status(*held.key, fresh=True) is JobStatus.PAUSED:
+                    return  # paused again: the rest waits for the next resume
+                messages = await taker.take()
+                if not messages:
+                    break
+                await self._pass_on([m for m in messages if _first(m, passed)])
+                await messages[-1].ack(multiple=True)
+                await asyncio.to_thread(count_released, self._engine, held.key, len(messages))
+                TRACKING_RELEASED.inc(len(messages))
+                left -= len(messages)
+        finally:
+            emptied = await taker.stop()
+        if not emptied:
+            return  # more came as it stopped: the next round passes it on
         try:
             await pipe.delete(if_unused=False, if_empty=True)
         except ChannelPreconditionFailed:
@@ -171,15 +181,44 @@ class PausedPipes:
         return paused_pipe(self._broker.settings.tracking_pipe, *held.key)
 
 
-async def _take(pipe: AbstractQueue, most: int) -> list[AbstractIncomingMessage]:
-    """Up to ``most`` messages from ``pipe``, unacked; fewer once it is empty."""
-    taken: list[AbstractIncomingMessage] = []
-    while len(taken) < most:
-        message = await pipe.get(no_ack=False, fail=False)
-        if message is None:
-            break
-        taken.append(message)
-    return taken
+class _Taker:
+    """Takes a pipe's messages in the order they were put there, a slice at a time, by
+    consuming it with a slice's prefetch: one round trip a slice, not one a message."""
+
+    def __init__(self, pipe: AbstractQueue) -> None:
+        self._pipe = pipe
+        self._arrived: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        self._tag = ""
+
+    @classmethod
+    async def start(cls, channel: AbstractChannel, pipe: AbstractQueue) -> _Taker:
+        taker = cls(pipe)
+        await channel.set_qos(prefetch_count=SLICE)
+        taker._tag = await pipe.consume(taker._arrive, no_ack=False)
+        return taker
+
+    async def _arrive(self, message: AbstractIncomingMessage) -> None:
+        self._arrived.put_nowait(message)
+
+    async def take(self) -> list[AbstractIncomingMessage]:
+        """Up to a slice of messages, unacked; none once the pipe has been quiet a while."""
+        try:
+            taken = [await asyncio.wait_for(self._arrived.get(), _QUIET_SECONDS)]
+        except TimeoutError:
+            return []
+        while len(taken) < SLICE:
+            try:
+                taken.append(await asyncio.wait_for(self._arrived.get(), _GAP_SECONDS))
+            except TimeoutError:
+                break
+        return taken
+
+    async def stop(self) -> bool:
+        """Stop consuming; whether nothing came that was not taken (what did goes back to
+        the pipe, unacked, when the channel closes)."""
+        await self._pipe.cancel(self._tag)
+        await asyncio.sleep(0)  # deliveries that came before the cancel was confirmed
+        return self._arrived.empty()
 
 
 def _first(message: AbstractIncomingMessage, passed: set[str]) -> bool:

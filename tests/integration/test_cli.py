@@ -7,8 +7,11 @@ import json
 from pathlib import Path
 
 import yaml
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.worker import Worker
 
+from jobservice.jobs.status import DEFAULT_PARTITION
+from jobservice.jobs.taskids import workflow_id
 from jobservice.service.job_service import JobService
 from jobservice.settings import Settings
 from tests.conftest import unique
@@ -182,3 +185,23 @@ async def test_submit_after_waits_for_the_prerequisite(settings: Settings, worke
     watched = await asyncio.to_thread(processes.run, settings, ["watch", then])
     assert watched.returncode == 0, watched.stdout
     assert "Completed" in watched.stdout
+
+
+async def test_delete_removes_a_running_job_and_an_unknown_one_exits_4(
+    settings: Settings, worker: Worker, client: Client
+) -> None:
+    job_id = unique("deleted")
+    sleepy = submit_args(job_id, "0-100000", "local:sleep", "--param", "sleepMillis=5")
+    submitted = await asyncio.to_thread(processes.run, settings, sleepy)
+    assert submitted.returncode == 0, submitted.stderr
+
+    deleted = await asyncio.to_thread(processes.run, settings, ["delete", job_id])
+    again = await asyncio.to_thread(processes.run, settings, ["delete", job_id])
+    status = await asyncio.to_thread(processes.run, settings, ["status", job_id])
+
+    assert (deleted.returncode, deleted.stdout.strip()) == (0, f"job {job_id}: deleted")
+    assert (again.returncode, status.returncode) == (4, 4)
+    assert f"no job {job_id!r}" in again.stderr
+    # and nothing of it runs on
+    described = await client.get_workflow_handle(workflow_id(DEFAULT_PARTITION, job_id)).describe()
+    assert described.status is WorkflowExecutionStatus.TERMINATED
