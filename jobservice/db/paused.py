@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, or_, select, update
+from sqlalchemy import Connection, Engine, and_, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from jobservice.db.rows import JobKey
@@ -59,7 +59,12 @@ def _add(engine: Engine, key: JobKey, *, held: int, dropped: int) -> None:
     statement = (
         _upsert(engine)(_PIPES)
         .values(
-            partition_id=partition_id, job_id=job_id, held=held, dropped=dropped, updated_time=now
+            partition_id=partition_id,
+            job_id=job_id,
+            held=held,
+            dropped=dropped,
+            updated_time=now,
+            job_deleted=False,
         )
         .on_conflict_do_update(
             index_elements=["partition_id", "job_id"],
@@ -72,6 +77,13 @@ def _add(engine: Engine, key: JobKey, *, held: int, dropped: int) -> None:
     )
     with engine.begin() as connection:
         connection.execute(statement)
+
+
+def job_deleted(connection: Connection, key: JobKey) -> None:
+    """In the transaction that deletes the job: a pipe that may hold results keeps its row,
+    marked, for the keeper to drop them and remove both; any other row goes."""
+    connection.execute(update(_PIPES).where(*_is(key), _PIPES.c.held > 0).values(job_deleted=True))
+    connection.execute(delete(_PIPES).where(*_is(key), _PIPES.c.held <= 0))
 
 
 def count_released(engine: Engine, key: JobKey, results: int, *, dropped: int = 0) -> None:
@@ -111,11 +123,21 @@ def held_pipes(engine: Engine) -> list[HeldPipe]:
         and_(_JOBS.c.partition_id == _PIPES.c.partition_id, _JOBS.c.job_id == _PIPES.c.job_id),
     )
     statement = (
-        select(_PIPES.c.partition_id, _PIPES.c.job_id, _PIPES.c.held, _JOBS.c.status)
+        select(
+            _PIPES.c.partition_id,
+            _PIPES.c.job_id,
+            _PIPES.c.held,
+            _PIPES.c.job_deleted,
+            _JOBS.c.status,
+        )
         .select_from(joined)
         .where(
             _PIPES.c.held != 0,
-            or_(_JOBS.c.status.is_(None), _JOBS.c.status != JobStatus.PAUSED.value),
+            or_(
+                _PIPES.c.job_deleted,
+                _JOBS.c.status.is_(None),
+                _JOBS.c.status != JobStatus.PAUSED.value,
+            ),
         )
     )
     with engine.connect() as connection:
@@ -124,9 +146,9 @@ def held_pipes(engine: Engine) -> list[HeldPipe]:
         HeldPipe(
             key=(str(partition_id), str(job_id)),
             held=int(held),
-            status=None if status is None else JobStatus(status),
+            status=None if status is None or deleted else JobStatus(status),
         )
-        for partition_id, job_id, held, status in found
+        for partition_id, job_id, held, deleted, status in found
     ]
 
 

@@ -202,9 +202,11 @@ def _in_hand_query(keys: Collection[JobKey]) -> tuple[str, dict[str, object]]:
 def _paused_query(keys: Collection[JobKey]) -> tuple[str, dict[str, object]]:
     """SQL reading the paused pipe counts of the jobs of ``keys``, and its parameters."""
     where, parameters = _of_jobs(keys)
-    return f"SELECT partition_id, job_id, held, dropped FROM job_paused_pipe WHERE {where}", (
-        parameters
+    sql = (
+        f"SELECT partition_id, job_id, held, dropped FROM job_paused_pipe WHERE {where} "
+        "AND NOT job_deleted"
     )
+    return sql, parameters
 
 
 def _of_jobs(keys: Collection[JobKey]) -> tuple[str, dict[str, object]]:

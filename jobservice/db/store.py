@@ -18,7 +18,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col
 
 from jobservice.db.engine import open_database
-from jobservice.db.tables import JobLabelRow, JobPrerequisiteRow, JobRow, PausedPipeRow
+from jobservice.db.paused import job_deleted
+from jobservice.db.tables import JobLabelRow, JobPrerequisiteRow, JobRow
 from jobservice.errors import InvalidRequestError
 from jobservice.execution.job import JobRecord, NewJobRow
 from jobservice.jobs.status import JobStatus
@@ -237,15 +238,7 @@ class JobStore:
                         col(table.job_id) == job_id,
                     )
                 )
-            # A paused pipe that may hold results keeps its row until the pipe is gone: the
-            # keeper of paused pipes drops them, and removes both.
-            session.execute(
-                delete(PausedPipeRow).where(
-                    col(PausedPipeRow.partition_id) == partition_id,
-                    col(PausedPipeRow.job_id) == job_id,
-                    col(PausedPipeRow.held) <= 0,
-                )
-            )
+            job_deleted(session.connection(), (partition_id, job_id))
             result = session.execute(
                 delete(JobRow).where(
                     col(JobRow.partition_id) == partition_id,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Text
+from sqlalchemy import JSON, BigInteger, Column, Index, Text, text
 from sqlmodel import Field, SQLModel
 
 from jobservice.jobs.ids import JOB_ID_LENGTH, PARTITION_ID_LENGTH
@@ -100,13 +100,25 @@ class PausedPipeRow(SQLModel, table=True):
     a result."""
 
     __tablename__ = "job_paused_pipe"
+    # The keeper of paused pipes asks twice a second for the few with something held.
+    __table_args__ = (
+        Index(
+            "ix_job_paused_pipe_held",
+            "held",
+            sqlite_where=text("held <> 0"),
+            postgresql_where=text("held <> 0"),
+        ),
+    )
 
     partition_id: str = Field(primary_key=True, max_length=PARTITION_ID_LENGTH)
     job_id: str = Field(primary_key=True, max_length=JOB_ID_LENGTH)
     held: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
-    """Results put on the pipe and not yet passed on or dropped; counted before each is put
-    there, so a tracking consumer stopped midway leaves it too high, never too low."""
+    """Results put on the pipe and not yet passed on or dropped, counted once they are there
+    (and before what brought them is acked)."""
     dropped: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
-    """Results not passed on to their ``to`` queue because the job had ended or was deleted."""
+    """Results not passed on to their ``to`` queue because the job was cancelled or failed."""
+    job_deleted: bool = False
+    """The job was deleted while its pipe held results: they are dropped, and the row goes
+    with the pipe. A job submitted again under the same id meanwhile does not get them."""
     updated_time: int = Field(sa_column=Column(BigInteger, nullable=False))
     """Epoch milliseconds."""

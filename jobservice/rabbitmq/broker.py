@@ -133,6 +133,10 @@ class Broker:
                 await channel.close()
         self._known_queues.add(name)
 
+    def forget_queue(self, name: str) -> None:
+        """``name`` was deleted: declare it again before the next use that declares."""
+        self._known_queues.discard(name)
+
     async def publish(
         self,
         routing_key: str,

@@ -7,9 +7,10 @@ times a second per job (never once per message):
 - Paused: it waits on the job's own paused pipe (a durable queue, declared when first
   needed), with its ``to`` in a header, until the job resumes; the keeper of paused pipes
   (:mod:`jobservice.tracking.paused`) passes it on then.
-- Cancelled or Failed: it is dropped, and counted as dropped on the job. Completed: every
-  item was settled already, so it is a late duplicate; dropped. No row (the job was deleted):
-  dropped.
+- Cancelled or Failed: it is dropped, and counted as dropped on the job. No row (the job was
+  deleted): dropped.
+- Completed: it goes on. The result whose signal completed the job may read its job
+  Completed already; a late duplicate comes for a batch that has ended, and goes nowhere.
 
 While the job database cannot be read, results go on as they did before it was asked.
 """
@@ -53,8 +54,11 @@ class Fate(Enum):
 
 
 def fate_of(status: JobStatus | None) -> Fate:
-    """What a job's status (None: it was deleted) makes of its results."""
-    if status in (JobStatus.ACTIVE, JobStatus.WAITING):
+    """What a job's status (None: it was deleted) makes of its results. A Completed job's
+    last results may be read Completed just after their own signal completed it: they go
+    on. Late duplicates of a Completed job's results come for batches that have ended, and
+    go nowhere (:meth:`Forwarding.drop`)."""
+    if status in (JobStatus.ACTIVE, JobStatus.WAITING, JobStatus.COMPLETED):
         return Fate.FORWARD
     if status is JobStatus.PAUSED:
         return Fate.HOLD
@@ -89,15 +93,6 @@ class Forwarding:
 
     async def _hold(self, key: JobKey, queue: str, bodies: Sequence[bytes]) -> None:
         pipe = paused_pipe(self._broker.settings.tracking_pipe, *key)
-        # Counted before it is put there: a consumer stopped in between leaves the count high,
-        # and the keeper clears what the pipe does not hold once the job goes on.
-        try:
-            await asyncio.to_thread(count_held, self._engine, key, len(bodies))
-        except Exception as exc:  # the database is away: not passed on, not lost
-            raise HoldingDelayedError(
-                f"results of paused job {key[1]!r} cannot be held yet, the job database did "
-                f"not answer: {exc}"
-            ) from exc
         await self._broker.ensure_queue(pipe, declare=True)
         try:
             await self._broker.publish(pipe, bodies, headers={TO_HEADER: queue})
@@ -105,6 +100,17 @@ class Forwarding:
             await self._broker.ensure_queue(pipe, declare=True)
             await self._broker.publish(pipe, bodies, headers={TO_HEADER: queue})
         TRACKING_HELD.inc(len(bodies))
+        # Counted once they are there, and before what brought them is acked: a keeper that
+        # cleared the count of a pipe it emptied meanwhile sees this one, and a consumer
+        # stopped in between holds them again when they come again (the keeper passes an
+        # item's result on once).
+        try:
+            await asyncio.to_thread(count_held, self._engine, key, len(bodies))
+        except Exception as exc:  # the database is away: held, not yet counted; again later
+            raise HoldingDelayedError(
+                f"results of paused job {key[1]!r} are held but cannot be counted yet, the "
+                f"job database did not answer: {exc}"
+            ) from exc
 
     async def drop(self, key: JobKey, results: int) -> None:
         """Drop results of job ``key`` that came for a batch that has ended: late duplicates
@@ -117,8 +123,12 @@ class Forwarding:
 
     async def _drop(self, key: JobKey, status: JobStatus | None, results: int) -> None:
         TRACKING_DROPPED.labels("ended").inc(results)
-        if status in (JobStatus.CANCELLED, JobStatus.FAILED):
+        if status not in (JobStatus.CANCELLED, JobStatus.FAILED):
+            return
+        try:
             await asyncio.to_thread(count_dropped, self._engine, key, results)
+        except Exception as exc:  # the results are dropped all the same; the metric counts them
+            _log.warning("could not count %d dropped results of job %s: %s", results, key[1], exc)
 
     async def _fate(self, key: JobKey, *, fresh: bool = False) -> tuple[Fate, JobStatus | None]:
         """What becomes of the job's results, and its status; while the job database cannot

@@ -7,11 +7,12 @@ no longer paused, and then:
 - a job resumed (Active or Waiting), or one that completed while paused: each held result
   goes on to the queue its ``to`` names, in the order it came, a slice at a time, each slice
   acked on the pipe only once the broker has confirmed it where it went; the pipe is removed
-  once it is empty. A job paused again meanwhile keeps the rest.
+  once it is empty. A job paused again meanwhile keeps the rest; one cancelled meanwhile
+  has the rest dropped in the next round.
 - a job cancelled or failed: the pipe is removed with what it holds, counted as dropped.
 - a job deleted: the same, and its count goes with it.
 
-Every tracking consumer runs one; two keepers at one pipe pass on different messages. A keeper
+Every tracking consumer runs one; one keeper at a time reads a given pipe. A keeper
 stopped midway leaves the pipe and its count for the next round: what was passed on and not
 yet acked there goes on again (at least once; the window is one slice). A result held twice
 (its tracking consumer stopped between holding it and acking it) goes on once.
@@ -28,6 +29,7 @@ from itertools import groupby
 
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from aio_pika.exceptions import ChannelNotFoundEntity, ChannelPreconditionFailed
+from aiormq.exceptions import ChannelAccessRefused
 from sqlalchemy import Engine
 
 from jobservice.db.gate import JobGate
@@ -93,52 +95,71 @@ class PausedPipes:
     async def settle(self) -> None:
         """One round: every job with held results that is no longer paused."""
         for held in await asyncio.to_thread(held_pipes, self._engine):
-            channel = await self._broker.channel()
-            try:
-                if held.status in _GOES_ON:
-                    await self._release(channel, held)
-                else:
-                    await self._drop(channel, held)
-            finally:
-                with contextlib.suppress(Exception):
-                    await channel.close()
+            if held.status in _GOES_ON:
+                await self._release(held)
+            else:
+                await self._drop(held)
 
-    async def _release(self, channel: AbstractChannel, held: HeldPipe) -> None:
+    async def _release(self, held: HeldPipe) -> None:
+        """Pass on what the pipe holds, then remove it once it is empty and nobody reads it.
+
+        One keeper at a time reads a pipe (an exclusive consumer): two would each pass on
+        their share at once, out of order. Its channel is closed before the pipe is removed,
+        so a message it was sent and had not taken goes back to the pipe first (RabbitMQ's
+        if-empty counts only messages ready to deliver)."""
         name = self._pipe(held)
-        try:
-            pipe = await channel.declare_queue(name, durable=True, passive=True)
-        except ChannelNotFoundEntity:  # nothing is there: the count was of results never put
-            await asyncio.to_thread(pipe_gone, self._engine, held.key, held=held.held)
-            return
         left = held.held
-        passed: set[str] = set()
-        taker = await _Taker.start(channel, pipe)
+        drained = False
+        channel = await self._broker.channel()
         try:
-            while True:
-                if await self._gate.status(*held.key, fresh=True) is JobStatus.PAUSED:
-                    return  # paused again: the rest waits for the next resume
+            try:
+                pipe = await channel.declare_queue(name, durable=True, passive=True)
+            except ChannelNotFoundEntity:  # what it held went on, or was never put there
+                await asyncio.to_thread(pipe_gone, self._engine, held.key, held=held.held)
+                return
+            try:
+                taker = await _Taker.start(channel, pipe)
+            except ChannelAccessRefused:
+                return  # another keeper reads it
+            passed: set[str] = set()
+            while await self._gate.status(*held.key, fresh=True) in _GOES_ON:
                 messages = await taker.take()
                 if not messages:
+                    drained = True
                     break
-                await self._pass_on([m for m in messages if _first(m, passed)])
+                published = await self._pass_on([m for m in messages if _first(m, passed)])
                 await messages[-1].ack(multiple=True)
                 await asyncio.to_thread(count_released, self._engine, held.key, len(messages))
-                TRACKING_RELEASED.inc(len(messages))
+                TRACKING_RELEASED.inc(published)
                 left -= len(messages)
         finally:
-            emptied = await taker.stop()
-        if not emptied:
-            return  # more came as it stopped: the next round passes it on
-        try:
-            await pipe.delete(if_unused=False, if_empty=True)
-        except ChannelPreconditionFailed:
-            return  # more came meanwhile: the next round passes it on
-        await asyncio.to_thread(pipe_gone, self._engine, held.key, held=left)
-        _log.info("passed on what job %s held while paused", held.key[1])
+            with contextlib.suppress(Exception):
+                await channel.close()
+        # Paused again, or ended (the next round drops the rest), or more came meanwhile: the
+        # pipe stays for the next round.
+        if drained and await self._remove_if_empty(name):
+            await asyncio.to_thread(pipe_gone, self._engine, held.key, held=left)
+            _log.info("passed on what job %s held while paused", held.key[1])
 
-    async def _pass_on(self, messages: list[AbstractIncomingMessage]) -> None:
+    async def _remove_if_empty(self, name: str) -> bool:
+        """Remove the pipe if nothing is in it and nobody reads it; whether it is gone."""
+        channel = await self._broker.channel()
+        try:
+            await channel.queue_delete(name, if_unused=True, if_empty=True)
+        except ChannelPreconditionFailed:
+            return False
+        except ChannelNotFoundEntity:
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                await channel.close()
+        self._broker.forget_queue(name)
+        return True
+
+    async def _pass_on(self, messages: list[AbstractIncomingMessage]) -> int:
         """Each to the queue its header names, in order; to the dead-letter queue, with the
-        reason, what names no queue that exists."""
+        reason, what names no queue that exists. How many were passed on."""
+        published = 0
         for queue, group in groupby(messages, key=_to):
             bodies = [message.body for message in group]
             if queue is None:
@@ -149,17 +170,26 @@ class PausedPipes:
                 await self._broker.publish(queue, bodies)
             except TargetQueueMissingError as exc:
                 await self._dead_letter_all(bodies, f"could not forward to {queue!r}: {exc}")
+                continue
+            published += len(bodies)
+        return published
 
     async def _dead_letter_all(self, bodies: list[bytes], reason: str) -> None:
         for body in bodies:
             await self._dead_letter(body, reason)
 
-    async def _drop(self, channel: AbstractChannel, held: HeldPipe) -> None:
+    async def _drop(self, held: HeldPipe) -> None:
+        name = self._pipe(held)
+        channel = await self._broker.channel()
         try:
-            deleted = await channel.queue_delete(self._pipe(held))
+            deleted = await channel.queue_delete(name)
             dropped = deleted.message_count or 0
         except ChannelNotFoundEntity:
             dropped = 0
+        finally:
+            with contextlib.suppress(Exception):
+                await channel.close()
+        self._broker.forget_queue(name)
         TRACKING_DROPPED.labels("held").inc(dropped)
         if held.status is None:
             await asyncio.to_thread(
@@ -183,18 +213,18 @@ class PausedPipes:
 
 class _Taker:
     """Takes a pipe's messages in the order they were put there, a slice at a time, by
-    consuming it with a slice's prefetch: one round trip a slice, not one a message."""
+    consuming it alone with a slice's prefetch: one round trip a slice, not one a message.
+    What it was sent and did not take goes back to the pipe when its channel closes."""
 
-    def __init__(self, pipe: AbstractQueue) -> None:
-        self._pipe = pipe
+    def __init__(self) -> None:
         self._arrived: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
-        self._tag = ""
 
     @classmethod
     async def start(cls, channel: AbstractChannel, pipe: AbstractQueue) -> _Taker:
-        taker = cls(pipe)
+        """Consume ``pipe``; ChannelAccessRefused when another consumer reads it."""
+        taker = cls()
         await channel.set_qos(prefetch_count=SLICE)
-        taker._tag = await pipe.consume(taker._arrive, no_ack=False)
+        await pipe.consume(taker._arrive, no_ack=False, exclusive=True)
         return taker
 
     async def _arrive(self, message: AbstractIncomingMessage) -> None:
@@ -212,13 +242,6 @@ class _Taker:
             except TimeoutError:
                 break
         return taken
-
-    async def stop(self) -> bool:
-        """Stop consuming; whether nothing came that was not taken (what did goes back to
-        the pipe, unacked, when the channel closes)."""
-        await self._pipe.cancel(self._tag)
-        await asyncio.sleep(0)  # deliveries that came before the cancel was confirmed
-        return self._arrived.empty()
 
 
 def _first(message: AbstractIncomingMessage, passed: set[str]) -> bool:

@@ -364,3 +364,33 @@ async def test_held_results_survive_a_killed_worker_and_a_broker_restart_once_ea
     finally:
         worker.terminate()
         await asyncio.to_thread(worker.wait, 30)
+
+
+@pytest.mark.usefixtures("tracking_worker", "stage_a")
+async def test_a_job_that_completes_while_paused_passes_on_what_it_held(
+    service: JobService,
+    settings: Settings,
+    rabbit: AbstractChannel,
+    broker: AbstractRobustConnection,
+    target_queue: str,
+    stage_b: str,
+    owned_queues: list[str],
+) -> None:
+    # Given a job whose every item is out at stage A when it is paused
+    job_id = unique("completes")
+    pipe = pipe_of(settings, job_id)
+    owned_queues.append(pipe)
+    await paused_holding(service, job("range", "0-200", target_queue), job_id, pipe, 10)
+
+    # When stage A answers the rest, the job completes: nothing of it is left to start
+    done = await finished(service, job_id)
+    assert (done.status, done.counts.completed) == (JobStatus.COMPLETED, 200)
+
+    # Then what it held goes on: each item's result once in stage B, and the pipe goes
+    async def all_passed_on() -> bool:
+        return await depth(rabbit, stage_b) >= 200
+
+    await eventually(all_passed_on, within=30)
+    await eventually(lambda: _gone(broker, pipe), within=10)
+    results = await items_in(broker, stage_b)
+    assert len(results) == 200 and set(results.values()) == {1}

@@ -62,7 +62,7 @@ def test_a_paused_pipe_name_too_long_for_rabbitmq_keeps_its_prefix_and_is_still_
         (JobStatus.PAUSED, Fate.HOLD),
         (JobStatus.CANCELLED, Fate.DROP),
         (JobStatus.FAILED, Fate.DROP),
-        (JobStatus.COMPLETED, Fate.DROP),
+        (JobStatus.COMPLETED, Fate.FORWARD),
         (None, Fate.DROP),
     ],
 )

@@ -24,9 +24,20 @@ def upgrade() -> None:
         sa.Column("held", sa.BigInteger(), nullable=False),
         sa.Column("dropped", sa.BigInteger(), nullable=False),
         sa.Column("updated_time", sa.BigInteger(), nullable=False),
+        sa.Column("job_deleted", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("partition_id", "job_id"),
     )
+    with op.batch_alter_table("job_paused_pipe", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_job_paused_pipe_held",
+            ["held"],
+            unique=False,
+            sqlite_where=sa.text("held <> 0"),
+            postgresql_where=sa.text("held <> 0"),
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("job_paused_pipe", schema=None) as batch_op:
+        batch_op.drop_index("ix_job_paused_pipe_held")
     op.drop_table("job_paused_pipe")
