@@ -18,8 +18,8 @@ from collections import Counter
 from collections.abc import Iterator
 
 from jobservice.db.in_hand import report_in_hand
-from jobservice.db.rows import JobKey
-from jobservice.db.store import JobStore, now_millis
+from jobservice.db.rows import JobKey, now_millis
+from jobservice.db.store import JobStore
 
 REPORT_SECONDS = 1.0
 """How often this worker's rows are refreshed while it has items in hand."""

@@ -1,14 +1,14 @@
 """The count of each job's paused pipe: results held there, and results dropped.
 
-The tracking consumer counts a result held before it puts it on the job's paused pipe; the
-keeper of paused pipes counts it out again as it passes it on or drops it, and clears the
-count once the pipe is gone. So the count is never lower than what the pipe holds: a job with
-a count is a job whose pipe may hold something, and the keeper looks at it until it is empty.
+The tracking consumer counts a result held once it is on the job's paused pipe, before the
+message that brought it is acked; the keeper of paused pipes counts it out again as it passes
+it on or drops it, and clears the count once the pipe is gone, unless more was counted in
+meanwhile. So a pipe that holds something has a count: a job with a count is a job whose pipe
+may hold something, and the keeper looks at it until it is empty.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from jobservice.db.rows import JobKey
+from jobservice.db.rows import JobKey, now_millis
 from jobservice.db.tables import JobRow, PausedPipeRow
 from jobservice.jobs.status import JobStatus
 
@@ -34,17 +34,13 @@ class HeldPipe:
     """None: the job was deleted."""
 
 
-def _now() -> int:
-    return int(time.time() * 1000)
-
-
 def _upsert(engine: Engine) -> Callable[..., Any]:
     """The dialect's INSERT, which knows ON CONFLICT (PostgreSQL and SQLite alike)."""
     return postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
 
 def count_held(engine: Engine, key: JobKey, results: int) -> None:
-    """Count ``results`` as held on the job's paused pipe: before they are put there."""
+    """Count ``results`` as held on the job's paused pipe, once they are there."""
     _add(engine, key, held=results, dropped=0)
 
 
@@ -55,7 +51,7 @@ def count_dropped(engine: Engine, key: JobKey, results: int) -> None:
 
 def _add(engine: Engine, key: JobKey, *, held: int, dropped: int) -> None:
     partition_id, job_id = key
-    now = _now()
+    now = now_millis()
     statement = (
         _upsert(engine)(_PIPES)
         .values(
@@ -95,22 +91,22 @@ def count_released(engine: Engine, key: JobKey, results: int, *, dropped: int = 
             .values(
                 held=_PIPES.c.held - results,
                 dropped=_PIPES.c.dropped + dropped,
-                updated_time=_now(),
+                updated_time=now_millis(),
             )
         )
 
 
 def pipe_gone(engine: Engine, key: JobKey, *, held: int, job_deleted: bool = False) -> bool:
     """The job's paused pipe is gone: clear its count, unless it has changed from ``held``
-    meanwhile (a consumer counted more in, to put on a pipe it is declaring again). The row
-    of a deleted job goes with it. Whether it was cleared."""
+    meanwhile (a consumer counted in what it put on a pipe it declared again). The row of a
+    deleted job goes with it. Whether it was cleared."""
     matching = (*_is(key), _PIPES.c.held == held)
     with engine.begin() as connection:
         if job_deleted:
             done = connection.execute(delete(_PIPES).where(*matching))
         else:
             done = connection.execute(
-                update(_PIPES).where(*matching).values(held=0, updated_time=_now())
+                update(_PIPES).where(*matching).values(held=0, updated_time=now_millis())
             )
     return bool(done.rowcount)
 

@@ -38,6 +38,11 @@ JobKey = tuple[str, str]
 """(partition id, job id)"""
 
 
+def now_millis() -> int:
+    """Now, in epoch milliseconds: how the job database's tables hold a time."""
+    return int(time.time() * 1000)
+
+
 class JobRows(Protocol):
     """Where job rows are read from."""
 
@@ -195,7 +200,7 @@ def _in_hand_query(keys: Collection[JobKey]) -> tuple[str, dict[str, object]]:
         f"SELECT partition_id, job_id, SUM(items) FROM job_items_in_hand WHERE {where} "
         "AND updated_time >= :since GROUP BY partition_id, job_id"
     )
-    since = int(time.time() * 1000) - IN_HAND_FRESH_MILLIS
+    since = now_millis() - IN_HAND_FRESH_MILLIS
     return sql, parameters | {"since": since}
 
 

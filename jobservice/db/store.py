@@ -19,6 +19,7 @@ from sqlmodel import Session, col
 
 from jobservice.db.engine import open_database
 from jobservice.db.paused import job_deleted
+from jobservice.db.rows import now_millis
 from jobservice.db.tables import JobLabelRow, JobPrerequisiteRow, JobRow
 from jobservice.errors import InvalidRequestError
 from jobservice.execution.job import JobRecord, NewJobRow
@@ -37,10 +38,6 @@ _POSTGRES_CANCELLED = "57014"
 
 TERMINAL = [s.value for s in JobStatus if s.is_terminal]
 NOT_FINISHED = [s.value for s in JobStatus if not s.is_terminal]
-
-
-def now_millis() -> int:
-    return int(time.time() * 1000)
 
 
 async def open_store(url: str) -> JobStore:

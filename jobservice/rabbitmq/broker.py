@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -132,6 +132,17 @@ class Broker:
             with contextlib.suppress(*LINK_ERRORS):
                 await channel.close()
         self._known_queues.add(name)
+
+    @contextlib.asynccontextmanager
+    async def opened_channel(self) -> AsyncIterator[AbstractChannel]:
+        """A new channel for a few calls, closed after them, quietly: a refused call (a
+        passive declare of a missing queue, a delete refused) has closed it already."""
+        channel = await self.channel()
+        try:
+            yield channel
+        finally:
+            with contextlib.suppress(Exception):
+                await channel.close()
 
     def forget_queue(self, name: str) -> None:
         """``name`` was deleted: declare it again before the next use that declares."""

@@ -13,7 +13,8 @@ from collections.abc import Awaitable, Callable
 
 from temporalio.client import WorkflowExecutionStatus
 
-from jobservice.db.store import JobStore, now_millis
+from jobservice.db.rows import now_millis
+from jobservice.db.store import JobStore
 from jobservice.db.tables import JobRow
 from jobservice.errors import UnavailableError
 from jobservice.execution.job import NewJobRow

@@ -24,7 +24,7 @@ from enum import Enum
 
 from sqlalchemy import Engine
 
-from jobservice.db.gate import JobGate
+from jobservice.db.gate import GO_ON, JobGate
 from jobservice.db.paused import count_dropped, count_held
 from jobservice.db.rows import JobKey
 from jobservice.jobs.pipes import paused_pipe
@@ -36,13 +36,17 @@ _log = logging.getLogger(__name__)
 
 TO_HEADER = "x-jobservice-to"
 """The header of a held result naming the queue it goes on to once its job resumes."""
+PASSED_ON = (*GO_ON, JobStatus.COMPLETED)
+"""The statuses whose results go on to their ``to`` queue. A Completed job's last results may
+read their job Completed just after their own signal completed it; late duplicates of its
+results come for batches that have ended, and go nowhere (:meth:`Forwarding.drop`)."""
 STATUS_SECONDS = 0.05
 """How old a job's status may be when a result of it is passed on."""
 
 
 class HoldingDelayedError(Exception):
-    """Results of a paused job could not be counted as held: the job database did not answer.
-    They are neither passed on nor held; what brought them is to be tried again."""
+    """Results of a paused job are held but could not be counted: the job database did not
+    answer. What brought them is to be recorded and held again (passed on once)."""
 
 
 class Fate(Enum):
@@ -54,11 +58,8 @@ class Fate(Enum):
 
 
 def fate_of(status: JobStatus | None) -> Fate:
-    """What a job's status (None: it was deleted) makes of its results. A Completed job's
-    last results may be read Completed just after their own signal completed it: they go
-    on. Late duplicates of a Completed job's results come for batches that have ended, and
-    go nowhere (:meth:`Forwarding.drop`)."""
-    if status in (JobStatus.ACTIVE, JobStatus.WAITING, JobStatus.COMPLETED):
+    """What a job's status (None: it was deleted) makes of its results."""
+    if status in PASSED_ON:
         return Fate.FORWARD
     if status is JobStatus.PAUSED:
         return Fate.HOLD

@@ -4,7 +4,8 @@ Results of a paused job wait on its paused pipe (:mod:`jobservice.tracking.holdi
 half second the keeper asks the job database which jobs have results counted there and are
 no longer paused, and then:
 
-- a job resumed (Active or Waiting), or one that completed while paused: each held result
+- a job resumed (Active or Waiting), or one that completed while paused (its held results
+  are its own, not late duplicates): each held result
   goes on to the queue its ``to`` names, in the order it came, a slice at a time, each slice
   acked on the pipe only once the broker has confirmed it where it went; the pipe is removed
   once it is empty. A job paused again meanwhile keeps the rest; one cancelled meanwhile
@@ -35,10 +36,9 @@ from sqlalchemy import Engine
 from jobservice.db.gate import JobGate
 from jobservice.db.paused import HeldPipe, count_released, held_pipes, pipe_gone
 from jobservice.jobs.pipes import paused_pipe
-from jobservice.jobs.status import JobStatus
 from jobservice.metrics import TRACKING_DROPPED, TRACKING_RELEASED
 from jobservice.rabbitmq.broker import Broker, TargetQueueMissingError
-from jobservice.tracking.holding import TO_HEADER
+from jobservice.tracking.holding import PASSED_ON, TO_HEADER
 
 _log = logging.getLogger(__name__)
 
@@ -50,8 +50,6 @@ _QUIET_SECONDS = 0.3
 """A pipe that has sent nothing for this long is empty, as far as the keeper can tell."""
 _GAP_SECONDS = 0.02
 """Within a slice, a pause this long between two messages ends the slice."""
-_GOES_ON = (JobStatus.ACTIVE, JobStatus.WAITING, JobStatus.COMPLETED)
-"""A job completed while paused: its held results are its own, not late duplicates."""
 
 DeadLetter = Callable[[bytes, str], Awaitable[None]]
 
@@ -95,7 +93,7 @@ class PausedPipes:
     async def settle(self) -> None:
         """One round: every job with held results that is no longer paused."""
         for held in await asyncio.to_thread(held_pipes, self._engine):
-            if held.status in _GOES_ON:
+            if held.status in PASSED_ON:
                 await self._release(held)
             else:
                 await self._drop(held)
@@ -110,8 +108,7 @@ class PausedPipes:
         name = self._pipe(held)
         left = held.held
         drained = False
-        channel = await self._broker.channel()
-        try:
+        async with self._broker.opened_channel() as channel:
             try:
                 pipe = await channel.declare_queue(name, durable=True, passive=True)
             except ChannelNotFoundEntity:  # what it held went on, or was never put there
@@ -122,7 +119,7 @@ class PausedPipes:
             except ChannelAccessRefused:
                 return  # another keeper reads it
             passed: set[str] = set()
-            while await self._gate.status(*held.key, fresh=True) in _GOES_ON:
+            while await self._gate.status(*held.key, fresh=True) in PASSED_ON:
                 messages = await taker.take()
                 if not messages:
                     drained = True
@@ -132,9 +129,6 @@ class PausedPipes:
                 await asyncio.to_thread(count_released, self._engine, held.key, len(messages))
                 TRACKING_RELEASED.inc(published)
                 left -= len(messages)
-        finally:
-            with contextlib.suppress(Exception):
-                await channel.close()
         # Paused again, or ended (the next round drops the rest), or more came meanwhile: the
         # pipe stays for the next round.
         if drained and await self._remove_if_empty(name):
@@ -143,16 +137,13 @@ class PausedPipes:
 
     async def _remove_if_empty(self, name: str) -> bool:
         """Remove the pipe if nothing is in it and nobody reads it; whether it is gone."""
-        channel = await self._broker.channel()
-        try:
-            await channel.queue_delete(name, if_unused=True, if_empty=True)
-        except ChannelPreconditionFailed:
-            return False
-        except ChannelNotFoundEntity:
-            pass
-        finally:
-            with contextlib.suppress(Exception):
-                await channel.close()
+        async with self._broker.opened_channel() as channel:
+            try:
+                await channel.queue_delete(name, if_unused=True, if_empty=True)
+            except ChannelPreconditionFailed:
+                return False
+            except ChannelNotFoundEntity:
+                pass
         self._broker.forget_queue(name)
         return True
 
@@ -180,15 +171,12 @@ class PausedPipes:
 
     async def _drop(self, held: HeldPipe) -> None:
         name = self._pipe(held)
-        channel = await self._broker.channel()
-        try:
-            deleted = await channel.queue_delete(name)
-            dropped = deleted.message_count or 0
-        except ChannelNotFoundEntity:
-            dropped = 0
-        finally:
-            with contextlib.suppress(Exception):
-                await channel.close()
+        async with self._broker.opened_channel() as channel:
+            try:
+                deleted = await channel.queue_delete(name)
+                dropped = deleted.message_count or 0
+            except ChannelNotFoundEntity:
+                dropped = 0
         self._broker.forget_queue(name)
         TRACKING_DROPPED.labels("held").inc(dropped)
         if held.status is None:

@@ -62,7 +62,7 @@ class BatchRecorder:
             batch.refuse(f"Temporal refused the result: {exc.message}")
         except HoldingDelayedError as exc:
             _log.warning("%s; trying again", exc)
-            return None  # recorded, but not yet passed on or held: record again, counted once
+            return None  # held, not yet counted: record and hold again (counted once)
         except (BrokerUnavailableError, *LINK_ERRORS):
             raise
         except Exception as exc:  # whatever else these reports make go wrong
