@@ -40,7 +40,7 @@ from tests.integration.handlers import (
     RecordingHandler,
     TwoHalvesBatchPlugin,
 )
-from tests.integration.rabbit import delete_queues, rabbit_connection, rabbitmqctl
+from tests.integration.rabbit import NewQueue, delete_queues, rabbit_connection, rabbitmqctl
 from tests.integration.support import api_client
 
 
@@ -179,12 +179,22 @@ def broker_restarted() -> Iterator[None]:
 
 
 @pytest.fixture
-async def target_queue(rabbit: AbstractChannel, owned_queues: list[str]) -> str:
+def new_queue(rabbit: AbstractChannel, owned_queues: list[str]) -> NewQueue:
+    """Durable queues of this test's own, deleted when it ends."""
+
+    async def declare(prefix: str) -> str:
+        name = unique(prefix)
+        await rabbit.declare_queue(name, durable=True)
+        owned_queues.append(name)
+        return name
+
+    return declare
+
+
+@pytest.fixture
+async def target_queue(new_queue: NewQueue) -> str:
     """A durable target queue of this test's own."""
-    name = unique("target")
-    await rabbit.declare_queue(name, durable=True)
-    owned_queues.append(name)
-    return name
+    return await new_queue("target")
 
 
 @pytest.fixture

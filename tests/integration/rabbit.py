@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+from collections.abc import Awaitable, Callable
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
 from jobservice.settings import RabbitSettings
 from tests.services import service_missing
+
+NewQueue = Callable[[str], Awaitable[str]]
+"""Makes a durable queue of the test's own, named from a prefix (the ``new_queue`` fixture);
+deleted when the test ends."""
 
 
 async def rabbit_connection(settings: RabbitSettings) -> AbstractRobustConnection:

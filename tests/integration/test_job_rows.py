@@ -10,8 +10,15 @@ import pytest
 
 from jobservice.db.in_hand import report_in_hand
 from jobservice.db.paused import count_dropped, count_held, count_released, held_pipes
-from jobservice.db.rows import IN_HAND_FRESH_MILLIS, CoreRows, JobRows, SqliteRows, sqlite_file
-from jobservice.db.store import JobStore, now_millis
+from jobservice.db.rows import (
+    IN_HAND_FRESH_MILLIS,
+    CoreRows,
+    JobRows,
+    SqliteRows,
+    now_millis,
+    sqlite_file,
+)
+from jobservice.db.store import JobStore
 from jobservice.execution.job import JobRecord, NewJobRow
 from jobservice.jobs.job import Failure, JobCounts
 from jobservice.jobs.status import JobStatus

@@ -22,7 +22,7 @@ from jobservice.settings import Settings
 from jobservice.tracking.holding import TO_HEADER
 from jobservice.tracking.paused import PausedPipes
 from tests.conftest import unique
-from tests.integration.rabbit import depth, take
+from tests.integration.rabbit import NewQueue, depth, take
 
 HELD = 1_200
 """Two and a bit slices of the keeper's."""
@@ -47,6 +47,7 @@ async def test_keepers_at_one_pipe_pass_each_result_on_once_in_order(
     broker: Broker,
     rabbit: AbstractChannel,
     owned_queues: list[str],
+    new_queue: NewQueue,
 ) -> None:
     # Given a paused job whose pipe holds results (one of them twice) bound for stage B
     job_id = unique("kept")
@@ -55,9 +56,8 @@ async def test_keepers_at_one_pipe_pass_each_result_on_once_in_order(
         NewJobRow(partition_id="p", job_id=job_id, definition={}, definition_hash="0" * 64),
         status=JobStatus.PAUSED,
     )
-    pipe, stage_b = paused_pipe(settings.rabbitmq.tracking_pipe, *key), unique("stage-b")
-    owned_queues += [pipe, stage_b]
-    await rabbit.declare_queue(stage_b, durable=True)
+    pipe, stage_b = paused_pipe(settings.rabbitmq.tracking_pipe, *key), await new_queue("stage-b")
+    owned_queues.append(pipe)
     await broker.ensure_queue(pipe, declare=True)
     bodies = [result(job_id, n) for n in range(1, HELD + 1)] + [result(job_id, 7)]
     await broker.publish(pipe, bodies, headers={TO_HEADER: stage_b})

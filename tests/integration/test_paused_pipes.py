@@ -27,7 +27,7 @@ from jobservice.settings import EngineSettings, Settings
 from tests.conftest import unique
 from tests.integration import processes
 from tests.integration.processes import start_reference_worker
-from tests.integration.rabbit import depth, rabbit_connection, rabbitmqctl
+from tests.integration.rabbit import NewQueue, depth, rabbit_connection, rabbitmqctl
 from tests.integration.support import eventually, job
 
 ITEMS = 400
@@ -47,11 +47,8 @@ def engine() -> EngineSettings:
 
 
 @pytest.fixture
-async def stage_b(rabbit: AbstractChannel, owned_queues: list[str]) -> str:
-    name = unique("stage-b")
-    await rabbit.declare_queue(name, durable=True)
-    owned_queues.append(name)
-    return name
+async def stage_b(new_queue: NewQueue) -> str:
+    return await new_queue("stage-b")
 
 
 @pytest.fixture

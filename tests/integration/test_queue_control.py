@@ -20,7 +20,7 @@ from jobservice.settings import EngineSettings, Settings
 from tests.conftest import unique
 from tests.integration import processes
 from tests.integration.processes import start_reference_worker
-from tests.integration.rabbit import depth, publish, take
+from tests.integration.rabbit import NewQueue, depth, publish, take
 from tests.integration.support import eventually, job, run_to_end
 
 WINDOW = 100
@@ -197,11 +197,9 @@ async def test_results_are_forwarded_to_the_queue_their_to_names(
     tracking_worker: None,
     rabbit: AbstractChannel,
     target_queue: str,
-    owned_queues: list[str],
+    new_queue: NewQueue,
 ) -> None:
-    results = unique("results")
-    await rabbit.declare_queue(results, durable=True)
-    owned_queues.append(results)
+    results = await new_queue("results")
     worker = start_reference_worker(target_queue, "--result-queue", results)
     try:
         done = await run_to_end(service, unique("forward"), job("range", "0-100", target_queue))
