@@ -10,33 +10,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from jobservice.activities.counting import CountingServices, Enough, InvalidItem
+from jobservice.activities.building import MessageBuilding
+from jobservice.activities.counting import CountingServices, Enough
 from jobservice.activities.handler_threads import HandlerThreads
 from jobservice.activities.in_hand import ItemsInHand
 from jobservice.activities.pipes import TargetPipe, resolve_pipe
+from jobservice.db.failures import FailedItem, FailureLedger
 from jobservice.db.gate import JobGate
 from jobservice.errors import BatchDefinitionError, InvalidJobError
 from jobservice.execution.batch import (
     ChunkInput,
     ChunkResult,
+    FailedItemsInput,
     JobContext,
     SplitInput,
     SplitResult,
     SubBatch,
 )
-from jobservice.execution.names import BROKER_UNAVAILABLE, DISPATCH_ITEMS, SPLIT_BATCH
+from jobservice.execution.names import (
+    BROKER_UNAVAILABLE,
+    COUNT_FAILED_ITEMS,
+    DISPATCH_ITEMS,
+    SPLIT_BATCH,
+)
 from jobservice.jobs.job import Failure
-from jobservice.jobs.taskids import item_number
-from jobservice.messages import TaskMessage
 from jobservice.metrics import CHUNK_SECONDS, ITEMS
 from jobservice.plugins.registry import Registry
 from jobservice.rabbitmq.broker import Broker, BrokerUnavailableError, TargetQueueMissingError
@@ -53,14 +59,6 @@ WATCH_SECONDS = 0.5
 
 _DEFINITION_ERRORS = (BatchDefinitionError, InvalidJobError, ValueError, TypeError, RecursionError)
 """What a plugin raises for a definition that can never work: not retried."""
-
-
-@dataclass
-class _Refused:
-    """Items that failed before delivery: their indexes in the batch, and the first details."""
-
-    indexes: list[int] = field(default_factory=list)
-    failures: list[Failure] = field(default_factory=list)
 
 
 def _definition_failure(context: JobContext, path: list[int], exc: Exception) -> ApplicationError:
@@ -140,8 +138,10 @@ class BatchActivities:
         *,
         threads: HandlerThreads,
         in_hand: ItemsInHand | None = None,
+        ledger: FailureLedger | None = None,
     ) -> None:
         self._registry = registry
+        self._ledger = ledger or FailureLedger(None)
         self._broker = broker
         self._gate = gate or JobGate(None)
         self._threads = threads
@@ -184,6 +184,55 @@ class BatchActivities:
             if request.sub_batch_offset == 0
             else None,
         )
+
+    @activity.defn(name=COUNT_FAILED_ITEMS)
+    async def count_failed_items(self, request: FailedItemsInput) -> None:
+        """Write the items a batch counted failed to the ledger, each with its task message,
+        built again from the batch's definition as a chunk builds it: the source is read now,
+        moments after the item went out, not when it is sent again."""
+        context = request.context
+        indexes = sorted(set(request.reported) | set(request.expired))
+        if not indexes:
+            return
+        services = CountingServices(
+            item_start=indexes[0], item_end=indexes[-1] + 1, stop_after_items=True
+        )
+        try:
+            await asyncio.to_thread(self._run_plugin, context, request.definition, services)
+        except _DEFINITION_ERRORS:
+            services.items = []  # the source has gone bad since: the failures without messages
+        building = MessageBuilding(self._registry, context, request.path, request.sub_batch_total)
+        wanted = [
+            (index, services.items[index - indexes[0]])
+            for index in indexes
+            if index - indexes[0] < len(services.items)
+        ]
+        async with self._building:
+            built = await asyncio.to_thread(building.build, wanted, 0)
+        tracking = self._broker.settings.tracking_pipe if self._broker is not None else None
+        messages: dict[int, str] = {}
+        for index, message in zip(built.indexes, built.messages, strict=True):
+            message.tracking_pipe = tracking
+            messages[index] = json.dumps(message.to_dict(), default=str)
+        items = dict(zip(built.refused.indexes, built.refused.items, strict=True))
+        now = datetime.now(UTC)
+        source = f"target pipe {context.target_pipe!r}"
+        expired = set(request.expired)
+        seconds = context.engine.result_timeout_seconds
+        rows = [
+            FailedItem(
+                task_id=building.task_id(index),
+                failure_time=now,
+                failure_source=source,
+                failure_message=f"no result for the item within {seconds:g} s"
+                if index in expired
+                else "its worker reported it failed",
+                message=messages.get(index),
+                item=items[index].item if index in items else None,
+            )
+            for index in indexes
+        ]
+        await self._ledger.count((context.partition, context.job_id), rows)
 
     @activity.defn(name=DISPATCH_ITEMS)
     async def dispatch_items(self, request: ChunkInput) -> ChunkResult:
@@ -281,79 +330,33 @@ class BatchActivities:
         stop: asyncio.Event,
     ) -> ChunkResult:
         """Build ``size`` task messages from ``offset`` and deliver them; once ``stop`` is set,
-        the pipe may leave the rest of them undone."""
-        async with self._building:
-            messages, positions, refused = await asyncio.to_thread(
-                self._build, request, items, first, offset, size
-            )
+        the pipe may leave the rest of them undone. Every item that failed is in the job's
+        failed-item ledger before the slice's counts are."""
         context = request.context
         limit = context.engine.failure_details
+        building = MessageBuilding(self._registry, context, request.path, request.sub_batch_total)
+        todo = [
+            (first + index, items[index]) for index in range(offset, min(offset + size, len(items)))
+        ]
+        async with self._building:
+            built = await asyncio.to_thread(building.build, todo, limit)
+        messages = built.messages
         delivered = await pipe.deliver(messages, context.task_message_params, limit, stop)
         end = min(offset + size, len(items))
-        indexes, failures = refused.indexes, refused.failures
+        refused = built.refused
         if delivered.undone:
             # Processed ends at the first undone message's item: it and every item after it,
             # refused ones included, are done when the chunk goes on, and counted then.
-            end = positions[len(messages) - delivered.undone]
-            indexes = [index for index in refused.indexes if index < first + end]
-            failures = refused.failures[: len(indexes)]
+            end = built.indexes[len(messages) - delivered.undone] - first
+            refused = refused.before(first + end)
+        await self._ledger.record(
+            (context.partition, context.job_id), refused.items + delivered.failed_items
+        )
         return ChunkResult(
             processed=end - offset,
             completed=delivered.completed,
-            failed=len(indexes) + delivered.failed,
+            failed=len(refused.indexes) + delivered.failed,
             forwarded=delivered.forwarded,
-            refused=indexes,
-            failures=(failures + delivered.failures)[:limit],
+            refused=refused.indexes,
+            failures=(refused.failures + delivered.failures)[:limit],
         )
-
-    def _build(
-        self, request: ChunkInput, items: list[Any], first: int, offset: int, size: int
-    ) -> tuple[list[TaskMessage], list[int], _Refused]:
-        """Task messages for ``size`` items from ``offset``, the position in ``items`` of each
-        one's item, and the items that became none."""
-        context = request.context
-        limit = context.engine.failure_details
-        builder = self._registry.builder(context.task_message_type)
-        builder_source = f"task message builder {context.task_message_type or 'default'!r}"
-        plugin_source = f"batch plugin {context.batch_type!r}"
-        params: Mapping[str, str] = context.task_message_params
-        correlation = f"{context.partition}:{context.job_id}"
-        task_prefix = context.task_id(request.path) + "."
-        refused = _Refused()
-        messages: list[TaskMessage] = []
-        positions: list[int] = []
-        for index in range(offset, min(offset + size, len(items))):
-            item = items[index]
-            task_id = f"{task_prefix}{item_number(request.sub_batch_total, first + index)}"
-            try:
-                if isinstance(item, InvalidItem):
-                    raise ValueError(item.message)
-                spec = builder.build(item, params)
-            except Exception as exc:
-                refused.indexes.append(first + index)
-                if len(refused.failures) < limit:
-                    refused.failures.append(
-                        Failure(
-                            failure_id=task_id,
-                            failure_time=datetime.now(UTC),
-                            failure_source=plugin_source
-                            if isinstance(item, InvalidItem)
-                            else builder_source,
-                            failure_message=str(exc),
-                        )
-                    )
-                continue
-            messages.append(
-                TaskMessage(
-                    job_task_id=task_id,
-                    task_classifier=spec.task_classifier,
-                    task_api_version=spec.task_api_version,
-                    task_data=spec.task_data,
-                    to=context.target_pipe,
-                    correlation_id=correlation,
-                    track_to=context.track_to,
-                    status_check_url=context.status_check_url,
-                )
-            )
-            positions.append(index)
-        return messages, positions, refused

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from jobservice.activities.handler_threads import HandlerThreads, Watch
 from jobservice.activities.in_hand import ItemsInHand
+from jobservice.db.failures import FailedItem
 from jobservice.errors import InvalidJobError
 from jobservice.jobs.job import Failure
 from jobservice.jobs.pipes import LOCAL_PIPE_PREFIX, local_handler_name
@@ -32,6 +33,9 @@ class Delivery:
     failed: int = 0
     forwarded: int = 0
     failures: list[Failure] = field(default_factory=list)
+    """The first few failures, for the job's summary."""
+    failed_items: list[FailedItem] = field(default_factory=list)
+    """Every item that failed here, with its task message, for the job's failed-item ledger."""
     undone: int = 0
     """Messages at the end of the slice left to do: the pipe was told to stop before them."""
 
@@ -137,15 +141,17 @@ class LocalPipe:
         self, delivery: Delivery, message: TaskMessage, text: str, failure_limit: int
     ) -> None:
         delivery.failed += 1
+        failure = Failure(
+            failure_id=message.job_task_id,
+            failure_time=datetime.now(UTC),
+            failure_source=self._source,
+            failure_message=text,
+        )
         if len(delivery.failures) < failure_limit:
-            delivery.failures.append(
-                Failure(
-                    failure_id=message.job_task_id,
-                    failure_time=datetime.now(UTC),
-                    failure_source=self._source,
-                    failure_message=text,
-                )
-            )
+            delivery.failures.append(failure)
+        delivery.failed_items.append(
+            FailedItem.of(failure, message=json.dumps(message.to_dict(), default=str))
+        )
 
 
 class QueuePipe:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from jobservice.cli.render import as_json, progress_bar, show_job, show_jobs
+from jobservice.cli.render import as_json, failure_line, progress_bar, show_job, show_jobs
 from jobservice.cli.shared import (
     JobIdArgument,
     JsonOption,
@@ -231,6 +231,30 @@ def delete(
     """Delete a job: stop it if it runs, and remove it, with what its paused pipe holds."""
     _run(ctx, lambda service: service.delete(job_id, partition=partition))
     Console().print(f"job {job_id}: deleted")
+
+
+@app.command()
+def failures(
+    ctx: typer.Context,
+    job_id: JobIdArgument,
+    partition: PartitionOption = DEFAULT_PARTITION,
+    jsonl: Annotated[
+        bool, typer.Option("--jsonl", help="One JSON object a line, in the API's shape.")
+    ] = False,
+) -> None:
+    """Every failed item of a job, in the order they failed: its task id, time, source and
+    message. Streamed as they are read, however many there are."""
+
+    async def work(service: JobService) -> int:
+        count = 0
+        async for failure in service.all_failures(job_id, partition=partition):
+            count += 1
+            print(failure.model_dump_json(by_alias=True) if jsonl else failure_line(failure))
+        return count
+
+    count = _run(ctx, work)
+    if not jsonl:
+        Console(stderr=True).print(f"job {job_id}: {count:,} failed items")
 
 
 @app.command("list")

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 if TYPE_CHECKING:
     from jobservice.jobs.job import JobView
+    from jobservice.jobs.public import Failure
 
 
 def as_json(job: JobView) -> str:
@@ -45,12 +47,24 @@ def show_job(console: Console, job: JobView) -> None:
     if job.dropped_messages:
         console.print(f"  dropped    {job.dropped_messages:,} results not passed on: the job ended")
     if job.failures:
-        console.print(f"  failures   (first {len(job.failures)})")
+        more = (
+            f" of {counts.failed:,}; `jobservice failures {job.id}` lists them all"
+            if counts.failed > len(job.failures)
+            else ""
+        )
+        console.print(f"  failures   (first {len(job.failures)}{more})", markup=False)
         for failure in job.failures:
             console.print(
                 f"    {failure.failure_id}  {failure.failure_source}: {failure.failure_message}",
                 markup=False,
             )
+
+
+def failure_line(failure: Failure) -> str:
+    """A failed item on a line: its task id, when, where and why, tab-separated."""
+    when = datetime.fromtimestamp(failure.failure_time / 1000, UTC).isoformat(timespec="seconds")
+    message = " ".join(failure.failure_message.split())
+    return f"{failure.failure_id}\t{when}\t{failure.failure_source}\t{message}"
 
 
 def show_jobs(console: Console, jobs: list[JobView]) -> None:

@@ -38,7 +38,7 @@ from jobservice.client._errors import (
     UnreachableError,
 )
 from jobservice.jobs.definition import JobDefinition, NewJob
-from jobservice.jobs.public import Health, JobPublic
+from jobservice.jobs.public import Failure, FailurePage, Health, JobPublic
 from jobservice.jobs.status import JobStatus
 
 __all__ = [
@@ -46,6 +46,8 @@ __all__ = [
     "AsyncJobServiceClient",
     "BadRequestError",
     "ConflictError",
+    "Failure",
+    "FailurePage",
     "ForbiddenError",
     "Health",
     "JobDefinition",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
 from typing import Self, TypeVar
 
 import httpx
@@ -9,6 +10,7 @@ import httpx
 from jobservice.client._call import Call
 from jobservice.client._endpoints import Endpoints
 from jobservice.client._errors import unreachable
+from jobservice.jobs.public import Failure
 
 T = TypeVar("T")
 
@@ -37,6 +39,18 @@ class JobServiceClient(Endpoints[httpx.Client]):
         except httpx.TransportError as exc:
             raise unreachable(request, exc) from exc
         return call.outcome(response)
+
+    def iter_job_failures(
+        self, job_id: str, *, partition: str | None = None, page_size: int = 1_000
+    ) -> Iterator[Failure]:
+        """Every failed item of the job, fetched a page at a time as they are read."""
+        offset = 0
+        while True:
+            page = self.job_failures(job_id, limit=page_size, offset=offset, partition=partition)
+            yield from page.failures
+            if len(page.failures) < page_size:
+                return
+            offset += len(page.failures)
 
     def close(self) -> None:
         """Close the HTTP client, unless it was given."""
@@ -67,6 +81,21 @@ class AsyncJobServiceClient(Endpoints[httpx.AsyncClient]):
         except httpx.TransportError as exc:
             raise unreachable(request, exc) from exc
         return call.outcome(response)
+
+    async def iter_job_failures(
+        self, job_id: str, *, partition: str | None = None, page_size: int = 1_000
+    ) -> AsyncIterator[Failure]:
+        """Every failed item of the job, fetched a page at a time as they are read."""
+        offset = 0
+        while True:
+            page = await self.job_failures(
+                job_id, limit=page_size, offset=offset, partition=partition
+            )
+            for failure in page.failures:
+                yield failure
+            if len(page.failures) < page_size:
+                return
+            offset += len(page.failures)
 
     async def aclose(self) -> None:
         """Close the HTTP client, unless it was given."""

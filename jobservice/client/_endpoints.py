@@ -35,7 +35,16 @@ from jobservice.client._call import (
 )
 from jobservice.jobs.definition import JobDefinition, NewJob
 from jobservice.jobs.public import API_BASE_PATH as BASE_PATH
-from jobservice.jobs.public import API_KEY_HEADER, Health, JobPublic, JobsCanceled, JobsDeleted
+from jobservice.jobs.public import (
+    API_KEY_HEADER,
+    TOTAL_COUNT_HEADER,
+    Failure,
+    FailurePage,
+    Health,
+    JobPublic,
+    JobsCanceled,
+    JobsDeleted,
+)
 from jobservice.jobs.status import DEFAULT_PARTITION, JobStatus
 
 T = TypeVar("T")
@@ -55,6 +64,7 @@ _ACTIVE = TypeAdapter(bool)
 _HEALTH = TypeAdapter(Health)
 _DELETED = TypeAdapter(JobsDeleted)
 _CANCELED = TypeAdapter(JobsCanceled)
+_FAILURES = TypeAdapter(list[Failure])
 
 
 class Endpoint(Generic[P, T]):
@@ -252,6 +262,23 @@ class Endpoints(Generic[H]):
         return Call("GET", self._job(job_id, partition, "/status"), read_json(_STATUS))
 
     @Endpoint
+    def job_failures(
+        self, job_id: str, *, limit: int = 100, offset: int = 0, partition: str | None = None
+    ) -> Call[FailurePage]:
+        """A page of the job's failed items, in the order they failed, and how many it has in
+        all (``total``). :meth:`iter_job_failures` goes through every one.
+
+        Raises:
+            NotFoundError: no such job in the partition.
+        """
+        return Call(
+            "GET",
+            self._job(job_id, partition, "/failures"),
+            _failure_page,
+            params={"limit": limit, "offset": offset},
+        )
+
+    @Endpoint
     def job_is_active(self, job_id: str, *, partition: str | None = None) -> Call[bool]:
         """Whether the job is Waiting, Active or Paused; False for a job that does not exist."""
         return Call("GET", self._job(job_id, partition, "/isActive"), read_json(_ACTIVE))
@@ -277,3 +304,10 @@ def _jobs_deleted(response: httpx.Response) -> int:
 
 def _jobs_canceled(response: httpx.Response) -> int:
     return _CANCELED.validate_json(response.content).jobs_canceled
+
+
+def _failure_page(response: httpx.Response) -> FailurePage:
+    return FailurePage(
+        total=int(response.headers.get(TOTAL_COUNT_HEADER, 0)),
+        failures=_FAILURES.validate_json(response.content),
+    )

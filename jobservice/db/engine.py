@@ -8,10 +8,12 @@ reads a job, and Alembic itself is only loaded where the schema is changed
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
 from jobservice.db.revision import SCHEMA_REVISION as SCHEMA_REVISION
@@ -73,3 +75,8 @@ async def open_database(url: str) -> Engine:
     engine = create_database_engine(url)
     await asyncio.to_thread(check_schema, engine)
     return engine
+
+
+def upsert(engine: Engine) -> Callable[..., Any]:
+    """The dialect's INSERT, which knows ON CONFLICT (PostgreSQL and SQLite alike)."""
+    return postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert

@@ -9,13 +9,12 @@ may hold something, and the keeper looks at it until it is empty.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, delete, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
+from jobservice.db.engine import upsert
 from jobservice.db.rows import JobKey, now_millis
 from jobservice.db.tables import JobRow, PausedPipeRow
 from jobservice.jobs.status import JobStatus
@@ -34,11 +33,6 @@ class HeldPipe:
     """None: the job was deleted."""
 
 
-def _upsert(engine: Engine) -> Callable[..., Any]:
-    """The dialect's INSERT, which knows ON CONFLICT (PostgreSQL and SQLite alike)."""
-    return postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
-
-
 def count_held(engine: Engine, key: JobKey, results: int) -> None:
     """Count ``results`` as held on the job's paused pipe, once they are there."""
     _add(engine, key, held=results, dropped=0)
@@ -53,7 +47,7 @@ def _add(engine: Engine, key: JobKey, *, held: int, dropped: int) -> None:
     partition_id, job_id = key
     now = now_millis()
     statement = (
-        _upsert(engine)(_PIPES)
+        upsert(engine)(_PIPES)
         .values(
             partition_id=partition_id,
             job_id=job_id,

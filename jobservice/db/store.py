@@ -17,8 +17,8 @@ from sqlalchemy import Engine, case, delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col
 
+from jobservice.db import failures, paused
 from jobservice.db.engine import open_database
-from jobservice.db.paused import job_deleted
 from jobservice.db.rows import now_millis
 from jobservice.db.tables import JobLabelRow, JobPrerequisiteRow, JobRow
 from jobservice.errors import InvalidRequestError
@@ -235,7 +235,8 @@ class JobStore:
                         col(table.job_id) == job_id,
                     )
                 )
-            job_deleted(session.connection(), (partition_id, job_id))
+            paused.job_deleted(session.connection(), (partition_id, job_id))
+            failures.job_deleted(session.connection(), (partition_id, job_id))
             result = session.execute(
                 delete(JobRow).where(
                     col(JobRow.partition_id) == partition_id,

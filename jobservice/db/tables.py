@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Text, text
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, Text, text
 from sqlmodel import Field, SQLModel
 
 from jobservice.jobs.ids import JOB_ID_LENGTH, PARTITION_ID_LENGTH
@@ -122,3 +122,48 @@ class PausedPipeRow(SQLModel, table=True):
     with the pipe. A job submitted again under the same id meanwhile does not get them."""
     updated_time: int = Field(sa_column=Column(BigInteger, nullable=False))
     """Epoch milliseconds."""
+
+
+class FailedItemRow(SQLModel, table=True):
+    """One item of a job that failed, kept whatever their number: what the failure was, and
+    the task message that sends the same item again without reading the source anew.
+
+    A worker's report of a failure is written by the tracking consumer before its batch hears
+    of it (``counted`` false); the batch then counts it, once, and writes its task message with
+    ``counted`` true. So the rows that are counted are the job's failed items, no more: a late
+    duplicate report finds its item counted already and never gets its row counted."""
+
+    __tablename__ = "job_failed_item"
+    __table_args__ = (
+        Index(
+            "ux_job_failed_item_task",
+            "partition_id",
+            "job_id",
+            "round",
+            "task_id",
+            unique=True,
+        ),
+        Index("ix_job_failed_item_listing", "partition_id", "job_id", "round", "counted", "id"),
+    )
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    )
+    """The order failures were recorded in: what a listing pages by."""
+    partition_id: str = Field(max_length=PARTITION_ID_LENGTH)
+    job_id: str = Field(max_length=JOB_ID_LENGTH)
+    round: int = 0
+    """0 for the job's first run; n for its n-th redrive."""
+    task_id: str = Field(sa_column=Column(Text, nullable=False))
+    failure_time: int = Field(sa_column=Column(BigInteger, nullable=False))
+    """Epoch milliseconds."""
+    failure_source: str = Field(sa_column=Column(Text, nullable=False))
+    failure_message: str = Field(sa_column=Column(Text, nullable=False))
+    message: str | None = Field(default=None, sa_column=Column(Text))
+    """The item's task message, as JSON; None for an item that never became one (a plugin
+    could not produce it, or the task message builder failed on it)."""
+    item: str | None = Field(default=None, sa_column=Column(Text))
+    """The plugin's item, as JSON, for an item whose task message could not be built."""
+    counted: bool = False
+    """Whether the item counts among the job's failed items (see the class)."""

@@ -98,6 +98,19 @@ class ChunkResult(BaseModel):
         )
 
 
+class FailedItemsInput(BaseModel):
+    """Items of a batch sent to a queue that it has counted failed, by index: ``reported`` by
+    their workers, or ``expired`` without a result in time. The activity writes each one's task
+    message to the job's failed-item ledger."""
+
+    context: JobContext
+    path: list[int]
+    definition: str
+    sub_batch_total: int
+    reported: list[int] = Field(default_factory=list)
+    expired: list[int] = Field(default_factory=list)
+
+
 class Progress(BaseModel):
     """The rolled-up counts of a batch and everything below it."""
 
@@ -148,6 +161,10 @@ class BatchState(BaseModel):
     tracking: TrackingState | None = None
     control: ControlState = Field(default_factory=ControlState)
     window: WindowState = Field(default_factory=WindowState)
+    failed_reported: list[int] = Field(default_factory=list)
+    """Indexes of items counted failed on a worker's report, not yet in the ledger."""
+    failed_expired: list[int] = Field(default_factory=list)
+    """Indexes of items counted failed for want of a result, not yet in the ledger."""
 
 
 class BatchInput(BaseModel):

@@ -52,6 +52,19 @@ class Failure(_Public):
         )
 
 
+TOTAL_COUNT_HEADER = "X-Total-Count"
+"""The header a page of a job's failures gives their number in, over all pages."""
+FAILURE_PAGE_MOST = 10_000
+"""The most failures one page holds."""
+
+
+class FailurePage(_Public):
+    """A page of a job's failed items, and how many there are in all."""
+
+    total: int
+    failures: list[Failure] = Field(default_factory=list)
+
+
 class JobPublic(JobBase, JobId):
     """A job as ``GET /partitions/{p}/jobs/{j}`` shows it; times are epoch milliseconds."""
 

@@ -21,6 +21,7 @@ from jobservice.activities.in_hand import ItemsInHand
 from jobservice.activities.records import JobRecordActivities
 from jobservice.activities.tree import TreeActivities
 from jobservice.db.engine import create_database_engine
+from jobservice.db.failures import FailureLedger
 from jobservice.db.gate import JobGate
 from jobservice.db.store import JobStore, open_store
 from jobservice.plugins.registry import Registry, installed
@@ -56,7 +57,12 @@ def build_worker(
     store = store or JobStore(create_database_engine(settings.database_url()))
     threads = HandlerThreads(stuck_limit=settings.worker_stuck_handler_threads)
     activities = BatchActivities(
-        registry, broker, JobGate(store), threads=threads, in_hand=in_hand or ItemsInHand(store)
+        registry,
+        broker,
+        JobGate(store),
+        threads=threads,
+        in_hand=in_hand or ItemsInHand(store),
+        ledger=FailureLedger(store.engine),
     )
     records = JobRecordActivities(store, client)
     return Worker(
@@ -66,6 +72,7 @@ def build_worker(
         activities=[
             activities.split_batch,
             activities.dispatch_items,
+            activities.count_failed_items,
             records.record_job,
             records.settle_prerequisites,
             records.notify_dependents,

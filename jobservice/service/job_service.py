@@ -5,7 +5,8 @@ The CLI, the REST API and embedding applications all call it; none repeats its l
 delegates to its parts: :mod:`.submit` (a job checked by :mod:`.validation`, its row written,
 its workflow started), :mod:`.reads` (rows through :mod:`.reader`, the batch tree through
 :mod:`jobservice.temporal.orchestration`), :mod:`.control` (pause, resume, cancel, delete),
-:mod:`.bulk` (an action on every job a query selects) and :mod:`.reconciler` (repairing rows
+:mod:`.bulk` (an action on every job a query selects), :mod:`.failures` (the failed-item
+ledger) and :mod:`.reconciler` (repairing rows
 and workflows that disagree), with the job database's :class:`JobStore` beside them.
 """
 
@@ -24,10 +25,12 @@ from jobservice.execution.batch import BatchPage
 from jobservice.jobs.definition import JobDefinition, NewJob
 from jobservice.jobs.job import JobView
 from jobservice.jobs.jobtypes import JobTypes
+from jobservice.jobs.public import Failure, FailurePage
 from jobservice.jobs.status import DEFAULT_PARTITION, JobStatus
 from jobservice.plugins.registry import Registry, installed
 from jobservice.service.bulk import BulkAction, BulkReport, BulkRunner, all_or_unavailable
 from jobservice.service.control import JobControl
+from jobservice.service.failures import FailureReads
 from jobservice.service.probes import Probes, probe
 from jobservice.service.reader import JobReader
 from jobservice.service.reads import MAX_BATCH_PAGE, JobReads
@@ -69,9 +72,9 @@ class JobService:
         workflows = JobWorkflows(client, self._settings.temporal)
         health = JobHealth(client.service_client, client.namespace, self._settings)
         self._submitter = JobSubmitter(self._store, self._validator, workflows, self._settings)
-        self._reads = JobReads(
-            self._store, JobReader(CoreRows(self._store.engine), health), workflows
-        )
+        reader = JobReader(CoreRows(self._store.engine), health)
+        self._reads = JobReads(self._store, reader, workflows)
+        self._failures = FailureReads(self._store, reader)
         self._control = JobControl(self._store, self._reads, workflows, health)
         self._bulk = BulkRunner(self._store, self._reads, self._control)
         self._reconciler = Reconciler(
@@ -185,6 +188,25 @@ class JobService:
         return await self._reads.batches(
             job_id, partition=partition, path=path, offset=offset, limit=limit
         )
+
+    async def failures(
+        self,
+        job_id: str,
+        *,
+        partition: str = DEFAULT_PARTITION,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> FailurePage:
+        """A page of the job's failed items, in the order they failed, and how many it has in
+        all: every one is kept, where the job's own ``failures`` shows the first few."""
+        return await self._failures.page(job_id, partition=partition, limit=limit, offset=offset)
+
+    async def all_failures(
+        self, job_id: str, *, partition: str = DEFAULT_PARTITION
+    ) -> AsyncIterator[Failure]:
+        """Every failed item of the job, read a page at a time."""
+        async for failure in self._failures.stream(job_id, partition=partition):
+            yield failure
 
     async def watch(
         self, job_id: str, *, partition: str = DEFAULT_PARTITION, interval: float = 0.5

@@ -20,6 +20,7 @@ import logging
 from aiormq.abc import AbstractChannel, DeliveredMessage
 from temporalio.client import Client
 
+from jobservice.db.failures import FailureLedger
 from jobservice.db.gate import JobGate
 from jobservice.db.store import JobStore
 from jobservice.metrics import TRACKING_DEAD_LETTERS
@@ -69,7 +70,9 @@ class TrackingConsumer:
         self._settings = broker.settings
         self._lag_seconds = lag_seconds
         gate = JobGate(store, ttl=STATUS_SECONDS)
-        self._recorder = BatchRecorder(client, Forwarding(broker, gate, store.engine))
+        self._recorder = BatchRecorder(
+            client, Forwarding(broker, gate, store.engine), FailureLedger(store.engine)
+        )
         self._paused_pipes = PausedPipes(broker, store.engine, gate, self._dead_letter)
         self._pending: dict[str, BatchReports] = {}
         self._unacked = Unacked()

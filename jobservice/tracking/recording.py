@@ -7,10 +7,13 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
+from sqlalchemy.exc import DBAPIError
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from jobservice.db.failures import FailedItem, FailureLedger
 from jobservice.execution.names import ITEMS_MEMO, TRACKING_SIGNAL
 from jobservice.jobs.taskids import parse_job_task_id
 from jobservice.metrics import TRACKING_ENDED_BATCH_REPORTS, TRACKING_REPORTS
@@ -21,7 +24,7 @@ from jobservice.rabbitmq.broker import (
 )
 from jobservice.tracking.gathered import BatchReports, Delivery
 from jobservice.tracking.holding import Forwarding, HoldingDelayedError
-from jobservice.tracking.reports import MESSAGE_LIMIT, Report
+from jobservice.tracking.reports import MESSAGE_LIMIT, Report, Status
 
 _log = logging.getLogger(__name__)
 _PERMANENT = {RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.FAILED_PRECONDITION}
@@ -43,9 +46,12 @@ class _Numbers:
 class BatchRecorder:
     """Records gathered reports in their batches' workflows, and forwards what they pass on."""
 
-    def __init__(self, client: Client, forwarding: Forwarding) -> None:
+    def __init__(
+        self, client: Client, forwarding: Forwarding, ledger: FailureLedger | None = None
+    ) -> None:
         self._client = client
         self._forwarding = forwarding
+        self._ledger = ledger or FailureLedger(None)
         self._numbers: dict[str, _Numbers] = {}
 
     async def record(self, batch_workflow: str, batch: BatchReports) -> list[Delivery] | None:
@@ -63,6 +69,9 @@ class BatchRecorder:
         except HoldingDelayedError as exc:
             _log.warning("%s; trying again", exc)
             return None  # held, not yet counted: record and hold again (counted once)
+        except DBAPIError as exc:
+            _log.warning("cannot write failed items to the job database, trying again: %s", exc)
+            return None  # not signalled yet: nothing was counted
         except (BrokerUnavailableError, *LINK_ERRORS):
             raise
         except Exception as exc:  # whatever else these reports make go wrong
@@ -81,6 +90,7 @@ class BatchRecorder:
             await self._drop_outside(batch_workflow, batch, numbers)
         if not batch.reports:
             return
+        await self._report_failures(batch)
         handle = self._client.get_workflow_handle(batch_workflow)
         try:
             for signal in batch.signals():
@@ -96,6 +106,21 @@ class BatchRecorder:
             TRACKING_REPORTS.labels(status.value).inc(count)
         await self._forward(batch)
         batch.recorded()
+
+    async def _report_failures(self, batch: BatchReports) -> None:
+        """Put the failures reported in the ledger before the batch counts them: once it has,
+        each counted failure's row is there to be marked."""
+        now = datetime.now(UTC)
+        failed = [
+            FailedItem.of(report.failure.model_copy(update={"failure_id": report.task_id}))
+            if report.failure is not None
+            else FailedItem(report.task_id, now, "worker", "its worker reported it failed")
+            for report in batch.reports
+            if report.status is Status.FAILED
+        ]
+        if failed:
+            partition_id, job_id, _ = parse_job_task_id(failed[0].task_id)
+            await self._ledger.report((partition_id, job_id), failed)
 
     async def _drop_outside(
         self, batch_workflow: str, batch: BatchReports, numbers: _Numbers

@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         SplitResult,
     )
     from jobservice.execution.names import (
+        FAILED_ITEMS_PATCH,
         IN_FLIGHT_PATCH,
         SPLIT_BATCH,
         TRACKING_REPORTS_PATCH,
@@ -48,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
     from jobservice.workflows.chunks import Chunks
     from jobservice.workflows.control import BatchControl, Steps
     from jobservice.workflows.failures import BatchFailedError, failure_from_error
+    from jobservice.workflows.ledger import FailedItemRecording
     from jobservice.workflows.options import retry_policy, task_priority
     from jobservice.workflows.rollup import add_finished, roll_up
     from jobservice.workflows.tracked import Settled, TrackedItems, name_items
@@ -68,6 +70,7 @@ class BatchRunner:
     budget: Budget = field(init=False)
     children: ChildBatches = field(init=False)
     chunks: Chunks = field(init=False)
+    failed_items: FailedItemRecording = field(init=False)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set, init=False)
     _changed: bool = field(default=False, init=False)
     _failure: Failure | None = field(default=None, init=False)
@@ -113,6 +116,9 @@ class BatchRunner:
             finished=self._add_finished,
             failed=self._fail,
             changed=self._change,
+        )
+        self.failed_items = FailedItemRecording(
+            self.request, self.state, self._spawn, priority=self._priority, changed=self._change
         )
         self._track_items()
 
@@ -200,6 +206,7 @@ class BatchRunner:
             self._changed = True
 
     def _add_settled(self, settled: Settled) -> None:
+        self.failed_items.add(settled.reported, settled.expired)
         if settled.completed or settled.failed:
             self._add_finished(
                 Progress(
@@ -262,6 +269,7 @@ class BatchRunner:
         last_report = workflow.now() - interval  # the first news goes up at once
         # Once, where every run reaches it: queries and wait predicates may not ask.
         self._in_flight_in_hand = workflow.patched(IN_FLIGHT_PATCH)
+        self.failed_items.enabled = workflow.patched(FAILED_ITEMS_PATCH)
         try:
             if self.state.split is None:
                 await self._fetch_sub_batches()
@@ -271,7 +279,8 @@ class BatchRunner:
                 if self.control.may_start() and not draining:
                     await self._start_work()
                     self._raise_on_failure()
-                idle = not self.children and not self.chunks
+                self.failed_items.start()
+                idle = not self.children and not self.chunks and self.failed_items.idle
                 if idle and self._done():
                     break
                 if idle and draining:

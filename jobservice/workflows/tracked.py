@@ -34,6 +34,10 @@ class Settled:
     completed: int = 0
     failed: int = 0
     failures: list[Failure] = field(default_factory=list)
+    reported: list[int] = field(default_factory=list)
+    """Indexes of the items that failed on a worker's report."""
+    expired: list[int] = field(default_factory=list)
+    """Indexes of the items that failed for want of a result in time."""
 
 
 class TrackedItems:
@@ -115,6 +119,9 @@ class TrackedItems:
         settled = Settled(completed=sum(map(self._settle_number, completed)))
         newly_failed = {number for number in failed if self._settle_number(number)}
         settled.failed = len(newly_failed)
+        settled.reported = [
+            item_index(self._sub_batch_total, number) for number in sorted(newly_failed)
+        ]
         for number, failure in failures:
             if len(settled.failures) >= limit:
                 break
@@ -171,6 +178,7 @@ class TrackedItems:
                 if not self._settle(index):
                     continue
                 settled.failed += 1
+                settled.expired.append(index)
                 if len(settled.failures) < limit:
                     settled.failures.append(
                         Failure(

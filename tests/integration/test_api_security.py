@@ -40,6 +40,7 @@ ENDPOINTS = [
     ("POST", "jobs/same/cancel"),
     ("GET", "jobs/same/status"),
     ("GET", "jobs/same/isActive"),
+    ("GET", "jobs/same/failures"),
 ]
 Clients = dict[str | None, httpx.AsyncClient]
 FROM_ANOTHER_JOB = {

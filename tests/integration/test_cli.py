@@ -16,7 +16,7 @@ from jobservice.service.job_service import JobService
 from jobservice.settings import Settings
 from tests.conftest import unique
 from tests.integration import processes
-from tests.integration.support import eventually
+from tests.integration.support import eventually, job
 
 
 def submit_args(job_id: str, definition: str, pipe: str, *extra: str) -> list[str]:
@@ -205,3 +205,35 @@ async def test_delete_removes_a_running_job_and_an_unknown_one_exits_4(
     # and nothing of it runs on
     described = await client.get_workflow_handle(workflow_id(DEFAULT_PARTITION, job_id)).describe()
     assert described.status is WorkflowExecutionStatus.TERMINATED
+
+
+async def test_failures_prints_every_failed_item_a_line_each(
+    settings: Settings, worker: Worker, service: JobService
+) -> None:
+    # Given a job of which 1,500 items failed
+    job_id = unique("clifail")
+    await service.submit(
+        job_id,
+        job("range", "0-3000/1000", "local:fail-odd", failure_tolerance="100%"),
+    )
+    await asyncio.wait_for(service.wait(job_id, interval=0.2), 120)
+
+    jsonl, lines = await asyncio.gather(
+        asyncio.to_thread(processes.run, settings, ["failures", job_id, "--jsonl"]),
+        asyncio.to_thread(processes.run, settings, ["failures", job_id]),
+    )
+
+    assert jsonl.returncode == 0, jsonl.stderr
+    listed = [json.loads(line) for line in jsonl.stdout.splitlines()]
+    assert len(listed) == 1_500
+    assert len({failure["failureId"] for failure in listed}) == 1_500
+    assert set(listed[0]) == {"failureId", "failureTime", "failureSource", "failureMessage"}
+    assert lines.returncode == 0, lines.stderr
+    rows = lines.stdout.splitlines()
+    assert len(rows) == 1_500
+    task_id, _, source, message = rows[0].split("\t")
+    assert (task_id, source) == (listed[0]["failureId"], "item handler local:fail-odd")
+    assert "is odd" in message
+    assert "1,500 failed items" in lines.stderr
+    missing = await asyncio.to_thread(processes.run, settings, ["failures", unique("none")])
+    assert missing.returncode == 4, missing.stderr

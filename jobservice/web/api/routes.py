@@ -14,7 +14,15 @@ from jobservice.errors import JobNotFoundError
 from jobservice.jobs.definition import NewJob
 from jobservice.jobs.ids import JOB_ID_LENGTH, PARTITION_ID_LENGTH, validate_ids
 from jobservice.jobs.job import NUL_FREE
-from jobservice.jobs.public import Health, JobPublic, JobsCanceled, JobsDeleted
+from jobservice.jobs.public import (
+    FAILURE_PAGE_MOST,
+    TOTAL_COUNT_HEADER,
+    Failure,
+    Health,
+    JobPublic,
+    JobsCanceled,
+    JobsDeleted,
+)
 from jobservice.jobs.status import JobStatus
 from jobservice.web.api.openapi import (
     JOB_ERRORS,
@@ -270,3 +278,36 @@ async def job_is_active(service: ServiceDep, partition_id: Partition, job_id: Jo
     except JobNotFoundError:
         return False
     return job.status in (JobStatus.WAITING, JobStatus.ACTIVE, JobStatus.PAUSED)
+
+
+@router.get(
+    "/partitions/{partition_id}/jobs/{job_id}/failures",
+    responses={
+        200: {
+            "description": "A page of the job's failed items, in the order they failed.",
+            "headers": {
+                TOTAL_COUNT_HEADER: {
+                    "description": "How many failed items the job has, over all pages.",
+                    "schema": {"type": "integer"},
+                }
+            },
+        },
+        **JOB_ERRORS,
+    },
+    tags=["jobs"],
+)
+async def job_failures(
+    service: ServiceDep,
+    response: Response,
+    partition_id: Partition,
+    job_id: JobId,
+    limit: Annotated[
+        int, query_parameter("Failures per page.", minimum=1, maximum=FAILURE_PAGE_MOST)
+    ] = 100,
+    offset: Annotated[int, query_parameter("Failures to skip.", minimum=0)] = 0,
+) -> list[Failure]:
+    """Every item of the job that failed, a page at a time: each failure's ``failureId`` is
+    its item's task id. The job's own ``failures`` holds only the first few."""
+    page = await service.failures(job_id, partition=partition_id, limit=limit, offset=offset)
+    response.headers[TOTAL_COUNT_HEADER] = str(page.total)
+    return page.failures

@@ -60,7 +60,10 @@ def duration(seconds: float | None) -> str:
     return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 
-def when(moment: datetime | None) -> str:
+def when(moment: datetime | int | None) -> str:
+    """A time, or epoch milliseconds as the API's failures have them, in UTC."""
+    if isinstance(moment, int):
+        moment = datetime.fromtimestamp(moment / 1000, UTC)
     return UNKNOWN if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 

@@ -250,3 +250,33 @@ async def test_a_job_submitted_from_the_form_shows_its_batch_tree(
     assert _lightness(text) > 0.8, f"its text is {text}"
     assert offsite == []
     await service.cancel("from-the-form", partition=partition)
+
+
+async def test_the_job_page_pages_through_every_failed_item(
+    page: Page, offsite: list[str], api_url: str, service: JobService, partition: str
+) -> None:
+    # Given a finished job with 120 failed items
+    failing = job("range", "0-240/100", "local:fail-odd", failure_tolerance="100%")
+    await service.submit("failing", failing, partition=partition)
+    await service.wait("failing", partition=partition)
+
+    await page.goto(f"{api_url}/dashboard/partitions/{partition}/jobs/failing")
+
+    # Then the page says how many there are, and shows the first 50
+    ledger = page.locator(".ledger")
+    await expect(ledger.locator(".ledger-range")).to_contain_text("120 failed items; 1 to 50")
+    await expect(ledger.locator("tbody tr")).to_have_count(50)
+    first = await ledger.locator("tbody tr td.id").first.text_content()
+    # and turns to the next pages and back, without leaving the job's page
+    await ledger.get_by_text("next 50").click()
+    await expect(ledger.locator(".ledger-range")).to_contain_text("51 to 100")
+    await ledger.get_by_text("next 50").click()
+    await expect(ledger.locator(".ledger-range")).to_contain_text("101 to 120")
+    await expect(ledger.locator("tbody tr")).to_have_count(20)
+    await expect(ledger.get_by_text("next 50")).to_have_count(0)
+    await screenshot(page, "job-failed-items")
+    await ledger.get_by_text("previous 50").click()
+    await ledger.get_by_text("previous 50").click()
+    await expect(ledger.locator("tbody tr td.id").first).to_have_text(first or "")
+    assert page.url.endswith("/jobs/failing")
+    assert offsite == []

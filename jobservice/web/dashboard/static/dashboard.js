@@ -1,5 +1,5 @@
 // The dashboard's few lines of script: live parts over server-sent events, the batch tree
-// loaded a level at a time, and a question before a button that cannot be undone. Every
+// loaded a level at a time, a job's failed items a page at a time, and a question before a button that cannot be undone. Every
 // page works without it, only not live.
 "use strict";
 
@@ -27,12 +27,13 @@ function live(element) {
 
 async function load(container, url) {
   const answer = await fetch(url, { headers: { Accept: "text/html" } });
-  container.innerHTML = answer.ok ? await answer.text() : "<p class='problem'>The batch tree could not be read (" + answer.status + ").</p>";
+  const what = container.closest(".ledger") ? "The failed items" : "The batch tree";
+  container.innerHTML = answer.ok ? await answer.text() : "<p class='problem'>" + what + " could not be read (" + answer.status + ").</p>";
 }
 
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("[data-events]").forEach(live);
-  document.querySelectorAll(".tree[data-src]").forEach((tree) => load(tree, tree.dataset.src));
+  document.querySelectorAll(".tree[data-src], .ledger[data-src]").forEach((part) => load(part, part.dataset.src));
 });
 
 // A batch opened for the first time loads its own children; "more" loads the next page.
@@ -49,6 +50,12 @@ document.addEventListener("click", (event) => {
   if (reload) {
     const tree = document.querySelector(reload.dataset.reload);
     if (tree) load(tree, tree.dataset.src);
+    return;
+  }
+  const turn = event.target.closest && event.target.closest(".ledger a[data-page]");
+  if (turn) {
+    event.preventDefault();
+    load(turn.closest(".ledger"), turn.href);
     return;
   }
   const more = event.target.closest && event.target.closest("a[data-more]");
