@@ -15,6 +15,8 @@ from jobservice.service.reads import JobReads
 from jobservice.service.stalls import JobHealth
 from jobservice.temporal.orchestration import JobWorkflows
 
+_PAUSE_READS = 5
+"""Times a pause reads a job whose status changes under it before it gives up."""
 _SETTLE_SECONDS = 3.0
 """How long a resume waits for the job's row to show it."""
 
@@ -34,15 +36,20 @@ class JobControl:
     async def pause(self, job_id: str, *, partition: str) -> JobView:
         """Stop the whole tree: nothing new starts, and chunks in flight stop after the slice
         they are in. The row reads Paused when this returns; resume goes on from there."""
-        job = await self._reads.get(job_id, partition=partition)
-        if job.status is JobStatus.PAUSED:
-            return job
         # The row reads Paused before the signal goes: chunks read it between slices and stop
         # at once, and a write the workflow made before it took the pause in cannot undo it.
-        if not await self._set_status(partition, job_id, JobStatus.PAUSED, was=[job.status]):
+        # A job just submitted may go from Waiting to Active meanwhile: read it again then.
+        paused = False
+        for _ in range(_PAUSE_READS):
             job = await self._reads.get(job_id, partition=partition)
             if job.status is JobStatus.PAUSED:
                 return job
+            if job.status not in (JobStatus.ACTIVE, JobStatus.WAITING):
+                break
+            paused = await self._set_status(partition, job_id, JobStatus.PAUSED, was=[job.status])
+            if paused:
+                break
+        if not paused:
             raise JobStateError(
                 f"job {job_id!r} is {job.status}; only an Active or Waiting job can be paused"
             )
