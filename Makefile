@@ -3,7 +3,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo dev test lint typecheck unit deploy-check integration services bench bench-pipes bench-control bench-fairness bench-cli bench-dashboard clean
+.PHONY: install demo dev test lint typecheck unit deploy-check integration services bench bench-pipes bench-control bench-fairness bench-cli bench-dashboard bench-redrive clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,6 +59,9 @@ bench-dashboard: $(STAMP)
 
 bench-fairness: $(STAMP)
 	$(BIN)/python -m bench.fairness
+
+bench-redrive: $(STAMP)
+	$(BIN)/python -m bench.redrive
 
 clean:
 	rm -rf $(VENV) .jobservice .mypy_cache .pytest_cache .ruff_cache

@@ -54,6 +54,25 @@ class TaskMessage:
         if not self.task_id:
             self.task_id = str(uuid.uuid5(_TASK_ID_NAMESPACE, self.job_task_id))
 
+    @classmethod
+    def from_dict(cls, envelope: dict[str, Any]) -> TaskMessage:
+        """The message :meth:`to_dict` made, as it was: the same ids, data and tracking."""
+        tracking = envelope.get("tracking") or {}
+        return cls(
+            job_task_id=tracking["jobTaskId"],
+            task_classifier=envelope["taskClassifier"],
+            task_api_version=envelope["taskApiVersion"],
+            task_data=envelope.get("taskData"),
+            to=envelope["to"],
+            correlation_id=envelope.get("correlationId") or "",
+            tracking_pipe=tracking.get("trackingPipe"),
+            track_to=tracking.get("trackTo"),
+            status_check_url=tracking.get("statusCheckUrl"),
+            status_check_interval_millis=tracking.get("statusCheckIntervalMillis") or 5000,
+            context=dict(envelope.get("context") or {}),
+            task_id=envelope.get("taskId") or "",
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON envelope of DESIGN.md."""
         return {

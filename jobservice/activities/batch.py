@@ -13,17 +13,19 @@ import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from jobservice.activities.building import MessageBuilding
+from jobservice.activities.building import MessageBuilding, RedriveBuilding
 from jobservice.activities.counting import CountingServices, Enough
 from jobservice.activities.handler_threads import HandlerThreads
 from jobservice.activities.in_hand import ItemsInHand
 from jobservice.activities.pipes import TargetPipe, resolve_pipe
+from jobservice.activities.recorded import FailedItemsBuffer
 from jobservice.db.failures import FailedItem, FailureLedger
 from jobservice.db.gate import JobGate
 from jobservice.errors import BatchDefinitionError, InvalidJobError
@@ -97,11 +99,11 @@ def _broker_unavailable(exc: BrokerUnavailableError) -> ApplicationError:
 
 
 async def _beating(
-    work: asyncio.Future[ChunkResult],
-    result: ChunkResult,
+    work: asyncio.Future[_Slice],
+    buffer: FailedItemsBuffer,
     stop: asyncio.Event,
     must_stop: Callable[[], Awaitable[bool]],
-) -> ChunkResult:
+) -> _Slice:
     """Await a slice, heartbeating the cursor so far while it takes long (a broker that has
     gone away and is retried, a slow or stuck handler): the chunk is alive, not lost, and a
     cancellation reaches it. Once ``must_stop`` says so, ``stop`` is set: a local pipe stops
@@ -111,9 +113,19 @@ async def _beating(
         done, _ = await asyncio.wait({work}, timeout=WATCH_SECONDS)
         if done:
             return work.result()
-        activity.heartbeat(result.model_dump(mode="json"))
+        activity.heartbeat(buffer.durable.model_dump(mode="json"))
         if not stop.is_set() and await must_stop():
             stop.set()
+
+
+@dataclass
+class _Slice:
+    """What a slice did: its counts, every item that failed, and in a redrive the task ids of
+    those that completed."""
+
+    result: ChunkResult
+    failed: list[FailedItem]
+    completed: list[str]
 
 
 def _count_items(target_pipe: str, step: ChunkResult) -> None:
@@ -160,7 +172,12 @@ class BatchActivities:
 
     @activity.defn(name=SPLIT_BATCH)
     async def split_batch(self, request: SplitInput) -> SplitResult:
-        """Count a batch's items and sub-batches, and return one page of sub-batch definitions."""
+        """Count a batch's items and sub-batches, and return one page of sub-batch definitions.
+        A redrive's batch holds the items its round sends again, and no sub-batches."""
+        context = request.context
+        if context.round:
+            items = await self._ledger.size((context.partition, context.job_id), context.round)
+            return SplitResult(sub_batches=[], sub_batch_total=0, item_total=items)
         services = CountingServices(
             sub_batch_start=request.sub_batch_offset,
             sub_batch_end=request.sub_batch_offset + request.sub_batch_limit,
@@ -191,6 +208,9 @@ class BatchActivities:
         built again from the batch's definition as a chunk builds it: the source is read now,
         moments after the item went out, not when it is sent again."""
         context = request.context
+        if context.round:
+            await self._settle_redriven(request)
+            return
         indexes = sorted(set(request.reported) | set(request.expired))
         if not indexes:
             return
@@ -234,6 +254,24 @@ class BatchActivities:
         ]
         await self._ledger.count((context.partition, context.job_id), rows)
 
+    async def _settle_redriven(self, request: FailedItemsInput) -> None:
+        """What became of a redrive's items sent to a queue, by their positions in its round:
+        their messages are in the ledger already."""
+        context = request.context
+        seconds = context.engine.result_timeout_seconds
+        await self._ledger.settle(
+            (context.partition, context.job_id),
+            context.round,
+            completed=request.completed,
+            failed=request.reported,
+            expired=request.expired,
+            expiry=(
+                datetime.now(UTC),
+                f"target pipe {context.target_pipe!r}",
+                f"no result for the item within {seconds:g} s",
+            ),
+        )
+
     @activity.defn(name=DISPATCH_ITEMS)
     async def dispatch_items(self, request: ChunkInput) -> ChunkResult:
         """Deliver items ``[start, end)`` of a batch; stop early, with what is done, when cancelled.
@@ -261,19 +299,13 @@ class BatchActivities:
                 job=(context.partition, context.job_id),
             )
             await pipe.prepare()
-            services = CountingServices(
-                item_start=request.start + result.processed,
-                item_end=request.end,
-                stop_after_items=True,
-            )
-            await asyncio.to_thread(self._run_plugin, context, request.definition, services)
+            items = await self._items(request, request.start + result.processed)
         except TargetQueueMissingError as exc:
             raise _pipe_failure(context, request.path, exc) from exc
         except _DEFINITION_ERRORS as exc:
             raise _definition_failure(context, request.path, exc) from exc
         except BrokerUnavailableError as exc:
             raise _broker_unavailable(exc) from exc
-        items = services.items
         first = request.start + result.processed
         deadline = time.monotonic() + context.engine.chunk_time_budget_seconds
         done, size = 0, 1
@@ -283,41 +315,65 @@ class BatchActivities:
                 context.partition, context.job_id
             )
 
+        buffer = FailedItemsBuffer(
+            self._ledger, (context.partition, context.job_id), context.round, result
+        )
         while done < len(items):
             started = time.monotonic()
             stop = asyncio.Event()
             work = asyncio.ensure_future(self._slice(request, pipe, items, first, done, size, stop))
             try:
-                step = await _beating(work, result, stop, must_stop)
+                outcome = await _beating(work, buffer, stop, must_stop)
             except asyncio.CancelledError:
                 # Paused or cancelled: the slice in hand stops after the handler call it is in,
                 # or leaves a stuck call behind with its item still to do; report it, stop.
                 # Shielded: a second cancel (the worker's at shutdown) ends the activity, but
                 # not the slice, which stop and the pipe's grace bound, and which accounts for
-                # the call it leaves behind.
+                # the call it leaves behind; nor what it failed reaching the ledger.
                 stop.set()
-                step = await asyncio.shield(work)
-                _count_items(context.target_pipe, step)
-                return result.add(step, limit)
+                outcome = await asyncio.shield(work)
+                _count_items(context.target_pipe, outcome.result)
+                result = result.add(outcome.result, limit)
+                buffer.add(result, outcome.failed, outcome.completed)
+                await asyncio.shield(buffer.write())
+                return result
             except TargetQueueMissingError as exc:
                 raise _pipe_failure(context, request.path, exc) from exc
             except BrokerUnavailableError as exc:
+                await buffer.write()
                 if result.processed:
                     return result  # keep what was delivered; the rest waits for the broker
                 raise _broker_unavailable(exc) from exc
+            step = outcome.result
             _count_items(context.target_pipe, step)
             result = result.add(step, limit)
             done += step.processed
-            activity.heartbeat(result.model_dump(mode="json"))
+            buffer.add(result, outcome.failed, outcome.completed)
+            if buffer.due:
+                await buffer.write()
+            activity.heartbeat(buffer.durable.model_dump(mode="json"))
             if activity.is_worker_shutdown():
+                await buffer.write()
                 return result  # the cursor goes back to the batch; another worker goes on
             if await self._gate.stopped(context.partition, context.job_id):
+                await buffer.write()
                 return result.model_copy(update={"held": True})
             if time.monotonic() > deadline or stop.is_set():
                 break
             elapsed = max(time.monotonic() - started, 1e-6)
             size = max(1, min(SLICE_ITEMS, int(size * SLICE_SECONDS / elapsed), size * 4))
+        await buffer.write()
         return result
+
+    async def _items(self, request: ChunkInput, first: int) -> list[Any]:
+        """The chunk's items from ``first``: the plugin's, or in a redrive the ledger's."""
+        context = request.context
+        if context.round:
+            key = (context.partition, context.job_id)
+            return await self._ledger.items(key, context.round, first, request.end)
+        services = CountingServices(item_start=first, item_end=request.end, stop_after_items=True)
+        await asyncio.to_thread(self._run_plugin, context, request.definition, services)
+        return services.items
 
     async def _slice(
         self,
@@ -328,13 +384,16 @@ class BatchActivities:
         offset: int,
         size: int,
         stop: asyncio.Event,
-    ) -> ChunkResult:
+    ) -> _Slice:
         """Build ``size`` task messages from ``offset`` and deliver them; once ``stop`` is set,
-        the pipe may leave the rest of them undone. Every item that failed is in the job's
-        failed-item ledger before the slice's counts are."""
+        the pipe may leave the rest of them undone."""
         context = request.context
         limit = context.engine.failure_details
-        building = MessageBuilding(self._registry, context, request.path, request.sub_batch_total)
+        building: MessageBuilding | RedriveBuilding = (
+            RedriveBuilding(self._registry, context)
+            if context.round
+            else MessageBuilding(self._registry, context, request.path, request.sub_batch_total)
+        )
         todo = [
             (first + index, items[index]) for index in range(offset, min(offset + size, len(items)))
         ]
@@ -349,10 +408,13 @@ class BatchActivities:
             # refused ones included, are done when the chunk goes on, and counted then.
             end = built.indexes[len(messages) - delivered.undone] - first
             refused = refused.before(first + end)
-        await self._ledger.record(
-            (context.partition, context.job_id), refused.items + delivered.failed_items
-        )
-        return ChunkResult(
+        failed = refused.items + delivered.failed_items
+        completed: list[str] = []
+        if context.round and delivered.completed:  # a redrive's item handler: what succeeded
+            gone = {item.task_id for item in failed}
+            sent = messages[: len(messages) - delivered.undone]
+            completed = [m.job_task_id for m in sent if m.job_task_id not in gone]
+        counts = ChunkResult(
             processed=end - offset,
             completed=delivered.completed,
             failed=len(refused.indexes) + delivered.failed,
@@ -360,3 +422,4 @@ class BatchActivities:
             refused=refused.indexes,
             failures=(refused.failures + delivered.failures)[:limit],
         )
+        return _Slice(counts, failed, completed)

@@ -112,3 +112,59 @@ class MessageBuilding:
             )
             built.indexes.append(index)
         return built
+
+
+class RedriveBuilding:
+    """The task messages of a redrive's items, as the ledger recorded them: the same ids and
+    data, whatever the source holds now. An item whose builder failed is built again from its
+    recorded item; one its plugin could not produce fails again, saying why."""
+
+    def __init__(self, registry: Registry, context: JobContext) -> None:
+        self._context = context
+        self._registry = registry
+
+    def build(self, items: Iterable[tuple[int, FailedItem]], limit: int) -> Built:
+        built = Built()
+        refused = built.refused
+        for position, item in items:
+            try:
+                message = self._message(item)
+            except Exception as exc:
+                failure = Failure(
+                    failure_id=item.task_id,
+                    failure_time=datetime.now(UTC),
+                    failure_source=item.failure_source,
+                    failure_message=str(exc),
+                )
+                refused.indexes.append(position)
+                if len(refused.failures) < limit:
+                    refused.failures.append(failure)
+                refused.items.append(FailedItem.of(failure, item=item.item))
+                continue
+            built.messages.append(message)
+            built.indexes.append(position)
+        return built
+
+    def _message(self, item: FailedItem) -> TaskMessage:
+        if item.message is not None:
+            return TaskMessage.from_dict(json.loads(item.message))
+        recorded = json.loads(item.item) if item.item is not None else None
+        if recorded is None or (isinstance(recorded, dict) and "invalidItem" in recorded):
+            raise ValueError(
+                f"{item.failure_message} (its plugin never produced the item: fix the source "
+                "and submit the job again)"
+            )
+        context = self._context
+        spec = self._registry.builder(context.task_message_type).build(
+            recorded, context.task_message_params
+        )
+        return TaskMessage(
+            job_task_id=item.task_id,
+            task_classifier=spec.task_classifier,
+            task_api_version=spec.task_api_version,
+            task_data=spec.task_data,
+            to=context.target_pipe,
+            correlation_id=f"{context.partition}:{context.job_id}",
+            track_to=context.track_to,
+            status_check_url=context.status_check_url,
+        )

@@ -201,6 +201,10 @@ _CONTROLS: dict[str, tuple[str, Operation]] = {
         "Cancel a job and its whole batch tree; returns once the tree has closed.",
         lambda service: service.cancel,
     ),
+    "redrive": (
+        "Run a finished job again in place: exactly its failed items, sent once more.",
+        lambda service: service.redrive,
+    ),
 }
 """The commands that change a job's state, with their help and the operation each calls."""
 
@@ -241,13 +245,18 @@ def failures(
     jsonl: Annotated[
         bool, typer.Option("--jsonl", help="One JSON object a line, in the API's shape.")
     ] = False,
+    round_: Annotated[
+        int | None,
+        typer.Option("--round", help="0: the first run's; n: the n-th redrive's; the last's."),
+    ] = None,
 ) -> None:
     """Every failed item of a job, in the order they failed: its task id, time, source and
-    message. Streamed as they are read, however many there are."""
+    message. Streamed as they are read, however many there are. After a redrive, what failed
+    again (--round 0 for the first run's)."""
 
     async def work(service: JobService) -> int:
         count = 0
-        async for failure in service.all_failures(job_id, partition=partition):
+        async for failure in service.all_failures(job_id, partition=partition, round_=round_):
             count += 1
             print(failure.model_dump_json(by_alias=True) if jsonl else failure_line(failure))
         return count

@@ -44,6 +44,10 @@ def show_job(console: Console, job: JobView) -> None:
     if job.held_messages:
         held = f"{job.held_messages:,} results, for their 'to' queue at resume"
         console.print(f"  held       {held}")
+    if job.redrive_count:
+        last = job.last_redrive_time.strftime("%Y-%m-%d %H:%M:%S") if job.last_redrive_time else "-"
+        times = "once" if job.redrive_count == 1 else f"{job.redrive_count:,} times"
+        console.print(f"  redriven   {times}, last {last} UTC")
     if job.dropped_messages:
         console.print(f"  dropped    {job.dropped_messages:,} results not passed on: the job ended")
     if job.failures:

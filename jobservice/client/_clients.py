@@ -41,12 +41,20 @@ class JobServiceClient(Endpoints[httpx.Client]):
         return call.outcome(response)
 
     def iter_job_failures(
-        self, job_id: str, *, partition: str | None = None, page_size: int = 1_000
+        self,
+        job_id: str,
+        *,
+        round: int | None = None,
+        partition: str | None = None,
+        page_size: int = 1_000,
     ) -> Iterator[Failure]:
-        """Every failed item of the job, fetched a page at a time as they are read."""
+        """Every failed item of the job (of its last round, unless ``round`` says), fetched a
+        page at a time as they are read."""
         offset = 0
         while True:
-            page = self.job_failures(job_id, limit=page_size, offset=offset, partition=partition)
+            page = self.job_failures(
+                job_id, limit=page_size, offset=offset, round=round, partition=partition
+            )
             yield from page.failures
             if len(page.failures) < page_size:
                 return
@@ -83,13 +91,19 @@ class AsyncJobServiceClient(Endpoints[httpx.AsyncClient]):
         return call.outcome(response)
 
     async def iter_job_failures(
-        self, job_id: str, *, partition: str | None = None, page_size: int = 1_000
+        self,
+        job_id: str,
+        *,
+        round: int | None = None,
+        partition: str | None = None,
+        page_size: int = 1_000,
     ) -> AsyncIterator[Failure]:
-        """Every failed item of the job, fetched a page at a time as they are read."""
+        """Every failed item of the job (of its last round, unless ``round`` says), fetched a
+        page at a time as they are read."""
         offset = 0
         while True:
             page = await self.job_failures(
-                job_id, limit=page_size, offset=offset, partition=partition
+                job_id, limit=page_size, offset=offset, round=round, partition=partition
             )
             for failure in page.failures:
                 yield failure

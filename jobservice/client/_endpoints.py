@@ -251,6 +251,17 @@ class Endpoints(Generic[H]):
         """
         return self._control(job_id, partition, "cancel")
 
+    @Endpoint
+    def redrive_job(self, job_id: str, *, partition: str | None = None) -> Call[None]:
+        """Run a Completed, Failed or Cancelled job again in place, sending exactly its failed
+        items once more (``redriveCount`` on the job says how often).
+
+        Raises:
+            BadRequestError: the job has not finished, has no failed items, or is being
+                redriven already; the message says which.
+        """
+        return self._control(job_id, partition, "redrive")
+
     def _control(self, job_id: str, partition: str | None, verb: str) -> Call[None]:
         return Call(
             "POST", self._job(job_id, partition, f"/{verb}"), read_nothing, answers=NO_CONTENT
@@ -263,20 +274,25 @@ class Endpoints(Generic[H]):
 
     @Endpoint
     def job_failures(
-        self, job_id: str, *, limit: int = 100, offset: int = 0, partition: str | None = None
+        self,
+        job_id: str,
+        *,
+        limit: int = 100,
+        offset: int = 0,
+        round: int | None = None,
+        partition: str | None = None,
     ) -> Call[FailurePage]:
         """A page of the job's failed items, in the order they failed, and how many it has in
-        all (``total``). :meth:`iter_job_failures` goes through every one.
+        all (``total``): those of its last round, unless ``round`` says (0: its first run,
+        n: its n-th redrive). :meth:`iter_job_failures` goes through every one.
 
         Raises:
             NotFoundError: no such job in the partition.
         """
-        return Call(
-            "GET",
-            self._job(job_id, partition, "/failures"),
-            _failure_page,
-            params={"limit": limit, "offset": offset},
-        )
+        params: dict[str, str | int] = {"limit": limit, "offset": offset}
+        if round is not None:
+            params["round"] = round
+        return Call("GET", self._job(job_id, partition, "/failures"), _failure_page, params=params)
 
     @Endpoint
     def job_is_active(self, job_id: str, *, partition: str | None = None) -> Call[bool]:

@@ -21,6 +21,8 @@ _log = logging.getLogger(__name__)
 _KNOWN_MOST = 10_000
 
 Key = tuple[str, str]
+Seen = tuple[JobStatus | None, int]
+"""A job's status (None: it has no row) and the round its workflow runs (its redrives)."""
 
 
 class JobGate:
@@ -33,8 +35,8 @@ class JobGate:
     def __init__(self, store: JobStore | None, *, ttl: float = 0.2) -> None:
         self._store = store
         self._ttl = ttl
-        self._known: dict[Key, tuple[float, JobStatus | None]] = {}
-        self._reading: dict[Key, asyncio.Future[JobStatus | None]] = {}
+        self._known: dict[Key, tuple[float, Seen]] = {}
+        self._reading: dict[Key, asyncio.Future[Seen]] = {}
         self._warned = False
 
     async def stopped(self, partition_id: str, job_id: str) -> bool:
@@ -55,6 +57,10 @@ class JobGate:
     ) -> JobStatus | None:
         """The job's status as its row says, at most ``ttl`` old unless ``fresh``; None when it
         has no row. Raises what the database raises."""
+        return (await self.seen(partition_id, job_id, fresh=fresh))[0]
+
+    async def seen(self, partition_id: str, job_id: str, *, fresh: bool = False) -> Seen:
+        """The job's status and round as its row says, read as :meth:`status` reads them."""
         key = (partition_id, job_id)
         known = self._known.get(key)
         if not fresh and known is not None and time.monotonic() - known[0] < self._ttl:
@@ -66,18 +72,18 @@ class JobGate:
             reading.add_done_callback(lambda done: self._forget_reading(key, done))
         return await asyncio.shield(reading)
 
-    def _forget_reading(self, key: Key, done: asyncio.Future[JobStatus | None]) -> None:
+    def _forget_reading(self, key: Key, done: asyncio.Future[Seen]) -> None:
         if self._reading.get(key) is done:
             del self._reading[key]
         if not done.cancelled():
             done.exception()  # read here, so that a failed read nobody awaited is not logged
 
-    async def _read(self, key: Key) -> JobStatus | None:
+    async def _read(self, key: Key) -> Seen:
         if self._store is None:
             raise RuntimeError("no job database to read statuses from")
-        status = await asyncio.to_thread(self._store.status_of, partition_id=key[0], job_id=key[1])
+        seen = await asyncio.to_thread(self._store.seen, partition_id=key[0], job_id=key[1])
         now = time.monotonic()
         if len(self._known) > _KNOWN_MOST:
             self._known = {k: v for k, v in self._known.items() if now - v[0] < self._ttl}
-        self._known[key] = (now, status)
-        return status
+        self._known[key] = (now, seen)
+        return seen

@@ -51,6 +51,10 @@ class JobRow(SQLModel, table=True):
     create_time: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
     """Epoch milliseconds, as the API shows it."""
     last_update_time: int = Field(sa_column=Column(BigInteger, nullable=False))
+    redrive_count: int = 0
+    """How often the job's failed items were sent again: the round its workflow runs."""
+    last_redrive_time: int | None = Field(default=None, sa_column=Column(BigInteger))
+    """Epoch milliseconds of its last redrive."""
 
 
 class JobLabelRow(SQLModel, table=True):
@@ -125,13 +129,14 @@ class PausedPipeRow(SQLModel, table=True):
 
 
 class FailedItemRow(SQLModel, table=True):
-    """One item of a job that failed, kept whatever their number: what the failure was, and
-    the task message that sends the same item again without reading the source anew.
+    """One failed item of a job in one round (0: its first run; n: its n-th redrive): what the
+    failure was, and the task message that sends the same item again without reading the
+    source anew.
 
-    A worker's report of a failure is written by the tracking consumer before its batch hears
-    of it (``counted`` false); the batch then counts it, once, and writes its task message with
-    ``counted`` true. So the rows that are counted are the job's failed items, no more: a late
-    duplicate report finds its item counted already and never gets its row counted."""
+    ``state`` says where the item stands in its round (see :mod:`jobservice.db.failures`):
+    ``reported`` by a worker and not yet counted by its batch, ``failed`` (counted),
+    ``pending`` (copied into a redrive, to be sent again) or ``completed`` (it succeeded when
+    sent again). The job's failed items are its last round's ``failed`` and ``pending`` rows."""
 
     __tablename__ = "job_failed_item"
     __table_args__ = (
@@ -143,7 +148,8 @@ class FailedItemRow(SQLModel, table=True):
             "task_id",
             unique=True,
         ),
-        Index("ix_job_failed_item_listing", "partition_id", "job_id", "round", "counted", "id"),
+        Index("ix_job_failed_item_listing", "partition_id", "job_id", "round", "state", "id"),
+        Index("ix_job_failed_item_position", "partition_id", "job_id", "round", "position"),
     )
 
     id: int | None = Field(
@@ -165,5 +171,6 @@ class FailedItemRow(SQLModel, table=True):
     could not produce it, or the task message builder failed on it)."""
     item: str | None = Field(default=None, sa_column=Column(Text))
     """The plugin's item, as JSON, for an item whose task message could not be built."""
-    counted: bool = False
-    """Whether the item counts among the job's failed items (see the class)."""
+    state: str = Field(max_length=16)
+    position: int | None = None
+    """Its place (from 0) among the items a redrive sends again: the redrive's item index."""

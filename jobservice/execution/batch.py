@@ -29,6 +29,9 @@ class JobContext(BaseModel):
     """Where a worker asks the job's status, given when the API's public URL is set."""
     failure_tolerance: FailureTolerance = Field(default_factory=FailureTolerance)
     engine: EngineSettings = Field(default_factory=EngineSettings)
+    round: int = 0
+    """0 for the job's first run; n for its n-th redrive, whose one batch sends the job's
+    failed items again, from what the failed-item ledger recorded of them."""
 
     def task_id(self, path: list[int], item: int | None = None) -> str:
         return job_task_id(self.partition, self.job_id, path, item)
@@ -101,7 +104,8 @@ class ChunkResult(BaseModel):
 class FailedItemsInput(BaseModel):
     """Items of a batch sent to a queue that it has counted failed, by index: ``reported`` by
     their workers, or ``expired`` without a result in time. The activity writes each one's task
-    message to the job's failed-item ledger."""
+    message to the job's failed-item ledger; in a redrive, where the messages are there, it
+    writes what became of each item, ``completed`` ones too."""
 
     context: JobContext
     path: list[int]
@@ -109,6 +113,7 @@ class FailedItemsInput(BaseModel):
     sub_batch_total: int
     reported: list[int] = Field(default_factory=list)
     expired: list[int] = Field(default_factory=list)
+    completed: list[int] = Field(default_factory=list)
 
 
 class Progress(BaseModel):
@@ -165,6 +170,8 @@ class BatchState(BaseModel):
     """Indexes of items counted failed on a worker's report, not yet in the ledger."""
     failed_expired: list[int] = Field(default_factory=list)
     """Indexes of items counted failed for want of a result, not yet in the ledger."""
+    redriven: list[int] = Field(default_factory=list)
+    """In a redrive: indexes of items that completed, not yet in the ledger."""
 
 
 class BatchInput(BaseModel):

@@ -23,6 +23,17 @@ class NewJobRow(JobBase):
     delay: int = 0
 
 
+class RedriveInput(BaseModel):
+    """A redrive run: the round, how many items it sends again, and the job's counts before
+    it, which the round's own counts move."""
+
+    round: int
+    items: int
+    total: int
+    completed: int
+    failed: int
+
+
 class JobInput(BaseModel):
     context: JobContext
     definition: str
@@ -35,6 +46,8 @@ class JobInput(BaseModel):
     paused: bool = False
     started_at: datetime | None = None
     paused_seconds: float = 0.0
+    redrive: RedriveInput | None = None
+    """Set on the runs of a redrive: the job's root batch sends its failed items again."""
 
     @property
     def waits(self) -> bool:
@@ -59,6 +72,8 @@ class JobRecord(JobState):
 
     partition_id: str
     job_id: str
+    round: int = 0
+    """The round of the run that writes it: a run whose job was redriven since writes nothing."""
     resumed: bool = False
     """The job was resumed since its last record: a Paused row may read Active again."""
     new_row: NewJobRow | None = None

@@ -100,6 +100,7 @@ IN_FLIGHT_MEANS = (
 WAITING_MEANS = "items still to do that are not in flight: not yet handed out, or not yet split"
 
 
+REDRIVE_COUNT_MEANS = "how often the job's failed items were sent again (redriven)"
 HELD_MEANS = (
     "results of the job's items, recorded while it was paused, that wait on its paused pipe "
     "to be passed on to the queue their 'to' names when it resumes"
@@ -219,3 +220,5 @@ class JobView(JobBase, JobState, _JobKey):
     close_time: datetime | None = None
     held_messages: int = Field(default=0, description=HELD_MEANS)
     dropped_messages: int = Field(default=0, description=DROPPED_MEANS)
+    redrive_count: int = Field(default=0, description=REDRIVE_COUNT_MEANS)
+    last_redrive_time: datetime | None = None

@@ -9,7 +9,15 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from jobservice.jobs.job import DROPPED_MEANS, HELD_MEANS, JobBase, JobCounts, JobId, JobView
+from jobservice.jobs.job import (
+    DROPPED_MEANS,
+    HELD_MEANS,
+    REDRIVE_COUNT_MEANS,
+    JobBase,
+    JobCounts,
+    JobId,
+    JobView,
+)
 from jobservice.jobs.job import Failure as JobFailure
 from jobservice.jobs.status import JobStatus
 
@@ -80,6 +88,10 @@ class JobPublic(JobBase, JobId):
     status_reason: str | None = None
     held_messages: int = Field(default=0, description=f"While Paused: {HELD_MEANS}.")
     dropped_messages: int = Field(default=0, description=f"Of a job that ended: {DROPPED_MEANS}.")
+    redrive_count: int = Field(default=0, description=f"How often: {REDRIVE_COUNT_MEANS}.")
+    last_redrive_time: int | None = Field(
+        default=None, description="When it was last redriven, in epoch milliseconds."
+    )
 
     @classmethod
     def of(cls, job: JobView) -> JobPublic:
@@ -88,12 +100,18 @@ class JobPublic(JobBase, JobId):
                 **job.model_dump(include=_AS_VIEWED),
                 "create_time": epoch_millis(job.create_time),
                 "last_update_time": epoch_millis(job.last_update_time),
+                "last_redrive_time": epoch_millis(job.last_redrive_time) or None,
                 "failures": [Failure.of(failure) for failure in job.failures],
             }
         )
 
 
-_AS_VIEWED = set(JobPublic.model_fields) - {"create_time", "last_update_time", "failures"}
+_AS_VIEWED = set(JobPublic.model_fields) - {
+    "create_time",
+    "last_update_time",
+    "last_redrive_time",
+    "failures",
+}
 """What the REST answer shows of a job as the service reports it."""
 
 

@@ -23,26 +23,46 @@ class FailureReads:
         self._store = store
         self._reader = reader
 
-    async def page(self, job_id: str, *, partition: str, limit: int, offset: int) -> FailurePage:
-        """Failures ``offset`` to ``offset + limit`` of the job, and how many it has."""
+    async def _round(self, job_id: str, partition: str, round_: int | None) -> int:
+        """The round asked for, or the job's last; the job must exist."""
+        row = await self._reader.row(partition, job_id)  # ids checked, and the job exists
+        last = int(row.get("redrive_count") or 0)
+        if round_ is None:
+            return last
+        if not 0 <= round_ <= last:
+            raise InvalidRequestError(
+                f"round {round_} is out of range: job {job_id!r} has rounds 0 (its first run) "
+                f"to {last}"
+            )
+        return round_
+
+    async def page(
+        self, job_id: str, *, partition: str, limit: int, offset: int, round_: int | None = None
+    ) -> FailurePage:
+        """Failures ``offset`` to ``offset + limit`` of the job's last round (or ``round_``),
+        and how many it has."""
         if not 1 <= limit <= FAILURE_PAGE_MOST:
             raise InvalidRequestError(
                 f"limit {limit} is out of range: from 1 to {FAILURE_PAGE_MOST}"
             )
         if offset < 0:
             raise InvalidRequestError(f"offset {offset} is negative: the first failure is at 0")
-        await self._reader.row(partition, job_id)  # ids checked, and the job exists
+        round_ = await self._round(job_id, partition, round_)
         engine, key = self._store.engine, (partition, job_id)
-        total = await asyncio.to_thread(failures.failed_total, engine, key)
+        total = await asyncio.to_thread(failures.failed_total, engine, key, round_=round_)
         items = await asyncio.to_thread(
-            failures.failed_page, engine, key, limit=limit, offset=offset
+            failures.failed_page, engine, key, round_=round_, limit=limit, offset=offset
         )
         return FailurePage(total=total, failures=[_public(item) for item in items])
 
-    async def stream(self, job_id: str, *, partition: str) -> AsyncIterator[Failure]:
-        """Every failure of the job, read a page at a time."""
-        await self._reader.row(partition, job_id)
-        pages = failures.failed_pages(self._store.engine, (partition, job_id), page=STREAM_PAGE)
+    async def stream(
+        self, job_id: str, *, partition: str, round_: int | None = None
+    ) -> AsyncIterator[Failure]:
+        """Every failure of the job's last round (or ``round_``), read a page at a time."""
+        round_ = await self._round(job_id, partition, round_)
+        pages = failures.failed_pages(
+            self._store.engine, (partition, job_id), round_=round_, page=STREAM_PAGE
+        )
         while page := await asyncio.to_thread(next, pages, None):
             for item in page:
                 yield _public(item)

@@ -35,6 +35,7 @@ from jobservice.service.probes import Probes, probe
 from jobservice.service.reader import JobReader
 from jobservice.service.reads import MAX_BATCH_PAGE, JobReads
 from jobservice.service.reconciler import Reconciler
+from jobservice.service.redrive import JobRedrive
 from jobservice.service.stalls import JobHealth
 from jobservice.service.submit import JobSubmitter, Submission
 from jobservice.service.validation import JobValidator
@@ -76,12 +77,23 @@ class JobService:
         self._reads = JobReads(self._store, reader, workflows)
         self._failures = FailureReads(self._store, reader)
         self._control = JobControl(self._store, self._reads, workflows, health)
+        self._redrive = JobRedrive(
+            self._store,
+            self._reads,
+            workflows,
+            self._validator,
+            lambda new_row, definition, redrive: self._submitter.start(
+                new_row, definition, fresh=False, redrive=redrive
+            ),
+        )
         self._bulk = BulkRunner(self._store, self._reads, self._control)
         self._reconciler = Reconciler(
             self._store,
             workflows,
             self._validator,
-            lambda new_row, definition: self._submitter.start(new_row, definition, fresh=False),
+            lambda new_row, definition, redrive: self._submitter.start(
+                new_row, definition, fresh=False, redrive=redrive
+            ),
             grace_seconds=self._settings.database.reconcile_grace_seconds,
         )
 
@@ -196,16 +208,21 @@ class JobService:
         partition: str = DEFAULT_PARTITION,
         limit: int = 100,
         offset: int = 0,
+        round_: int | None = None,
     ) -> FailurePage:
         """A page of the job's failed items, in the order they failed, and how many it has in
-        all: every one is kept, where the job's own ``failures`` shows the first few."""
-        return await self._failures.page(job_id, partition=partition, limit=limit, offset=offset)
+        all: every one is kept, where the job's own ``failures`` shows the first few. Those
+        of its last round unless ``round_`` says which (0: its first run, n: its n-th
+        redrive)."""
+        return await self._failures.page(
+            job_id, partition=partition, limit=limit, offset=offset, round_=round_
+        )
 
     async def all_failures(
-        self, job_id: str, *, partition: str = DEFAULT_PARTITION
+        self, job_id: str, *, partition: str = DEFAULT_PARTITION, round_: int | None = None
     ) -> AsyncIterator[Failure]:
-        """Every failed item of the job, read a page at a time."""
-        async for failure in self._failures.stream(job_id, partition=partition):
+        """Every failed item of the job's last round (or ``round_``), a page at a time."""
+        async for failure in self._failures.stream(job_id, partition=partition, round_=round_):
             yield failure
 
     async def watch(
@@ -242,6 +259,13 @@ class JobService:
     ) -> JobView:
         """Cancel the whole tree. Cancelling a Cancelled job changes nothing."""
         return await self._control.cancel(job_id, partition=partition, settle=settle)
+
+    async def redrive(self, job_id: str, *, partition: str = DEFAULT_PARTITION) -> JobView:
+        """Run a Completed, Failed or Cancelled job again in place, sending exactly its failed
+        items once more, from the task messages recorded when they failed. Raises
+        :class:`JobStateError` for a job that has not finished, one with nothing to retry, and
+        while another redrive of it is under way."""
+        return await self._redrive.redrive(job_id, partition=partition)
 
     async def delete(self, job_id: str, *, partition: str = DEFAULT_PARTITION) -> None:
         """Stop the job if it runs, and remove it."""

@@ -106,6 +106,9 @@ def job_view(row: Mapping[str, Any]) -> JobView:
             "create_time": _time(row["create_time"]),
             "last_update_time": updated,
             "close_time": updated if status.is_terminal else None,
+            "last_redrive_time": _time(row["last_redrive_time"])
+            if row.get("last_redrive_time")
+            else None,
         }
     )
 
@@ -114,7 +117,7 @@ _COUNTS = tuple(JobCounts.model_fields)
 _AS_STORED = tuple(
     set(JobView.model_fields)
     - {"id", "partition", "counts", "create_time", "last_update_time", "close_time"}
-    - {"held_messages", "dropped_messages"}
+    - {"held_messages", "dropped_messages", "last_redrive_time"}
 )
 """The view's fields that the row holds in columns of the same name."""
 

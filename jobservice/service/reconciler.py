@@ -13,11 +13,12 @@ from collections.abc import Awaitable, Callable
 
 from temporalio.client import WorkflowExecutionStatus
 
+from jobservice.db import failures
 from jobservice.db.rows import now_millis
 from jobservice.db.store import JobStore
 from jobservice.db.tables import JobRow
 from jobservice.errors import UnavailableError
-from jobservice.execution.job import NewJobRow
+from jobservice.execution.job import NewJobRow, RedriveInput
 from jobservice.jobs.definition import JobDefinition, NewJob
 from jobservice.jobs.status import JobStatus
 from jobservice.service.validation import JobValidator
@@ -25,7 +26,7 @@ from jobservice.temporal.orchestration import JobWorkflows
 
 _log = logging.getLogger(__name__)
 
-Start = Callable[[NewJobRow, JobDefinition], Awaitable[None]]
+Start = Callable[[NewJobRow, JobDefinition, RedriveInput | None], Awaitable[None]]
 """Starts the workflow of a job from its row and what it runs as."""
 
 _CLOSED_STATUS = {
@@ -86,11 +87,30 @@ class Reconciler:
                 return repaired
             after = (rows[-1].partition_id, rows[-1].job_id)
 
+    async def _redrive_of(self, row: JobRow) -> RedriveInput | None:
+        """The round a redriven job's row says it is in, its counts as they were before it
+        (no run of the round has written them)."""
+        if not row.redrive_count:
+            return None
+        key = (row.partition_id, row.job_id)
+        items = await asyncio.to_thread(
+            failures.round_size, self._store.engine, key, row.redrive_count
+        )
+        return RedriveInput(
+            round=row.redrive_count,
+            items=items,
+            total=row.total,
+            completed=row.completed,
+            failed=row.failed,
+        )
+
     async def _repair(self, row: JobRow) -> int:
         """Repair one unfinished job whose row has been quiet; 1 when it needed it."""
         execution = await self._workflows.execution(row.partition_id, row.job_id)
+        # A redriven job's run is the one begun with its last redrive.
+        begun = row.last_redrive_time or row.create_time
         started = execution is not None and (
-            execution.start_time.timestamp() * 1000 >= row.create_time - 1000
+            execution.start_time.timestamp() * 1000 >= begun - 1000
         )
         if not started:
             new_row = NewJobRow.model_validate(row.model_dump(include=set(NewJobRow.model_fields)))
@@ -98,7 +118,7 @@ class Reconciler:
             definition = await asyncio.to_thread(
                 self._validator.execution_of, job, partition=row.partition_id, job_id=row.job_id
             )
-            await self._start(new_row, definition)
+            await self._start(new_row, definition, await self._redrive_of(row))
             return 1
         if execution is not None and execution.status in _CLOSED_STATUS:
             await asyncio.to_thread(

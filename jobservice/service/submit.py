@@ -13,7 +13,7 @@ from jobservice.db.prerequisites import never_runs
 from jobservice.db.store import Created, JobStore
 from jobservice.errors import InvalidJobError, JobConflictError
 from jobservice.execution.batch import JobContext
-from jobservice.execution.job import JobInput, NewJobRow
+from jobservice.execution.job import JobInput, NewJobRow, RedriveInput
 from jobservice.jobs.definition import JobDefinition, NewJob
 from jobservice.jobs.ids import validate_ids
 from jobservice.jobs.job import JobBase, JobView
@@ -109,9 +109,17 @@ class JobSubmitter:
         if reason is not None:
             raise InvalidJobError(reason)
 
-    async def start(self, new_row: NewJobRow, definition: JobDefinition, *, fresh: bool) -> None:
-        """Start the job's workflow. A failure of a ``fresh`` job's start leaves its row for
-        the reconciler; else it raises."""
+    async def start(
+        self,
+        new_row: NewJobRow,
+        definition: JobDefinition,
+        *,
+        fresh: bool,
+        redrive: RedriveInput | None = None,
+    ) -> None:
+        """Start the job's workflow, or with ``redrive`` the run of a redrive round. A
+        failure of a ``fresh`` job's start leaves its row for the reconciler; else it
+        raises."""
         job = NewJob.model_validate(new_row.definition)
         context = JobContext(
             **definition.model_dump(include=_RUN_AS_DEFINED),
@@ -120,6 +128,7 @@ class JobSubmitter:
             status_check_url=self._status_check_url(new_row.partition_id, new_row.job_id),
             # The row keeps the body as the API took it, with the job's own time limit.
             engine=self._validator.engine_of(job),
+            round=redrive.round if redrive else 0,
         )
         first_run = JobInput(
             context=context,
@@ -128,6 +137,12 @@ class JobSubmitter:
             prerequisite_job_ids=new_row.prerequisite_job_ids,
             delay=new_row.delay,
         )
+        if redrive is not None:  # its row is there, and it waits for nothing
+            first_run = JobInput(
+                context=context,
+                definition=definition.batch_definition,
+                redrive=redrive,
+            )
         summary = f"{definition.batch_type} job {new_row.partition_id}/{new_row.job_id}"
         try:
             await self._workflows.start(first_run, summary=summary)

@@ -18,6 +18,7 @@ import contextlib
 import logging
 
 from aiormq.abc import AbstractChannel, DeliveredMessage
+from sqlalchemy.exc import DBAPIError
 from temporalio.client import Client
 
 from jobservice.db.failures import FailureLedger
@@ -36,6 +37,7 @@ from jobservice.tracking.holding import STATUS_SECONDS, Forwarding
 from jobservice.tracking.lag import watch_pipe_length
 from jobservice.tracking.paused import PausedPipes
 from jobservice.tracking.recording import BatchRecorder, describe
+from jobservice.tracking.redrives import RedriveRouting
 from jobservice.tracking.reports import UnreadableError, read_reports, safe, with_reports
 
 _log = logging.getLogger(__name__)
@@ -70,9 +72,9 @@ class TrackingConsumer:
         self._settings = broker.settings
         self._lag_seconds = lag_seconds
         gate = JobGate(store, ttl=STATUS_SECONDS)
-        self._recorder = BatchRecorder(
-            client, Forwarding(broker, gate, store.engine), FailureLedger(store.engine)
-        )
+        ledger = FailureLedger(store.engine)
+        self._recorder = BatchRecorder(client, Forwarding(broker, gate, store.engine), ledger)
+        self._redrives = RedriveRouting(gate, ledger)
         self._paused_pipes = PausedPipes(broker, store.engine, gate, self._dead_letter)
         self._pending: dict[str, BatchReports] = {}
         self._unacked = Unacked()
@@ -247,10 +249,19 @@ class TrackingConsumer:
         pending, self._pending = self._pending, {}
         self._buffered = 0
         self._arrived.clear()
+        try:
+            pending, taken = await self._redrives.route(pending)
+        except DBAPIError as exc:
+            _log.warning("cannot read which jobs are being redriven, trying again: %s", exc)
+            for batch_workflow, batch in pending.items():
+                self._keep(batch_workflow, batch)
+            return
         done = await asyncio.gather(
             *(self._record(w, b) for w, b in pending.items()), return_exceptions=True
         )
-        touched = [d for deliveries in done if isinstance(deliveries, list) for d in deliveries]
+        touched = taken + [
+            d for deliveries in done if isinstance(deliveries, list) for d in deliveries
+        ]
         await self._settle([d for d in dict.fromkeys(touched) if d.settled])
         for outcome in done:
             if isinstance(outcome, BaseException):
@@ -280,6 +291,8 @@ class TrackingConsumer:
         return deliveries
 
     def _keep(self, batch_workflow: str, batch: BatchReports) -> None:
-        kept = self._pending.setdefault(batch_workflow, BatchReports(batch.job_workflow))
+        kept = self._pending.setdefault(
+            batch_workflow, BatchReports(batch.job_workflow, round=batch.round)
+        )
         kept.take_back(batch)
         self._buffered += len(batch.reports)

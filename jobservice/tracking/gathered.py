@@ -80,6 +80,8 @@ class BatchReports:
     job_workflow: str
     reports: list[Report] = field(default_factory=list)
     deliveries: list[Delivery] = field(default_factory=list)
+    round: int = 0
+    """The job's redrive round the reports are of; 0: its first run."""
 
     def add(self, report: Report, delivery: Delivery) -> None:
         self.reports.append(report)

@@ -120,7 +120,7 @@ class BatchRecorder:
         ]
         if failed:
             partition_id, job_id, _ = parse_job_task_id(failed[0].task_id)
-            await self._ledger.report((partition_id, job_id), failed)
+            await self._ledger.report((partition_id, job_id), failed, round_=batch.round)
 
     async def _drop_outside(
         self, batch_workflow: str, batch: BatchReports, numbers: _Numbers

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import functools
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -48,7 +48,7 @@ with workflow.unsafe.imports_passed_through():
     from jobservice.jobs.status import JobStatus
     from jobservice.temporal.search import JOB_STATUS
     from jobservice.workflows.failures import BatchFailedError
-    from jobservice.workflows.rowkeeping import JobRowKeeping
+    from jobservice.workflows.rowkeeping import JobRowKeeping, redriven
     from jobservice.workflows.runner import BatchRunner
 
 T = TypeVar("T")
@@ -61,6 +61,10 @@ class JobWorkflow:
     @workflow.init
     def __init__(self, request: JobInput) -> None:
         self._request = request
+        self._redrive = request.redrive
+        """Set in a redrive: the round's counts move the job's, and its tolerance is judged
+        once the round has ended (the job may have exceeded it before)."""
+        self._ended = False
         self._runner = BatchRunner(
             BatchInput(
                 context=request.context,
@@ -68,7 +72,7 @@ class JobWorkflow:
                 paused=request.paused,
                 state=request.state,
             ),
-            stop_check=self._tolerance_exceeded,
+            stop_check=None if self._redrive else self._tolerance_exceeded,
             on_cancel=self._cancelling,
         )
         self._waiting = request.waits
@@ -89,7 +93,11 @@ class JobWorkflow:
             started_at=request.started_at,
             paused_seconds=request.paused_seconds,
             new_row=request.new_row,
+            round=request.context.round,
         )
+        if self._redrive is not None:
+            redrive = self._redrive
+            self._row.done_before = redrive.completed + redrive.failed - redrive.items
         self._closing = False
         self._telling: set[asyncio.Task[None]] = set()
 
@@ -111,15 +119,7 @@ class JobWorkflow:
             await self._record_final(recorder, ended=True)
             raise
         except BatchFailedError as failed:
-            self._row.failures = [failed.failure]
-            final = self._finish(JobStatus.FAILED)
-            await self._record_final(recorder, ended=True)
-            raise ApplicationError(
-                f"job {request.context.job_id} failed: {failed.failure.failure_message}",
-                final.model_dump(mode="json", by_alias=True),
-                type="JobFailed",
-                non_retryable=True,
-            ) from None
+            await self._fail(recorder, failed.failure)
         if isinstance(outcome, BatchInput):
             await self._continue_as_new(
                 recorder,
@@ -130,12 +130,29 @@ class JobWorkflow:
                     paused=self._runner.paused,
                     started_at=self._row.started_at,
                     paused_seconds=self._row.paused_total(workflow.now()),
+                    redrive=request.redrive,
                 ),
             )
+        self._ended = True
+        exceeded = self._tolerance_exceeded(self._progress()) if self._redrive else None
+        if exceeded is not None:  # a redrive is judged by its tolerance once it has ended
+            await self._fail(recorder, exceeded)
         final = self._finish(JobStatus.COMPLETED)
         await self._record_final(recorder, ended=True)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return final
+
+    async def _fail(self, recorder: asyncio.Task[None], failure: Failure) -> NoReturn:
+        """End the job Failed for ``failure``, its row written, its workflow failed."""
+        self._row.failures = [failure]
+        final = self._finish(JobStatus.FAILED)
+        await self._record_final(recorder, ended=True)
+        raise ApplicationError(
+            f"job {self._request.context.job_id} failed: {failure.failure_message}",
+            final.model_dump(mode="json", by_alias=True),
+            type="JobFailed",
+            non_retryable=True,
+        )
 
     # -- prerequisites and delay -----------------------------------------------------------
 
@@ -183,10 +200,18 @@ class JobWorkflow:
 
     # -- the job row -----------------------------------------------------------------------
 
+    def _progress(self) -> Progress:
+        """The job's rolled-up counts: its tree's, or in a redrive the round's moving the
+        counts the job had."""
+        progress = self._runner.progress()
+        if self._redrive is None:
+            return progress
+        return redriven(progress, self._redrive, ended=self._ended)
+
     def _record(self, *, ended: bool = False) -> JobRecord:
         return self._row.record(
             self._status,
-            self._runner.progress(),
+            self._progress(),
             waiting_reason=self._waiting_reason,
             now=workflow.now(),
             ended=ended,
@@ -266,7 +291,7 @@ class JobWorkflow:
         )
 
     def _snapshot(self) -> JobProgress:
-        return self._row.snapshot(self._status, self._runner.progress())
+        return self._row.snapshot(self._status, self._progress())
 
     def _set_status(self, status: JobStatus) -> None:
         self._status = status
@@ -298,6 +323,7 @@ class JobWorkflow:
             workflow.logger.warning("could not %s the batches at once: %s", word, error)
 
     def _finish(self, status: JobStatus) -> JobProgress:
+        self._ended = True
         self._row.paused_seconds = self._row.paused_total(workflow.now())
         self._row.paused_at = None
         self._row.finished_at = workflow.now()

@@ -52,36 +52,42 @@ class FailedItemRecording:
         self.enabled = False
         """Set once the run knows it was begun with the ledger (FAILED_ITEMS_PATCH)."""
 
-    def add(self, reported: list[int], expired: list[int]) -> None:
-        """Items just counted failed."""
-        if reported or expired:
+    def add(self, reported: list[int], expired: list[int], completed: list[int]) -> None:
+        """Items just counted failed, and in a redrive those that completed."""
+        if reported or expired or completed:
             self._state.failed_reported.extend(reported)
             self._state.failed_expired.extend(expired)
+            self._state.redriven.extend(completed)
             self._changed()
+
+    def _lists(self) -> tuple[list[int], list[int], list[int]]:
+        state = self._state
+        return state.failed_reported, state.failed_expired, state.redriven
 
     @property
     def idle(self) -> bool:
         """Nothing to write, and nothing being written."""
-        state = self._state
-        return not self.running and not state.failed_reported and not state.failed_expired
+        return not self.running and not any(self._lists())
 
     def start(self) -> None:
         """Start writing what has gathered, unless a write is under way."""
-        state = self._state
-        if self.running or not (state.failed_reported or state.failed_expired):
+        lists = self._lists()
+        if self.running or not any(lists):
             return
         if not self.enabled:  # a run begun before the ledger: as it did then, nothing
-            state.failed_reported.clear()
-            state.failed_expired.clear()
+            for waiting in lists:
+                waiting.clear()
             return
-        reported = state.failed_reported[:MOST_ITEMS]
-        expired = state.failed_expired[: MOST_ITEMS - len(reported)]
-        del state.failed_reported[: len(reported)]
-        del state.failed_expired[: len(expired)]
+        taken: list[list[int]] = []
+        room = MOST_ITEMS
+        for waiting in lists:
+            taken.append(waiting[:room])
+            del waiting[:room]
+            room -= len(taken[-1])
         self.running = True
-        self._spawn(self._write(reported, expired))
+        self._spawn(self._write(*taken))
 
-    async def _write(self, reported: list[int], expired: list[int]) -> None:
+    async def _write(self, reported: list[int], expired: list[int], completed: list[int]) -> None:
         request = self._request
         split = self._state.split
         assert split is not None
@@ -95,6 +101,7 @@ class FailedItemRecording:
                     sub_batch_total=split.sub_batch_total,
                     reported=reported,
                     expired=expired,
+                    completed=completed,
                 ),
                 start_to_close_timeout=timedelta(minutes=10),
                 retry_policy=_RETRY,

@@ -11,7 +11,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from jobservice.execution.batch import Progress
-    from jobservice.execution.job import JobProgress, JobRecord, NewJobRow
+    from jobservice.execution.job import JobProgress, JobRecord, NewJobRow, RedriveInput
     from jobservice.jobs.job import Failure, JobCounts
     from jobservice.jobs.status import JobStatus
 
@@ -37,6 +37,10 @@ class JobRowKeeping:
     resumed: bool = False
     """Resumed since the row was last written: the next write takes it out of Paused."""
     written: JobRecord | None = None
+    round: int = 0
+    """The job's round: its records are written only while no redrive has followed it."""
+    done_before: int = 0
+    """Items a redrive found done and does not send again: left out of its rate."""
 
     def paused_total(self, now: datetime) -> float:
         """Seconds the job has spent paused, the pause it is in included."""
@@ -95,6 +99,7 @@ class JobRowKeeping:
             resumed=self.resumed,
             new_row=self.new_row,
             ended=ended,
+            round=self.round,
         )
 
     def rate(
@@ -102,7 +107,9 @@ class JobRowKeeping:
     ) -> dict[str, float]:
         """Items a second while active, and the seconds left at that rate: none while the job
         is ``held``."""
-        if self.started_at is None or not done:
+        left = max(total - done, 0)
+        done -= self.done_before  # a redrive's rate is of the items it sends
+        if self.started_at is None or done <= 0:
             return {}
         end = self.finished_at or self.paused_at or now
         active = (end - self.started_at).total_seconds() - self.paused_seconds
@@ -111,7 +118,7 @@ class JobRowKeeping:
         rate = done / active
         rates = {"items_per_second": round(rate, 1)}
         if not status.is_terminal and not held:
-            rates["eta_seconds"] = round(max(total - done, 0) / rate, 1)
+            rates["eta_seconds"] = round(left / rate, 1)
         return rates
 
     def changed(self, record: JobRecord) -> bool:
@@ -128,3 +135,21 @@ class JobRowKeeping:
         self.new_row = None
         if record.resumed:
             self.resumed = False
+
+
+def redriven(progress: Progress, redrive: RedriveInput, *, ended: bool) -> Progress:
+    """The job's counts in a redrive, from the round's own: its total stays; an item sent
+    again that completes moves from failed to completed. While the round runs, its items
+    not yet settled are in flight or waiting, not failed; once it has ended (a cancelled
+    round too), every one of them that did not complete is failed again."""
+    failed = redrive.failed - progress.completed
+    if not ended:
+        failed = redrive.failed - redrive.items + progress.failed
+    return progress.model_copy(
+        update={
+            "total": redrive.total,
+            "completed": redrive.completed + progress.completed,
+            "failed": max(failed, 0),
+            "splitting_complete": True,
+        }
+    )

@@ -206,7 +206,7 @@ class BatchRunner:
             self._changed = True
 
     def _add_settled(self, settled: Settled) -> None:
-        self.failed_items.add(settled.reported, settled.expired)
+        self.failed_items.add(settled.reported, settled.expired, settled.redriven)
         if settled.completed or settled.failed:
             self._add_finished(
                 Progress(

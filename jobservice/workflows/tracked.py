@@ -38,6 +38,8 @@ class Settled:
     """Indexes of the items that failed on a worker's report."""
     expired: list[int] = field(default_factory=list)
     """Indexes of the items that failed for want of a result in time."""
+    redriven: list[int] = field(default_factory=list)
+    """In a redrive: indexes of the items that completed."""
 
 
 class TrackedItems:
@@ -116,7 +118,16 @@ class TrackedItems:
         first, as the consumer passes on nothing of an item that it heard after its result."""
         self._progress(batch, sent)
         completed, failed, failures = batch.numbers()
-        settled = Settled(completed=sum(map(self._settle_number, completed)))
+        settled = Settled()
+        if self._context.round:  # a redrive writes what became of each item
+            settled.redriven = [
+                item_index(self._sub_batch_total, number)
+                for number in completed
+                if self._settle_number(number)
+            ]
+            settled.completed = len(settled.redriven)
+        else:
+            settled.completed = sum(map(self._settle_number, completed))
         newly_failed = {number for number in failed if self._settle_number(number)}
         settled.failed = len(newly_failed)
         settled.reported = [

@@ -35,6 +35,7 @@ from tests.conftest import unique
 from tests.integration import processes
 from tests.integration.database import postgres_schema
 from tests.integration.handlers import (
+    FailMarkedHandler,
     FailOddItemsHandler,
     FlakyBatchPlugin,
     RecordingHandler,
@@ -119,11 +120,21 @@ def recorder() -> RecordingHandler:
 
 
 @pytest.fixture
-def registry(recorder: RecordingHandler) -> Registry:
+def marked_handler() -> FailMarkedHandler:
+    """``local:fail-marked``: fails the items a test marks."""
+    return FailMarkedHandler()
+
+
+@pytest.fixture
+def registry(recorder: RecordingHandler, marked_handler: FailMarkedHandler) -> Registry:
     """The installed plugins plus the tests' own, known to the worker and the service alike."""
     return installed().extended(
         batch_plugins={"two-halves": TwoHalvesBatchPlugin(), "flaky": FlakyBatchPlugin()},
-        handlers={"record": recorder, "fail-odd": FailOddItemsHandler()},
+        handlers={
+            "record": recorder,
+            "fail-odd": FailOddItemsHandler(),
+            "fail-marked": marked_handler,
+        },
     )
 
 

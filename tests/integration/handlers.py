@@ -93,3 +93,25 @@ class FlakyBatchPlugin(BatchPlugin):
             raise ConnectionError(f"the source is unreachable (attempt {attempt})")
         for n in range(int(count)):
             services.register_item_subtask(n)
+
+
+class FailMarkedHandler(ItemHandler):
+    """Fails the integer items in ``marked``, which a test changes as it goes; remembers
+    every item it was given, in order; ``sleepMillis`` slows it down."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.marked: set[int] = set()
+        self.seen: list[int] = []
+        self.task_ids: list[str] = []
+
+    def handle(self, message: TaskMessage, params: Mapping[str, str]) -> None:
+        item = int(item_of(message))
+        with self._lock:
+            self.seen.append(item)
+            self.task_ids.append(message.job_task_id)
+            failing = item in self.marked
+        if "sleepMillis" in params:
+            time.sleep(float(params["sleepMillis"]) / 1000)
+        if failing:
+            raise ValueError(f"item {item} is marked to fail")

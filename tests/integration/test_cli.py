@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from pathlib import Path
 
@@ -237,3 +238,35 @@ async def test_failures_prints_every_failed_item_a_line_each(
     assert "1,500 failed items" in lines.stderr
     missing = await asyncio.to_thread(processes.run, settings, ["failures", unique("none")])
     assert missing.returncode == 4, missing.stderr
+
+
+async def test_redrive_runs_the_failed_items_again_and_a_refusal_exits_2(
+    settings: Settings, worker: Worker, service: JobService, file_root: Path
+) -> None:
+    # Given a finished checksum job with 3 failed files, whose sidecars are then fixed
+    tree = file_root / unique("sums")
+    tree.mkdir()
+    for number in range(12):
+        (tree / f"f{number}.txt").write_text(f"{number}\n")
+        digest = hashlib.sha256(f"{number}\n".encode()).hexdigest()
+        (tree / f"f{number}.txt.sha256").write_text(("0" * 64 if number % 4 else digest) + "\n")
+    job_id = unique("cliredrive")
+    definition = job("directory", tree.name, "local:checksum", failure_tolerance="100%")
+    await service.submit(job_id, definition)
+    first = await asyncio.wait_for(service.wait(job_id, interval=0.2), 120)
+    assert first.counts.failed == 9
+    for number in range(12):
+        digest = hashlib.sha256(f"{number}\n".encode()).hexdigest()
+        (tree / f"f{number}.txt.sha256").write_text(digest + "\n")
+
+    redrive = await asyncio.to_thread(processes.run, settings, ["redrive", job_id, "--json"])
+
+    assert redrive.returncode == 0, redrive.stderr
+    assert parse(redrive.stdout)["redriveCount"] == 1
+    done = await asyncio.wait_for(service.wait(job_id, interval=0.2), 120)
+    assert (done.counts.completed, done.counts.failed) == (24, 0)
+    status = await asyncio.to_thread(processes.run, settings, ["status", job_id])
+    assert "redriven   once, last " in status.stdout
+    again = await asyncio.to_thread(processes.run, settings, ["redrive", job_id])
+    assert again.returncode == 2
+    assert f"job {job_id!r} has no failed items to retry" in again.stderr

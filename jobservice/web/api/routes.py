@@ -220,11 +220,17 @@ def _control(verb: str) -> Any:
         "pause": "Pause an Active or Waiting job.",
         "resume": "Resume a Paused job.",
         "cancel": "Cancel an unfinished job; cancelling a Cancelled job changes nothing.",
+        "redrive": (
+            "Run a Completed, Failed or Cancelled job again in place: exactly its failed items "
+            "are sent again, from the task messages recorded when they failed, with their own "
+            "task ids. 400 for a job that has not finished, one with no failed items, and "
+            "while another redrive of it is under way."
+        ),
     }[verb]
     return control
 
 
-for _verb in ("cancel", "pause", "resume"):
+for _verb in ("cancel", "pause", "resume", "redrive"):
     router.add_api_route(
         f"/partitions/{{partition_id}}/jobs/{{job_id}}/{_verb}",
         _control(_verb),
@@ -305,9 +311,16 @@ async def job_failures(
         int, query_parameter("Failures per page.", minimum=1, maximum=FAILURE_PAGE_MOST)
     ] = 100,
     offset: Annotated[int, query_parameter("Failures to skip.", minimum=0)] = 0,
+    round: Annotated[
+        int | None,
+        query_parameter("Which round: 0 the job's first run, n its n-th redrive.", minimum=0),
+    ] = None,
 ) -> list[Failure]:
     """Every item of the job that failed, a page at a time: each failure's ``failureId`` is
-    its item's task id. The job's own ``failures`` holds only the first few."""
-    page = await service.failures(job_id, partition=partition_id, limit=limit, offset=offset)
+    its item's task id. Those of its last round unless ``round`` says: after a redrive, what
+    failed again. The job's own ``failures`` holds only the first few."""
+    page = await service.failures(
+        job_id, partition=partition_id, limit=limit, offset=offset, round_=round
+    )
     response.headers[TOTAL_COUNT_HEADER] = str(page.total)
     return page.failures

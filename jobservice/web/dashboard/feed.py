@@ -76,13 +76,20 @@ class JobFeed:
         self._warned: dict[str, float] = {}
 
     async def watch(self, keys: Collection[JobKey]) -> AsyncIterator[dict[JobKey, Snapshot]]:
-        """The snapshots of ``keys`` (those known at once, then the rest), then each interval
-        those that changed: an empty dict when none did, so a stream can also keep time."""
+        """The snapshots of ``keys`` (those known at once, then the rest, and finished jobs
+        read anew), then each interval those that changed: an empty dict when none did, so a
+        stream can also keep time."""
         watcher = _Watcher(frozenset(keys))
         self._watchers.add(watcher)
         self._start()
         try:
-            known = {key: self._snapshots[key] for key in watcher.keys if key in self._snapshots}
+            # A finished job may run again (a redrive): its last snapshot is read anew first.
+            known = {
+                key: snapshot
+                for key in watcher.keys
+                if (snapshot := self._snapshots.get(key)) is not None
+                and not (snapshot.job is not None and snapshot.job.status.is_terminal)
+            }
             watcher.changed.update(watcher.keys - known.keys())
             if known:
                 yield known

@@ -149,7 +149,7 @@ async def job_page(
     return page(request, "job.html", context)
 
 
-_CONTROLS = ("pause", "resume", "cancel")
+_CONTROLS = ("pause", "resume", "cancel", "redrive")
 
 
 @router.post("/partitions/{partition_id}/jobs/{job_id}/{verb}")
@@ -161,7 +161,8 @@ async def job_control(
     job_id: str,
     verb: str,
 ) -> Response:
-    """Pause, resume, cancel or delete the job, then back to its page (or the list)."""
+    """Pause, resume, cancel, redrive or delete the job, then back to its page (or the
+    list)."""
     viewer.check(partition_id)
     if verb == "delete":
         await service.delete(job_id, partition=partition_id)
@@ -169,7 +170,7 @@ async def job_control(
     if verb not in _CONTROLS:
         return error_page(request, 404, f"a job cannot be told to {verb!r}")
     await getattr(service, verb)(job_id, partition=partition_id)
-    done = BulkAction(verb).done_word
+    done = "redriven" if verb == "redrive" else BulkAction(verb).done_word
     return RedirectResponse(f"{job_url(partition_id, job_id)}?done={done}", status_code=303)
 
 

@@ -16,6 +16,7 @@ from jobservice.settings import Settings
 from jobservice.web.app import create_app
 from tests.conftest import unique
 from tests.integration.browser.support import screenshot, serve
+from tests.integration.handlers import FailMarkedHandler
 from tests.integration.support import job
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -279,4 +280,40 @@ async def test_the_job_page_pages_through_every_failed_item(
     await ledger.get_by_text("previous 50").click()
     await expect(ledger.locator("tbody tr td.id").first).to_have_text(first or "")
     assert page.url.endswith("/jobs/failing")
+    assert offsite == []
+
+
+async def test_retry_failed_items_redrives_a_finished_job(
+    page: Page,
+    offsite: list[str],
+    api_url: str,
+    service: JobService,
+    partition: str,
+    marked_handler: FailMarkedHandler,
+) -> None:
+    # Given a finished job with 25 failed items, whose cause is then gone
+    marked_handler.marked = set(range(0, 100, 4))
+    failing = job("range", "0-100", "local:fail-marked", failure_tolerance="100%")
+    await service.submit("retried", failing, partition=partition)
+    await service.wait("retried", partition=partition)
+    marked_handler.marked = set()
+    _accept_dialogs(page)
+
+    await page.goto(f"{api_url}/dashboard/partitions/{partition}/jobs/retried")
+    button = page.get_by_role("button", name="Retry failed items")
+    await expect(button).to_be_enabled()
+    await button.click()
+
+    # Then the job runs its failed items again, and the page shows it done, redriven once
+    await expect(page.locator(".note")).to_contain_text("Job redriven")
+    summary = page.locator("#job-summary")
+    await expect(summary).to_have_attribute("data-status", "Completed", timeout=30_000)
+    await expect(summary).to_have_attribute("data-completed", "100")
+    await expect(page.locator("#job-controls")).to_contain_text("redriven 1 time")
+    await expect(page.get_by_role("button", name="Retry failed items")).to_be_disabled()
+    await page.get_by_role("button", name="refresh").first.click()
+    await expect(page.locator(".ledger")).to_contain_text("No failed items")
+    await screenshot(page, "job-redriven")
+    job_now = await service.get("retried", partition=partition)
+    assert (job_now.counts.completed, job_now.counts.failed, job_now.redrive_count) == (100, 0, 1)
     assert offsite == []

@@ -1,4 +1,5 @@
-"""the job_failed_item table: every failed item of a job, and what sends it again
+"""the job_failed_item table: every failed item of a job, and what sends it again; a job's
+redrives
 
 Revision ID: 0004
 Revises: 0003
@@ -29,7 +30,8 @@ def upgrade() -> None:
         sa.Column("failure_message", sa.Text(), nullable=False),
         sa.Column("message", sa.Text(), nullable=True),
         sa.Column("item", sa.Text(), nullable=True),
-        sa.Column("counted", sa.Boolean(), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("job_failed_item", schema=None) as batch_op:
@@ -40,13 +42,27 @@ def upgrade() -> None:
         )
         batch_op.create_index(
             "ix_job_failed_item_listing",
-            ["partition_id", "job_id", "round", "counted", "id"],
+            ["partition_id", "job_id", "round", "state", "id"],
             unique=False,
         )
+        batch_op.create_index(
+            "ix_job_failed_item_position",
+            ["partition_id", "job_id", "round", "position"],
+            unique=False,
+        )
+    with op.batch_alter_table("job", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("redrive_count", sa.Integer(), nullable=False, server_default="0")
+        )
+        batch_op.add_column(sa.Column("last_redrive_time", sa.BigInteger(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("job", schema=None) as batch_op:
+        batch_op.drop_column("last_redrive_time")
+        batch_op.drop_column("redrive_count")
     with op.batch_alter_table("job_failed_item", schema=None) as batch_op:
+        batch_op.drop_index("ix_job_failed_item_position")
         batch_op.drop_index("ix_job_failed_item_listing")
         batch_op.drop_index("ux_job_failed_item_task")
     op.drop_table("job_failed_item")
