@@ -55,6 +55,9 @@ SLICE_ITEMS = 500
 SLICE_SECONDS = 0.25
 """What a slice should take: slices shrink for slow handlers, so a pause lands quickly."""
 
+REBUILD_ATTEMPTS = 5
+"""Tries of the plugin to rebuild failed items' task messages before they are kept without."""
+
 WATCH_SECONDS = 0.5
 """How often a chunk waiting for a long slice heartbeats and reads whether it must stop."""
 
@@ -116,6 +119,17 @@ async def _beating(
         activity.heartbeat(buffer.durable.model_dump(mode="json"))
         if not stop.is_set() and await must_stop():
             stop.set()
+
+
+async def _writing(buffer: FailedItemsBuffer) -> None:
+    """Write the chunk's failed items, heartbeating meanwhile: the database may be slow to
+    take them (another writer's lock), and the chunk is alive, not lost."""
+    write = asyncio.ensure_future(buffer.write())
+    while True:
+        done, _ = await asyncio.wait({write}, timeout=WATCH_SECONDS)
+        if done:
+            return write.result()
+        activity.heartbeat(buffer.durable.model_dump(mode="json"))
 
 
 @dataclass
@@ -215,18 +229,20 @@ class BatchActivities:
         if not indexes:
             return
         services = CountingServices(
-            item_start=indexes[0], item_end=indexes[-1] + 1, stop_after_items=True
+            item_start=indexes[0],
+            item_end=indexes[-1] + 1,
+            stop_after_items=True,
+            only=set(indexes),
         )
-        try:
-            await asyncio.to_thread(self._run_plugin, context, request.definition, services)
-        except _DEFINITION_ERRORS:
-            services.items = []  # the source has gone bad since: the failures without messages
+        if activity.info().attempt <= REBUILD_ATTEMPTS:
+            try:
+                await asyncio.to_thread(self._run_plugin, context, request.definition, services)
+            except _DEFINITION_ERRORS:
+                services.items = []  # the source has gone bad since: no messages
+        else:  # the plugin keeps failing: the failures are kept without their messages
+            services.items = []
         building = MessageBuilding(self._registry, context, request.path, request.sub_batch_total)
-        wanted = [
-            (index, services.items[index - indexes[0]])
-            for index in indexes
-            if index - indexes[0] < len(services.items)
-        ]
+        wanted = list(zip(indexes, services.items, strict=False))
         async with self._building:
             built = await asyncio.to_thread(building.build, wanted, 0)
         tracking = self._broker.settings.tracking_pipe if self._broker is not None else None
@@ -340,7 +356,7 @@ class BatchActivities:
             except TargetQueueMissingError as exc:
                 raise _pipe_failure(context, request.path, exc) from exc
             except BrokerUnavailableError as exc:
-                await buffer.write()
+                await _writing(buffer)
                 if result.processed:
                     return result  # keep what was delivered; the rest waits for the broker
                 raise _broker_unavailable(exc) from exc
@@ -350,19 +366,19 @@ class BatchActivities:
             done += step.processed
             buffer.add(result, outcome.failed, outcome.completed)
             if buffer.due:
-                await buffer.write()
+                await _writing(buffer)
             activity.heartbeat(buffer.durable.model_dump(mode="json"))
             if activity.is_worker_shutdown():
-                await buffer.write()
+                await _writing(buffer)
                 return result  # the cursor goes back to the batch; another worker goes on
             if await self._gate.stopped(context.partition, context.job_id):
-                await buffer.write()
+                await _writing(buffer)
                 return result.model_copy(update={"held": True})
             if time.monotonic() > deadline or stop.is_set():
                 break
             elapsed = max(time.monotonic() - started, 1e-6)
             size = max(1, min(SLICE_ITEMS, int(size * SLICE_SECONDS / elapsed), size * 4))
-        await buffer.write()
+        await _writing(buffer)
         return result
 
     async def _items(self, request: ChunkInput, first: int) -> list[Any]:
@@ -410,7 +426,9 @@ class BatchActivities:
             refused = refused.before(first + end)
         failed = refused.items + delivered.failed_items
         completed: list[str] = []
-        if context.round and delivered.completed:  # a redrive's item handler: what succeeded
+        # A redrive's items that succeeded leave its failures; so, in a chunk tried again, do
+        # items that failed on the try before and succeed now.
+        if (context.round or activity.info().attempt > 1) and delivered.completed:
             gone = {item.task_id for item in failed}
             sent = messages[: len(messages) - delivered.undone]
             completed = [m.job_task_id for m in sent if m.job_task_id not in gone]

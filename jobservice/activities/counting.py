@@ -3,6 +3,7 @@ kept only in the window an activity asks for."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,8 @@ class CountingServices(BatchWorkerServices):
     sub_batch_count: int = 0
 
     page_bytes: int = 0
+    only: Collection[int] | None = None
+    """Keep only the items of these indexes (in index order), not every one of the slice."""
 
     def register_batch_subtask(self, batch_definition: str) -> None:
         if not isinstance(batch_definition, str):
@@ -60,7 +63,7 @@ class CountingServices(BatchWorkerServices):
 
     def register_item_subtask(self, item: Any) -> None:
         index = self.item_count
-        if self.item_start <= index < self.item_end:
+        if self.item_start <= index < self.item_end and (self.only is None or index in self.only):
             self.items.append(item)
         elif self.stop_after_items and index >= self.item_end:
             raise Enough

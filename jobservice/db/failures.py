@@ -371,40 +371,36 @@ class FailureLedger:
 
     def __init__(self, engine: Engine | None) -> None:
         self.engine = engine
-        self._inline = engine is not None and engine.dialect.name == "sqlite"
 
-    async def _run(self, call: Any, *args: Any, inline: bool = False, **kwargs: Any) -> Any:
+    async def _run(self, call: Any, *args: Any, **kwargs: Any) -> Any:
+        # Off the event loop always: a write may wait for another writer's lock.
         if self.engine is None:
             return None
-        if inline and self._inline:
-            # A write to a local file takes about a millisecond: on a thread, a chunk would
-            # wait longer for the interpreter, behind the item handlers' threads, than that.
-            return call(self.engine, *args, **kwargs)
         return await asyncio.to_thread(call, self.engine, *args, **kwargs)
 
     async def record(self, key: JobKey, items: Sequence[FailedItem], *, round_: int = 0) -> None:
         """See :func:`record_failed`."""
         if items:
-            await self._run(record_failed, key, items, round_=round_, inline=True)
+            await self._run(record_failed, key, items, round_=round_)
 
     async def count(self, key: JobKey, items: Sequence[FailedItem], *, round_: int = 0) -> None:
         """See :func:`count_failed`."""
         if items:
-            await self._run(count_failed, key, items, round_=round_, inline=True)
+            await self._run(count_failed, key, items, round_=round_)
 
     async def report(self, key: JobKey, items: Sequence[FailedItem], *, round_: int = 0) -> None:
         """See :func:`report_failed`."""
         if items:
-            await self._run(report_failed, key, items, round_=round_, inline=True)
+            await self._run(report_failed, key, items, round_=round_)
 
     async def complete(self, key: JobKey, round_: int, task_ids: Sequence[str]) -> None:
         """See :func:`complete_items`."""
         if task_ids:
-            await self._run(complete_items, key, round_, task_ids, inline=True)
+            await self._run(complete_items, key, round_, task_ids)
 
     async def settle(self, key: JobKey, round_: int, **outcomes: Any) -> None:
         """See :func:`settle_positions`."""
-        await self._run(settle_positions, key, round_, **outcomes, inline=True)
+        await self._run(settle_positions, key, round_, **outcomes)
 
     async def size(self, key: JobKey, round_: int) -> int:
         """See :func:`round_size`."""

@@ -72,6 +72,11 @@ class JobGate:
             reading.add_done_callback(lambda done: self._forget_reading(key, done))
         return await asyncio.shield(reading)
 
+    def last_seen(self, partition_id: str, job_id: str) -> Seen | None:
+        """What the job's row said when it was last read, however long ago; None if never."""
+        known = self._known.get((partition_id, job_id))
+        return None if known is None else known[1]
+
     def _forget_reading(self, key: Key, done: asyncio.Future[Seen]) -> None:
         if self._reading.get(key) is done:
             del self._reading[key]

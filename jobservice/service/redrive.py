@@ -25,6 +25,9 @@ from jobservice.service.reads import JobReads
 from jobservice.service.validation import JobValidator
 from jobservice.temporal.orchestration import JobWorkflows
 
+CLOSE_SECONDS = 10.0
+"""How long a redrive waits for the job's last run to close after its row says it ended."""
+
 StartRedrive = Callable[[NewJobRow, JobDefinition, RedriveInput], Awaitable[None]]
 """Starts the workflow run of a redrive round."""
 
@@ -55,8 +58,7 @@ class JobRedrive:
                 f"job {job_id!r} is {status}; only a Completed, Failed or Cancelled job can be "
                 "redriven"
             )
-        execution = await self._workflows.execution(partition, job_id)
-        if execution is not None and execution.status == WorkflowExecutionStatus.RUNNING:
+        if not await self._closed(partition, job_id):
             raise JobStateError(
                 f"job {job_id!r} is {status} and its workflow is still stopping; redrive it "
                 "once it has"
@@ -86,3 +88,15 @@ class JobRedrive:
             ),
         )
         return await self._reads.get(job_id, partition=partition)
+
+    async def _closed(self, partition: str, job_id: str) -> bool:
+        """Whether the job's last workflow run has closed, waiting a moment for it: a job's
+        row reads its end just before its workflow tells the jobs that wait for it."""
+        deadline = asyncio.get_running_loop().time() + CLOSE_SECONDS
+        while True:
+            execution = await self._workflows.execution(partition, job_id)
+            if execution is None or execution.status != WorkflowExecutionStatus.RUNNING:
+                return True
+            if asyncio.get_running_loop().time() > deadline:
+                return False
+            await asyncio.sleep(0.1)

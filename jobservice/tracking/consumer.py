@@ -18,7 +18,6 @@ import contextlib
 import logging
 
 from aiormq.abc import AbstractChannel, DeliveredMessage
-from sqlalchemy.exc import DBAPIError
 from temporalio.client import Client
 
 from jobservice.db.failures import FailureLedger
@@ -249,17 +248,13 @@ class TrackingConsumer:
         pending, self._pending = self._pending, {}
         self._buffered = 0
         self._arrived.clear()
-        try:
-            pending, taken = await self._redrives.route(pending)
-        except DBAPIError as exc:
-            _log.warning("cannot read which jobs are being redriven, trying again: %s", exc)
-            for batch_workflow, batch in pending.items():
-                self._keep(batch_workflow, batch)
-            return
+        routed = await self._redrives.route(pending)
+        for batch_workflow, batch in routed.kept.items():
+            self._keep(batch_workflow, batch)
         done = await asyncio.gather(
-            *(self._record(w, b) for w, b in pending.items()), return_exceptions=True
+            *(self._record(w, b) for w, b in routed.pending.items()), return_exceptions=True
         )
-        touched = taken + [
+        touched = routed.taken + [
             d for deliveries in done if isinstance(deliveries, list) for d in deliveries
         ]
         await self._settle([d for d in dict.fromkeys(touched) if d.settled])

@@ -11,13 +11,40 @@ taken.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections import defaultdict
+from dataclasses import dataclass
+
+from sqlalchemy.exc import DBAPIError
 
 from jobservice.db.failures import FailureLedger
 from jobservice.db.gate import JobGate
 from jobservice.jobs.taskids import item_number, parse_job_task_id
 from jobservice.metrics import TRACKING_ENDED_BATCH_REPORTS
 from jobservice.tracking.gathered import BatchReports, Delivery
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Round:
+    """A redriven job's round, and the positions in it of the items its reports name."""
+
+    key: tuple[str, str]
+    round: int
+    positions: dict[str, int]
+
+
+@dataclass
+class Routed:
+    """What :meth:`RedriveRouting.route` made of a burst."""
+
+    pending: dict[str, BatchReports]
+    """The reports to record, by batch workflow."""
+    taken: list[Delivery]
+    """Messages some of whose reports were taken without recording (of batches that ended)."""
+    kept: dict[str, BatchReports]
+    """Reports of jobs whose round cannot be read now: to be tried again."""
 
 
 class RedriveRouting:
@@ -27,50 +54,67 @@ class RedriveRouting:
         self._gate = gate
         self._ledger = ledger
 
-    async def route(
-        self, pending: dict[str, BatchReports]
-    ) -> tuple[dict[str, BatchReports], list[Delivery]]:
-        """``pending`` by batch workflow, with each redriven job's reports under its root
-        workflow; and the messages of the reports a round does not hold, which are taken.
-        Raises what the job database raises: the caller keeps the reports, to try again."""
+    async def route(self, pending: dict[str, BatchReports]) -> Routed:
+        """``pending`` with each redriven job's reports under its root workflow. Everything
+        is read before any report is touched, so a burst tried again is routed afresh."""
         by_job: dict[str, list[str]] = defaultdict(list)
         for batch_workflow, batch in pending.items():
             by_job[batch.job_workflow].append(batch_workflow)
-        routed = dict(pending)
-        taken: list[Delivery] = []
+        rounds: dict[str, _Round | None] = {}
+        routed = Routed(dict(pending), [], {})
         for job_workflow, batch_workflows in by_job.items():
-            first = pending[batch_workflows[0]].reports[0]
-            partition_id, job_id, _ = parse_job_task_id(first.task_id)
-            _, round_ = await self._gate.seen(partition_id, job_id)
-            if not round_:
+            try:
+                rounds[job_workflow] = await self._round_of(pending, batch_workflows)
+            except DBAPIError as exc:
+                _log.warning("cannot read a job's redrive round, trying again: %s", exc)
+                for batch_workflow in batch_workflows:
+                    routed.kept[batch_workflow] = routed.pending.pop(batch_workflow)
+        for job_workflow, round_ in rounds.items():
+            if round_ is None:
                 continue
-            groups = [routed.pop(batch_workflow) for batch_workflow in batch_workflows]
-            into = await self._to_round((partition_id, job_id), round_, job_workflow, groups, taken)
+            groups = [routed.pending.pop(name) for name in by_job[job_workflow]]
+            into = _into_round(round_, job_workflow, groups, routed.taken)
             if into.reports:
-                routed[job_workflow] = into
-        return routed, taken
+                routed.pending[job_workflow] = into
+        return routed
 
-    async def _to_round(
-        self,
-        key: tuple[str, str],
-        round_: int,
-        job_workflow: str,
-        groups: list[BatchReports],
-        taken: list[Delivery],
-    ) -> BatchReports:
-        task_ids = list({report.task_id for group in groups for report in group.reports})
-        positions = await self._ledger.positions(key, round_, task_ids)
-        into = BatchReports(job_workflow, round=round_)
-        for group in groups:
-            for report, delivery in group.pairs():
-                position = positions.get(report.task_id)
-                if position is None:  # of a batch that has ended, as before the redrive
-                    TRACKING_ENDED_BATCH_REPORTS.inc()
-                    delivery.recorded()
-                    taken.append(delivery)
-                    continue
-                moved = dataclasses.replace(
-                    report, batch_workflow=job_workflow, number=item_number(0, position)
-                )
-                into.add(moved, delivery)
-        return into
+    async def _round_of(
+        self, pending: dict[str, BatchReports], batch_workflows: list[str]
+    ) -> _Round | None:
+        """The job's round with its items' positions; None when it is not being redriven. A
+        job whose row cannot be read now goes by what it said when last read."""
+        first = pending[batch_workflows[0]].reports[0]
+        partition_id, job_id, _ = parse_job_task_id(first.task_id)
+        try:
+            _, round_ = await self._gate.seen(partition_id, job_id)
+        except DBAPIError:
+            last = self._gate.last_seen(partition_id, job_id)
+            if last is None:
+                raise
+            round_ = last[1]
+        if not round_:
+            return None
+        key = (partition_id, job_id)
+        task_ids = list(
+            {report.task_id for name in batch_workflows for report in pending[name].reports}
+        )
+        return _Round(key, round_, await self._ledger.positions(key, round_, task_ids))
+
+
+def _into_round(
+    round_: _Round, job_workflow: str, groups: list[BatchReports], taken: list[Delivery]
+) -> BatchReports:
+    into = BatchReports(job_workflow, round=round_.round)
+    for group in groups:
+        for report, delivery in group.pairs():
+            position = round_.positions.get(report.task_id)
+            if position is None:  # of a batch that has ended, as before the redrive
+                TRACKING_ENDED_BATCH_REPORTS.inc()
+                delivery.recorded()
+                taken.append(delivery)
+                continue
+            moved = dataclasses.replace(
+                report, batch_workflow=job_workflow, number=item_number(0, position)
+            )
+            into.add(moved, delivery)
+    return into

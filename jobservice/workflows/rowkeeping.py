@@ -142,14 +142,17 @@ def redriven(progress: Progress, redrive: RedriveInput, *, ended: bool) -> Progr
     again that completes moves from failed to completed. While the round runs, its items
     not yet settled are in flight or waiting, not failed; once it has ended (a cancelled
     round too), every one of them that did not complete is failed again."""
+    completed = min(redrive.completed + progress.completed, redrive.total)
     failed = redrive.failed - progress.completed
+    ended_now: dict[str, int] = {"in_flight": 0, "in_flight_percent": 0} if ended else {}
     if not ended:
         failed = redrive.failed - redrive.items + progress.failed
     return progress.model_copy(
         update={
             "total": redrive.total,
-            "completed": redrive.completed + progress.completed,
-            "failed": max(failed, 0),
+            "completed": completed,
+            "failed": max(min(failed, redrive.total - completed), 0),
             "splitting_complete": True,
+            **ended_now,
         }
     )

@@ -76,6 +76,7 @@ class BatchRunner:
     _failure: Failure | None = field(default=None, init=False)
     _tracked: TrackedItems | None = field(default=None, init=False)
     _child_cancelled: bool = field(default=False, init=False)
+    _stopping: bool = field(default=False, init=False)  # cancelled or failed: stopping
     _in_flight_in_hand: bool = field(default=True, init=False)
     """Whether in flight leaves out the items of scheduled chunks (IN_FLIGHT_PATCH)."""
     _priority: Priority = field(init=False)
@@ -195,8 +196,8 @@ class BatchRunner:
     def record_results(self, batch: TrackingBatch) -> None:
         """Results, progress and retries of this batch's forwarded items; a duplicate changes
         nothing. A run begun before signals carried progress replays them as it read them."""
-        if self._tracked is None:
-            return
+        if self._tracked is None or (self._stopping and self.failed_items.enabled):
+            return  # a batch that is stopping counts no more: its ledger has what it counted
         if batch.reports_progress and not workflow.patched(TRACKING_REPORTS_PATCH):
             batch = batch.model_copy(update={"failed_items": [], "progressed": [], "retried": []})
         before = (self._tracked.in_flight_percent, self._tracked.state.retries)
@@ -435,9 +436,14 @@ class BatchRunner:
         return task
 
     async def _stop_everything(self) -> None:
-        """Cancel every child and chunk still out, and wait until they have stopped."""
+        """Cancel every child and chunk still out, and wait until they have stopped; then
+        write what the batch counted to the ledger, so that its counts and its ledger agree."""
+        self._stopping = True
         self._carry_out(self.control.cancel())
         await self._settle()
+        while not self.failed_items.idle:
+            self.failed_items.start()
+            await self._settle()
 
     async def _settle(self) -> None:
         while self._tasks:

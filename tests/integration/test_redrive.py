@@ -396,3 +396,67 @@ async def test_the_client_redrives_a_job_and_reads_each_rounds_failures(
     await asyncio.wait_for(service.wait(job_id, interval=0.2), 120)
     with pytest.raises(BadRequestError, match="has no failed items to retry"):
         await client.redrive_job(job_id)
+
+
+async def test_a_queue_redrive_cancelled_midway_keeps_counts_and_ledger_agreeing(
+    service: JobService,
+    settings: Settings,
+    tracking_worker: None,
+    rabbit: AbstractChannel,
+    target_queue: str,
+) -> None:
+    # Given a queue job of 300 items, of which a worker reports 120 failed
+    job_id = unique("qcancel")
+    await service.submit(job_id, job("range", "0-300", target_queue, failure_tolerance="100%"))
+    tasks = await take(rabbit, target_queue, 300)
+    bodies = [json.loads(message.body) for message in tasks]
+    tracking = settings.rabbitmq.tracking_pipe
+    for number, body in enumerate(bodies):
+        status = "RESULT_EXCEPTION" if number % 5 < 2 else "RESULT_SUCCESS"
+        await publish(rabbit, tracking, {**body, "taskStatus": status})
+    for message in tasks:
+        await message.ack()
+    first = await asyncio.wait_for(service.wait(job_id, interval=0.2), 120)
+    assert first.counts.failed == 120
+
+    # When it is redriven, and its items succeed one by one while it is cancelled
+    await service.redrive(job_id)
+    again = await take(rabbit, target_queue, 120)
+    for message in again:
+        await message.ack()
+
+    async def succeed() -> None:
+        for message in again:
+            body = {**json.loads(message.body), "taskStatus": "RESULT_SUCCESS"}
+            await publish(rabbit, tracking, body)
+            await asyncio.sleep(0.03)
+
+    results = asyncio.create_task(succeed())
+    await eventually(lambda: _completed_beyond(service, job_id, 180 + 10), within=30)
+    cancelled = await service.cancel(job_id)
+    await results
+    assert cancelled.status is JobStatus.CANCELLED
+
+    # Then the counts and the ledger agree: what did not complete is failed, and listed
+    done = await service.get(job_id)
+    left = done.counts.failed
+    assert 0 < left < 100
+    assert (done.counts.completed + left, done.counts.in_flight) == (300, 0)
+    assert (await service.failures(job_id)).total == left
+    # and the next redrive sends exactly those
+    await service.redrive(job_id)
+    last = await take(rabbit, target_queue, left)
+    assert len({json.loads(m.body)["tracking"]["jobTaskId"] for m in last}) == left
+    await asyncio.sleep(1)
+    assert await depth(rabbit, target_queue) == 0
+    for message in last:
+        await publish(
+            rabbit, tracking, {**json.loads(message.body), "taskStatus": "RESULT_SUCCESS"}
+        )
+        await message.ack()
+    final = await asyncio.wait_for(service.wait(job_id, interval=0.2), 120)
+    assert (final.status, final.counts.completed, final.counts.failed) == (
+        JobStatus.COMPLETED,
+        300,
+        0,
+    )
