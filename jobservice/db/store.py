@@ -255,6 +255,12 @@ class JobStore:
                 items = failures.start_round(session.connection(), key, round_)
             except IntegrityError:
                 raise _under_way(job_id) from None
+            if not items and row.failed:
+                raise JobStateError(
+                    f"job {job_id!r} counts {row.failed:,} failed items but none is in the "
+                    "failed-item ledger (it ran before failures were kept there): submit the "
+                    "job again to retry them"
+                )
             if not items:
                 raise JobStateError(f"job {job_id!r} has no failed items to retry")
             now = now_millis()

@@ -460,3 +460,20 @@ async def test_a_queue_redrive_cancelled_midway_keeps_counts_and_ledger_agreeing
         300,
         0,
     )
+
+
+async def test_a_job_whose_failures_were_never_kept_is_refused_saying_so(
+    service: JobService, worker: Worker, job_store: JobStore, marked_handler: FailMarkedHandler
+) -> None:
+    # Given a job with failed items, as one that ran before the ledger kept them
+    marked_handler.marked = {1, 2, 3}
+    job_id = unique("before")
+    await run_to_end(
+        service, job_id, job("range", "0-10", "local:fail-marked", failure_tolerance="100%")
+    )
+    with job_store.engine.begin() as connection:
+        ledger.job_deleted(connection, ("default", job_id))
+
+    with pytest.raises(JobStateError, match="counts 3 failed items but none is in the"):
+        await service.redrive(job_id)
+    assert (await service.get(job_id)).status is JobStatus.COMPLETED
