@@ -19,9 +19,10 @@ from sqlmodel import Session, col
 
 from jobservice.db import failures, paused
 from jobservice.db.engine import open_database
+from jobservice.db.rounds import Redrive, start_redrive
 from jobservice.db.rows import now_millis
 from jobservice.db.tables import JobLabelRow, JobPrerequisiteRow, JobRow
-from jobservice.errors import InvalidRequestError, JobNotFoundError, JobStateError
+from jobservice.errors import InvalidRequestError
 from jobservice.execution.job import JobRecord, NewJobRow
 from jobservice.jobs.status import JobStatus
 
@@ -58,20 +59,6 @@ class Created(Enum):
 class Creation:
     outcome: Created
     row: JobRow
-
-
-@dataclass(frozen=True)
-class Redrive:
-    """A redrive just begun: its round, the items it sends again, and the job before it."""
-
-    round: int
-    items: int
-    status_before: JobStatus
-    row: JobRow
-
-
-def _under_way(job_id: str) -> JobStateError:
-    return JobStateError(f"job {job_id!r} is being redriven already; one redrive at a time")
 
 
 class JobStore:
@@ -227,68 +214,9 @@ class JobStore:
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def start_redrive(self, *, partition_id: str, job_id: str) -> Redrive:
-        """Take a finished job into its next round: its failed items copied into the round,
-        to be sent again, and its row Active with the round's number and time. Raises
-        :class:`JobStateError` when the job has not finished, has nothing to retry, or another
-        redrive took it first."""
-        key = (partition_id, job_id)
+        """See :func:`jobservice.db.rounds.start_redrive`."""
         with self.session() as session:
-            row = session.get(JobRow, key)
-            if row is None:
-                raise JobNotFoundError(f"no job {job_id!r} in partition {partition_id!r}")
-            status = JobStatus(row.status)
-            if not status.is_terminal:
-                raise JobStateError(
-                    f"job {job_id!r} is {status}; only a Completed, Failed or Cancelled job can "
-                    "be redriven"
-                )
-            unreached = row.total - row.completed - row.failed
-            if unreached > 0 or not row.splitting_complete:
-                never = f"{unreached:,} of its items" if unreached > 0 else "part of its items"
-                raise JobStateError(
-                    f"job {job_id!r} is {status} with {never} never reached; a redrive sends "
-                    "failed items again, not items a job never reached: submit the job again "
-                    "to run those"
-                )
-            round_ = row.redrive_count + 1
-            try:
-                items = failures.start_round(session.connection(), key, round_)
-            except IntegrityError:
-                raise _under_way(job_id) from None
-            if not items and row.failed:
-                raise JobStateError(
-                    f"job {job_id!r} counts {row.failed:,} failed items but none is in the "
-                    "failed-item ledger (it ran before failures were kept there): submit the "
-                    "job again to retry them"
-                )
-            if not items:
-                raise JobStateError(f"job {job_id!r} has no failed items to retry")
-            now = now_millis()
-            moved = session.execute(
-                update(JobRow)
-                .where(
-                    col(JobRow.partition_id) == partition_id,
-                    col(JobRow.job_id) == job_id,
-                    col(JobRow.status) == row.status,
-                    col(JobRow.redrive_count) == row.redrive_count,
-                )
-                .values(
-                    status=JobStatus.ACTIVE.value,
-                    status_reason=None,
-                    redrive_count=round_,
-                    last_redrive_time=now,
-                    last_update_time=now,
-                    in_flight=0,
-                    eta_seconds=None,
-                )
-            )
-            if not moved.rowcount:  # type: ignore[attr-defined]
-                raise _under_way(job_id)
-            try:
-                session.commit()
-            except IntegrityError:
-                raise _under_way(job_id) from None
-        return Redrive(round_, items, status, row)
+            return start_redrive(session, partition_id=partition_id, job_id=job_id)
 
     def set_status(
         self,
