@@ -260,12 +260,16 @@ async def test_two_jobs_on_the_same_stages_pausing_one_holds_only_its_own(
     await service.pause(paused_id)
     await asyncio.sleep(HONOURED_WITHIN)
     before = of_job(await items_in(broker, stage_b), paused_id)
-    await asyncio.sleep(4)
 
-    # The running job's results go on reaching stage B; the paused one's do not
-    found = await items_in(broker, stage_b)
-    assert of_job(found, paused_id) == before
-    assert sum(of_job(found, running_id).values()) > 0
+    # The running job's results go on reaching stage B (once stage A, one item at a time,
+    # has got through the paused job's messages queued before them); the paused one's do not
+    async def running_ones_there() -> bool:
+        found = await items_in(broker, stage_b)
+        assert of_job(found, paused_id) == before
+        return sum(of_job(found, running_id).values()) > 0
+
+    await eventually(running_ones_there, within=30, interval=0.5)
+    assert of_job(await items_in(broker, stage_b), paused_id) == before
     assert (await service.get(paused_id)).held_messages > 0
 
     await service.resume(paused_id)
