@@ -15,7 +15,7 @@ from jobservice.db.failures import FailedItem
 from jobservice.execution.batch import JobContext
 from jobservice.jobs.job import Failure
 from jobservice.jobs.taskids import item_number
-from jobservice.messages import TaskMessage
+from jobservice.messages import TaskMessage, TaskSpec
 from jobservice.plugins.registry import Registry
 
 
@@ -54,6 +54,20 @@ def item_json(item: Any) -> str:
     return json.dumps(item, default=repr)
 
 
+def task_message(context: JobContext, task_id: str, spec: TaskSpec) -> TaskMessage:
+    """The task message of the item ``task_id``, from what the job's builder made of it."""
+    return TaskMessage(
+        job_task_id=task_id,
+        task_classifier=spec.task_classifier,
+        task_api_version=spec.task_api_version,
+        task_data=spec.task_data,
+        to=context.target_pipe,
+        correlation_id=f"{context.partition}:{context.job_id}",
+        track_to=context.track_to,
+        status_check_url=context.status_check_url,
+    )
+
+
 class MessageBuilding:
     """Builds the task messages of one batch's items with the job's builder."""
 
@@ -66,7 +80,6 @@ class MessageBuilding:
         self._plugin_source = f"batch plugin {context.batch_type!r}"
         self._sub_batch_total = sub_batch_total
         self._task_prefix = context.task_id(path) + "."
-        self._correlation = f"{context.partition}:{context.job_id}"
 
     def task_id(self, index: int) -> str:
         return f"{self._task_prefix}{item_number(self._sub_batch_total, index)}"
@@ -98,18 +111,7 @@ class MessageBuilding:
                     refused.failures.append(failure)
                 refused.items.append(FailedItem.of(failure, item=item_json(item)))
                 continue
-            built.messages.append(
-                TaskMessage(
-                    job_task_id=task_id,
-                    task_classifier=spec.task_classifier,
-                    task_api_version=spec.task_api_version,
-                    task_data=spec.task_data,
-                    to=context.target_pipe,
-                    correlation_id=self._correlation,
-                    track_to=context.track_to,
-                    status_check_url=context.status_check_url,
-                )
-            )
+            built.messages.append(task_message(context, task_id, spec))
             built.indexes.append(index)
         return built
 
@@ -158,13 +160,4 @@ class RedriveBuilding:
         spec = self._registry.builder(context.task_message_type).build(
             recorded, context.task_message_params
         )
-        return TaskMessage(
-            job_task_id=item.task_id,
-            task_classifier=spec.task_classifier,
-            task_api_version=spec.task_api_version,
-            task_data=spec.task_data,
-            to=context.target_pipe,
-            correlation_id=f"{context.partition}:{context.job_id}",
-            track_to=context.track_to,
-            status_check_url=context.status_check_url,
-        )
+        return task_message(context, item.task_id, spec)

@@ -22,6 +22,7 @@ from jobservice.db.query import JobQuery
 from jobservice.db.rows import CoreRows
 from jobservice.db.store import JobStore, open_store
 from jobservice.execution.batch import BatchPage
+from jobservice.execution.job import NewJobRow, RedriveInput
 from jobservice.jobs.definition import JobDefinition, NewJob
 from jobservice.jobs.job import JobView
 from jobservice.jobs.jobtypes import JobTypes
@@ -82,20 +83,23 @@ class JobService:
             self._reads,
             workflows,
             self._validator,
-            lambda new_row, definition, redrive: self._submitter.start(
-                new_row, definition, fresh=False, redrive=redrive
-            ),
+            self._start_again,
         )
         self._bulk = BulkRunner(self._store, self._reads, self._control)
         self._reconciler = Reconciler(
             self._store,
             workflows,
             self._validator,
-            lambda new_row, definition, redrive: self._submitter.start(
-                new_row, definition, fresh=False, redrive=redrive
-            ),
+            self._start_again,
             grace_seconds=self._settings.database.reconcile_grace_seconds,
         )
+
+    async def _start_again(
+        self, new_row: NewJobRow, definition: JobDefinition, redrive: RedriveInput | None
+    ) -> None:
+        """Start the workflow of a job whose row is there: a start the reconciler makes up
+        for, or the run of a redrive round."""
+        await self._submitter.start(new_row, definition, fresh=False, redrive=redrive)
 
     @classmethod
     async def connect(cls, settings: Settings | None = None) -> JobService:

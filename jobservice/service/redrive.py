@@ -11,25 +11,22 @@ retry, and while another redrive of it is under way.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 
 from temporalio.client import WorkflowExecutionStatus
 
 from jobservice.db.store import JobStore
 from jobservice.errors import JobStateError
 from jobservice.execution.job import NewJobRow, RedriveInput
-from jobservice.jobs.definition import JobDefinition, NewJob
+from jobservice.jobs.definition import NewJob
 from jobservice.jobs.job import JobView
 from jobservice.jobs.status import JobStatus
 from jobservice.service.reads import JobReads
+from jobservice.service.reconciler import Start
 from jobservice.service.validation import JobValidator
 from jobservice.temporal.orchestration import JobWorkflows
 
 CLOSE_SECONDS = 10.0
 """How long a redrive waits for the job's last run to close after its row says it ended."""
-
-StartRedrive = Callable[[NewJobRow, JobDefinition, RedriveInput], Awaitable[None]]
-"""Starts the workflow run of a redrive round."""
 
 
 class JobRedrive:
@@ -41,7 +38,7 @@ class JobRedrive:
         reads: JobReads,
         workflows: JobWorkflows,
         validator: JobValidator,
-        start: StartRedrive,
+        start: Start,
     ) -> None:
         self._store = store
         self._reads = reads
