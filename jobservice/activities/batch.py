@@ -189,7 +189,7 @@ class BatchActivities:
         """Count a batch's items and sub-batches, and return one page of sub-batch definitions.
         A redrive's batch holds the items its round sends again, and no sub-batches."""
         context = request.context
-        if context.round:
+        if context.sends_failed_items:
             items = await self._ledger.size((context.partition, context.job_id), context.round)
             return SplitResult(sub_batches=[], sub_batch_total=0, item_total=items)
         services = CountingServices(
@@ -222,7 +222,7 @@ class BatchActivities:
         built again from the batch's definition as a chunk builds it: the source is read now,
         moments after the item went out, not when it is sent again."""
         context = request.context
-        if context.round:
+        if context.sends_failed_items:
             await self._settle_redriven(request)
             return
         indexes = sorted(set(request.reported) | set(request.expired))
@@ -384,7 +384,7 @@ class BatchActivities:
     async def _items(self, request: ChunkInput, first: int) -> list[Any]:
         """The chunk's items from ``first``: the plugin's, or in a redrive the ledger's."""
         context = request.context
-        if context.round:
+        if context.sends_failed_items:
             key = (context.partition, context.job_id)
             return await self._ledger.items(key, context.round, first, request.end)
         services = CountingServices(item_start=first, item_end=request.end, stop_after_items=True)
@@ -407,7 +407,7 @@ class BatchActivities:
         limit = context.engine.failure_details
         building: MessageBuilding | RedriveBuilding = (
             RedriveBuilding(self._registry, context)
-            if context.round
+            if context.sends_failed_items
             else MessageBuilding(self._registry, context, request.path, request.sub_batch_total)
         )
         todo = [
@@ -428,7 +428,7 @@ class BatchActivities:
         completed: list[str] = []
         # A redrive's items that succeeded leave its failures; so, in a chunk tried again, do
         # items that failed on the try before and succeed now.
-        if (context.round or activity.info().attempt > 1) and delivered.completed:
+        if (context.sends_failed_items or activity.info().attempt > 1) and delivered.completed:
             gone = {item.task_id for item in failed}
             sent = messages[: len(messages) - delivered.undone]
             completed = [m.job_task_id for m in sent if m.job_task_id not in gone]

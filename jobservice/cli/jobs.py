@@ -202,7 +202,8 @@ _CONTROLS: dict[str, tuple[str, Operation]] = {
         lambda service: service.cancel,
     ),
     "redrive": (
-        "Run a finished job again in place: exactly its failed items, sent once more.",
+        "Run a finished job again in place: exactly its failed items, sent once more, after "
+        "the items it never reached if it was cancelled or failed short of them.",
         lambda service: service.redrive,
     ),
 }

@@ -254,10 +254,11 @@ class Endpoints(Generic[H]):
     @Endpoint
     def redrive_job(self, job_id: str, *, partition: str | None = None) -> Call[None]:
         """Run a Completed, Failed or Cancelled job again in place, sending exactly its failed
-        items once more (``redriveCount`` on the job says how often).
+        items once more, after the items it never reached if it stopped short (``redriveCount``
+        on the job says how often).
 
         Raises:
-            BadRequestError: the job has not finished, has no failed items, or is being
+            BadRequestError: the job has not finished, has nothing to retry, or is being
                 redriven already; the message says which.
         """
         return self._control(job_id, partition, "redrive")

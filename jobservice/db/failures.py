@@ -212,12 +212,13 @@ def complete_items(engine: Engine, key: JobKey, round_: int, task_ids: Sequence[
             )
 
 
-def start_round(connection: Connection, key: JobKey, round_: int) -> int:
+def start_round(connection: Connection, key: JobKey, round_: int, *, numbered: bool = True) -> int:
     """Copy the job's failed items of the round before ``round_`` into it, pending and
     numbered from 0 in the order they were first written; how many. In the transaction that
-    starts the redrive."""
+    starts the redrive. A redrive that first carries on the job's tree numbers them only once
+    that is done (:func:`number_round`): until then no result is taken to be one of them."""
     earlier = _ITEMS.alias("earlier")
-    numbered = select(
+    copies = select(
         earlier.c.partition_id,
         earlier.c.job_id,
         literal(round_).label("round"),
@@ -228,7 +229,9 @@ def start_round(connection: Connection, key: JobKey, round_: int) -> int:
         earlier.c.message,
         earlier.c.item,
         literal(PENDING).label("state"),
-        (func.row_number().over(order_by=earlier.c.id) - 1).label("position"),
+        (func.row_number().over(order_by=earlier.c.id) - 1).label("position")
+        if numbered
+        else literal(None).label("position"),
     ).where(
         earlier.c.partition_id == key[0],
         earlier.c.job_id == key[1],
@@ -248,8 +251,29 @@ def start_round(connection: Connection, key: JobKey, round_: int) -> int:
         "state",
         "position",
     ]
-    result = connection.execute(_ITEMS.insert().from_select(columns, numbered))
+    result = connection.execute(_ITEMS.insert().from_select(columns, copies))
     return int(result.rowcount)
+
+
+def number_round(engine: Engine, key: JobKey, round_: int) -> int:
+    """Number from 0 the items copied into a round that were left unnumbered; how many the
+    round sends again. Done again, it changes nothing."""
+    unnumbered = (
+        select(
+            _ITEMS.c.id,
+            (func.row_number().over(order_by=_ITEMS.c.id) - 1).label("position"),
+        )
+        .where(*_is(key, round_), _ITEMS.c.state == PENDING, _ITEMS.c.position.is_(None))
+        .subquery()
+    )
+    with engine.begin() as connection:
+        if connection.execute(select(func.count()).select_from(unnumbered)).scalar_one():
+            connection.execute(
+                update(_ITEMS)
+                .where(_ITEMS.c.id == unnumbered.c.id)
+                .values(position=unnumbered.c.position)
+            )
+    return round_size(engine, key, round_)
 
 
 def still_failed(connection: Connection, key: JobKey, round_: int) -> int:
@@ -294,7 +318,9 @@ def positions_of(
     with engine.connect() as connection:
         for start in range(0, len(task_ids), WRITE_ROWS):
             statement = select(_ITEMS.c.task_id, _ITEMS.c.position).where(
-                *_is(key, round_), _ITEMS.c.task_id.in_(task_ids[start : start + WRITE_ROWS])
+                *_is(key, round_),
+                _ITEMS.c.task_id.in_(task_ids[start : start + WRITE_ROWS]),
+                _ITEMS.c.position.is_not(None),
             )
             found.update((row.task_id, row.position) for row in connection.execute(statement))
     return found

@@ -1,6 +1,7 @@
 """A job's redrive begun in the job database: its failed items copied into a new round of
 the failed-item ledger, and its row Active again, in one transaction (see
-:mod:`jobservice.db.failures`)."""
+:mod:`jobservice.db.failures`). A job that stopped before it reached every item carries on
+from where its batches stood (:mod:`jobservice.db.checkpoints`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
-from jobservice.db import failures
+from jobservice.db import checkpoints, failures
 from jobservice.db.rows import now_millis
 from jobservice.db.tables import JobRow
 from jobservice.errors import JobNotFoundError, JobStateError
@@ -25,6 +26,9 @@ class Redrive:
     items: int
     status_before: JobStatus
     row: JobRow
+    resumes: bool = False
+    """Whether it first carries on the job's tree where it stopped (a job cancelled, or
+    failed, before it reached all its items), and then sends the failed items again."""
 
 
 def _under_way(job_id: str) -> JobStateError:
@@ -46,16 +50,16 @@ def start_redrive(session: Session, *, partition_id: str, job_id: str) -> Redriv
             f"job {job_id!r} is {status}; only a Completed, Failed or Cancelled job can be redriven"
         )
     unreached = row.total - row.completed - row.failed
-    if unreached > 0 or not row.splitting_complete:
+    resumes = unreached > 0 or not row.splitting_complete
+    if resumes and not _resumable(session, key, row):
         never = f"{unreached:,} of its items" if unreached > 0 else "part of its items"
         raise JobStateError(
-            f"job {job_id!r} is {status} with {never} never reached; a redrive sends "
-            "failed items again, not items a job never reached: submit the job again "
-            "to run those"
+            f"job {job_id!r} is {status} with {never} never reached, and it stopped before "
+            "jobs kept where they stopped: submit the job again to run those"
         )
     round_ = row.redrive_count + 1
     try:
-        items = failures.start_round(session.connection(), key, round_)
+        items = failures.start_round(session.connection(), key, round_, numbered=not resumes)
     except IntegrityError:
         raise _under_way(job_id) from None
     if not items and row.failed:
@@ -64,7 +68,7 @@ def start_redrive(session: Session, *, partition_id: str, job_id: str) -> Redriv
             "failed-item ledger (it ran before failures were kept there): submit the "
             "job again to retry them"
         )
-    if not items:
+    if not items and not resumes:
         raise JobStateError(f"job {job_id!r} has no failed items to retry")
     now = now_millis()
     moved = session.execute(
@@ -91,4 +95,12 @@ def start_redrive(session: Session, *, partition_id: str, job_id: str) -> Redriv
         session.commit()
     except IntegrityError:
         raise _under_way(job_id) from None
-    return Redrive(round_, items, status, row)
+    return Redrive(round_, items, status, row, resumes)
+
+
+def _resumable(session: Session, key: tuple[str, str], row: JobRow) -> bool:
+    """Whether a redrive can carry on where the job stopped: its root batch wrote where it
+    stood, or the job stopped before it had done or counted anything."""
+    if checkpoints.has_root(session.connection(), key):
+        return True
+    return row.total == 0 and row.completed == 0 and row.failed == 0

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, case, delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col
 
-from jobservice.db import failures, paused
+from jobservice.db import checkpoints, failures, paused
 from jobservice.db.engine import open_database
 from jobservice.db.rounds import Redrive, start_redrive
 from jobservice.db.rows import now_millis
@@ -256,6 +256,7 @@ class JobStore:
                 )
             paused.job_deleted(session.connection(), (partition_id, job_id))
             failures.job_deleted(session.connection(), (partition_id, job_id))
+            checkpoints.job_deleted(session.connection(), (partition_id, job_id))
             result = session.execute(
                 delete(JobRow).where(
                     col(JobRow.partition_id) == partition_id,

@@ -174,3 +174,23 @@ class FailedItemRow(SQLModel, table=True):
     state: str = Field(max_length=16)
     position: int | None = None
     """Its place (from 0) among the items a redrive sends again: the redrive's item index."""
+
+
+class BatchCheckpointRow(SQLModel, table=True):
+    """Where one batch of a job stood when the job stopped (cancelled, or failed): what a
+    redrive carries on from, so that it runs exactly the items the job never got to.
+
+    ``state`` is the batch's state as JSON, with everything it had out taken back: items
+    of chunks and items on a queue without a result are to be sent again, and its children
+    that were running are to be started again from their own rows. A batch writes its row as
+    it stops, after its children have written theirs."""
+
+    __tablename__ = "job_batch_checkpoint"
+
+    partition_id: str = Field(primary_key=True, max_length=PARTITION_ID_LENGTH)
+    job_id: str = Field(primary_key=True, max_length=JOB_ID_LENGTH)
+    path: str = Field(sa_column=Column(Text, primary_key=True))
+    """The batch's place in the tree, as its task id names it: '' for the root, '2.7'."""
+    state: str = Field(sa_column=Column(Text, nullable=False))
+    written_time: int = Field(sa_column=Column(BigInteger, nullable=False))
+    """Epoch milliseconds."""

@@ -32,6 +32,15 @@ class JobContext(BaseModel):
     round: int = 0
     """0 for the job's first run; n for its n-th redrive, whose one batch sends the job's
     failed items again, from what the failed-item ledger recorded of them."""
+    carries_on: bool = False
+    """In a redrive of a job that stopped before it reached every item: the job's own tree,
+    carrying on where it stopped, before the round's batch sends the failed items again.
+    Its failures are the round's."""
+
+    @property
+    def sends_failed_items(self) -> bool:
+        """Whether the batch is a redrive's, sending the failed items of its round again."""
+        return self.round > 0 and not self.carries_on
 
     def task_id(self, path: list[int], item: int | None = None) -> str:
         return job_task_id(self.partition, self.job_id, path, item)
@@ -153,6 +162,15 @@ class WindowState(BaseModel):
     """A chunk found the job paused or ended: no chunk starts before this, unless told."""
 
 
+class StoppedChild(BaseModel):
+    """A child batch that was running when its parent stopped, and what it had reported:
+    a redrive starts it again from where it stood."""
+
+    index: int
+    sub_batch: SubBatch
+    progress: Progress | None = None
+
+
 class BatchState(BaseModel):
     """Everything a batch carries across continue-as-new: cursors and counts."""
 
@@ -172,6 +190,9 @@ class BatchState(BaseModel):
     """Indexes of items counted failed for want of a result, not yet in the ledger."""
     redriven: list[int] = Field(default_factory=list)
     """In a redrive: indexes of items that completed, not yet in the ledger."""
+    stopped: list[StoppedChild] = Field(default_factory=list)
+    """Children to start again from where they stood, before any other: the batch carries
+    on where it stopped."""
 
 
 class BatchInput(BaseModel):
@@ -182,6 +203,18 @@ class BatchInput(BaseModel):
     state: BatchState | None = None
     budget: int | None = None
     """How many batches this subtree may run at once; None: the job's whole budget."""
+    carries_on: bool = False
+    """The batch starts from where it stood when the job stopped, as it wrote then."""
+
+
+class Checkpoint(BaseModel):
+    """Where a batch stood when its job stopped (``state``; None: it never wrote where),
+    as a stopping batch writes it and a batch carrying on reads it."""
+
+    partition: str
+    job_id: str
+    path: list[int]
+    state: BatchState | None = None
 
 
 class ProgressReport(BaseModel):

@@ -32,6 +32,9 @@ class RedriveInput(BaseModel):
     total: int
     completed: int
     failed: int
+    carries_on: bool = False
+    """The job stopped before it reached every item: its tree carries on from where it
+    stopped first, then the round's failed items are sent again."""
 
 
 class JobInput(BaseModel):
@@ -85,6 +88,12 @@ class JobRecord(JobState):
 class JobKey(BaseModel):
     partition_id: str
     job_id: str
+
+
+class RoundKey(JobKey):
+    """A redrive round of a job."""
+
+    round: int
 
 
 class PrerequisiteQuery(BaseModel):

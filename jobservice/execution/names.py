@@ -34,3 +34,9 @@ and last, so that the tracking consumer can tell a result for an item that never
 FAILED_ITEMS_PATCH = "failed-item-ledger"
 """Batches that send items to a queue write each item they count failed to the job's failed-item
 ledger from here on (``count_failed_items``); a run begun before it does not."""
+KEEP_CHECKPOINT = "keep_checkpoint"
+LOAD_CHECKPOINT = "load_checkpoint"
+NUMBER_ROUND = "number_round"
+CHECKPOINT_PATCH = "batch-checkpoint"
+"""Batches write where they stood as they stop (cancelled or failed) from here on, so that a
+redrive can carry on from there; a run begun before it does not."""

@@ -16,6 +16,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from jobservice.activities.batch import BatchActivities
+from jobservice.activities.carrying_on import CarryingOnActivities
 from jobservice.activities.handler_threads import HandlerThreads
 from jobservice.activities.in_hand import ItemsInHand
 from jobservice.activities.records import JobRecordActivities
@@ -65,6 +66,7 @@ def build_worker(
         ledger=FailureLedger(store.engine),
     )
     records = JobRecordActivities(store, client)
+    carrying_on = CarryingOnActivities(store.engine)
     return Worker(
         client,
         task_queue=task_queue or settings.temporal.task_queue,
@@ -76,6 +78,9 @@ def build_worker(
             records.record_job,
             records.settle_prerequisites,
             records.notify_dependents,
+            carrying_on.keep_checkpoint,
+            carrying_on.load_checkpoint,
+            carrying_on.number_round,
             TreeActivities(client).tell_tree,
         ],
         max_concurrent_activities=settings.worker_max_concurrent_activities,

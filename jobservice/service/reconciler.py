@@ -102,6 +102,8 @@ class Reconciler:
             total=row.total,
             completed=row.completed,
             failed=row.failed,
+            # A job that stopped short of its items is redriven from where it stood first.
+            carries_on=row.total > row.completed + row.failed or not row.splitting_complete,
         )
 
     async def _repair(self, row: JobRow) -> int:

@@ -1,4 +1,6 @@
-"""Redrive: run a finished job again in place, sending exactly its failed items once more.
+"""Redrive: run a finished job again in place, sending exactly its failed items once more,
+and, for a job that stopped (cancelled or failed) before it reached every item, first the
+items it never got to, carrying on from where each of its batches stood.
 
 The job keeps its id and row; its failed items are copied into a new round of the failed-item
 ledger and sent again from the task messages recorded there, with their own task ids, so a
@@ -82,6 +84,7 @@ class JobRedrive:
                 total=before.total,
                 completed=before.completed,
                 failed=before.failed,
+                carries_on=begun.resumes,
             ),
         )
         return await self._reads.get(job_id, partition=partition)

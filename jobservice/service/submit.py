@@ -129,6 +129,7 @@ class JobSubmitter:
             # The row keeps the body as the API took it, with the job's own time limit.
             engine=self._validator.engine_of(job),
             round=redrive.round if redrive else 0,
+            carries_on=redrive.carries_on if redrive else False,
         )
         first_run = JobInput(
             context=context,

@@ -39,12 +39,16 @@ class BatchWorkflow:
 
     @workflow.run
     async def run(self, request: BatchInput) -> Progress:
+        if request.carries_on and request.state is None:
+            self._runner = await self._runner.carry_on()
         try:
             outcome = await self._runner.run(report=self._report)
         except asyncio.CancelledError:
-            # A cancelled workflow returns nothing: its parent keeps these counts instead.
-            await self._report(self._runner.progress())
-            raise
+            if not self._runner.finished:
+                # A cancelled workflow returns nothing: its parent keeps these counts instead.
+                await self._report(self._runner.progress())
+                raise
+            outcome = self._runner.progress()  # done already: a cancel now changes nothing
         except BatchFailedError as failed:
             raise ApplicationError(
                 failed.failure.failure_message,
@@ -52,7 +56,12 @@ class BatchWorkflow:
                 type="BatchFailed",
                 non_retryable=True,
             ) from None
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        try:
+            await workflow.wait_condition(workflow.all_handlers_finished)
+        except asyncio.CancelledError:
+            if isinstance(outcome, BatchInput):
+                raise
+            # Its work is done: it returns its counts, and its parent has them.
         if isinstance(outcome, BatchInput):
             workflow.continue_as_new(outcome)
         return outcome

@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
         JobContext,
         Progress,
         RunningBatch,
+        StoppedChild,
         SubBatch,
     )
     from jobservice.execution.names import BATCH_WORKFLOW, PAUSE_SIGNAL, RESUME_SIGNAL
@@ -26,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from jobservice.jobs.taskids import workflow_id
     from jobservice.workflows.control import BatchControl, Command
     from jobservice.workflows.failures import failure_from_error
+    from jobservice.workflows.kept import result_kept
 
 Spawn = Callable[[Awaitable[Any]], "asyncio.Future[Any]"]
 """Runs a coroutine as a task of the batch, which waits for all of them before it ends."""
@@ -41,8 +43,8 @@ class Child:
 
 class ChildBatches:
     """The running children of one batch, by index. What becomes of them goes back through
-    ``finished`` (a child's final counts, or its last report when it did not finish),
-    ``failed``, ``cancelled`` and ``changed``."""
+    ``finished`` (a child's final counts), ``failed``, ``cancelled`` and ``changed``; a
+    child that did not finish stays in ``stopped``, with what it last reported."""
 
     def __init__(
         self,
@@ -67,16 +69,22 @@ class ChildBatches:
         self._cancelled = cancelled
         self._changed = changed
         self.running: dict[int, Child] = {}
+        self.stopped: list[StoppedChild] = []
+        """Children that ended without finishing (stopped, or failed): the batch stops too,
+        and a redrive starts them again from where they stood."""
 
     def __len__(self) -> int:
         return len(self.running)
 
-    def start(self, index: int, sub_batch: SubBatch, *, budget: int) -> None:
-        """Start sub-batch ``index``, paused if the batch is, with ``budget``."""
-        child = Child(sub_batch)
+    def start(
+        self, index: int, sub_batch: SubBatch, *, budget: int, stopped: StoppedChild | None = None
+    ) -> None:
+        """Start sub-batch ``index``, paused if the batch is, with ``budget``; a ``stopped``
+        child carries on from where it stood, what it had reported counted meanwhile."""
+        child = Child(sub_batch, latest=stopped.progress if stopped else None)
         self.running[index] = child
         paused = self._control.child_starting(index)
-        child.task = self._spawn(self._run(index, child, paused, budget))
+        child.task = self._spawn(self._run(index, child, paused, budget, stopped is not None))
 
     def tell(self, commands: dict[int, Command]) -> None:
         """Carry out what the control says the children must be told."""
@@ -114,7 +122,9 @@ class ChildBatches:
         with contextlib.suppress(FailureError):
             await handle.signal(PAUSE_SIGNAL if command is Command.PAUSE else RESUME_SIGNAL)
 
-    async def _run(self, index: int, child: Child, paused: bool, budget: int) -> None:
+    async def _run(
+        self, index: int, child: Child, paused: bool, budget: int, carries_on: bool
+    ) -> None:
         context = self._context
         path = [*self._path, index]
         final: Progress | None = None
@@ -127,6 +137,7 @@ class ChildBatches:
                     definition=child.sub_batch.definition,
                     paused=paused,
                     budget=budget,
+                    carries_on=carries_on,
                 ),
                 id=workflow_id(context.partition, context.job_id, path),
                 result_type=Progress,
@@ -139,6 +150,10 @@ class ChildBatches:
             if command is not None:
                 self.tell({index: command})
             final = await handle
+        except asyncio.CancelledError:
+            # It may have completed in the moment it was cancelled (see .kept).
+            final = result_kept(child.handle, Progress)
+            raise
         except Exception as error:
             if is_cancelled_exception(error):
                 self._cancelled()
@@ -146,11 +161,14 @@ class ChildBatches:
                 task_id = context.task_id(path)
                 self._failed(failure_from_error(error, task_id, f"batch {task_id}"))
         finally:
-            # A child that did not finish keeps what it last reported: a cancelled batch
+            # A child that did not finish stands as it last reported: a cancelled batch
             # reports its final counts just before it closes.
-            done = final if final is not None else child.latest
-            if done is not None:
-                self._finished(done)
+            if final is not None:
+                self._finished(final)
+            else:
+                self.stopped.append(
+                    StoppedChild(index=index, sub_batch=child.sub_batch, progress=child.latest)
+                )
             self._control.child_ended(index)
             del self.running[index]
             self._changed()

@@ -3,6 +3,7 @@ hands its items to the target pipe and returns what became of them."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from jobservice.jobs.job import Failure
     from jobservice.workflows.children import Spawn
     from jobservice.workflows.failures import failure_from_error
+    from jobservice.workflows.kept import result_kept
     from jobservice.workflows.tracked import TrackedItems
     from jobservice.workflows.window import DispatchWindow
 
@@ -77,6 +79,22 @@ class Chunks:
             if chunk.handle is not None:
                 chunk.handle.cancel()
 
+    def _took(self, chunk: Chunk, result: ChunkResult) -> None:
+        """What a chunk did: counted, its items out tracked, the rest back to the window."""
+        window = self._window
+        self._finished(
+            Progress(completed=result.completed, failed=result.failed, failures=result.failures)
+        )
+        tracked = self._tracked()
+        if tracked is not None:
+            end = chunk.start + result.processed
+            tracked.forwarded(chunk.start, end, result.forwarded, result.refused, workflow.now())
+        window.returned(chunk.start + result.processed, chunk.end)
+        if result.processed:
+            window.delivered()
+        if result.held:
+            window.hold(workflow.now())
+
     async def _run(self, chunk: Chunk, sub_batch_total: int) -> None:
         request = self._request
         context = request.context
@@ -100,21 +118,16 @@ class Chunks:
         )
         window = self._window
         try:
-            result = await chunk.handle
-            self._finished(
-                Progress(completed=result.completed, failed=result.failed, failures=result.failures)
-            )
-            tracked = self._tracked()
-            if tracked is not None:
-                end = chunk.start + result.processed
-                tracked.forwarded(
-                    chunk.start, end, result.forwarded, result.refused, workflow.now()
-                )
-            window.returned(chunk.start + result.processed, chunk.end)
-            if result.processed:
-                window.delivered()
-            if result.held:
-                window.hold(workflow.now())
+            self._took(chunk, await chunk.handle)
+        except asyncio.CancelledError:
+            # Cancelled before it started (nothing was done), or in the moment it completed
+            # (see jobservice.workflows.kept).
+            result = result_kept(chunk.handle, ChunkResult)
+            if result is None:
+                window.returned(chunk.start, chunk.end)
+            else:
+                self._took(chunk, result)
+            raise
         except Exception as error:
             cause = error.cause if isinstance(error, ActivityError) else None
             if isinstance(cause, TemporalCancelledError):

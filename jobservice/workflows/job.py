@@ -27,11 +27,14 @@ with workflow.unsafe.imports_passed_through():
         JobRecord,
         PrerequisiteQuery,
         PrerequisiteState,
+        RedriveInput,
+        RoundKey,
     )
     from jobservice.execution.names import (
         BATCHES_QUERY,
         JOB_WORKFLOW,
         NOTIFY_DEPENDENTS,
+        NUMBER_ROUND,
         PAUSE_SIGNAL,
         PREREQUISITES_SIGNAL,
         PROGRESS_QUERY,
@@ -95,11 +98,15 @@ class JobWorkflow:
             new_row=request.new_row,
             round=request.context.round,
         )
-        if self._redrive is not None:
+        if self._redrive is not None:  # its rate is of what it does
             redrive = self._redrive
-            self._row.done_before = redrive.completed + redrive.failed - redrive.items
+            self._row.done_before = redrive.completed + redrive.failed
+            if not redrive.carries_on:
+                self._row.done_before -= redrive.items
         self._closing = False
         self._telling: set[asyncio.Task[None]] = set()
+        self._carried_on = request.state is not None
+        """In a redrive that carries the tree on: whether its root has read where it stood."""
 
     @workflow.run
     async def run(self, request: JobInput) -> JobProgress:
@@ -113,6 +120,9 @@ class JobWorkflow:
                 await self._wait_to_start(recorder)
             if self._row.started_at is None:
                 self._row.started_at = workflow.now()
+            if self._carries_on and not self._carried_on:
+                self._runner = await self._runner.carry_on()
+                self._carried_on = True
             outcome = await self._runner.run()
         except asyncio.CancelledError:
             self._finish(JobStatus.CANCELLED)
@@ -133,6 +143,8 @@ class JobWorkflow:
                     redrive=request.redrive,
                 ),
             )
+        if self._carries_on:  # the tree is done: the round's failed items go again
+            await self._send_failed_items(recorder)
         self._ended = True
         exceeded = self._tolerance_exceeded(self._progress()) if self._redrive else None
         if exceeded is not None:  # a redrive is judged by its tolerance once it has ended
@@ -141,6 +153,41 @@ class JobWorkflow:
         await self._record_final(recorder, ended=True)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return final
+
+    @property
+    def _carries_on(self) -> bool:
+        """Whether the run carries on the job's tree where it stopped, in a redrive."""
+        return self._redrive is not None and self._redrive.carries_on
+
+    async def _send_failed_items(self, recorder: asyncio.Task[None]) -> None:
+        """Go on as the run of the round that sends the failed items again, its counts
+        moving those the tree ended with; with none to send, the redrive is done."""
+        context = self._request.context
+        items = await _database(
+            NUMBER_ROUND,
+            RoundKey(partition_id=context.partition, job_id=context.job_id, round=context.round),
+            int,
+        )
+        if not items:
+            return
+        progress = self._runner.progress()
+        await self._continue_as_new(
+            recorder,
+            JobInput(
+                context=context.model_copy(update={"carries_on": False}),
+                definition=self._request.definition,
+                paused=self._runner.paused,
+                started_at=self._row.started_at,
+                paused_seconds=self._row.paused_total(workflow.now()),
+                redrive=RedriveInput(
+                    round=context.round,
+                    items=items,
+                    total=progress.total,
+                    completed=progress.completed,
+                    failed=progress.failed,
+                ),
+            ),
+        )
 
     async def _fail(self, recorder: asyncio.Task[None], failure: Failure) -> NoReturn:
         """End the job Failed for ``failure``, its row written, its workflow failed."""
@@ -204,7 +251,11 @@ class JobWorkflow:
         """The job's rolled-up counts: its tree's, or in a redrive the round's moving the
         counts the job had."""
         progress = self._runner.progress()
-        if self._redrive is None:
+        if self._carries_on and not self._carried_on:  # its tree not read yet: as it stood
+            redrive = self._redrive
+            assert redrive is not None
+            return Progress(total=redrive.total, completed=redrive.completed, failed=redrive.failed)
+        if self._redrive is None or self._redrive.carries_on:
             return progress
         return redriven(progress, self._redrive, ended=self._ended)
 

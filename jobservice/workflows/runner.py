@@ -21,7 +21,6 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import Priority, RetryPolicy
-from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from jobservice.execution.batch import (
@@ -32,26 +31,26 @@ with workflow.unsafe.imports_passed_through():
         JobContext,
         Progress,
         ProgressReport,
-        SplitInput,
-        SplitResult,
     )
     from jobservice.execution.names import (
+        CHECKPOINT_PATCH,
         FAILED_ITEMS_PATCH,
         IN_FLIGHT_PATCH,
-        SPLIT_BATCH,
         TRACKING_REPORTS_PATCH,
     )
     from jobservice.execution.tracking import TrackingBatch, TrackingState
     from jobservice.jobs.job import Failure
     from jobservice.jobs.pipes import is_local_pipe
+    from jobservice.workflows import carrying_on
     from jobservice.workflows.budget import Budget
     from jobservice.workflows.children import ChildBatches
     from jobservice.workflows.chunks import Chunks
     from jobservice.workflows.control import BatchControl, Steps
-    from jobservice.workflows.failures import BatchFailedError, failure_from_error
+    from jobservice.workflows.failures import BatchFailedError
     from jobservice.workflows.ledger import FailedItemRecording
     from jobservice.workflows.options import retry_policy, task_priority
     from jobservice.workflows.rollup import add_finished, roll_up
+    from jobservice.workflows.splitting import split_page
     from jobservice.workflows.tracked import Settled, TrackedItems, name_items
     from jobservice.workflows.window import DispatchWindow
 
@@ -77,6 +76,7 @@ class BatchRunner:
     _tracked: TrackedItems | None = field(default=None, init=False)
     _child_cancelled: bool = field(default=False, init=False)
     _stopping: bool = field(default=False, init=False)  # cancelled or failed: stopping
+    finished: bool = field(default=False, init=False)
     _in_flight_in_hand: bool = field(default=True, init=False)
     """Whether in flight leaves out the items of scheduled chunks (IN_FLIGHT_PATCH)."""
     _priority: Priority = field(init=False)
@@ -138,6 +138,16 @@ class BatchRunner:
             item_total=split.item_total,
             sub_batch_total=split.sub_batch_total,
         )
+
+    async def carry_on(self) -> BatchRunner:
+        """The runner of a redrive's batch that carries on where it stood when its job
+        stopped: built anew from what it wrote then (this one, if it wrote nothing). What it
+        was told meanwhile (a pause) stands."""
+        state = await carrying_on.load(self.request, priority=self._priority)
+        if state is None:
+            return self
+        request = self.request.model_copy(update={"state": state, "paused": self.paused})
+        return BatchRunner(request, stop_check=self.stop_check, on_cancel=self.on_cancel)
 
     @property
     def context(self) -> JobContext:
@@ -222,11 +232,11 @@ class BatchRunner:
 
     def progress(self) -> Progress:
         """The rolled-up counts of this batch and everything below it, as known now."""
-        tracked = self._tracked
+        tracked, stopped = self._tracked, [*self.state.stopped, *self.children.stopped]
         return roll_up(
             self.state.finished,
             self.state.split,
-            self.children.parts(),
+            [*self.children.parts(), *carrying_on.stopped_parts(stopped)],
             self.state.pending,
             chunk_items=0 if self._in_flight_in_hand else self.chunks.items(),
             tracked=None if tracked is None else tracked.counts(),
@@ -283,6 +293,7 @@ class BatchRunner:
                 self.failed_items.start()
                 idle = not self.children and not self.chunks and self.failed_items.idle
                 if idle and self._done():
+                    self.finished = True  # whatever comes now, its work is done
                     break
                 if idle and draining:
                     return self._continue_as_new_input()
@@ -335,6 +346,7 @@ class BatchRunner:
             split is not None
             and self.state.sub_batches_fetched >= split.sub_batch_total
             and not self.state.pending
+            and not self.state.stopped
         )
 
     def _timers(self) -> list[datetime]:
@@ -373,6 +385,13 @@ class BatchRunner:
         split = self.state.split
         assert split is not None
         while len(self.children) < self.budget.batch_window(split.sub_batch_total):
+            budget = self.budget.child_budget(split.sub_batch_total)
+            if self.state.stopped:  # children carry on first, where they stood
+                stopped = self.state.stopped.pop(0)
+                self.children.start(
+                    stopped.index, stopped.sub_batch, budget=budget, stopped=stopped
+                )
+                continue
             if not self.state.pending:
                 if self.state.sub_batches_fetched >= split.sub_batch_total:
                     break
@@ -384,9 +403,7 @@ class BatchRunner:
             index = self.state.next_sub_batch + 1
             sub_batch = self.state.pending.pop(0)
             self.state.next_sub_batch = index
-            self.children.start(
-                index, sub_batch, budget=self.budget.child_budget(split.sub_batch_total)
-            )
+            self.children.start(index, sub_batch, budget=budget)
         while len(self.chunks) < engine.chunk_window:
             span = self.window.take(self._chunk_room())
             if span is None:
@@ -394,33 +411,12 @@ class BatchRunner:
             self.chunks.start(*span, sub_batch_total=split.sub_batch_total)
 
     async def _fetch_sub_batches(self) -> None:
-        engine = self.context.engine
-        try:
-            result: SplitResult = await workflow.execute_activity(
-                SPLIT_BATCH,
-                SplitInput(
-                    context=self.context,
-                    path=self.path,
-                    definition=self.request.definition,
-                    sub_batch_offset=self.state.sub_batches_fetched,
-                    sub_batch_limit=engine.sub_batch_page,
-                ),
-                result_type=SplitResult,
-                start_to_close_timeout=timedelta(minutes=10),
-                retry_policy=self._retry_policy,
-                priority=self._priority,
-            )
-        except ActivityError as error:
-            if is_cancelled_exception(error):
-                # The batch is being cancelled while it splits: that is not a failure.
-                raise asyncio.CancelledError from error
-            raise BatchFailedError(
-                failure_from_error(
-                    error,
-                    self.context.task_id(self.path),
-                    f"batch plugin {self.context.batch_type!r}",
-                )
-            ) from error
+        result = await split_page(
+            self.request,
+            self.state.sub_batches_fetched,
+            retry_policy=self._retry_policy,
+            priority=self._priority,
+        )
         if self.state.split is None:
             self.state.split = result.model_copy(update={"sub_batches": []})
             self._track_items()
@@ -437,13 +433,17 @@ class BatchRunner:
 
     async def _stop_everything(self) -> None:
         """Cancel every child and chunk still out, and wait until they have stopped; then
-        write what the batch counted to the ledger, so that its counts and its ledger agree."""
+        write what the batch counted to the ledger, so that its counts and its ledger agree,
+        and where it stood, for a redrive to carry on from (:mod:`.carrying_on`)."""
         self._stopping = True
         self._carry_out(self.control.cancel())
         await self._settle()
         while not self.failed_items.idle:
             self.failed_items.start()
             await self._settle()
+        if workflow.patched(CHECKPOINT_PATCH):
+            stopped = carrying_on.stopped_state(self.state, self._tracked, self.children.stopped)
+            await carrying_on.keep(self.request, stopped, priority=self._priority)
 
     async def _settle(self) -> None:
         while self._tasks:

@@ -119,7 +119,7 @@ class TrackedItems:
         self._progress(batch, sent)
         completed, failed, failures = batch.numbers()
         settled = Settled()
-        if self._context.round:  # a redrive writes what became of each item
+        if self._context.sends_failed_items:  # a redrive writes what became of each item
             settled.redriven = [
                 item_index(self._sub_batch_total, number)
                 for number in completed
@@ -172,6 +172,27 @@ class TrackedItems:
 
     def _item_task_id(self, index: int) -> str:
         return self._context.task_id(self._path, item_number(self._sub_batch_total, index))
+
+    def take_back(self) -> list[tuple[int, int]]:
+        """Items out without a result, as ranges: no longer awaited, to be sent again. What
+        a stopping batch leaves for a redrive to carry on with."""
+        out = {
+            index
+            for start, end, _ in self.state.awaiting
+            for index in range(start, end)
+            if not self.is_settled(index)
+        }
+        ranges: list[tuple[int, int]] = []
+        for index in sorted(out):
+            if ranges and ranges[-1][1] == index:
+                ranges[-1] = (ranges[-1][0], index + 1)
+            else:
+                ranges.append((index, index + 1))
+        self.state.forwarded -= sum(end - start for start, end in ranges)
+        self.state.awaiting = []
+        self.state.reported = {}
+        self._percent_sum = 0
+        return ranges
 
     def next_deadline(self) -> datetime | None:
         return min((deadline for _, _, deadline in self.state.awaiting), default=None)

@@ -223,8 +223,9 @@ def _control(verb: str) -> Any:
         "redrive": (
             "Run a Completed, Failed or Cancelled job again in place: exactly its failed items "
             "are sent again, from the task messages recorded when they failed, with their own "
-            "task ids. 400 for a job that has not finished, one with no failed items, and "
-            "while another redrive of it is under way."
+            "task ids; a job that stopped before it reached every item first carries on from "
+            "where it stopped. 400 for a job that has not finished, one with nothing to retry, "
+            "and while another redrive of it is under way."
         ),
     }[verb]
     return control

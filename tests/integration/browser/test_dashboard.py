@@ -17,7 +17,7 @@ from jobservice.web.app import create_app
 from tests.conftest import unique
 from tests.integration.browser.support import screenshot, serve
 from tests.integration.handlers import FailMarkedHandler
-from tests.integration.support import job
+from tests.integration.support import eventually, job
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -316,4 +316,44 @@ async def test_retry_failed_items_redrives_a_finished_job(
     await screenshot(page, "job-redriven")
     job_now = await service.get("retried", partition=partition)
     assert (job_now.counts.completed, job_now.counts.failed, job_now.redrive_count) == (100, 0, 1)
+    assert offsite == []
+
+
+async def test_retry_carries_a_cancelled_job_on_from_where_it_stopped(
+    page: Page,
+    offsite: list[str],
+    api_url: str,
+    service: JobService,
+    partition: str,
+    marked_handler: FailMarkedHandler,
+) -> None:
+    # Given a job cancelled before it reached all its 2,000 items
+    marked_handler.marked = set()
+    slow = job("range", "0-2000/200", "local:fail-marked", task_message_params={"sleepMillis": "3"})
+    await service.submit("stopped-short", slow, partition=partition)
+
+    async def under_way() -> bool:
+        return len(marked_handler.seen) >= 300
+
+    await eventually(under_way, within=60)
+    await service.cancel("stopped-short", partition=partition)
+    stood = await service.wait("stopped-short", partition=partition)
+    assert stood.counts.completed < 2000
+    _accept_dialogs(page)
+
+    # When its page is opened, the retry button says it carries the job on, and is pressed
+    await page.goto(f"{api_url}/dashboard/partitions/{partition}/jobs/stopped-short")
+    button = page.get_by_role("button", name="Retry failed items")
+    await expect(button).to_be_enabled()
+    await expect(button).to_have_attribute("title", re.compile("items it never reached"))
+    await button.click()
+
+    # Then the job carries on and ends with every item completed
+    await expect(page.locator(".note")).to_contain_text("Job redriven")
+    summary = page.locator("#job-summary")
+    await expect(summary).to_have_attribute("data-status", "Completed", timeout=60_000)
+    await expect(summary).to_have_attribute("data-completed", "2000")
+    await screenshot(page, "job-carried-on")
+    done = await service.get("stopped-short", partition=partition)
+    assert (done.counts.completed, done.counts.total, done.redrive_count) == (2000, 2000, 1)
     assert offsite == []

@@ -1,0 +1,49 @@
+"""A page of a batch's sub-batches, and its totals, from its plugin: the ``split_batch``
+activity, and what its failure means for the batch."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import Priority, RetryPolicy
+from temporalio.exceptions import ActivityError, is_cancelled_exception
+
+with workflow.unsafe.imports_passed_through():
+    from jobservice.execution.batch import BatchInput, SplitInput, SplitResult
+    from jobservice.execution.names import SPLIT_BATCH
+    from jobservice.workflows.failures import BatchFailedError, failure_from_error
+
+
+async def split_page(
+    request: BatchInput, offset: int, *, retry_policy: RetryPolicy, priority: Priority
+) -> SplitResult:
+    """The batch's sub-batches from ``offset``, a page of them. The batch being cancelled
+    meanwhile raises CancelledError; the plugin failing for good, BatchFailedError."""
+    context = request.context
+    try:
+        result: SplitResult = await workflow.execute_activity(
+            SPLIT_BATCH,
+            SplitInput(
+                context=context,
+                path=request.path,
+                definition=request.definition,
+                sub_batch_offset=offset,
+                sub_batch_limit=context.engine.sub_batch_page,
+            ),
+            result_type=SplitResult,
+            start_to_close_timeout=timedelta(minutes=10),
+            retry_policy=retry_policy,
+            priority=priority,
+        )
+    except ActivityError as error:
+        if is_cancelled_exception(error):
+            # The batch is being cancelled while it splits: that is not a failure.
+            raise asyncio.CancelledError from error
+        raise BatchFailedError(
+            failure_from_error(
+                error, context.task_id(request.path), f"batch plugin {context.batch_type!r}"
+            )
+        ) from error
+    return result
