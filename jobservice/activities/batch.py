@@ -268,7 +268,7 @@ class BatchActivities:
             )
             for index in indexes
         ]
-        await self._ledger.count((context.partition, context.job_id), rows)
+        await self._ledger.count((context.partition, context.job_id), rows, round_=context.round)
 
     async def _settle_redriven(self, request: FailedItemsInput) -> None:
         """What became of a redrive's items sent to a queue, by their positions in its round:

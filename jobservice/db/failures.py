@@ -258,21 +258,18 @@ def start_round(connection: Connection, key: JobKey, round_: int, *, numbered: b
 def number_round(engine: Engine, key: JobKey, round_: int) -> int:
     """Number from 0 the items copied into a round that were left unnumbered; how many the
     round sends again. Done again, it changes nothing."""
+    place = (func.row_number().over(order_by=_ITEMS.c.id) - 1).label("position")
     unnumbered = (
-        select(
-            _ITEMS.c.id,
-            (func.row_number().over(order_by=_ITEMS.c.id) - 1).label("position"),
-        )
+        select(_ITEMS.c.id, place)
         .where(*_is(key, round_), _ITEMS.c.state == PENDING, _ITEMS.c.position.is_(None))
         .subquery()
     )
     with engine.begin() as connection:
-        if connection.execute(select(func.count()).select_from(unnumbered)).scalar_one():
-            connection.execute(
-                update(_ITEMS)
-                .where(_ITEMS.c.id == unnumbered.c.id)
-                .values(position=unnumbered.c.position)
-            )
+        connection.execute(
+            update(_ITEMS)
+            .where(_ITEMS.c.id == unnumbered.c.id)
+            .values(position=unnumbered.c.position)
+        )
     return round_size(engine, key, round_)
 
 
@@ -312,10 +309,16 @@ def round_size(engine: Engine, key: JobKey, round_: int) -> int:
 
 def positions_of(
     engine: Engine, key: JobKey, round_: int, task_ids: Sequence[str]
-) -> dict[str, int]:
-    """The positions in a redrive round of the items ``task_ids`` that it holds."""
+) -> dict[str, int] | None:
+    """The positions in a redrive round of the items ``task_ids`` that it holds; None while
+    the round's items are not numbered (its job's tree is carrying on first)."""
     found: dict[str, int] = {}
     with engine.connect() as connection:
+        numbered = connection.execute(
+            select(_ITEMS.c.id).where(*_is(key, round_), _ITEMS.c.position.is_not(None)).limit(1)
+        ).first()
+        if numbered is None:
+            return None
         for start in range(0, len(task_ids), WRITE_ROWS):
             statement = select(_ITEMS.c.task_id, _ITEMS.c.position).where(
                 *_is(key, round_),
@@ -436,6 +439,11 @@ class FailureLedger:
         """See :func:`round_items`."""
         return list(await self._run(round_items, key, round_, start, end) or [])
 
-    async def positions(self, key: JobKey, round_: int, task_ids: Sequence[str]) -> dict[str, int]:
+    async def positions(
+        self, key: JobKey, round_: int, task_ids: Sequence[str]
+    ) -> dict[str, int] | None:
         """See :func:`positions_of`."""
-        return dict(await self._run(positions_of, key, round_, task_ids) or {})
+        if self.engine is None:
+            return {}
+        found: dict[str, int] | None = await self._run(positions_of, key, round_, task_ids)
+        return found

@@ -40,3 +40,6 @@ NUMBER_ROUND = "number_round"
 CHECKPOINT_PATCH = "batch-checkpoint"
 """Batches write where they stood as they stop (cancelled or failed) from here on, so that a
 redrive can carry on from there; a run begun before it does not."""
+KEPT_RESULTS_PATCH = "kept-results"
+"""A chunk or child batch cancelled in the moment it completed, or between two tries, counts
+what it did from here on (``jobservice.workflows.kept``); a run begun before it does not."""

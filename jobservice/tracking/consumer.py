@@ -254,7 +254,9 @@ class TrackingConsumer:
         done = await asyncio.gather(
             *(self._record(w, b) for w, b in routed.pending.items()), return_exceptions=True
         )
-        touched = [d for deliveries in done if isinstance(deliveries, list) for d in deliveries]
+        touched = routed.taken + [
+            d for deliveries in done if isinstance(deliveries, list) for d in deliveries
+        ]
         await self._settle([d for d in dict.fromkeys(touched) if d.settled])
         for outcome in done:
             if isinstance(outcome, BaseException):

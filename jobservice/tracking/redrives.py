@@ -4,10 +4,9 @@ A redrive sends the job's failed items again with their own task ids, so their r
 the batches of the job's first run, which have ended. While the job's row says it is in a
 redrive round, its results are taken to the job's root workflow, where the round's one batch
 runs, each numbered by the item's place in the round (from the failed-item ledger). A result
-for an item the round does not send again goes to its own batch, as of the round: a batch of
-the job's tree carrying on in the round (a job that had stopped before it reached every item)
-counts it; a batch that has ended takes it as such. A round's failed items are numbered only
-once its tree is done, so until then none of its results is taken for one of them.
+for an item the round does not send again is of a batch that has ended: counted as such, and
+taken. While a redrive carries the job's tree on from where it stopped, its round's items are
+not numbered yet: every result goes to its own batch, as of the round.
 """
 
 from __future__ import annotations
@@ -22,7 +21,8 @@ from sqlalchemy.exc import DBAPIError
 from jobservice.db.failures import FailureLedger
 from jobservice.db.gate import JobGate
 from jobservice.jobs.taskids import item_number, parse_job_task_id
-from jobservice.tracking.gathered import BatchReports
+from jobservice.metrics import TRACKING_ENDED_BATCH_REPORTS
+from jobservice.tracking.gathered import BatchReports, Delivery
 
 _log = logging.getLogger(__name__)
 
@@ -33,7 +33,8 @@ class _Round:
 
     key: tuple[str, str]
     round: int
-    positions: dict[str, int]
+    positions: dict[str, int] | None
+    """None while the round's items are not numbered: its tree is carrying on first."""
 
 
 @dataclass
@@ -42,6 +43,8 @@ class Routed:
 
     pending: dict[str, BatchReports]
     """The reports to record, by batch workflow."""
+    taken: list[Delivery]
+    """Messages some of whose reports were taken without recording (of batches that ended)."""
     kept: dict[str, BatchReports]
     """Reports of jobs whose round cannot be read now: to be tried again."""
 
@@ -60,7 +63,7 @@ class RedriveRouting:
         for batch_workflow, batch in pending.items():
             by_job[batch.job_workflow].append(batch_workflow)
         rounds: dict[str, _Round | None] = {}
-        routed = Routed(dict(pending), {})
+        routed = Routed(dict(pending), [], {})
         for job_workflow, batch_workflows in by_job.items():
             try:
                 rounds[job_workflow] = await self._round_of(pending, batch_workflows)
@@ -71,11 +74,12 @@ class RedriveRouting:
         for job_workflow, round_ in rounds.items():
             if round_ is None:
                 continue
-            into = BatchReports(job_workflow, round=round_.round)
-            for name in by_job[job_workflow]:
-                rest = _into_round(round_, routed.pending.pop(name), into)
-                if rest.reports:
-                    routed.pending[name] = rest
+            if round_.positions is None:  # the tree carries on: its batches take their own
+                for name in by_job[job_workflow]:
+                    routed.pending[name].round = round_.round
+                continue
+            groups = [routed.pending.pop(name) for name in by_job[job_workflow]]
+            into = _into_round(round_, job_workflow, groups, routed.taken)
             if into.reports:
                 routed.pending[job_workflow] = into
         return routed
@@ -103,18 +107,20 @@ class RedriveRouting:
         return _Round(key, round_, await self._ledger.positions(key, round_, task_ids))
 
 
-def _into_round(round_: _Round, group: BatchReports, into: BatchReports) -> BatchReports:
-    """Move the reports of ``group`` for items the round sends again ``into`` its batch,
-    each numbered by its place in the round; the rest (of the job's own batches, carrying on
-    in the round, or ended) stay with their batch, as of the round."""
-    rest = BatchReports(group.job_workflow, round=round_.round)
-    for report, delivery in group.pairs():
-        position = round_.positions.get(report.task_id)
-        if position is None:
-            rest.add(report, delivery)
-            continue
-        moved = dataclasses.replace(
-            report, batch_workflow=into.job_workflow, number=item_number(0, position)
-        )
-        into.add(moved, delivery)
-    return rest
+def _into_round(
+    round_: _Round, job_workflow: str, groups: list[BatchReports], taken: list[Delivery]
+) -> BatchReports:
+    into = BatchReports(job_workflow, round=round_.round)
+    for group in groups:
+        for report, delivery in group.pairs():
+            position = (round_.positions or {}).get(report.task_id)
+            if position is None:  # of a batch that has ended, as before the redrive
+                TRACKING_ENDED_BATCH_REPORTS.inc()
+                delivery.recorded()
+                taken.append(delivery)
+                continue
+            moved = dataclasses.replace(
+                report, batch_workflow=job_workflow, number=item_number(0, position)
+            )
+            into.add(moved, delivery)
+    return into

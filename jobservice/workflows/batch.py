@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from jobservice.execution.names import (
         BATCH_WORKFLOW,
         BATCHES_QUERY,
+        KEPT_RESULTS_PATCH,
         PAUSE_SIGNAL,
         PROGRESS_QUERY,
         PROGRESS_SIGNAL,
@@ -44,7 +45,7 @@ class BatchWorkflow:
         try:
             outcome = await self._runner.run(report=self._report)
         except asyncio.CancelledError:
-            if not self._runner.finished:
+            if not (self._runner.finished and workflow.patched(KEPT_RESULTS_PATCH)):
                 # A cancelled workflow returns nothing: its parent keeps these counts instead.
                 await self._report(self._runner.progress())
                 raise
@@ -59,7 +60,7 @@ class BatchWorkflow:
         try:
             await workflow.wait_condition(workflow.all_handlers_finished)
         except asyncio.CancelledError:
-            if isinstance(outcome, BatchInput):
+            if isinstance(outcome, BatchInput) or not workflow.patched(KEPT_RESULTS_PATCH):
                 raise
             # Its work is done: it returns its counts, and its parent has them.
         if isinstance(outcome, BatchInput):

@@ -18,7 +18,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import Priority, RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from jobservice.execution.batch import (
@@ -95,7 +95,9 @@ async def load(request: BatchInput, *, priority: Priority) -> BatchState | None:
             priority=priority,
         )
     except ActivityError as error:
-        raise asyncio.CancelledError from error
+        if is_cancelled_exception(error):
+            raise asyncio.CancelledError from error
+        raise
     return loaded.state
 
 

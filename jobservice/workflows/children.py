@@ -22,7 +22,12 @@ with workflow.unsafe.imports_passed_through():
         StoppedChild,
         SubBatch,
     )
-    from jobservice.execution.names import BATCH_WORKFLOW, PAUSE_SIGNAL, RESUME_SIGNAL
+    from jobservice.execution.names import (
+        BATCH_WORKFLOW,
+        KEPT_RESULTS_PATCH,
+        PAUSE_SIGNAL,
+        RESUME_SIGNAL,
+    )
     from jobservice.jobs.job import Failure
     from jobservice.jobs.taskids import workflow_id
     from jobservice.workflows.control import BatchControl, Command
@@ -152,7 +157,8 @@ class ChildBatches:
             final = await handle
         except asyncio.CancelledError:
             # It may have completed in the moment it was cancelled (see .kept).
-            final = result_kept(child.handle, Progress)
+            if workflow.patched(KEPT_RESULTS_PATCH):
+                final = result_kept(child.handle, Progress)
             raise
         except Exception as error:
             if is_cancelled_exception(error):

@@ -15,11 +15,11 @@ from temporalio.exceptions import CancelledError as TemporalCancelledError
 
 with workflow.unsafe.imports_passed_through():
     from jobservice.execution.batch import BatchInput, ChunkInput, ChunkResult, Progress
-    from jobservice.execution.names import BROKER_UNAVAILABLE, DISPATCH_ITEMS
+    from jobservice.execution.names import BROKER_UNAVAILABLE, DISPATCH_ITEMS, KEPT_RESULTS_PATCH
     from jobservice.jobs.job import Failure
     from jobservice.workflows.children import Spawn
     from jobservice.workflows.failures import failure_from_error
-    from jobservice.workflows.kept import result_kept
+    from jobservice.workflows.kept import heartbeated, result_kept
     from jobservice.workflows.tracked import TrackedItems
     from jobservice.workflows.window import DispatchWindow
 
@@ -95,6 +95,14 @@ class Chunks:
         if result.held:
             window.hold(workflow.now())
 
+    def _took_back(self, chunk: Chunk, result: ChunkResult | None) -> None:
+        """A chunk that was cancelled: what it did, if that is known, and the rest back to
+        the window. A run begun before results were read there returns all of it."""
+        if result is None or not workflow.patched(KEPT_RESULTS_PATCH):
+            self._window.returned(chunk.start, chunk.end)
+        else:
+            self._took(chunk, result)
+
     async def _run(self, chunk: Chunk, sub_batch_total: int) -> None:
         request = self._request
         context = request.context
@@ -122,16 +130,13 @@ class Chunks:
         except asyncio.CancelledError:
             # Cancelled before it started (nothing was done), or in the moment it completed
             # (see jobservice.workflows.kept).
-            result = result_kept(chunk.handle, ChunkResult)
-            if result is None:
-                window.returned(chunk.start, chunk.end)
-            else:
-                self._took(chunk, result)
+            self._took_back(chunk, result_kept(chunk.handle, ChunkResult))
             raise
         except Exception as error:
             cause = error.cause if isinstance(error, ActivityError) else None
             if isinstance(cause, TemporalCancelledError):
-                window.returned(chunk.start, chunk.end)
+                # Cancelled between two tries: what the last one heartbeated, it did.
+                self._took_back(chunk, heartbeated(cause.details))
             elif isinstance(cause, ApplicationError) and cause.type == BROKER_UNAVAILABLE:
                 window.returned(chunk.start, chunk.end)
                 window.broker_unavailable(workflow.now(), cause.message)

@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
         BatchPage,
         Progress,
         ProgressReport,
+        SplitResult,
     )
     from jobservice.execution.job import (
         JobInput,
@@ -53,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
     from jobservice.workflows.failures import BatchFailedError
     from jobservice.workflows.rowkeeping import JobRowKeeping, redriven
     from jobservice.workflows.runner import BatchRunner
+    from jobservice.workflows.tracked import items_memo
 
 T = TypeVar("T")
 
@@ -124,6 +126,8 @@ class JobWorkflow:
                 self._runner = await self._runner.carry_on()
                 self._carried_on = True
             outcome = await self._runner.run()
+            if self._carries_on and not isinstance(outcome, BatchInput):
+                await self._send_failed_items(recorder)  # the tree is done: now those
         except asyncio.CancelledError:
             self._finish(JobStatus.CANCELLED)
             await self._record_final(recorder, ended=True)
@@ -143,8 +147,6 @@ class JobWorkflow:
                     redrive=request.redrive,
                 ),
             )
-        if self._carries_on:  # the tree is done: the round's failed items go again
-            await self._send_failed_items(recorder)
         self._ended = True
         exceeded = self._tolerance_exceeded(self._progress()) if self._redrive else None
         if exceeded is not None:  # a redrive is judged by its tolerance once it has ended
@@ -163,14 +165,13 @@ class JobWorkflow:
         """Go on as the run of the round that sends the failed items again, its counts
         moving those the tree ended with; with none to send, the redrive is done."""
         context = self._request.context
-        items = await _database(
-            NUMBER_ROUND,
-            RoundKey(partition_id=context.partition, job_id=context.job_id, round=context.round),
-            int,
-        )
+        key = RoundKey(partition_id=context.partition, job_id=context.job_id, round=context.round)
+        items = await _database(NUMBER_ROUND, key, int)
         if not items:
             return
         progress = self._runner.progress()
+        # The round's batch names its own items: numbered by their places in the round.
+        memo = items_memo(context, SplitResult(sub_batches=[], sub_batch_total=0, item_total=items))
         await self._continue_as_new(
             recorder,
             JobInput(
@@ -187,6 +188,7 @@ class JobWorkflow:
                     failed=progress.failed,
                 ),
             ),
+            memo=memo,
         )
 
     async def _fail(self, recorder: asyncio.Task[None], failure: Failure) -> NoReturn:
@@ -317,11 +319,17 @@ class JobWorkflow:
                 int,
             )
 
-    async def _continue_as_new(self, recorder: asyncio.Task[None], next_run: JobInput) -> None:
-        """Write the row, let signal handlers finish, and go on as a new run of ``next_run``."""
+    async def _continue_as_new(
+        self,
+        recorder: asyncio.Task[None],
+        next_run: JobInput,
+        memo: dict[str, list[int]] | None = None,
+    ) -> None:
+        """Write the row, let signal handlers finish, and go on as a new run of ``next_run``
+        (with ``memo``, else the memo it has)."""
         await self._record_final(recorder, ended=False)
         await workflow.wait_condition(workflow.all_handlers_finished)
-        workflow.continue_as_new(next_run)
+        workflow.continue_as_new(next_run, memo=memo)
 
     def _tolerance_exceeded(self, progress: Progress) -> Failure | None:
         tolerance = self._request.context.failure_tolerance

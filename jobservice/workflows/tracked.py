@@ -230,7 +230,12 @@ def name_items(context: JobContext, split: SplitResult) -> None:
     that never went out. Batches started before it was named run without."""
     if workflow.memo_value(ITEMS_MEMO, None) is not None or not workflow.patched(ITEMS_MEMO):
         return
+    workflow.upsert_memo(items_memo(context, split))
+
+
+def items_memo(context: JobContext, split: SplitResult) -> dict[str, list[int]]:
+    """The memo naming the numbers, first and last, of the items a batch sends to a queue."""
     count = 0 if is_local_pipe(context.target_pipe) else split.item_total
     first = item_number(split.sub_batch_total, 0)
     last = item_number(split.sub_batch_total, count - 1)  # below first when there are none
-    workflow.upsert_memo({ITEMS_MEMO: [first, last]})
+    return {ITEMS_MEMO: [first, last]}

@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import subprocess
 from collections import Counter
 
+import pytest
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from temporalio.worker import Worker
 
@@ -20,6 +22,7 @@ from jobservice.jobs.taskids import workflow_id
 from jobservice.service.job_service import JobService
 from jobservice.settings import Settings
 from tests.conftest import unique
+from tests.integration import processes
 from tests.integration.handlers import FailMarkedHandler
 from tests.integration.rabbit import depth, publish, take
 from tests.integration.support import eventually, job
@@ -282,3 +285,52 @@ async def _succeed(
         body = json.loads(message.body)
         await publish(rabbit, tracking, {**body, "taskStatus": "RESULT_SUCCESS"})
         await message.ack()
+
+
+@pytest.mark.worker_args("--fail-every", "7", "--item-millis", "2")
+async def test_a_cancelled_queue_tree_redriven_through_workers_ends_exact(
+    service: JobService,
+    tracking_worker: None,
+    reference_worker: subprocess.Popen[str],
+    target_queue: str,
+) -> None:
+    # Given a queue job of 1,400 items in seven batches, through a worker that fails the
+    # multiples of 7, cancelled midway (what is left on the queue stays there)
+    job_id = unique("qtree")
+    tree = job("range", "0-1400/200", target_queue, failure_tolerance="100%")
+    await service.submit(job_id, tree)
+    await eventually(lambda: _done_beyond(service, job_id, 400), within=60)
+    await service.cancel(job_id)
+    await _to_end(service, job_id)
+    first = await service.get(job_id)
+    assert first.counts.completed + first.counts.failed < 1400
+
+    # When it is redriven through a worker that still fails them
+    await service.redrive(job_id)
+    await _to_end(service, job_id)
+
+    # Then it ends with every item done once, the multiples of 7 failed, and listed as the
+    # round's failures whether the tree or the round's batch sent them
+    sevens = len(range(0, 1400, 7))
+    again = await service.get(job_id)
+    assert (again.status, again.counts.total) == (JobStatus.COMPLETED, 1400)
+    assert (again.counts.completed, again.counts.failed) == (1400 - sevens, sevens)
+    assert (await service.failures(job_id)).total == sevens
+
+    # When the worker is fixed and the job redriven once more, it completes
+    reference_worker.terminate()
+    await asyncio.to_thread(reference_worker.wait, 30)
+    healthy = processes.start_reference_worker(target_queue)
+    try:
+        await service.redrive(job_id)
+        await _to_end(service, job_id)
+    finally:
+        healthy.terminate()
+        await asyncio.to_thread(healthy.wait, 30)
+    done = await service.get(job_id)
+    assert (done.status, done.counts.completed, done.counts.failed) == (
+        JobStatus.COMPLETED,
+        1400,
+        0,
+    )
+    assert done.redrive_count == 2

@@ -95,3 +95,22 @@ def test_a_child_stopped_before_it_split_counts_at_its_estimate() -> None:
     )
     assert (progress.total, progress.completed, progress.failed) == (700, 220, 3)
     assert not progress.splitting_complete
+
+
+def test_a_result_of_an_item_taken_back_counts_once_however_it_comes() -> None:
+    # Given 10 items out, taken back by a stop before any had a result
+    items = tracked()
+    items.forwarded(0, 10, 10, [], datetime.now(UTC))
+    assert items.take_back() == [(0, 10)]
+
+    # When the first sending's results of items 0 and 1 come before they go out again, and
+    # then each of the ten is sent again and answered
+    items.record(TrackingBatch(completed=[4]), 20, sent=all_sent)
+    items.record(TrackingBatch(completed=[5]), 20, sent=all_sent)
+    items.forwarded(0, 10, 10, [], datetime.now(UTC))
+    assert items.outstanding == 8
+    items.record(TrackingBatch(completed=list(range(4, 14))), 20, sent=all_sent)
+
+    # Then all are settled, each counted once, and nothing is awaited
+    assert items.all_settled and items.outstanding == 0
+    assert items.state.settled_count == 10
