@@ -7,11 +7,16 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import Priority
-from temporalio.exceptions import FailureError, is_cancelled_exception
+from temporalio.exceptions import (
+    FailureError,
+    WorkflowAlreadyStartedError,
+    is_cancelled_exception,
+)
 
 with workflow.unsafe.imports_passed_through():
     from jobservice.execution.batch import (
@@ -33,6 +38,9 @@ with workflow.unsafe.imports_passed_through():
     from jobservice.workflows.control import BatchControl, Command
     from jobservice.workflows.failures import failure_from_error
     from jobservice.workflows.kept import result_kept
+
+STOPPING_CHILD_WAITS = 30
+"""Seconds a child that carries on waits at most for its last run to close."""
 
 Spawn = Callable[[Awaitable[Any]], "asyncio.Future[Any]"]
 """Runs a coroutine as a task of the batch, which waits for all of them before it ends."""
@@ -127,6 +135,29 @@ class ChildBatches:
         with contextlib.suppress(FailureError):
             await handle.signal(PAUSE_SIGNAL if command is Command.PAUSE else RESUME_SIGNAL)
 
+    async def _start(
+        self, request: BatchInput, *, carries_on: bool
+    ) -> workflow.ChildWorkflowHandle[Any, Progress]:
+        """Start a child batch. One that carries on where it stopped may find its last run
+        still closing (its parent stopped while it was starting): it waits for it a while."""
+        context = request.context
+        waits = 0
+        while True:
+            try:
+                return await workflow.start_child_workflow(
+                    BATCH_WORKFLOW,
+                    request,
+                    id=workflow_id(context.partition, context.job_id, request.path),
+                    result_type=Progress,
+                    parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
+                    priority=self._priority,
+                )
+            except WorkflowAlreadyStartedError:
+                waits += 1
+                if not carries_on or waits > STOPPING_CHILD_WAITS:
+                    raise
+                await workflow.sleep(timedelta(seconds=1))
+
     async def _run(
         self, index: int, child: Child, paused: bool, budget: int, carries_on: bool
     ) -> None:
@@ -134,21 +165,15 @@ class ChildBatches:
         path = [*self._path, index]
         final: Progress | None = None
         try:
-            handle = await workflow.start_child_workflow(
-                BATCH_WORKFLOW,
-                BatchInput(
-                    context=context,
-                    path=path,
-                    definition=child.sub_batch.definition,
-                    paused=paused,
-                    budget=budget,
-                    carries_on=carries_on,
-                ),
-                id=workflow_id(context.partition, context.job_id, path),
-                result_type=Progress,
-                parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
-                priority=self._priority,
+            request = BatchInput(
+                context=context,
+                path=path,
+                definition=child.sub_batch.definition,
+                paused=paused,
+                budget=budget,
+                carries_on=carries_on,
             )
+            handle = await self._start(request, carries_on=carries_on)
             child.handle = handle
             # A pause or a cancel that came while the child was starting reaches it now.
             command = self._control.child_started(index)

@@ -16,6 +16,7 @@ from temporalio.worker import Worker
 
 from jobservice.db import checkpoints
 from jobservice.db.store import JobStore
+from jobservice.execution.batch import BatchState
 from jobservice.jobs.job import JobView
 from jobservice.jobs.status import JobStatus
 from jobservice.jobs.taskids import workflow_id
@@ -334,3 +335,37 @@ async def test_a_cancelled_queue_tree_redriven_through_workers_ends_exact(
         0,
     )
     assert done.redrive_count == 2
+
+
+async def test_a_batch_still_closing_is_waited_for_when_the_redrive_starts_it(
+    service: JobService, worker: Worker, job_store: JobStore, marked_handler: FailMarkedHandler
+) -> None:
+    # Given a cancelled job, one of whose stopped batches has a run still open under its id
+    # (as when a redrive comes while the batch is closing)
+    job_id = unique("closing")
+    definition = job("range", f"0-{ITEMS}/100", "local:fail-marked", task_message_params=SLOW)
+    await service.submit(job_id, definition)
+    await eventually(lambda: _done_beyond(service, job_id, 500), within=90)
+    await service.cancel(job_id)
+    await _to_end(service, job_id)
+    stood = (await service.get(job_id)).counts
+    root = checkpoints.load(job_store.engine, ("default", job_id), ())
+    assert root is not None
+    index = BatchState.model_validate_json(root).stopped[0].index
+    blocker = await service.client.start_workflow(
+        "NoSuchWorkflow",
+        id=workflow_id("default", job_id, [index]),
+        task_queue=unique("nobody"),
+    )
+
+    # When the job is redriven, it waits for that run rather than failing
+    marked_handler.seen.clear()
+    marked_handler.task_ids.clear()
+    await service.redrive(job_id)
+    await asyncio.sleep(3)
+    assert (await service.get(job_id)).status is JobStatus.ACTIVE
+    await blocker.terminate("closed at last")
+
+    # and once it has closed, carries on to the end exactly
+    await _to_end(service, job_id)
+    _all_done_once(await service.get(job_id), marked_handler, stood.completed)
