@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
 import subprocess
 from collections import Counter
 
@@ -369,3 +370,44 @@ async def test_a_batch_still_closing_is_waited_for_when_the_redrive_starts_it(
     # and once it has closed, carries on to the end exactly
     await _to_end(service, job_id)
     _all_done_once(await service.get(job_id), marked_handler, stood.completed)
+
+
+async def test_a_carried_on_redrive_survives_its_worker_killed_midway(
+    service: JobService, settings: Settings, target_queue: str
+) -> None:
+    # Given a worker process, and a queue job cancelled a third of the way through
+    first = processes.start(settings, "worker")
+    external = processes.start_reference_worker(target_queue, "--item-millis", "2")
+    second = None
+    job_id = unique("carrykill")
+    try:
+        await service.submit(job_id, job("range", "0-3000/500", target_queue))
+        await eventually(lambda: _done_beyond(service, job_id, 1000), within=60)
+        await service.cancel(job_id)
+        await _to_end(service, job_id)
+        stood = (await service.get(job_id)).counts.completed
+        assert stood < 3000
+
+        # When it is redriven, and its worker is killed while the tree carries on
+        await service.redrive(job_id)
+        await eventually(lambda: _done_beyond(service, job_id, stood + 500), within=60)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        assert (await service.get(job_id)).counts.completed < 3000
+        second = processes.start(settings, "worker")
+
+        # Then another worker finishes it, every item counted once
+        done = await asyncio.wait_for(service.wait(job_id, interval=0.5), 180)
+    finally:
+        external.terminate()
+        external.wait(30)
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.terminate()
+                process.wait(30)
+    assert (done.status, done.counts.completed, done.counts.failed, done.counts.total) == (
+        JobStatus.COMPLETED,
+        3000,
+        0,
+        3000,
+    )
