@@ -69,3 +69,11 @@ def run(
         timeout=timeout,
         check=False,
     )
+
+
+def stop(*running: subprocess.Popen[str] | None) -> None:
+    """Terminate those of ``running`` still running, and wait for each to end."""
+    for process in running:
+        if process is not None and process.poll() is None:
+            process.terminate()
+            process.wait(30)

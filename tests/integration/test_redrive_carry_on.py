@@ -399,12 +399,7 @@ async def test_a_carried_on_redrive_survives_its_worker_killed_midway(
         # Then another worker finishes it, every item counted once
         done = await asyncio.wait_for(service.wait(job_id, interval=0.5), 180)
     finally:
-        external.terminate()
-        external.wait(30)
-        for process in (first, second):
-            if process is not None and process.poll() is None:
-                process.terminate()
-                process.wait(30)
+        processes.stop(external, first, second)
     assert (done.status, done.counts.completed, done.counts.failed, done.counts.total) == (
         JobStatus.COMPLETED,
         3000,
