@@ -15,6 +15,7 @@ from jobservice.db import checkpoints, failures
 from jobservice.db.rows import now_millis
 from jobservice.db.tables import JobRow
 from jobservice.errors import JobNotFoundError, JobStateError
+from jobservice.jobs.job import reached_every_item
 from jobservice.jobs.status import JobStatus
 
 
@@ -50,7 +51,7 @@ def start_redrive(session: Session, *, partition_id: str, job_id: str) -> Redriv
             f"job {job_id!r} is {status}; only a Completed, Failed or Cancelled job can be redriven"
         )
     unreached = row.total - row.completed - row.failed
-    resumes = unreached > 0 or not row.splitting_complete
+    resumes = not reached_every_item(row.total, row.completed + row.failed, row.splitting_complete)
     if resumes and not _resumable(session, key, row):
         never = f"{unreached:,} of its items" if unreached > 0 else "part of its items"
         raise JobStateError(

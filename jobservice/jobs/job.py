@@ -198,6 +198,20 @@ class JobState(BaseModel):
     eta_seconds: float | None = None
     failures: list[Failure] = Field(default_factory=list)
 
+    @property
+    def stopped_short(self) -> bool:
+        """Whether the job ended Failed or Cancelled before it reached every item: a
+        redrive carries it on from where it stopped."""
+        counts = self.counts
+        return self.status in (JobStatus.FAILED, JobStatus.CANCELLED) and not reached_every_item(
+            counts.total, counts.done, self.splitting_complete
+        )
+
+
+def reached_every_item(total: int, done: int, splitting_complete: bool) -> bool:
+    """Whether a job has counted an end for every item it has: all split, none left."""
+    return splitting_complete and done >= total
+
 
 class JobId(BaseModel):
     """Which job: first in what the service and the API show of one."""

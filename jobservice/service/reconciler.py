@@ -20,6 +20,7 @@ from jobservice.db.tables import JobRow
 from jobservice.errors import UnavailableError
 from jobservice.execution.job import NewJobRow, RedriveInput
 from jobservice.jobs.definition import JobDefinition, NewJob
+from jobservice.jobs.job import reached_every_item
 from jobservice.jobs.status import JobStatus
 from jobservice.service.validation import JobValidator
 from jobservice.temporal.orchestration import JobWorkflows
@@ -103,7 +104,9 @@ class Reconciler:
             completed=row.completed,
             failed=row.failed,
             # A job that stopped short of its items is redriven from where it stood first.
-            carries_on=row.total > row.completed + row.failed or not row.splitting_complete,
+            carries_on=not reached_every_item(
+                row.total, row.completed + row.failed, row.splitting_complete
+            ),
         )
 
     async def _repair(self, row: JobRow) -> int:
