@@ -12,13 +12,12 @@ done.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import Priority, RetryPolicy
-from temporalio.exceptions import ActivityError, is_cancelled_exception
+from temporalio.common import Priority
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from jobservice.execution.batch import (
@@ -32,10 +31,8 @@ with workflow.unsafe.imports_passed_through():
         WindowState,
     )
     from jobservice.execution.names import KEEP_CHECKPOINT, LOAD_CHECKPOINT
+    from jobservice.workflows.failures import DATABASE_RETRY, raise_if_cancelled
     from jobservice.workflows.tracked import TrackedItems
-
-_DATABASE = RetryPolicy(maximum_interval=timedelta(seconds=30))
-"""The job database may be away for a while: a checkpoint is tried until it is written."""
 
 
 def stopped_state(
@@ -77,7 +74,7 @@ async def keep(request: BatchInput, state: BatchState, *, priority: Priority) ->
         KEEP_CHECKPOINT,
         _checkpoint(request, state),
         start_to_close_timeout=timedelta(seconds=60),
-        retry_policy=_DATABASE,
+        retry_policy=DATABASE_RETRY,
         priority=priority,
     )
 
@@ -91,12 +88,11 @@ async def load(request: BatchInput, *, priority: Priority) -> BatchState | None:
             _checkpoint(request, None),
             result_type=Checkpoint,
             start_to_close_timeout=timedelta(seconds=60),
-            retry_policy=_DATABASE,
+            retry_policy=DATABASE_RETRY,
             priority=priority,
         )
     except ActivityError as error:
-        if is_cancelled_exception(error):
-            raise asyncio.CancelledError from error
+        raise_if_cancelled(error)
         raise
     return loaded.state
 

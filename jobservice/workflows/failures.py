@@ -3,16 +3,33 @@ details a failed workflow reports in turn."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, FailureError
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    FailureError,
+    is_cancelled_exception,
+)
 
 with workflow.unsafe.imports_passed_through():
     from jobservice.jobs.job import Failure
 
 NON_RETRYABLE = ["BatchDefinitionError", "InvalidJobError"]
 """Errors of an activity that no retry can mend: the plugin refused the definition."""
+DATABASE_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
+"""A job database activity is tried until the database answers: it may be away a while."""
+
+
+def raise_if_cancelled(error: ActivityError) -> None:
+    """An activity cancelled with its workflow is the workflow's cancel, not a failure: it
+    goes on as CancelledError."""
+    if is_cancelled_exception(error):
+        raise asyncio.CancelledError from error
 
 
 class BatchFailedError(Exception):

@@ -10,7 +10,7 @@ from typing import Any, NoReturn, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from jobservice.execution.batch import (
@@ -51,7 +51,7 @@ with workflow.unsafe.imports_passed_through():
     from jobservice.jobs.job import Failure
     from jobservice.jobs.status import JobStatus
     from jobservice.temporal.search import JOB_STATUS
-    from jobservice.workflows.failures import BatchFailedError
+    from jobservice.workflows.failures import DATABASE_RETRY, BatchFailedError, raise_if_cancelled
     from jobservice.workflows.rowkeeping import JobRowKeeping, redriven
     from jobservice.workflows.runner import BatchRunner
     from jobservice.workflows.tracked import items_memo
@@ -439,10 +439,9 @@ async def _database(activity: str, argument: Any, result_type: type[T]) -> T:
             argument,
             result_type=result_type,
             start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+            retry_policy=DATABASE_RETRY,
         )
     except ActivityError as error:
-        if is_cancelled_exception(error):
-            raise asyncio.CancelledError from error
+        raise_if_cancelled(error)
         raise
     return result

@@ -3,17 +3,20 @@ activity, and what its failure means for the batch."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import Priority, RetryPolicy
-from temporalio.exceptions import ActivityError, is_cancelled_exception
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from jobservice.execution.batch import BatchInput, SplitInput, SplitResult
     from jobservice.execution.names import SPLIT_BATCH
-    from jobservice.workflows.failures import BatchFailedError, failure_from_error
+    from jobservice.workflows.failures import (
+        BatchFailedError,
+        failure_from_error,
+        raise_if_cancelled,
+    )
 
 
 async def split_page(
@@ -38,9 +41,7 @@ async def split_page(
             priority=priority,
         )
     except ActivityError as error:
-        if is_cancelled_exception(error):
-            # The batch is being cancelled while it splits: that is not a failure.
-            raise asyncio.CancelledError from error
+        raise_if_cancelled(error)  # cancelled while it splits: not a failure
         raise BatchFailedError(
             failure_from_error(
                 error, context.task_id(request.path), f"batch plugin {context.batch_type!r}"
