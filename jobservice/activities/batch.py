@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -24,6 +24,7 @@ from jobservice.activities.building import MessageBuilding, RedriveBuilding
 from jobservice.activities.counting import CountingServices, Enough
 from jobservice.activities.handler_threads import HandlerThreads
 from jobservice.activities.in_hand import ItemsInHand
+from jobservice.activities.pacing import ChunkPace
 from jobservice.activities.pipes import TargetPipe, resolve_pipe
 from jobservice.activities.recorded import FailedItemsBuffer
 from jobservice.db.failures import FailedItem, FailureLedger
@@ -48,6 +49,8 @@ from jobservice.jobs.job import Failure
 from jobservice.metrics import CHUNK_SECONDS, ITEMS
 from jobservice.plugins.registry import Registry
 from jobservice.rabbitmq.broker import Broker, BrokerUnavailableError, TargetQueueMissingError
+
+T = TypeVar("T")
 
 SLICE_ITEMS = 500
 """Most items handed to the target pipe at a time, between heartbeats."""
@@ -102,11 +105,11 @@ def _broker_unavailable(exc: BrokerUnavailableError) -> ApplicationError:
 
 
 async def _beating(
-    work: asyncio.Future[_Slice],
+    work: asyncio.Future[T],
     buffer: FailedItemsBuffer,
-    stop: asyncio.Event,
-    must_stop: Callable[[], Awaitable[bool]],
-) -> _Slice:
+    stop: asyncio.Event | None = None,
+    must_stop: Callable[[], Awaitable[bool]] | None = None,
+) -> T:
     """Await a slice, heartbeating the cursor so far while it takes long (a broker that has
     gone away and is retried, a slow or stuck handler): the chunk is alive, not lost, and a
     cancellation reaches it. Once ``must_stop`` says so, ``stop`` is set: a local pipe stops
@@ -117,19 +120,14 @@ async def _beating(
         if done:
             return work.result()
         activity.heartbeat(buffer.durable.model_dump(mode="json"))
-        if not stop.is_set() and await must_stop():
+        if stop is not None and must_stop is not None and not stop.is_set() and await must_stop():
             stop.set()
 
 
 async def _writing(buffer: FailedItemsBuffer) -> None:
     """Write the chunk's failed items, heartbeating meanwhile: the database may be slow to
     take them (another writer's lock), and the chunk is alive, not lost."""
-    write = asyncio.ensure_future(buffer.write())
-    while True:
-        done, _ = await asyncio.wait({write}, timeout=WATCH_SECONDS)
-        if done:
-            return write.result()
-        activity.heartbeat(buffer.durable.model_dump(mode="json"))
+    await _beating(asyncio.ensure_future(buffer.write()), buffer)
 
 
 @dataclass
@@ -313,6 +311,7 @@ class BatchActivities:
                 handler_time_limit=context.engine.handler_timeout_seconds,
                 in_hand=self._in_hand,
                 job=(context.partition, context.job_id),
+                priority=request.amqp_priority,
             )
             await pipe.prepare()
             items = await self._items(request, request.start + result.processed)
@@ -325,6 +324,7 @@ class BatchActivities:
         first = request.start + result.processed
         deadline = time.monotonic() + context.engine.chunk_time_budget_seconds
         done, size = 0, 1
+        pace = ChunkPace(request.pace)
 
         async def must_stop() -> bool:
             return activity.is_worker_shutdown() or await self._gate.stopped(
@@ -335,8 +335,14 @@ class BatchActivities:
             self._ledger, (context.partition, context.job_id), context.round, result
         )
         while done < len(items):
+            try:
+                await pace.until(first - request.start + done)
+            except asyncio.CancelledError:
+                await asyncio.shield(buffer.write())
+                return result
             started = time.monotonic()
             stop = asyncio.Event()
+            size = pace.slice_items(size)
             work = asyncio.ensure_future(self._slice(request, pipe, items, first, done, size, stop))
             try:
                 outcome = await _beating(work, buffer, stop, must_stop)

@@ -157,9 +157,10 @@ class LocalPipe:
 class QueuePipe:
     """Publishes task messages to a RabbitMQ queue; results come back on the tracking pipe."""
 
-    def __init__(self, queue: str, broker: Broker) -> None:
+    def __init__(self, queue: str, broker: Broker, priority: int | None = None) -> None:
         self._queue = queue
         self._broker = broker
+        self._priority = priority
 
     async def prepare(self) -> None:
         # The tracking pipe exists before any task goes out, so no result finds it missing.
@@ -179,7 +180,7 @@ class QueuePipe:
         for message in messages:
             message.tracking_pipe = tracking
             bodies.append(json.dumps(message.to_dict()).encode())
-        await self._broker.publish(self._queue, bodies)
+        await self._broker.publish(self._queue, bodies, priority=self._priority)
         return Delivery(forwarded=len(bodies))
 
 
@@ -192,11 +193,13 @@ def resolve_pipe(
     handler_time_limit: float,
     in_hand: ItemsInHand | None = None,
     job: tuple[str, str] = ("", ""),
+    priority: int | None = None,
 ) -> TargetPipe:
     """The pipe for a job's ``targetPipe``; an unknown handler is an :class:`InvalidJobError`.
 
     A local handler runs on ``threads``, each call within ``handler_time_limit`` seconds, the
-    item in hand counted in ``in_hand`` for ``job``.
+    item in hand counted in ``in_hand`` for ``job``; a queue's messages are published with
+    the AMQP ``priority``, if given.
     """
     name = local_handler_name(target_pipe)
     if name is not None:
@@ -204,4 +207,4 @@ def resolve_pipe(
         return LocalPipe(name, handler, threads, handler_time_limit, in_hand=in_hand, job=job)
     if broker is None:
         raise InvalidJobError(f"targetPipe {target_pipe!r} is a queue; this worker has no broker")
-    return QueuePipe(target_pipe, broker)
+    return QueuePipe(target_pipe, broker, priority)

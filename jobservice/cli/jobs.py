@@ -1,5 +1,5 @@
-"""The commands that act on jobs: submit, status, watch, pause, resume, cancel, delete and
-list."""
+"""The commands that act on jobs: submit, status, watch, pause, resume, cancel, tune, delete
+and list."""
 
 from __future__ import annotations
 
@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from jobservice.cli.render import as_json, failure_line, progress_bar, show_job, show_jobs
+from jobservice.cli.render import (
+    as_json,
+    failure_line,
+    progress_bar,
+    show_job,
+    show_jobs,
+    steering_line,
+)
 from jobservice.cli.shared import (
     JobIdArgument,
     JsonOption,
@@ -91,6 +98,15 @@ def submit(
     delay: Annotated[
         int | None, typer.Option(min=0, help="Seconds to wait once the prerequisites are done.")
     ] = None,
+    rate_limit: Annotated[
+        float | None, typer.Option(help="Items a second for the whole job; none by default.")
+    ] = None,
+    window: Annotated[
+        int | None, typer.Option(help="Items out on a queue without a result, at most.")
+    ] = None,
+    priority: Annotated[
+        int | None, typer.Option(help="1 (most urgent) to 5; 3 by default.")
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for the job to end.")] = False,
     as_json_: JsonOption = False,
 ) -> None:
@@ -107,6 +123,9 @@ def submit(
         "description": description,
         "failureTolerance": failure_tolerance,
         "delay": delay,
+        "rateLimit": rate_limit,
+        "inFlightWindow": window,
+        "priority": priority,
     }
     body.update({key: value for key, value in flags.items() if value is not None})
     if param:
@@ -227,6 +246,51 @@ def _control(operation_of: Operation) -> Callable[..., None]:
 
 for _verb, (_help, _operation_of) in _CONTROLS.items():
     app.command(_verb, help=_help)(_control(_operation_of))
+
+
+_TUNED = {"rateLimit": float, "inFlightWindow": int, "failureTolerance": str, "priority": int}
+"""What ``tune`` changes, in the API's names, and how its option's text is read."""
+
+
+@app.command()
+def tune(
+    ctx: typer.Context,
+    job_id: JobIdArgument,
+    partition: PartitionOption = DEFAULT_PARTITION,
+    rate_limit: Annotated[
+        str | None,
+        typer.Option(help="Items a second for the whole job, across every worker; none: no limit."),
+    ] = None,
+    window: Annotated[
+        str | None,
+        typer.Option(help="Items out on a queue without a result; none: the service's setting."),
+    ] = None,
+    failure_tolerance: Annotated[
+        str | None, typer.Option(help="Failed items accepted: a count or a percentage (2.5%).")
+    ] = None,
+    priority: Annotated[str | None, typer.Option(help="1 (most urgent) to 5; none: 3.")] = None,
+    as_json_: JsonOption = False,
+) -> None:
+    """Steer a running or paused job without stopping it: in force in its whole tree within
+    two seconds. A value it cannot take changes nothing, and exits 2 saying why."""
+    given = dict(zip(_TUNED, (rate_limit, window, failure_tolerance, priority), strict=True))
+    patch: dict[str, Any] = {}
+    for key, text in given.items():
+        if text is None:
+            continue
+        try:
+            patch[key] = None if text.strip().lower() == "none" else _TUNED[key](text)
+        except ValueError:
+            raise fail(f"{key} {text!r} is not a number; give one, or none", 2) from None
+    if not patch:
+        raise fail(
+            "say what to change: --rate-limit, --window, --failure-tolerance or --priority", 2
+        )
+    job = _run(ctx, lambda service: service.tune(job_id, patch, partition=partition))
+    if as_json_:
+        print(as_json(job))
+    else:
+        Console().print(f"job {job_id}: {job.status}, {steering_line(job)}", markup=False)
 
 
 @app.command()

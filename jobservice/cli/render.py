@@ -41,6 +41,11 @@ def show_job(console: Console, job: JobView) -> None:
     console.print(f"  in flight  {counts.in_flight:<15,}  waiting  {counts.waiting:,}")
     rate = f"{job.items_per_second:,.0f} items/s" if job.items_per_second else "-"
     console.print(f"  rate       {rate:<15}  ETA      {_duration(job.eta_seconds)}")
+    now = job.recent_items_per_second
+    console.print(
+        f"  now        {f'{now:,.0f} items/s' if now is not None else '-':<15}  "
+        f"limit    {steering_line(job)}"
+    )
     if job.held_messages:
         held = f"{job.held_messages:,} results, for their 'to' queue at resume"
         console.print(f"  held       {held}")
@@ -62,6 +67,13 @@ def show_job(console: Console, job: JobView) -> None:
                 f"    {failure.failure_id}  {failure.failure_source}: {failure.failure_message}",
                 markup=False,
             )
+
+
+def steering_line(job: JobView) -> str:
+    """The steering a job runs under, on a line: its rate limit, window, tolerance, priority."""
+    limit = f"{job.rate_limit:,g}/s" if job.rate_limit is not None else "none"
+    window = f"{job.in_flight_window:,}" if job.in_flight_window is not None else "default"
+    return f"{limit}, window {window}, tolerance {job.failure_tolerance}, priority {job.priority}"
 
 
 def failure_line(failure: Failure) -> str:

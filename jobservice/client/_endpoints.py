@@ -7,7 +7,7 @@ it reads, waiting (:class:`JobServiceClient`) or awaitable (:class:`AsyncJobServ
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import (
     Any,
     Concatenate,
@@ -46,6 +46,7 @@ from jobservice.jobs.public import (
     JobsDeleted,
 )
 from jobservice.jobs.status import DEFAULT_PARTITION, JobStatus
+from jobservice.jobs.steering import SteeringPatch
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -223,6 +224,26 @@ class Endpoints(Generic[H]):
         partition's); how many were cancelled."""
         path = self._path(partition, "jobs:cancel")
         return Call("POST", path, _jobs_canceled, params=query_params(selection))
+
+    @Endpoint
+    def tune_job(
+        self,
+        job_id: str,
+        changes: SteeringPatch | Mapping[str, Any],
+        *,
+        partition: str | None = None,
+    ) -> Call[JobPublic]:
+        """Steer a job that has not ended, without pausing it: ``changes`` is a JSON merge
+        patch of its ``rateLimit``, ``inFlightWindow``, ``failureTolerance`` and ``priority``
+        (None puts one back to its default), e.g. ``{"rateLimit": 500}``. In force in the
+        job's whole tree within two seconds. Returns the job as it is now.
+
+        Raises:
+            BadRequestError: a value the job cannot take (a negative rate, a tolerance it has
+                already exceeded), or it has ended; the message says why.
+        """
+        body = changes.wire() if isinstance(changes, SteeringPatch) else dict(changes)
+        return Call("PATCH", self._job(job_id, partition), read_json(_JOB), body=body)
 
     @Endpoint
     def pause_job(self, job_id: str, *, partition: str | None = None) -> Call[None]:

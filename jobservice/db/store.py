@@ -17,13 +17,13 @@ from sqlalchemy import Engine, case, delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col
 
-from jobservice.db import checkpoints, failures, paused
+from jobservice.db import checkpoints, failures, pace, paused
 from jobservice.db.engine import open_database
 from jobservice.db.rounds import Redrive, start_redrive
 from jobservice.db.rows import now_millis
 from jobservice.db.tables import JobLabelRow, JobPrerequisiteRow, JobRow
 from jobservice.errors import InvalidRequestError
-from jobservice.execution.job import JobRecord, NewJobRow
+from jobservice.execution.job import JobRecord, NewJobRow, SteerRecord, job_pace
 from jobservice.jobs.status import JobStatus
 
 if TYPE_CHECKING:
@@ -191,6 +191,7 @@ class JobStore:
             "percentage_complete": record.percentage_complete,
             "splitting_complete": record.splitting_complete,
             "items_per_second": record.items_per_second,
+            "recent_items_per_second": record.recent_items_per_second,
             "eta_seconds": record.eta_seconds,
             "failures": [f.model_dump(mode="json", by_alias=True) for f in record.failures],
             "last_update_time": now_millis(),
@@ -210,6 +211,30 @@ class JobStore:
                 )
                 .values(**values)
             )
+            session.commit()
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def steer(self, record: SteerRecord) -> bool:
+        """Keep a job's new steering in its row; with ``free_pace``, its batches take their
+        slots again from now. False when there is no row (the job was deleted)."""
+        steering = record.steering
+        with self.session() as session:
+            result = session.execute(
+                update(JobRow)
+                .where(
+                    col(JobRow.partition_id) == record.partition_id,
+                    col(JobRow.job_id) == record.job_id,
+                )
+                .values(
+                    rate_limit=steering.rate_limit,
+                    in_flight_window=steering.in_flight_window,
+                    failure_tolerance=str(steering.failure_tolerance),
+                    priority=steering.priority,
+                    last_update_time=now_millis(),
+                )
+            )
+            if record.free_pace:
+                pace.free_now(session.connection(), job_pace(record.partition_id, record.job_id))
             session.commit()
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -257,6 +282,7 @@ class JobStore:
             paused.job_deleted(session.connection(), (partition_id, job_id))
             failures.job_deleted(session.connection(), (partition_id, job_id))
             checkpoints.job_deleted(session.connection(), (partition_id, job_id))
+            pace.job_deleted(session.connection(), (partition_id, job_id))
             result = session.execute(
                 delete(JobRow).where(
                     col(JobRow.partition_id) == partition_id,

@@ -55,6 +55,15 @@ class JobRow(SQLModel, table=True):
     """How often the job's failed items were sent again: the round its workflow runs."""
     last_redrive_time: int | None = Field(default=None, sa_column=Column(BigInteger))
     """Epoch milliseconds of its last redrive."""
+    rate_limit: float | None = None
+    """Items a second the job may go at; None: no limit. This and the next three are its
+    steering (see :mod:`jobservice.jobs.steering`), as submitted or last tuned."""
+    in_flight_window: int | None = None
+    failure_tolerance: str | None = Field(default=None, sa_column=Column(Text))
+    """None in a row made before steering was kept: the definition's then."""
+    priority: int = Field(default=3, sa_column_kwargs={"server_default": "3"})
+    recent_items_per_second: float | None = None
+    """Items a second over the last few seconds, as its workflow last measured them."""
 
 
 class JobLabelRow(SQLModel, table=True):
@@ -193,4 +202,20 @@ class BatchCheckpointRow(SQLModel, table=True):
     """The batch's place in the tree, as its task id names it: '' for the root, '2.7'."""
     state: str = Field(sa_column=Column(Text, nullable=False))
     written_time: int = Field(sa_column=Column(BigInteger, nullable=False))
+    """Epoch milliseconds."""
+
+
+class PaceRow(SQLModel, table=True):
+    """When the next items of a rate-limited job may go (``jobservice.db.pace``): chunks
+    take their slots in turn, from every worker, so the job keeps to its rate."""
+
+    __tablename__ = "pace"
+
+    key: str = Field(sa_column=Column(Text, primary_key=True))
+    """Whose pace: ``job:<partition>/<job id>``."""
+    next_free: float
+    """Epoch seconds, by the database's clock, from which the next slot is free."""
+    rate: float | None = None
+    """A limit kept here rather than given by the caller; None: the caller's."""
+    updated_time: int = Field(sa_column=Column(BigInteger, nullable=False))
     """Epoch milliseconds."""

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from jobservice.execution.tracking import TrackingState
 from jobservice.jobs.job import Failure
+from jobservice.jobs.steering import Steering
 from jobservice.jobs.taskids import job_task_id
 from jobservice.jobs.tolerance import FailureTolerance
 from jobservice.settings import EngineSettings
@@ -36,6 +37,13 @@ class JobContext(BaseModel):
     """In a redrive of a job that stopped before it reached every item: the job's own tree,
     carrying on where it stopped, before the round's batch sends the failed items again.
     Its failures are the round's."""
+    steering: Steering | None = None
+    """The job's steering as it was submitted; None in a job submitted before it had any."""
+
+    def submitted_steering(self) -> Steering:
+        """The job's steering as it was submitted: its failure tolerance, nothing else, in a
+        job submitted before it had any."""
+        return self.steering or Steering(failure_tolerance=self.failure_tolerance)
 
     @property
     def sends_failed_items(self) -> bool:
@@ -70,6 +78,15 @@ class SplitResult(BaseModel):
     estimate: int | None = None
 
 
+class PaceSlot(BaseModel):
+    """When a chunk of a rate-limited job may send its items: from ``start``, ``rate`` a
+    second, as its job's pace gave it (see ``jobservice.db.pace``)."""
+
+    start: datetime
+    rate: float
+    items: int
+
+
 class ChunkInput(BaseModel):
     """Items ``[start, end)`` of a batch (0-based, in registration order)."""
 
@@ -79,6 +96,10 @@ class ChunkInput(BaseModel):
     sub_batch_total: int
     start: int
     end: int
+    pace: PaceSlot | None = None
+    """Set for a rate-limited job: the chunk sends its items no faster than its slot."""
+    amqp_priority: int | None = None
+    """The priority task messages published to a queue carry; None: none."""
 
 
 class ChunkResult(BaseModel):
@@ -160,6 +181,8 @@ class WindowState(BaseModel):
     """Why the batch waits, for the job's status."""
     held_until: datetime | None = None
     """A chunk found the job paused or ended: no chunk starts before this, unless told."""
+    slot: PaceSlot | None = None
+    """In a rate-limited job: when the batch's next chunk may send, as its pace gave it."""
 
 
 class StoppedChild(BaseModel):
@@ -205,6 +228,9 @@ class BatchInput(BaseModel):
     """How many batches this subtree may run at once; None: the job's whole budget."""
     carries_on: bool = False
     """The batch starts from where it stood when the job stopped, as it wrote then."""
+    steering: Steering | None = None
+    """The job's steering as its parent had it when it started the batch (or as the batch
+    had it when it continued as new); None: as the job was submitted."""
 
 
 class Checkpoint(BaseModel):

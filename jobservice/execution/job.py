@@ -10,6 +10,8 @@ from pydantic import BaseModel, Field
 from jobservice.execution.batch import BatchState, JobContext, Progress
 from jobservice.jobs.job import Failure, JobBase, JobState
 from jobservice.jobs.status import JobStatus
+from jobservice.jobs.steering import DEFAULT_PRIORITY, Steering
+from jobservice.jobs.tolerance import FailureTolerance
 
 
 class NewJobRow(JobBase):
@@ -21,6 +23,32 @@ class NewJobRow(JobBase):
     definition_hash: str
     prerequisite_job_ids: list[str] = Field(default_factory=list)
     delay: int = 0
+    rate_limit: float | None = None
+    in_flight_window: int | None = None
+    failure_tolerance: str | None = None
+    priority: int = DEFAULT_PRIORITY
+
+    def with_steering(self, steering: Steering) -> NewJobRow:
+        return self.model_copy(
+            update={
+                "rate_limit": steering.rate_limit,
+                "in_flight_window": steering.in_flight_window,
+                "failure_tolerance": str(steering.failure_tolerance),
+                "priority": steering.priority,
+            }
+        )
+
+    def steering(self, tolerance: FailureTolerance, window: int) -> Steering:
+        """The job's steering as its row keeps it; a row made before it kept any has the
+        definition's ``tolerance`` and the service's ``window``."""
+        return Steering(
+            rate_limit=self.rate_limit,
+            in_flight_window=self.in_flight_window or window,
+            failure_tolerance=tolerance
+            if self.failure_tolerance is None
+            else self.failure_tolerance,
+            priority=self.priority,
+        )
 
 
 class RedriveInput(BaseModel):
@@ -51,6 +79,9 @@ class JobInput(BaseModel):
     paused_seconds: float = 0.0
     redrive: RedriveInput | None = None
     """Set on the runs of a redrive: the job's root batch sends its failed items again."""
+    steering: Steering | None = None
+    """The job's steering as it was when the run before continued as new; None: as the job
+    was submitted (its context's)."""
 
     @property
     def waits(self) -> bool:
@@ -88,6 +119,26 @@ class JobRecord(JobState):
 class JobKey(BaseModel):
     partition_id: str
     job_id: str
+
+
+class SteerRecord(JobKey):
+    """A job's new steering, for its row; ``free_pace``: give up the slots its batches took."""
+
+    steering: Steering
+    free_pace: bool = False
+
+
+def job_pace(partition_id: str, job_id: str) -> str:
+    """The key of a job's pace (``jobservice.db.pace``)."""
+    return f"job:{partition_id}/{job_id}"
+
+
+class PaceRequest(BaseModel):
+    """A slot for ``items`` of a rate-limited job, at ``rate`` items a second."""
+
+    pace: str
+    items: int
+    rate: float
 
 
 class RoundKey(JobKey):

@@ -21,6 +21,13 @@ from pydantic import (
 
 from jobservice.jobs.job import CAMEL_CASE, CamelModel, JobBase, default_if_null, nullable
 from jobservice.jobs.pipes import LOCAL_PIPE_PREFIX
+from jobservice.jobs.steering import (
+    IN_FLIGHT_WINDOW_MEANS,
+    PRIORITY_MEANS,
+    RATE_LIMIT_MEANS,
+    Steering,
+    SteeringChecks,
+)
 from jobservice.jobs.tolerance import (
     TOLERANCE_JSON_SCHEMA,
     FailureTolerance,
@@ -62,7 +69,25 @@ class BatchWorkerTask(CamelModel):
         return value
 
 
-class JobDefinition(BatchWorkerTask, JobBase):
+def _unless_none(value: object) -> bool:
+    return value is None
+
+
+class SteeringAtSubmit(CamelModel, SteeringChecks):
+    """The steering a job may be submitted with (see :mod:`jobservice.jobs.steering`); each
+    left out of the stored body when not given, so that a body sent before these fields
+    existed keeps its digest."""
+
+    rate_limit: float | None = Field(
+        default=None, exclude_if=_unless_none, description=RATE_LIMIT_MEANS
+    )
+    in_flight_window: int | None = Field(
+        default=None, exclude_if=_unless_none, description=IN_FLIGHT_WINDOW_MEANS
+    )
+    priority: int | None = Field(default=None, exclude_if=_unless_none, description=PRIORITY_MEANS)
+
+
+class JobDefinition(BatchWorkerTask, JobBase, SteeringAtSubmit):
     """A job file: the BatchWorkerTask, with a job's name, description and labels."""
 
     failure_tolerance: FailureTolerance = Field(default_factory=FailureTolerance)
@@ -138,7 +163,7 @@ class JobTask(CamelModel):
         return BatchWorkerTask.model_validate(data)
 
 
-class NewJob(JobBase):
+class NewJob(JobBase, SteeringAtSubmit):
     """A job as the REST API takes it: a ``task``, or a ``type`` with ``parameters``."""
 
     model_config = ConfigDict(
@@ -222,6 +247,16 @@ class NewJob(JobBase):
             raise ValueError("parameters go with type, not with task")
         return self
 
+    def steering(self, window: int) -> Steering:
+        """The steering the job starts with; ``window``: the service's in-flight window, for a
+        job that names none."""
+        return Steering(
+            rate_limit=self.rate_limit,
+            in_flight_window=self.in_flight_window or window,
+            failure_tolerance=self.failure_tolerance,
+            priority=self.priority or Steering().priority,
+        )
+
     def definition_hash(self) -> str:
         """A digest of the body, to tell the same job sent again from a different one."""
         body = self.model_dump(mode="json", by_alias=True)
@@ -245,7 +280,11 @@ class NewJob(JobBase):
 
 
 _BATCH_FIELDS = set(BatchWorkerTask.model_fields)
-_JOB_FILE_FIELDS = set(JobBase.model_fields) | {"prerequisite_job_ids", "delay"}
+_JOB_FILE_FIELDS = (
+    set(JobBase.model_fields)
+    | set(SteeringAtSubmit.model_fields)
+    | {"prerequisite_job_ids", "delay"}
+)
 """What a job file says of its job besides its task and failure tolerance."""
 
 

@@ -21,6 +21,12 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from jobservice.jobs.status import JobStatus
+from jobservice.jobs.steering import (
+    DEFAULT_PRIORITY,
+    IN_FLIGHT_WINDOW_MEANS,
+    PRIORITY_MEANS,
+    RATE_LIMIT_MEANS,
+)
 
 LABEL_KEY = re.compile(r"[A-Za-z0-9_:-]+")
 """A label key, in a job's labels and in queries over them."""
@@ -111,6 +117,9 @@ DROPPED_MEANS = (
 )
 
 
+RECENT_RATE_MEANS = "over the last ten seconds or so the job ran, as its workflow measured it"
+
+
 def waiting_items(total: int, done: int, in_flight: int) -> int:
     """How many items are waiting (:data:`WAITING_MEANS`) of ``total``."""
     return max(0, total - done - in_flight)
@@ -195,6 +204,9 @@ class JobState(BaseModel):
     percentage_complete: float = 0.0
     splitting_complete: bool = False
     items_per_second: float | None = None
+    recent_items_per_second: float | None = Field(
+        default=None, description=f"Items a second: {RECENT_RATE_MEANS}."
+    )
     eta_seconds: float | None = None
     failures: list[Failure] = Field(default_factory=list)
 
@@ -236,3 +248,9 @@ class JobView(JobBase, JobState, _JobKey):
     dropped_messages: int = Field(default=0, description=DROPPED_MEANS)
     redrive_count: int = Field(default=0, description=REDRIVE_COUNT_MEANS)
     last_redrive_time: datetime | None = None
+    rate_limit: float | None = Field(default=None, description=RATE_LIMIT_MEANS)
+    in_flight_window: int | None = Field(default=None, description=IN_FLIGHT_WINDOW_MEANS)
+    failure_tolerance: str = Field(
+        default="0", description="Failed items the job accepts: a count or a percentage."
+    )
+    priority: int = Field(default=DEFAULT_PRIORITY, description=PRIORITY_MEANS)

@@ -20,6 +20,7 @@ from jobservice.activities.carrying_on import CarryingOnActivities
 from jobservice.activities.handler_threads import HandlerThreads
 from jobservice.activities.in_hand import ItemsInHand
 from jobservice.activities.records import JobRecordActivities
+from jobservice.activities.steering import SteeringActivities
 from jobservice.activities.tree import TreeActivities
 from jobservice.db.engine import create_database_engine
 from jobservice.db.failures import FailureLedger
@@ -67,6 +68,7 @@ def build_worker(
     )
     records = JobRecordActivities(store, client)
     carrying_on = CarryingOnActivities(store.engine)
+    steering = SteeringActivities(store)
     return Worker(
         client,
         task_queue=task_queue or settings.temporal.task_queue,
@@ -81,6 +83,8 @@ def build_worker(
             carrying_on.keep_checkpoint,
             carrying_on.load_checkpoint,
             carrying_on.number_round,
+            steering.take_pace_slot,
+            steering.steer_job,
             TreeActivities(client).tell_tree,
         ],
         max_concurrent_activities=settings.worker_max_concurrent_activities,

@@ -153,14 +153,17 @@ class Broker:
         routing_key: str,
         bodies: Sequence[bytes],
         headers: Mapping[str, Any] | None = None,
+        *,
+        priority: int | None = None,
     ) -> None:
-        """Publish persistent messages, each confirmed by the broker, ``publish_window`` at a
-        time. A lost connection is retried for what was not confirmed; after
-        ``publish_attempts`` it is a :class:`BrokerUnavailableError`. A message returned as
-        unroutable means the queue has gone: :class:`TargetQueueMissingError`."""
+        """Publish persistent messages (with the AMQP ``priority``, if given), each confirmed
+        by the broker, ``publish_window`` at a time. A lost connection is retried for what was
+        not confirmed; after ``publish_attempts`` it is a :class:`BrokerUnavailableError`. A
+        message returned as unroutable means the queue has gone:
+        :class:`TargetQueueMissingError`."""
         pending = list(bodies)
         for attempt in range(1, self.settings.publish_attempts + 1):
-            outcomes, written = await self._publish_once(routing_key, pending, headers)
+            outcomes, written = await self._publish_once(routing_key, pending, headers, priority)
             failed = [(b, o) for b, o in zip(pending, outcomes, strict=True) if o is not None]
             # The written messages come first; what follows them was never sent.
             _count_confirms(outcomes[:written], len(pending) - written)
@@ -189,7 +192,11 @@ class Broker:
         )
 
     async def _publish_once(
-        self, routing_key: str, bodies: list[bytes], headers: Mapping[str, Any] | None
+        self,
+        routing_key: str,
+        bodies: list[bytes],
+        headers: Mapping[str, Any] | None,
+        priority: int | None,
     ) -> tuple[list[BaseException | None], int]:
         """Publish each body once; what became of each (None when confirmed), and how many,
         from the first, were written."""
@@ -199,7 +206,7 @@ class Broker:
         except (*LINK_ERRORS, BrokerUnavailableError) as exc:
             return [exc] * len(bodies), 0
         if can_frame(underlay):
-            return await self._publish_framed(underlay, routing_key, bodies, headers)
+            return await self._publish_framed(underlay, routing_key, bodies, headers, priority)
         window = asyncio.Semaphore(self.settings.publish_window)
 
         async def one(exchange: AbstractExchange, body: bytes) -> None:
@@ -210,6 +217,7 @@ class Broker:
                         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                         content_type="application/json",
                         headers=dict(headers or {}),
+                        priority=priority,
                     ),
                     routing_key,
                     mandatory=True,
@@ -226,6 +234,7 @@ class Broker:
         routing_key: str,
         bodies: list[bytes],
         headers: Mapping[str, Any] | None,
+        priority: int | None,
     ) -> tuple[list[BaseException | None], int]:
         """Publish in slices of half the window, one socket write each, keeping at most a
         window of messages unconfirmed; what became of each, and how many were written."""
@@ -238,7 +247,7 @@ class Broker:
                 await asyncio.wait(unconfirmed.popleft())
             try:
                 written = await publish_framed(
-                    channel, routing_key, bodies[start : start + step], headers
+                    channel, routing_key, bodies[start : start + step], headers, priority
                 )
             except LINK_ERRORS as exc:
                 lost = exc

@@ -52,10 +52,12 @@ async def publish_framed(
     routing_key: str,
     bodies: Sequence[bytes],
     headers: Mapping[str, Any] | None = None,
+    priority: int | None = None,
 ) -> list[asyncio.Future[Any]]:
-    """Write persistent, mandatory publishes of ``bodies`` to ``routing_key`` in one payload;
-    the futures settle as the broker confirms (or returns) each message."""
-    template = _Template(channel.number, routing_key, headers)
+    """Write persistent, mandatory publishes of ``bodies`` to ``routing_key`` in one payload
+    (with the AMQP ``priority``, if given); the futures settle as the broker confirms (or
+    returns) each message."""
+    template = _Template(channel.number, routing_key, headers, priority)
     size = channel.max_content_size
     parts: list[bytes] = []
     futures: list[asyncio.Future[Any]] = []
@@ -92,7 +94,13 @@ class _Template:
     publish frame is the same for every message, the header frame differs in the body size
     and the message id only."""
 
-    def __init__(self, channel: int, routing_key: str, headers: Mapping[str, Any] | None):
+    def __init__(
+        self,
+        channel: int,
+        routing_key: str,
+        headers: Mapping[str, Any] | None,
+        priority: int | None = None,
+    ):
         self._channel = channel
         self._publish = frame.marshal(
             spec.Basic.Publish(routing_key=routing_key, mandatory=True), channel
@@ -103,6 +111,7 @@ class _Template:
                     delivery_mode=2,
                     content_type="application/json",
                     headers=dict(headers) if headers else None,
+                    priority=priority,
                     message_id=_ID_PLACEHOLDER,
                 ),
                 body_size=0,

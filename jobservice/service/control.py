@@ -11,6 +11,7 @@ from jobservice.execution.names import PAUSE_SIGNAL, RESUME_SIGNAL
 from jobservice.execution.tree import Word
 from jobservice.jobs.job import JobView
 from jobservice.jobs.status import JobStatus
+from jobservice.jobs.steering import SteeringPatch
 from jobservice.service.reads import JobReads
 from jobservice.service.stalls import JobHealth
 from jobservice.temporal.orchestration import JobWorkflows
@@ -70,6 +71,19 @@ class JobControl:
         if not settle:
             return job
         return await self._settled(partition, job_id, {JobStatus.ACTIVE, JobStatus.WAITING})
+
+    async def tune(self, job_id: str, patch: SteeringPatch, *, partition: str) -> JobView:
+        """Change a running job's steering (its rate limit, in-flight window, failure tolerance
+        or priority): in force in its whole tree within moments, kept in its row. A paused
+        job keeps it for when it resumes."""
+        job = await self._reads.get(job_id, partition=partition)
+        if job.status.is_terminal:
+            raise JobStateError(
+                f"job {job_id!r} is {job.status}; a job that has ended cannot be tuned"
+            )
+        if patch.changes():
+            await self._workflows.tune(partition, job_id, patch.wire())
+        return await self._reads.get(job_id, partition=partition)
 
     async def cancel(self, job_id: str, *, partition: str, settle: bool) -> JobView:
         """Cancel the whole tree. Cancelling a Cancelled job changes nothing."""

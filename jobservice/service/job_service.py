@@ -12,7 +12,7 @@ and workflows that disagree), with the job database's :class:`JobStore` beside t
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from temporalio.client import Client
@@ -21,6 +21,7 @@ from jobservice.db.engine import create_database_engine
 from jobservice.db.query import JobQuery
 from jobservice.db.rows import CoreRows
 from jobservice.db.store import JobStore, open_store
+from jobservice.errors import InvalidJobError
 from jobservice.execution.batch import BatchPage
 from jobservice.execution.job import NewJobRow, RedriveInput
 from jobservice.jobs.definition import JobDefinition, NewJob
@@ -28,6 +29,7 @@ from jobservice.jobs.job import JobView
 from jobservice.jobs.jobtypes import JobTypes
 from jobservice.jobs.public import Failure, FailurePage
 from jobservice.jobs.status import DEFAULT_PARTITION, JobStatus
+from jobservice.jobs.steering import SteeringPatch
 from jobservice.plugins.registry import Registry, installed
 from jobservice.service.bulk import BulkAction, BulkReport, BulkRunner, all_or_unavailable
 from jobservice.service.control import JobControl
@@ -263,6 +265,24 @@ class JobService:
     ) -> JobView:
         """Cancel the whole tree. Cancelling a Cancelled job changes nothing."""
         return await self._control.cancel(job_id, partition=partition, settle=settle)
+
+    async def tune(
+        self,
+        job_id: str,
+        patch: SteeringPatch | Mapping[str, Any],
+        *,
+        partition: str = DEFAULT_PARTITION,
+    ) -> JobView:
+        """Change a running job's steering without pausing it: ``patch`` is a JSON merge patch
+        of its ``rateLimit``, ``inFlightWindow``, ``failureTolerance`` and ``priority`` (null
+        puts one back to its default). A value the job cannot take is an
+        :class:`InvalidJobError` saying why; a job that has ended, a :class:`JobStateError`."""
+        if not isinstance(patch, SteeringPatch):
+            try:
+                patch = SteeringPatch.parse(patch)
+            except ValueError as exc:
+                raise InvalidJobError(str(exc)) from None
+        return await self._control.tune(job_id, patch, partition=partition)
 
     async def redrive(self, job_id: str, *, partition: str = DEFAULT_PARTITION) -> JobView:
         """Run a Completed, Failed or Cancelled job again in place, sending exactly its failed

@@ -109,6 +109,10 @@ def job_view(row: Mapping[str, Any]) -> JobView:
             "last_redrive_time": _time(row["last_redrive_time"])
             if row.get("last_redrive_time")
             else None,
+            # A row made before steering was kept has the tolerance its definition gave.
+            "failure_tolerance": row.get("failure_tolerance")
+            or (row["definition"] or {}).get("failureTolerance")
+            or "0",
         }
     )
 

@@ -67,6 +67,7 @@ class JobSubmitter:
             self._validator.execution_of, job, partition=partition, job_id=job_id
         )
         await self._check_prerequisites(partition, job_id, job.prerequisite_job_ids)
+        steering = job.steering(self._validator.engine_of(job).in_flight_window)
         new_row = NewJobRow(
             **job.model_dump(include=set(JobBase.model_fields)),
             partition_id=partition,
@@ -75,7 +76,7 @@ class JobSubmitter:
             definition_hash=job.definition_hash(),
             prerequisite_job_ids=job.prerequisite_job_ids,
             delay=job.delay,
-        )
+        ).with_steering(steering)
         creation = await asyncio.to_thread(self._store.create, new_row)
         if creation.outcome is Created.CONFLICT:
             raise JobConflictError(
@@ -121,15 +122,18 @@ class JobSubmitter:
         failure of a ``fresh`` job's start leaves its row for the reconciler; else it
         raises."""
         job = NewJob.model_validate(new_row.definition)
+        engine = self._validator.engine_of(job)
         context = JobContext(
             **definition.model_dump(include=_RUN_AS_DEFINED),
             partition=new_row.partition_id,
             job_id=new_row.job_id,
             status_check_url=self._status_check_url(new_row.partition_id, new_row.job_id),
             # The row keeps the body as the API took it, with the job's own time limit.
-            engine=self._validator.engine_of(job),
+            engine=engine,
             round=redrive.round if redrive else 0,
             carries_on=redrive.carries_on if redrive else False,
+            # As the row has it: a redrive runs as the job was last tuned.
+            steering=new_row.steering(definition.failure_tolerance, engine.in_flight_window),
         )
         first_run = JobInput(
             context=context,

@@ -7,6 +7,8 @@ import hashlib
 
 from temporalio.common import Priority
 
+from jobservice.jobs.steering import DEFAULT_PRIORITY
+
 FAIRNESS_DYNAMIC_CONFIG = {
     "matching.useNewMatcher": "true",
     "matching.enableFairness": "true",
@@ -20,15 +22,19 @@ _FAIRNESS_KEY_BYTES = 64
 """The longest fairness key Temporal takes."""
 
 
-def job_priority(partition: str, job_id: str) -> Priority:
-    """What the job's workflows and activities are started with: a fairness key of the job's
-    own, so that matching serves the tasks of all running jobs in turn, however many tasks each
-    has queued. Keyed by job rather than by partition: one partition's huge job must not hold
-    back the same partition's small one."""
+def job_priority(partition: str, job_id: str, priority: int = DEFAULT_PRIORITY) -> Priority:
+    """What the job's workflows and activities are started with: its priority (Temporal serves
+    a task of priority 1 before any of 2, and so on), and a fairness key of the job's own, so
+    that among jobs of one priority matching serves the tasks of all running jobs in turn,
+    however many tasks each has queued. Keyed by job rather than by partition: one partition's
+    huge job must not hold back the same partition's small one. The default priority is left
+    unsaid: Temporal takes 3 then, as tasks begun before jobs had priorities were."""
     key = f"{partition}/{job_id}"
     if len(key.encode()) > _FAIRNESS_KEY_BYTES:
         key = hashlib.sha256(key.encode()).hexdigest()[:_FAIRNESS_KEY_BYTES]
-    return Priority(fairness_key=key)
+    return Priority(
+        priority_key=None if priority == DEFAULT_PRIORITY else priority, fairness_key=key
+    )
 
 
 def dev_server_fairness_args() -> list[str]:

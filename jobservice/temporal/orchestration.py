@@ -20,6 +20,7 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
+    WorkflowUpdateFailedError,
 )
 from temporalio.common import (
     QueryRejectCondition,
@@ -27,13 +28,13 @@ from temporalio.common import (
     TypedSearchAttributes,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from jobservice.errors import JobStateError, UnavailableError
+from jobservice.errors import InvalidJobError, JobStateError, UnavailableError
 from jobservice.execution.batch import BatchesRequest, BatchPage
 from jobservice.execution.job import JobInput
-from jobservice.execution.names import BATCHES_QUERY, JOB_WORKFLOW
+from jobservice.execution.names import BATCHES_QUERY, JOB_WORKFLOW, TUNE_UPDATE
 from jobservice.execution.tree import Word
 from jobservice.jobs.status import JobStatus
 from jobservice.jobs.taskids import workflow_id
@@ -49,6 +50,10 @@ _CANCEL_SECONDS = 10.0
 _QUERY_SECONDS = 3.0
 """The longest a page of the batch tree waits for a worker to answer a query: with none
 polling, Temporal would hold the query until the call's deadline."""
+_UPDATE_SECONDS = 10.0
+"""The longest a change of a job's steering waits for a worker to take it."""
+_NO_ANSWER = (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED)
+"""A call's deadline passing reads as CANCELLED, the server's as DEADLINE_EXCEEDED."""
 
 
 class JobWorkflows:
@@ -83,7 +88,9 @@ class JobWorkflows:
                     ]
                 ),
                 static_summary=summary,
-                priority=job_priority(context.partition, context.job_id),
+                priority=job_priority(
+                    context.partition, context.job_id, context.submitted_steering().priority
+                ),
             )
 
     async def execution(self, partition: str, job_id: str) -> WorkflowExecution | None:
@@ -104,6 +111,33 @@ class JobWorkflows:
                     f"job {job_id!r} has no running workflow yet; try again shortly"
                 ) from None
             raise unavailable(exc) from None
+
+    async def tune(self, partition: str, job_id: str, patch: dict[str, Any]) -> dict[str, Any]:
+        """Change the job's steering by ``patch`` (a JSON merge patch), through the ``tune``
+        Update of its workflow; the steering it then has. A change the workflow refuses is an
+        :class:`InvalidJobError` saying why, and leaves nothing in its history."""
+        try:
+            steering: dict[str, Any] = await self._handle(partition, job_id).execute_update(
+                TUNE_UPDATE,
+                patch,
+                result_type=dict,
+                rpc_timeout=timedelta(seconds=_UPDATE_SECONDS),
+            )
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            reason = cause.message if isinstance(cause, ApplicationError) else str(cause)
+            raise InvalidJobError(reason) from None
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise JobStateError(
+                    f"job {job_id!r} has no running workflow to tune: it has ended, or has "
+                    "not started yet"
+                ) from None
+            if exc.status in _NO_ANSWER:
+                did = f"took the change of job {job_id!r}"
+                raise self._no_worker(did, _UPDATE_SECONDS) from None
+            raise unavailable(exc) from None
+        return steering
 
     async def cancel(self, partition: str, job_id: str) -> bool:
         """Ask the job's workflow to cancel; False when it has none running."""
@@ -149,14 +183,17 @@ class JobWorkflows:
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 return None
-            # The call's deadline passing reads as CANCELLED, the server's as DEADLINE_EXCEEDED.
-            if exc.status in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED):
-                raise UnavailableError(
-                    f"no worker answered for batch {batch_id} within {_QUERY_SECONDS:g} s: "
-                    f"is a worker polling task queue {self._settings.task_queue!r}?"
-                ) from None
+            if exc.status in _NO_ANSWER:
+                did = f"answered for batch {batch_id}"
+                raise self._no_worker(did, _QUERY_SECONDS) from None
             raise unavailable(exc) from None
         return page
+
+    def _no_worker(self, did: str, seconds: float) -> UnavailableError:
+        return UnavailableError(
+            f"no worker {did} within {seconds:g} s: is a worker polling task queue "
+            f"{self._settings.task_queue!r}?"
+        )
 
     async def tell_tree(self, partition: str, job_id: str, word: Word) -> None:
         """Tell every running batch at once, besides the root, which passes word on too."""

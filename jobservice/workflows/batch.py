@@ -23,9 +23,11 @@ with workflow.unsafe.imports_passed_through():
         PROGRESS_QUERY,
         PROGRESS_SIGNAL,
         RESUME_SIGNAL,
+        STEER_SIGNAL,
         TRACKING_SIGNAL,
     )
     from jobservice.execution.tracking import TrackingBatch
+    from jobservice.jobs.steering import Steering
     from jobservice.workflows.failures import BatchFailedError, failure_details
     from jobservice.workflows.runner import BatchRunner
 
@@ -87,6 +89,10 @@ class BatchWorkflow:
     @workflow.signal(name=RESUME_SIGNAL)
     def resume(self) -> None:
         self._runner.set_paused(False)
+
+    @workflow.signal(name=STEER_SIGNAL)
+    def steer(self, steering: Steering) -> None:
+        self._runner.steer(steering)
 
     @workflow.signal(name=PROGRESS_SIGNAL)
     def progress_report(self, report: ProgressReport) -> None:

@@ -23,15 +23,19 @@ class Budget:
     engine: EngineSettings
     batches: int
     queue: bool
+    window: int
+    """The job's in-flight window: its own, or the engine's."""
 
     @classmethod
-    def of(cls, engine: EngineSettings, given: int | None, *, queue: bool) -> Budget:
+    def of(
+        cls, engine: EngineSettings, given: int | None, *, queue: bool, window: int | None = None
+    ) -> Budget:
         """The budget a batch was given by its parent; the whole job's when none was."""
-        return cls(engine, given or engine.batch_budget, queue)
+        return cls(engine, given or engine.batch_budget, queue, window or engine.in_flight_window)
 
     def window_share(self) -> int:
         """This subtree's share of the job's in-flight window."""
-        return max(1, self.engine.in_flight_window * self.batches // self.engine.batch_budget)
+        return max(1, self.window * self.batches // self.engine.batch_budget)
 
     def batch_window(self, sub_batch_total: int) -> int:
         """Children at once: no more than the window, the budget, or the sub-batches there are."""

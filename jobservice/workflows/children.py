@@ -20,9 +20,13 @@ from temporalio.exceptions import (
 
 with workflow.unsafe.imports_passed_through():
     from jobservice.execution.batch import (
+        BatchesRequest,
         BatchInput,
+        BatchPage,
+        BatchState,
         JobContext,
         Progress,
+        ProgressReport,
         RunningBatch,
         StoppedChild,
         SubBatch,
@@ -32,8 +36,11 @@ with workflow.unsafe.imports_passed_through():
         KEPT_RESULTS_PATCH,
         PAUSE_SIGNAL,
         RESUME_SIGNAL,
+        STEER_SIGNAL,
+        TRACKING_REPORTS_PATCH,
     )
     from jobservice.jobs.job import Failure
+    from jobservice.jobs.steering import Steering
     from jobservice.jobs.taskids import workflow_id
     from jobservice.workflows.control import BatchControl, Command
     from jobservice.workflows.failures import failure_from_error
@@ -52,6 +59,8 @@ class Child:
     handle: workflow.ChildWorkflowHandle[Any, Progress] | None = None
     task: asyncio.Future[Any] | None = None
     latest: Progress | None = None
+    steering: Steering | None = None
+    """The job's steering as the child was started with it, or last told it."""
 
 
 class ChildBatches:
@@ -66,7 +75,8 @@ class ChildBatches:
         control: BatchControl,
         spawn: Spawn,
         *,
-        priority: Priority,
+        priority: Callable[[], Priority],
+        steering: Callable[[], Steering],
         finished: Callable[[Progress], None],
         failed: Callable[[Failure], None],
         cancelled: Callable[[], None],
@@ -77,6 +87,7 @@ class ChildBatches:
         self._control = control
         self._spawn = spawn
         self._priority = priority
+        self._steering = steering
         self._finished = finished
         self._failed = failed
         self._cancelled = cancelled
@@ -109,13 +120,68 @@ class ChildBatches:
             elif child.handle is not None:
                 self._spawn(self._signal(child.handle, command))
 
-    def reported(self, index: int, progress: Progress) -> None:
-        """A running child's progress report."""
-        self.running[index].latest = progress
+    def steer(self) -> None:
+        """Pass the job's new steering on to every running child that has not had it; one
+        still starting has it once it has started."""
+        steering = self._steering()
+        for child in self.running.values():
+            if child.handle is not None and child.steering != steering:
+                child.steering = steering
+                self._spawn(self._tell_steering(child.handle, steering))
+
+    async def _tell_steering(
+        self, handle: workflow.ChildWorkflowHandle[Any, Progress], steering: Steering
+    ) -> None:
+        with contextlib.suppress(FailureError):  # it has just ended
+            await handle.signal(STEER_SIGNAL, steering)
+
+    def reported(self, report: ProgressReport) -> bool:
+        """A child's progress report; whether it is of a running child. A run begun before
+        reports carried the in-flight percentage and retries reads them as it did then: as
+        none."""
+        child = self.running.get(report.index)
+        if child is None:
+            return False
+        progress = report.progress
+        if (progress.in_flight_percent or progress.retries) and not workflow.patched(
+            TRACKING_REPORTS_PATCH
+        ):
+            progress = progress.model_copy(update={"in_flight_percent": 0, "retries": 0})
+        child.latest = progress
+        return True
 
     def parts(self) -> list[tuple[SubBatch, Progress | None]]:
         """Each running child's sub-batch and last report, for the roll-up."""
         return [(child.sub_batch, child.latest) for child in self.running.values()]
+
+    def page(
+        self,
+        request: BatchesRequest,
+        state: BatchState,
+        progress: Progress,
+        *,
+        paused: bool,
+        chunks: int,
+        chunk_items: int,
+    ) -> BatchPage:
+        """The batch (its ``state`` and ``progress``) and a page of its running children, by
+        index. Ended children are counted from the cursor of started ones, which
+        continue-as-new carries: it happens only when no child is out."""
+        split, running = state.split, self.running
+        start = max(0, request.offset)
+        page = sorted(running)[start : start + max(0, request.limit)]
+        return BatchPage(
+            progress=progress,
+            paused=paused,
+            running=[self.running_batch(index) for index in page],
+            running_total=len(running),
+            finished_children=state.next_sub_batch - len(running),
+            pending=len(state.pending),
+            more_pending=split is None or state.sub_batches_fetched < split.sub_batch_total,
+            sub_batch_total=split.sub_batch_total if split else None,
+            chunks=chunks,
+            chunk_items=chunk_items,
+        )
 
     def running_batch(self, index: int) -> RunningBatch:
         child, context = self.running[index], self._context
@@ -150,7 +216,7 @@ class ChildBatches:
                     id=workflow_id(context.partition, context.job_id, request.path),
                     result_type=Progress,
                     parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
-                    priority=self._priority,
+                    priority=self._priority(),
                 )
             except WorkflowAlreadyStartedError:
                 waits += 1
@@ -172,13 +238,17 @@ class ChildBatches:
                 paused=paused,
                 budget=budget,
                 carries_on=carries_on,
+                steering=self._steering(),
             )
+            child.steering = request.steering
             handle = await self._start(request, carries_on=carries_on)
             child.handle = handle
-            # A pause or a cancel that came while the child was starting reaches it now.
+            # A pause, a cancel or new steering that came while the child was starting
+            # reaches it now.
             command = self._control.child_started(index)
             if command is not None:
                 self.tell({index: command})
+            self.steer()
             final = await handle
         except asyncio.CancelledError:
             # It may have completed in the moment it was cancelled (see .kept).

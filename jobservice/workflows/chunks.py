@@ -14,7 +14,13 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import CancelledError as TemporalCancelledError
 
 with workflow.unsafe.imports_passed_through():
-    from jobservice.execution.batch import BatchInput, ChunkInput, ChunkResult, Progress
+    from jobservice.execution.batch import (
+        BatchInput,
+        ChunkInput,
+        ChunkResult,
+        PaceSlot,
+        Progress,
+    )
     from jobservice.execution.names import BROKER_UNAVAILABLE, DISPATCH_ITEMS, KEPT_RESULTS_PATCH
     from jobservice.jobs.job import Failure
     from jobservice.workflows.children import Spawn
@@ -43,7 +49,7 @@ class Chunks:
         spawn: Spawn,
         *,
         retry_policy: RetryPolicy,
-        priority: Priority,
+        priority: Callable[[], Priority],
         tracked: Callable[[], TrackedItems | None],
         finished: Callable[[Progress], None],
         failed: Callable[[Failure], None],
@@ -67,11 +73,34 @@ class Chunks:
         """Items of the chunks out now."""
         return sum(chunk.end - chunk.start for chunk in self.out)
 
-    def start(self, start: int, end: int, *, sub_batch_total: int) -> None:
-        """Dispatch items ``[start, end)`` of the batch."""
+    def start(
+        self,
+        start: int,
+        end: int,
+        *,
+        sub_batch_total: int,
+        pace: PaceSlot | None = None,
+        amqp_priority: int | None = None,
+    ) -> None:
+        """Dispatch items ``[start, end)`` of the batch, within ``pace`` if the job has a rate
+        limit, its task messages with ``amqp_priority`` if any."""
         chunk = Chunk(start, end)
         self.out.append(chunk)
-        self._spawn(self._run(chunk, sub_batch_total))
+        self._spawn(
+            self._run(
+                chunk,
+                ChunkInput(
+                    context=self._request.context,
+                    path=self._request.path,
+                    definition=self._request.definition,
+                    sub_batch_total=sub_batch_total,
+                    start=start,
+                    end=end,
+                    pace=pace,
+                    amqp_priority=amqp_priority,
+                ),
+            )
+        )
 
     def stop(self) -> None:
         """Cancel every chunk out: each stops after the slice it is in, with what it did."""
@@ -103,26 +132,19 @@ class Chunks:
         else:
             self._took(chunk, result)
 
-    async def _run(self, chunk: Chunk, sub_batch_total: int) -> None:
+    async def _run(self, chunk: Chunk, chunk_input: ChunkInput) -> None:
         request = self._request
         context = request.context
         engine = context.engine
         chunk.handle = workflow.start_activity(
             DISPATCH_ITEMS,
-            ChunkInput(
-                context=context,
-                path=request.path,
-                definition=request.definition,
-                sub_batch_total=sub_batch_total,
-                start=chunk.start,
-                end=chunk.end,
-            ),
+            chunk_input,
             result_type=ChunkResult,
             start_to_close_timeout=timedelta(minutes=30),
             heartbeat_timeout=timedelta(seconds=engine.heartbeat_timeout_seconds),
             retry_policy=self._retry_policy,
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-            priority=self._priority,
+            priority=self._priority(),
         )
         window = self._window
         try:

@@ -6,11 +6,10 @@ import asyncio
 import contextlib
 import functools
 from datetime import timedelta
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from jobservice.execution.batch import (
@@ -43,20 +42,22 @@ with workflow.unsafe.imports_passed_through():
         RECORD_JOB,
         RESUME_SIGNAL,
         SETTLE_PREREQUISITES,
-        TELL_TREE,
         TRACKING_SIGNAL,
+        TUNE_UPDATE,
     )
     from jobservice.execution.tracking import TrackingBatch
-    from jobservice.execution.tree import TreeWord, Word
+    from jobservice.execution.tree import Word
     from jobservice.jobs.job import Failure
     from jobservice.jobs.status import JobStatus
+    from jobservice.jobs.steering import Steering
     from jobservice.temporal.search import JOB_STATUS
-    from jobservice.workflows.failures import DATABASE_RETRY, BatchFailedError, raise_if_cancelled
+    from jobservice.workflows.database import database
+    from jobservice.workflows.failures import BatchFailedError
     from jobservice.workflows.rowkeeping import JobRowKeeping, redriven
     from jobservice.workflows.runner import BatchRunner
+    from jobservice.workflows.steering import keep, refusal, tolerance_failure, tuned
+    from jobservice.workflows.telling import tell_tree
     from jobservice.workflows.tracked import items_memo
-
-T = TypeVar("T")
 
 
 @workflow.defn(name=JOB_WORKFLOW)
@@ -76,6 +77,7 @@ class JobWorkflow:
                 definition=request.definition,
                 paused=request.paused,
                 state=request.state,
+                steering=request.steering,
             ),
             stop_check=None if self._redrive else self._tolerance_exceeded,
             on_cancel=self._cancelling,
@@ -145,6 +147,7 @@ class JobWorkflow:
                     started_at=self._row.started_at,
                     paused_seconds=self._row.paused_total(workflow.now()),
                     redrive=request.redrive,
+                    steering=self._steering,
                 ),
             )
         self._ended = True
@@ -166,7 +169,7 @@ class JobWorkflow:
         moving those the tree ended with; with none to send, the redrive is done."""
         context = self._request.context
         key = RoundKey(partition_id=context.partition, job_id=context.job_id, round=context.round)
-        items = await _database(NUMBER_ROUND, key, int)
+        items = await database(NUMBER_ROUND, key, int)
         if not items:
             return
         progress = self._runner.progress()
@@ -187,6 +190,7 @@ class JobWorkflow:
                     completed=progress.completed,
                     failed=progress.failed,
                 ),
+                steering=self._steering,
             ),
             memo=memo,
         )
@@ -212,7 +216,7 @@ class JobWorkflow:
         check = timedelta(seconds=request.context.engine.prerequisite_check_seconds)
         while request.prerequisite_job_ids:
             self._prerequisites_changed = False
-            state = await _database(
+            state = await database(
                 SETTLE_PREREQUISITES,
                 PrerequisiteQuery(
                     partition_id=request.context.partition,
@@ -229,7 +233,13 @@ class JobWorkflow:
             if workflow.info().is_continue_as_new_suggested():
                 await self._continue_as_new(
                     recorder,
-                    request.model_copy(update={"new_row": None, "paused": self._runner.paused}),
+                    request.model_copy(
+                        update={
+                            "new_row": None,
+                            "paused": self._runner.paused,
+                            "steering": self._steering,
+                        }
+                    ),
                 )
             # Told when a prerequisite ends; read again now and then in case a word was lost.
             with contextlib.suppress(asyncio.TimeoutError):
@@ -271,8 +281,8 @@ class JobWorkflow:
         )
 
     async def _write(self, record: JobRecord) -> None:
-        await _database(RECORD_JOB, record, bool)
-        self._row.wrote(record)
+        await database(RECORD_JOB, record, bool)
+        self._row.wrote(record, workflow.now())
 
     async def _keep_row_current(self) -> None:
         """Write the row when the job changes: a status at once, counts at most once an
@@ -313,7 +323,7 @@ class JobWorkflow:
         await self._write(self._record(ended=ended))
         if ended:
             context = self._request.context
-            await _database(
+            await database(
                 NOTIFY_DEPENDENTS,
                 JobKey(partition_id=context.partition, job_id=context.job_id),
                 int,
@@ -332,22 +342,34 @@ class JobWorkflow:
         workflow.continue_as_new(next_run, memo=memo)
 
     def _tolerance_exceeded(self, progress: Progress) -> Failure | None:
-        tolerance = self._request.context.failure_tolerance
-        if progress.failed == 0:
-            return None
-        if tolerance.percent is not None and not progress.splitting_complete:
-            return None  # a percentage needs the final total
-        if not tolerance.exceeded(progress.failed, progress.total):
-            return None
-        return Failure(
-            failure_id=self._request.context.task_id([]),
-            failure_time=workflow.now(),
-            failure_source="job",
-            failure_message=(
-                f"{progress.failed} of {progress.total} items failed, more than the "
-                f"failure tolerance ({tolerance}) allows"
-            ),
-        )
+        tolerance = self._steering.failure_tolerance
+        return tolerance_failure(tolerance, progress, self._request.context, workflow.now())
+
+    @property
+    def _steering(self) -> Steering:
+        return self._runner.tuning.steering
+
+    @workflow.update(name=TUNE_UPDATE)
+    async def tune(self, patch: dict[str, Any]) -> dict[str, Any]:
+        """Change the job's steering (a JSON merge patch of it): kept in its row, and in force
+        in its whole tree within moments. Its batches' pace starts again from now."""
+        steering = tuned(self._steering, patch, self._request.context)
+        await self._keep_steering(steering)
+        self._runner.steer(steering)
+        return steering.model_dump(mode="json", by_alias=True)
+
+    @tune.validator
+    def _tune_allowed(self, patch: dict[str, Any]) -> None:
+        """Refuse a patch that is not a steering, or that the job cannot take, before it is
+        written to the history."""
+        if self._ended or self._closing:
+            raise ValueError("the job has ended; there is nothing left to tune")
+        reason = refusal(tuned(self._steering, patch, self._request.context), self._progress())
+        if reason is not None:
+            raise ValueError(reason)
+
+    async def _keep_steering(self, steering: Steering) -> None:
+        await keep(self._request.context, steering)
 
     def _snapshot(self) -> JobProgress:
         return self._row.snapshot(self._status, self._progress())
@@ -364,22 +386,9 @@ class JobWorkflow:
     def _tell_tree(self, word: Word) -> None:
         """Pass a pause or a cancel to every running batch at once, not only down the tree a
         level at a time: it may have come from the Temporal CLI or Web UI, not the service."""
-        task = asyncio.create_task(self._tell(word))
+        task = asyncio.create_task(tell_tree(self._request.context, word))
         self._telling.add(task)
         task.add_done_callback(self._telling.discard)
-
-    async def _tell(self, word: Word) -> None:
-        context = self._request.context
-        try:
-            await workflow.execute_local_activity(
-                TELL_TREE,
-                TreeWord(partition_id=context.partition, job_id=context.job_id, word=word),
-                result_type=int,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=RetryPolicy(maximum_attempts=3),
-            )
-        except ActivityError as error:  # the word still goes down the tree
-            workflow.logger.warning("could not %s the batches at once: %s", word, error)
 
     def _finish(self, status: JobStatus) -> JobProgress:
         self._ended = True
@@ -398,7 +407,7 @@ class JobWorkflow:
             self._tell_tree(Word.PAUSE)
 
     @workflow.signal(name=RESUME_SIGNAL)
-    def resume(self) -> None:
+    async def resume(self) -> None:
         # Even when the job never took a pause in (its signal was lost with a failed call),
         # a resume lets the next write take the row out of Paused.
         self._row.resumed = True
@@ -406,6 +415,12 @@ class JobWorkflow:
             self._row.paused_seconds = self._row.paused_total(workflow.now())
             self._row.paused_at = None
             self._set_status(JobStatus.WAITING if self._waiting else JobStatus.ACTIVE)
+            if self._steering.rate_limit is not None:
+                # Slots taken before the pause are past: the pace starts again from now,
+                # before any batch takes one again.
+                await self._keep_steering(self._steering)
+                if self._status is JobStatus.PAUSED:
+                    return  # paused again meanwhile
             self._runner.set_paused(False)
 
     @workflow.signal(name=PREREQUISITES_SIGNAL)
@@ -428,20 +443,3 @@ class JobWorkflow:
     @workflow.query(name=PROGRESS_QUERY)
     def progress(self) -> JobProgress:
         return self._snapshot()
-
-
-async def _database(activity: str, argument: Any, result_type: type[T]) -> T:
-    """A job database activity, run locally. The database may be away for a while: it is
-    retried until it answers. The job being cancelled meanwhile is a cancel."""
-    try:
-        result: T = await workflow.execute_local_activity(
-            activity,
-            argument,
-            result_type=result_type,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=DATABASE_RETRY,
-        )
-    except ActivityError as error:
-        raise_if_cancelled(error)
-        raise
-    return result

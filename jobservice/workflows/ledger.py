@@ -40,7 +40,7 @@ class FailedItemRecording:
         state: BatchState,
         spawn: Spawn,
         *,
-        priority: Priority,
+        priority: Callable[[], Priority],
         changed: Callable[[], None],
     ) -> None:
         self._request = request
@@ -105,7 +105,7 @@ class FailedItemRecording:
                 ),
                 start_to_close_timeout=timedelta(minutes=10),
                 retry_policy=_RETRY,
-                priority=self._priority,
+                priority=self._priority(),
             )
         except asyncio.CancelledError:
             raise

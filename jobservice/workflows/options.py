@@ -14,12 +14,13 @@ with workflow.unsafe.imports_passed_through():
     from jobservice.workflows.failures import NON_RETRYABLE
 
 
-def task_priority(context: JobContext) -> Priority:
-    """Every task of the job is under the job's fairness key, so that matching serves each
-    running job in turn: a small job does not wait behind a huge one's queued chunks. Set on
-    each task rather than only inherited from the root, so that the tree of a root started
-    without it (by hand, from the Temporal CLI) has it all the same."""
-    return job_priority(context.partition, context.job_id)
+def task_priority(context: JobContext, priority: int) -> Priority:
+    """Every task of the job is under the job's ``priority`` and fairness key, so that
+    matching serves an urgent job first and each running job of a priority in turn: a small
+    job does not wait behind a huge one's queued chunks. Set on each task rather than only
+    inherited from the root, so that the tree of a root started without it (by hand, from the
+    Temporal CLI) has it all the same, and a tuned priority reaches the tasks scheduled next."""
+    return job_priority(context.partition, context.job_id, priority)
 
 
 def retry_policy(context: JobContext) -> RetryPolicy:

@@ -5,7 +5,7 @@ Pure: the job workflow gives it the time and its tree's progress, and writes the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 
@@ -15,8 +15,10 @@ with workflow.unsafe.imports_passed_through():
     from jobservice.jobs.job import Failure, JobCounts
     from jobservice.jobs.status import JobStatus
 
-_STEADY = {"items_per_second": None, "eta_seconds": None}
+_STEADY = {"items_per_second": None, "recent_items_per_second": None, "eta_seconds": None}
 """What moves with the clock alone: not a change worth a write."""
+RECENT = timedelta(seconds=10)
+"""How far back the recent rate looks."""
 
 
 @dataclass
@@ -41,6 +43,8 @@ class JobRowKeeping:
     """The job's round: its records are written only while no redrive has followed it."""
     done_before: int = 0
     """Items a redrive found done and does not send again: left out of its rate."""
+    samples: list[tuple[datetime, int]] = field(default_factory=list)
+    """Items done as each write found them, over the last :data:`RECENT`, for its rate."""
 
     def paused_total(self, now: datetime) -> float:
         """Seconds the job has spent paused, the pause it is in included."""
@@ -95,6 +99,7 @@ class JobRowKeeping:
             ),
             percentage_complete=float(percent),
             **self.rate(status, done, counts.total, now=now, held=held),
+            recent_items_per_second=None if held else self.recent_rate(done, now),
             failures=snapshot.failures,
             resumed=self.resumed,
             new_row=self.new_row,
@@ -121,6 +126,13 @@ class JobRowKeeping:
             rates["eta_seconds"] = round(left / rate, 1)
         return rates
 
+    def recent_rate(self, done: int, now: datetime) -> float | None:
+        """Items a second over the last :data:`RECENT` or so; None until a second has passed."""
+        since = next(((time, then) for time, then in self.samples if now - time <= RECENT), None)
+        if since is None or (now - since[0]).total_seconds() < 1:
+            return None
+        return round(max(0, done - since[1]) / (now - since[0]).total_seconds(), 1)
+
     def changed(self, record: JobRecord) -> bool:
         """Whether ``record`` says more than the row last written: the rate moves with the
         clock alone, so an idle job writes nothing."""
@@ -128,10 +140,12 @@ class JobRowKeeping:
             return True
         return record.model_copy(update=_STEADY) != self.written.model_copy(update=_STEADY)
 
-    def wrote(self, record: JobRecord) -> None:
+    def wrote(self, record: JobRecord, now: datetime) -> None:
         """``record`` is in the row: the row exists, a resume has reached it, and what comes
         next is told from it."""
         self.written = record
+        self.samples = [(time, done) for time, done in self.samples if now - time <= RECENT]
+        self.samples.append((now, record.counts.done))
         self.new_row = None
         if record.resumed:
             self.resumed = False

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import Priority, RetryPolicy
+from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from jobservice.execution.batch import (
@@ -38,20 +38,20 @@ with workflow.unsafe.imports_passed_through():
         IN_FLIGHT_PATCH,
         TRACKING_REPORTS_PATCH,
     )
-    from jobservice.execution.tracking import TrackingBatch, TrackingState
+    from jobservice.execution.tracking import TrackingBatch
     from jobservice.jobs.job import Failure
-    from jobservice.jobs.pipes import is_local_pipe
+    from jobservice.jobs.steering import Steering
     from jobservice.workflows import carrying_on
-    from jobservice.workflows.budget import Budget
     from jobservice.workflows.children import ChildBatches
     from jobservice.workflows.chunks import Chunks
     from jobservice.workflows.control import BatchControl, Steps
     from jobservice.workflows.failures import BatchFailedError
     from jobservice.workflows.ledger import FailedItemRecording
-    from jobservice.workflows.options import retry_policy, task_priority
+    from jobservice.workflows.options import retry_policy
     from jobservice.workflows.rollup import add_finished, roll_up
-    from jobservice.workflows.splitting import split_page
-    from jobservice.workflows.tracked import Settled, TrackedItems, name_items
+    from jobservice.workflows.splitting import fetch_sub_batches
+    from jobservice.workflows.tracked import Settled, TrackedItems, tracked_items
+    from jobservice.workflows.tuning import Tuning
     from jobservice.workflows.window import DispatchWindow
 
 
@@ -66,7 +66,7 @@ class BatchRunner:
     state: BatchState = field(init=False)
     control: BatchControl = field(init=False)
     window: DispatchWindow = field(init=False)
-    budget: Budget = field(init=False)
+    tuning: Tuning = field(init=False)
     children: ChildBatches = field(init=False)
     chunks: Chunks = field(init=False)
     failed_items: FailedItemRecording = field(init=False)
@@ -79,29 +79,26 @@ class BatchRunner:
     finished: bool = field(default=False, init=False)
     _in_flight_in_hand: bool = field(default=True, init=False)
     """Whether in flight leaves out the items of scheduled chunks (IN_FLIGHT_PATCH)."""
-    _priority: Priority = field(init=False)
-    """The job's fairness key, which every task of the batch is started under."""
     _retry_policy: RetryPolicy = field(init=False)
 
     def __post_init__(self) -> None:
         self.state = self.request.state or BatchState()
         self.state.control.paused = self.state.control.paused or self.request.paused
         self.control = BatchControl(self.state.control)
-        self._priority = task_priority(self.context)
+        self.tuning = Tuning(self.request, self.state.window)
         self._retry_policy = retry_policy(self.context)
-        queue = not is_local_pipe(self.context.target_pipe)
-        self.budget = Budget.of(self.context.engine, self.request.budget, queue=queue)
         self.window = DispatchWindow(
             self.state,
             chunk_size=self.context.engine.chunk_size,
-            share=self.budget.window_share() if queue else None,
+            share=self.tuning.window_share(),
         )
         self.children = ChildBatches(
             self.context,
             self.path,
             self.control,
             self._spawn,
-            priority=self._priority,
+            priority=lambda: self.tuning.priority,
+            steering=lambda: self.tuning.steering,
             finished=self._add_finished,
             failed=self._fail,
             cancelled=self._a_child_was_cancelled,
@@ -112,41 +109,35 @@ class BatchRunner:
             self.window,
             self._spawn,
             retry_policy=self._retry_policy,
-            priority=self._priority,
+            priority=lambda: self.tuning.priority,
             tracked=lambda: self._tracked,
             finished=self._add_finished,
             failed=self._fail,
             changed=self._change,
         )
         self.failed_items = FailedItemRecording(
-            self.request, self.state, self._spawn, priority=self._priority, changed=self._change
+            self.request,
+            self.state,
+            self._spawn,
+            priority=lambda: self.tuning.priority,
+            changed=self._change,
         )
         self._track_items()
 
     def _track_items(self) -> None:
         """Items sent to a queue are settled by results from the tracking pipe."""
-        split = self.state.split
-        if split is None:
-            return
-        name_items(self.context, split)
-        if is_local_pipe(self.context.target_pipe):
-            return
-        self._tracked = TrackedItems(
-            self.state.tracking or TrackingState(),
-            context=self.context,
-            path=self.path,
-            item_total=split.item_total,
-            sub_batch_total=split.sub_batch_total,
-        )
+        self._tracked = tracked_items(self.context, self.path, self.state)
 
     async def carry_on(self) -> BatchRunner:
         """The runner of a redrive's batch that carries on where it stood when its job
         stopped: built anew from what it wrote then (this one, if it wrote nothing). What it
         was told meanwhile (a pause) stands."""
-        state = await carrying_on.load(self.request, priority=self._priority)
+        state = await carrying_on.load(self.request, priority=self.tuning.priority)
         if state is None:
             return self
-        request = self.request.model_copy(update={"state": state, "paused": self.paused})
+        request = self.request.model_copy(
+            update={"state": state, "paused": self.paused, "steering": self.tuning.steering}
+        )
         return BatchRunner(request, stop_check=self.stop_check, on_cancel=self.on_cancel)
 
     @property
@@ -183,7 +174,16 @@ class BatchRunner:
         self._carry_out(self.control.pause() if paused else self.control.resume())
         if not paused:
             self.window.release()
+            self.tuning.pacing.drop()  # a resumed job's pace starts again from now
         self._changed = True
+
+    def steer(self, steering: Steering) -> None:
+        """The job's new steering: in force for what the batch starts from now on (its
+        window, its priority, its pace), and passed on to its children."""
+        if self.tuning.steer(steering):
+            self.window.reshare(self.tuning.window_share())
+            self.children.steer()
+            self._changed = True
 
     def _carry_out(self, steps: Steps) -> None:
         if steps.stop_chunks:
@@ -191,17 +191,9 @@ class BatchRunner:
         self.children.tell(steps.children)
 
     def child_progress(self, report: ProgressReport) -> None:
-        """A child batch's progress. A run begun before reports carried the in-flight
-        percentage and retries reads them as it did then: as none."""
-        if report.index not in self.children.running:
-            return
-        progress = report.progress
-        if (progress.in_flight_percent or progress.retries) and not workflow.patched(
-            TRACKING_REPORTS_PATCH
-        ):
-            progress = progress.model_copy(update={"in_flight_percent": 0, "retries": 0})
-        self.children.reported(report.index, progress)
-        self._changed = True
+        """A child batch's progress."""
+        if self.children.reported(report):
+            self._changed = True
 
     def record_results(self, batch: TrackingBatch) -> None:
         """Results, progress and retries of this batch's forwarded items; a duplicate changes
@@ -251,19 +243,11 @@ class BatchRunner:
 
         Ended children are counted from the cursor of started ones, which continue-as-new
         carries: it happens only when no child is out."""
-        state, split = self.state, self.state.split
-        running = self.children.running
-        start = max(0, request.offset)
-        page = sorted(running)[start : start + max(0, request.limit)]
-        return BatchPage(
-            progress=self.progress().model_copy(update={"failures": []}),
+        return self.children.page(
+            request,
+            self.state,
+            self.progress().model_copy(update={"failures": []}),
             paused=self.paused,
-            running=[self.children.running_batch(index) for index in page],
-            running_total=len(running),
-            finished_children=state.next_sub_batch - len(running),
-            pending=len(state.pending),
-            more_pending=split is None or state.sub_batches_fetched < split.sub_batch_total,
-            sub_batch_total=split.sub_batch_total if split else None,
             chunks=len(self.chunks),
             chunk_items=self.chunks.items(),
         )
@@ -356,6 +340,8 @@ class BatchRunner:
             timers.append(deadline)
         if self.control.may_start() and (wake_at := self.window.wake_at(workflow.now())):
             timers.append(wake_at)
+        if self.control.may_start() and (slot_at := self.tuning.pacing.wake_at(workflow.now())):
+            timers.append(slot_at)
         return timers
 
     def _done(self) -> bool:
@@ -371,7 +357,10 @@ class BatchRunner:
     def _continue_as_new_input(self) -> BatchInput:
         if self._tracked is not None:
             self.state.tracking = self._tracked.snapshot()
-        return self.request.model_copy(update={"paused": self.paused, "state": self.state})
+        steering = self.tuning.steering
+        return self.request.model_copy(
+            update={"paused": self.paused, "state": self.state, "steering": steering}
+        )
 
     def _chunk_room(self) -> int:
         """Items the next chunk may carry: for a queue, what the in-flight window leaves."""
@@ -384,8 +373,8 @@ class BatchRunner:
         engine = self.context.engine
         split = self.state.split
         assert split is not None
-        while len(self.children) < self.budget.batch_window(split.sub_batch_total):
-            budget = self.budget.child_budget(split.sub_batch_total)
+        while len(self.children) < self.tuning.budget.batch_window(split.sub_batch_total):
+            budget = self.tuning.budget.child_budget(split.sub_batch_total)
             if self.state.stopped:  # children carry on first, where they stood
                 stopped = self.state.stopped.pop(0)
                 self.children.start(
@@ -404,26 +393,31 @@ class BatchRunner:
             sub_batch = self.state.pending.pop(0)
             self.state.next_sub_batch = index
             self.children.start(index, sub_batch, budget=budget)
+        rate, pacing = self.tuning.rate, self.tuning.pacing
         while len(self.chunks) < engine.chunk_window:
-            span = self.window.take(self._chunk_room())
+            room = self._chunk_room()
+            if rate is not None:
+                room = await pacing.room(room, rate, self.window.undispatched())
+                self._raise_on_failure()
+                if not self.control.may_start():
+                    return  # paused while it took a slot
+            span = self.window.take(room)
             if span is None:
                 break
-            self.chunks.start(*span, sub_batch_total=split.sub_batch_total)
+            self.chunks.start(
+                *span,
+                sub_batch_total=split.sub_batch_total,
+                pace=pacing.use(span[1] - span[0]) if rate is not None else None,
+                amqp_priority=self.tuning.amqp_priority(),
+            )
 
     async def _fetch_sub_batches(self) -> None:
-        result = await split_page(
-            self.request,
-            self.state.sub_batches_fetched,
-            retry_policy=self._retry_policy,
-            priority=self._priority,
+        split = self.state.split
+        await fetch_sub_batches(
+            self.request, self.state, retry_policy=self._retry_policy, priority=self.tuning.priority
         )
-        if self.state.split is None:
-            self.state.split = result.model_copy(update={"sub_batches": []})
+        if split is None:
             self._track_items()
-        self.state.pending.extend(result.sub_batches)
-        self.state.sub_batches_fetched += len(result.sub_batches)
-        if not result.sub_batches:  # the batch shrank since it was counted
-            self.state.sub_batches_fetched = self.state.split.sub_batch_total
 
     def _spawn(self, work: Awaitable[Any]) -> asyncio.Future[Any]:
         task = asyncio.ensure_future(work)
@@ -443,7 +437,7 @@ class BatchRunner:
             await self._settle()
         if workflow.patched(CHECKPOINT_PATCH):
             stopped = carrying_on.stopped_state(self.state, self._tracked, self.children.stopped)
-            await carrying_on.keep(self.request, stopped, priority=self._priority)
+            await carrying_on.keep(self.request, stopped, priority=self.tuning.priority)
 
     async def _settle(self) -> None:
         while self._tasks:

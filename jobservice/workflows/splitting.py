@@ -10,13 +10,29 @@ from temporalio.common import Priority, RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from jobservice.execution.batch import BatchInput, SplitInput, SplitResult
+    from jobservice.execution.batch import BatchInput, BatchState, SplitInput, SplitResult
     from jobservice.execution.names import SPLIT_BATCH
     from jobservice.workflows.failures import (
         BatchFailedError,
         failure_from_error,
         raise_if_cancelled,
     )
+
+
+async def fetch_sub_batches(
+    request: BatchInput, state: BatchState, *, retry_policy: RetryPolicy, priority: Priority
+) -> None:
+    """Fetch the batch's next page of sub-batches into ``state``: its pending ones, and on
+    the first page the batch's totals (its split)."""
+    result = await split_page(
+        request, state.sub_batches_fetched, retry_policy=retry_policy, priority=priority
+    )
+    if state.split is None:
+        state.split = result.model_copy(update={"sub_batches": []})
+    state.pending.extend(result.sub_batches)
+    state.sub_batches_fetched += len(result.sub_batches)
+    if not result.sub_batches:  # the batch shrank since it was counted
+        state.sub_batches_fetched = state.split.sub_batch_total
 
 
 async def split_page(

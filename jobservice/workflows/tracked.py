@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from jobservice.execution.batch import JobContext, SplitResult
+    from jobservice.execution.batch import BatchState, JobContext, SplitResult
     from jobservice.execution.names import ITEMS_MEMO
     from jobservice.execution.tracking import TrackingBatch, TrackingState
     from jobservice.jobs.job import Failure
@@ -222,6 +222,24 @@ class TrackedItems:
                     )
         self.state.awaiting = keep
         return settled
+
+
+def tracked_items(context: JobContext, path: list[int], state: BatchState) -> TrackedItems | None:
+    """The tracking of a batch's items once it has split, for a queue (named in the memo,
+    for the tracking consumer); None for a local pipe, or before the batch has split."""
+    split = state.split
+    if split is None:
+        return None
+    name_items(context, split)
+    if is_local_pipe(context.target_pipe):
+        return None
+    return TrackedItems(
+        state.tracking or TrackingState(),
+        context=context,
+        path=path,
+        item_total=split.item_total,
+        sub_batch_total=split.sub_batch_total,
+    )
 
 
 def name_items(context: JobContext, split: SplitResult) -> None:

@@ -31,6 +31,10 @@ class DispatchWindow:
         self._chunk_size = chunk_size
         self._share = share
 
+    def reshare(self, share: int | None) -> None:
+        """The batch's share of the in-flight window changed: the job's window was tuned."""
+        self._share = share
+
     @property
     def waiting(self) -> str | None:
         """Why the batch waits, while the broker cannot be reached."""

@@ -39,6 +39,7 @@ from tests.integration.handlers import (
     FailOddItemsHandler,
     FlakyBatchPlugin,
     RecordingHandler,
+    TimedHandler,
     TwoHalvesBatchPlugin,
 )
 from tests.integration.rabbit import NewQueue, delete_queues, rabbit_connection, rabbitmqctl
@@ -126,7 +127,15 @@ def marked_handler() -> FailMarkedHandler:
 
 
 @pytest.fixture
-def registry(recorder: RecordingHandler, marked_handler: FailMarkedHandler) -> Registry:
+def timed() -> TimedHandler:
+    """``local:timed``: remembers when it handled each item."""
+    return TimedHandler()
+
+
+@pytest.fixture
+def registry(
+    recorder: RecordingHandler, marked_handler: FailMarkedHandler, timed: TimedHandler
+) -> Registry:
     """The installed plugins plus the tests' own, known to the worker and the service alike."""
     return installed().extended(
         batch_plugins={"two-halves": TwoHalvesBatchPlugin(), "flaky": FlakyBatchPlugin()},
@@ -134,6 +143,7 @@ def registry(recorder: RecordingHandler, marked_handler: FailMarkedHandler) -> R
             "record": recorder,
             "fail-odd": FailOddItemsHandler(),
             "fail-marked": marked_handler,
+            "timed": timed,
         },
     )
 

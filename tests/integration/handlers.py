@@ -41,6 +41,34 @@ class RecordingHandler(ItemHandler):
             return sum(self.seen.values())
 
 
+class TimedHandler(ItemHandler):
+    """Remembers when it was given each item (monotonic seconds): a job's rate, measured."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.times: list[float] = []
+
+    def handle(self, message: TaskMessage, params: Mapping[str, str]) -> None:
+        with self._lock:
+            self.times.append(time.monotonic())
+
+    def since(self, start: float) -> list[float]:
+        with self._lock:
+            return [at for at in self.times if at >= start]
+
+    def windows(self, seconds: float, start: float, end: float, step: float = 1.0) -> list[int]:
+        """Items handled in each window of ``seconds``, from ``start`` to ``end``, a ``step``
+        apart."""
+        with self._lock:
+            times = sorted(self.times)
+        counts = []
+        at = start
+        while at + seconds <= end:
+            counts.append(sum(1 for t in times if at <= t < at + seconds))
+            at += step
+        return counts
+
+
 class FailOddItemsHandler(ItemHandler):
     """Fails every odd integer item."""
 

@@ -16,8 +16,9 @@ SERVER_ONLY = (
     "temporalio",
     "aio_pika",
 )
-MOST_MODULES = 15
-"""Modules of the package the client may load, itself included."""
+MOST_MODULES = 17
+"""Modules of the package the client may load, itself included: the client and the job models
+it reads and writes (steering and tolerance among them)."""
 
 LOADED = """
 import json, sys

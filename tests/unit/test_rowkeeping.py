@@ -82,7 +82,7 @@ def test_a_change_of_rate_alone_is_no_change() -> None:
     progress = Progress(total=100, completed=50)
     first = row.record(JobStatus.ACTIVE, progress, waiting_reason=None, now=at(10))
     assert row.changed(first)
-    row.wrote(first)
+    row.wrote(first, at(10))
 
     later = row.record(JobStatus.ACTIVE, progress, waiting_reason=None, now=at(20))
 
@@ -96,8 +96,47 @@ def test_a_written_resume_is_not_written_again() -> None:
     record = row.record(JobStatus.ACTIVE, Progress(), waiting_reason=None, now=at(1))
     assert record.resumed
 
-    row.wrote(record)
+    row.wrote(record, at(1))
 
     assert row.resumed is False
     assert row.new_row is None
     assert not row.record(JobStatus.ACTIVE, Progress(), waiting_reason=None, now=at(2)).resumed
+
+
+def test_the_recent_rate_is_of_the_last_ten_seconds() -> None:
+    # Given a job that did 100 items a second for 20 s, then 10 a second
+    row = keeping()
+    done = 0
+    for second in range(0, 31):
+        done += 100 if second <= 20 else 10
+        record = row.record(
+            JobStatus.ACTIVE,
+            Progress(total=10**6, completed=done),
+            waiting_reason=None,
+            now=at(second),
+        )
+        row.wrote(record, at(second))
+
+    # Then its recent rate is of the last ten seconds, its rate of the whole run
+    assert record.recent_items_per_second == 10.0
+    assert record.items_per_second is not None and record.items_per_second > 60
+
+
+def test_a_paused_job_has_no_recent_rate() -> None:
+    row = keeping()
+    for second in range(5):
+        row.wrote(
+            row.record(
+                JobStatus.ACTIVE,
+                Progress(total=100, completed=second * 10),
+                waiting_reason=None,
+                now=at(second),
+            ),
+            at(second),
+        )
+
+    paused = row.record(
+        JobStatus.PAUSED, Progress(total=100, completed=40), waiting_reason=None, now=at(5)
+    )
+
+    assert paused.recent_items_per_second is None

@@ -24,6 +24,7 @@ from jobservice.jobs.public import (
     JobsDeleted,
 )
 from jobservice.jobs.status import JobStatus
+from jobservice.jobs.steering import SteeringPatch
 from jobservice.web.api.openapi import (
     JOB_ERRORS,
     JOB_EXAMPLES,
@@ -208,6 +209,39 @@ async def delete_jobs(service: ServiceDep, query: SelectionDep) -> JobsDeleted:
 async def cancel_jobs(service: ServiceDep, query: SelectionDep) -> JobsCanceled:
     """Cancel every unfinished job the prefix, labels and filter select."""
     return JobsCanceled(jobs_canceled=await service.cancel_all(query))
+
+
+MERGE_PATCH = "application/merge-patch+json"
+_STEERING_SCHEMA = SteeringPatch.model_json_schema(by_alias=True)
+
+
+@router.patch(
+    "/partitions/{partition_id}/jobs/{job_id}",
+    responses={200: {"description": "The job, as it is now."}, **errors(400, 401, 403, 404, 503)},
+    tags=["jobs"],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                MERGE_PATCH: {"schema": _STEERING_SCHEMA},
+                "application/json": {"schema": _STEERING_SCHEMA},
+            },
+        }
+    },
+)
+async def tune_job(
+    service: ServiceDep,
+    partition_id: Partition,
+    job_id: JobId,
+    patch: Annotated[dict[str, Any], Body(include_in_schema=False)],
+) -> JobPublic:
+    """Steer a job that has not ended without pausing it: a JSON merge patch (RFC 7386) of its
+    ``rateLimit``, ``inFlightWindow``, ``failureTolerance`` and ``priority``, sent as
+    ``application/merge-patch+json`` or ``application/json``; a field left out stays, null puts
+    it back to its default. In force in the job's whole tree within two seconds and kept in its
+    row; a value it cannot take (a negative rate, a window over the most, a tolerance it has
+    already exceeded) is a 400 that says why, and changes nothing."""
+    return JobPublic.of(await service.tune(job_id, patch, partition=partition_id))
 
 
 def _control(verb: str) -> Any:

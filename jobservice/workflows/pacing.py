@@ -1,0 +1,95 @@
+"""The pace of a rate-limited job, as one batch keeps to it: before a chunk goes out, the batch
+takes a slot for its items from the job's pace (:mod:`jobservice.db.pace`), waits for it on a
+timer, and starts the chunk just before the slot begins; the chunk sends its items within it.
+
+Nothing waits long in an activity: a batch whose slot is ahead holds a timer, not an activity
+slot of a worker, until just before it. It costs a slot (one local activity) and a timer a
+chunk, never one an item. A chunk of a rate-limited job carries at most :data:`SLOT_SECONDS`
+of its rate, so that a change of the rate reaches the next chunks within moments.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from jobservice.execution.batch import JobContext, PaceSlot, WindowState
+    from jobservice.execution.job import PaceRequest, job_pace
+    from jobservice.execution.names import TAKE_PACE_SLOT
+    from jobservice.workflows.database import database
+
+SLOT_SECONDS = 1.0
+"""The longest a chunk of a rate-limited job takes at its rate."""
+LEAD = timedelta(seconds=1)
+"""How long before its slot a chunk is started, to be at work when the slot begins: a timer,
+a workflow task and an activity's dispatch take a few hundred milliseconds on a busy worker,
+and a chunk that starts late sends what it is behind at once. The chunk waits out the rest,
+holding its worker's activity slot that long at most."""
+
+
+class Pacing:
+    """The slots of one batch of a rate-limited job; ``state`` holds the slot taken and not
+    yet used, which continue-as-new carries."""
+
+    def __init__(self, context: JobContext, state: WindowState) -> None:
+        self._context = context
+        self._state = state
+
+    def chunk_items(self, rate: float) -> int:
+        """The most items a chunk carries at ``rate``."""
+        return max(1, math.ceil(rate * SLOT_SECONDS))
+
+    async def room(self, room: int, rate: float, left: int) -> int:
+        """Items the next chunk may carry now, of ``room``: taking a slot for them if the batch
+        has none (``left``: items the batch has still to send), none while its slot is ahead."""
+        if room <= 0 or left <= 0:
+            return 0
+        slot = self._state.slot
+        if slot is None:
+            items = min(room, left, self.chunk_items(rate))
+            pace = job_pace(self._context.partition, self._context.job_id)
+            start = await database(
+                TAKE_PACE_SLOT, PaceRequest(pace=pace, items=items, rate=rate), float
+            )
+            # The slot's own time, not the workflow's clock (which stands still while a task
+            # runs): chunks keep to it by the same clock as every other slot of the job.
+            slot = PaceSlot(start=datetime.fromtimestamp(start, UTC), rate=rate, items=items)
+            self._state.slot = slot
+        if slot.start - LEAD > workflow.now():
+            return 0
+        return min(room, slot.items)
+
+    def use(self, items: int) -> PaceSlot | None:
+        """The slot a chunk of ``items`` sends in: the start of the slot taken; what it leaves
+        is the next chunk's."""
+        slot = self._state.slot
+        if slot is None:
+            return None
+        used = min(items, slot.items)
+        if used >= slot.items:
+            self._state.slot = None
+        else:
+            self._state.slot = slot.model_copy(
+                update={
+                    "start": slot.start + timedelta(seconds=used / slot.rate),
+                    "items": slot.items - used,
+                }
+            )
+        return slot.model_copy(update={"items": used})
+
+    def drop(self) -> None:
+        """Forget the slot taken: the job's pace was given up (a new rate, a resume), and the
+        batch takes one again."""
+        self._state.slot = None
+
+    def wake_at(self, now: datetime) -> datetime | None:
+        """When the batch must start its next chunk, for the slot it holds, if that is after
+        ``now``: a slot that is due and waits for room (a chunk to end, a result to come
+        back) is looked at again when that happens."""
+        slot = self._state.slot
+        if slot is None or slot.start - LEAD <= now:
+            return None
+        return slot.start - LEAD
