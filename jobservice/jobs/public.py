@@ -12,6 +12,7 @@ from pydantic.alias_generators import to_camel
 from jobservice.jobs.job import (
     DROPPED_MEANS,
     HELD_MEANS,
+    RECENT_RATE_MEANS,
     REDRIVE_COUNT_MEANS,
     JobBase,
     JobCounts,
@@ -20,6 +21,12 @@ from jobservice.jobs.job import (
 )
 from jobservice.jobs.job import Failure as JobFailure
 from jobservice.jobs.status import JobStatus
+from jobservice.jobs.steering import (
+    DEFAULT_PRIORITY,
+    IN_FLIGHT_WINDOW_MEANS,
+    PRIORITY_MEANS,
+    RATE_LIMIT_MEANS,
+)
 
 API_BASE_PATH = "/job-service/v1"
 """Where the REST API's endpoints are, as the reference system has them."""
@@ -91,6 +98,15 @@ class JobPublic(JobBase, JobId):
     redrive_count: int = Field(default=0, description=f"How often: {REDRIVE_COUNT_MEANS}.")
     last_redrive_time: int | None = Field(
         default=None, description="When it was last redriven, in epoch milliseconds."
+    )
+    rate_limit: float | None = Field(default=None, description=RATE_LIMIT_MEANS)
+    in_flight_window: int | None = Field(default=None, description=IN_FLIGHT_WINDOW_MEANS)
+    failure_tolerance: str = Field(
+        default="0", description="Failed items the job accepts: a count or a percentage."
+    )
+    priority: int = Field(default=DEFAULT_PRIORITY, description=PRIORITY_MEANS)
+    recent_items_per_second: float | None = Field(
+        default=None, description=f"Items a second: {RECENT_RATE_MEANS}."
     )
 
     @classmethod

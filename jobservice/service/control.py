@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Sequence
 
 from jobservice.db.store import JobStore
-from jobservice.errors import JobStateError
+from jobservice.errors import JobStateError, UnavailableError
 from jobservice.execution.names import PAUSE_SIGNAL, RESUME_SIGNAL
 from jobservice.execution.tree import Word
 from jobservice.jobs.job import JobView
@@ -81,8 +81,15 @@ class JobControl:
             raise JobStateError(
                 f"job {job_id!r} is {job.status}; a job that has ended cannot be tuned"
             )
-        if patch.changes():
-            await self._workflows.tune(partition, job_id, patch.wire())
+        if not patch.changes():
+            return job
+        if await self._health.workers_polling() is False:
+            # The Update would wait for a worker to take it; say so now instead.
+            raise UnavailableError(
+                f"no worker polls for job {job_id!r}, so nothing can take the change now; "
+                "start a worker (jobservice worker) and try again"
+            )
+        await self._workflows.tune(partition, job_id, patch.wire())
         return await self._reads.get(job_id, partition=partition)
 
     async def cancel(self, job_id: str, *, partition: str, settle: bool) -> JobView:

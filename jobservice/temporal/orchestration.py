@@ -21,6 +21,7 @@ from temporalio.client import (
     WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import (
     QueryRejectCondition,
@@ -127,6 +128,9 @@ class JobWorkflows:
             cause = exc.cause
             reason = cause.message if isinstance(cause, ApplicationError) else str(cause)
             raise InvalidJobError(reason) from None
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            did = f"took the change of job {job_id!r}"
+            raise self._no_worker(did, _UPDATE_SECONDS) from None
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 raise JobStateError(

@@ -250,7 +250,7 @@ async def test_an_undeclared_method_is_a_405_naming_every_method_of_the_path(
     response = await http.request("TRACE", f"{API}/partitions/p/jobs/j")
     assert response.status_code == 405
     assert response.json() == {"message": "Method Not Allowed"}
-    assert response.headers["Allow"] == "DELETE, GET, PUT"
+    assert response.headers["Allow"] == "DELETE, GET, PATCH, PUT"
 
 
 async def test_a_job_database_that_cannot_be_reached_is_a_503(

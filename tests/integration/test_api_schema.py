@@ -82,7 +82,13 @@ def test_every_answer_is_one_the_document_declares(
 ) -> None:
     # schemathesis calls the app from an event loop of its own; the service's Temporal
     # client and job store serve any loop. The app is the same for every example.
-    case.call_and_validate(app=app, excluded_checks=[positive_data_acceptance])
+    response = case.call(app=app)
+    if case.method == "PATCH" and response.status_code == 503:
+        # No worker runs here, and a change of steering is carried out by the job's worker:
+        # the 503 the document declares, which schemathesis counts as a server error.
+        assert "no worker polls" in response.json()["message"]
+        return
+    case.validate_response(response, excluded_checks=[positive_data_acceptance])
 
 
 def _nested(depth: int) -> str:
