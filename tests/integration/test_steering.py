@@ -289,3 +289,35 @@ def _windows(times: list[float], seconds: float, start: float, end: float) -> li
         counts.append(sum(1 for t in times if at <= t < at + seconds))
         at += 1
     return counts
+
+
+async def test_an_urgent_job_is_served_before_a_busy_task_queue(
+    service: JobService, client: Client, settings: Settings, registry: object, job_store: object
+) -> None:
+    # Given a worker of two activity slots, kept busy by a big job whose chunks queue for them
+    from jobservice.db.store import JobStore
+    from jobservice.plugins.registry import Registry
+    from jobservice.processes.worker import build_worker
+
+    assert isinstance(registry, Registry) and isinstance(job_store, JobStore)
+    narrow = settings.model_copy(update={"worker_max_concurrent_activities": 2})
+    busy = {"sleepMillis": "4"}
+    async with build_worker(client, settings=narrow, registry=registry, store=job_store):
+        big = unique("big")
+        await service.submit(big, job("range", "0-200000/1000", task_message_params=busy))
+        await eventually(lambda: _done_beyond(service, big, 500))
+
+        # When a job of the least priority, then one of the most, are submitted
+        low, urgent = unique("low"), unique("urgent")
+        await service.submit(low, job("range", "0-10", priority=5))
+        await service.submit(urgent, job("range", "0-10", priority=1))
+
+        # Then the urgent job completes, while the one of the least still waits behind the
+        # big job's chunks: with priorities alike, it would have had its turn among them
+        await asyncio.wait_for(service.wait(urgent, interval=0.1), 60)
+        assert (await service.get(low)).counts.completed == 0
+        await service.cancel(big)
+
+
+async def _done_beyond(service: JobService, job_id: str, items: int) -> bool:
+    return (await service.get(job_id)).counts.completed > items

@@ -61,6 +61,40 @@ def _as_is(text: str) -> str:
     return text
 
 
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError("must be a number") from None
+
+
+def _whole(text: str) -> int:
+    if not re.fullmatch(r"[0-9]+", text):
+        raise ValueError("must be a whole number")
+    return int(text)
+
+
+STEERING_READS: dict[str, Callable[[str], Any]] = {
+    "rateLimit": _number,
+    "inFlightWindow": _whole,
+    "failureTolerance": _as_is,
+    "priority": _whole,
+}
+"""How the text of each steering input becomes its value."""
+
+
+def steering_value(name: str, posted_value: object) -> Any:
+    """A steering input's value: None (the default) when it is empty. Text that is not a
+    number for a number's input is passed as it is, for the job's checks to say why."""
+    text = posted_value.strip() if isinstance(posted_value, str) else ""
+    if not text:
+        return None
+    try:
+        return STEERING_READS[name](text)
+    except ValueError:
+        return text
+
+
 Input = tuple[FormField, Callable[[str], Any]]
 """An input, and what makes its text the field's value (a ValueError says what is wrong)."""
 JOB_INPUTS: tuple[Input, ...] = (
@@ -98,6 +132,26 @@ JOB_INPUTS: tuple[Input, ...] = (
             description="Failed items the job accepts: a count (5) or a percentage (2.5%).",
         ),
         _as_is,
+    ),
+    (
+        FormField(
+            "rateLimit",
+            "Rate limit (items/s)",
+            "number",
+            description="Items a second for the whole job, across every worker; none by default.",
+        ),
+        _number,
+    ),
+    (
+        FormField(
+            "priority",
+            "Priority",
+            "integer",
+            description="1 (most urgent) to 5; 3 by default.",
+            minimum=1,
+            maximum=5,
+        ),
+        _whole,
     ),
     (
         FormField(

@@ -15,6 +15,7 @@ from jobservice.errors import InvalidRequestError
 from jobservice.service.bulk import BulkAction
 from jobservice.web.dashboard.bulkruns import BulkRun
 from jobservice.web.dashboard.feed import JobKey
+from jobservice.web.dashboard.inputs import steering_value
 from jobservice.web.dashboard.listing import PAGE_SIZES, SORTS, ListFilters
 from jobservice.web.dashboard.routing import (
     PREFIX,
@@ -150,6 +151,19 @@ async def job_page(
 
 
 _CONTROLS = ("pause", "resume", "cancel", "redrive")
+_STEERING = ("rateLimit", "inFlightWindow", "failureTolerance", "priority")
+
+
+@router.post("/partitions/{partition_id}/jobs/{job_id}/tune")
+async def job_tune(
+    request: Request, service: ServiceDep, viewer: ViewerDep, partition_id: str, job_id: str
+) -> Response:
+    """Steer the job as its form says (an empty field: the default), then back to its page."""
+    viewer.check(partition_id)
+    form = await request.form()
+    patch = {name: steering_value(name, form.get(name)) for name in _STEERING if name in form}
+    await service.tune(job_id, patch, partition=partition_id)
+    return RedirectResponse(f"{job_url(partition_id, job_id)}?done=tuned", status_code=303)
 
 
 @router.post("/partitions/{partition_id}/jobs/{job_id}/{verb}")
