@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+from collections.abc import Coroutine
 from datetime import timedelta
 from typing import Any, NoReturn
 
@@ -354,7 +355,7 @@ class JobWorkflow:
         """Change the job's steering (a JSON merge patch of it): kept in its row, and in force
         in its whole tree within moments. Its batches' pace starts again from now."""
         steering = tuned(self._steering, patch, self._request.context)
-        await self._keep_steering(steering)
+        await keep(self._request.context, steering)
         self._runner.steer(steering)
         return steering.model_dump(mode="json", by_alias=True)
 
@@ -368,12 +369,6 @@ class JobWorkflow:
         if reason is not None:
             raise ValueError(reason)
 
-    async def _keep_steering(self, steering: Steering) -> None:
-        await keep(self._request.context, steering)
-
-    def _snapshot(self) -> JobProgress:
-        return self._row.snapshot(self._status, self._progress())
-
     def _set_status(self, status: JobStatus) -> None:
         self._status = status
         workflow.upsert_search_attributes([JOB_STATUS.value_set(status.value)])
@@ -386,7 +381,11 @@ class JobWorkflow:
     def _tell_tree(self, word: Word) -> None:
         """Pass a pause or a cancel to every running batch at once, not only down the tree a
         level at a time: it may have come from the Temporal CLI or Web UI, not the service."""
-        task = asyncio.create_task(tell_tree(self._request.context, word))
+        self._later(tell_tree(self._request.context, word))
+
+    def _later(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` beside the job; it ends before the job's workflow closes."""
+        task = asyncio.create_task(work)
         self._telling.add(task)
         task.add_done_callback(self._telling.discard)
 
@@ -396,7 +395,7 @@ class JobWorkflow:
         self._row.paused_at = None
         self._row.finished_at = workflow.now()
         self._set_status(status)
-        return self._snapshot()
+        return self._row.snapshot(self._status, self._progress())
 
     @workflow.signal(name=PAUSE_SIGNAL)
     def pause(self) -> None:
@@ -407,7 +406,7 @@ class JobWorkflow:
             self._tell_tree(Word.PAUSE)
 
     @workflow.signal(name=RESUME_SIGNAL)
-    async def resume(self) -> None:
+    def resume(self) -> None:
         # Even when the job never took a pause in (its signal was lost with a failed call),
         # a resume lets the next write take the row out of Paused.
         self._row.resumed = True
@@ -415,12 +414,16 @@ class JobWorkflow:
             self._row.paused_seconds = self._row.paused_total(workflow.now())
             self._row.paused_at = None
             self._set_status(JobStatus.WAITING if self._waiting else JobStatus.ACTIVE)
-            if self._steering.rate_limit is not None:
-                # Slots taken before the pause are past: the pace starts again from now,
-                # before any batch takes one again.
-                await self._keep_steering(self._steering)
-                if self._status is JobStatus.PAUSED:
-                    return  # paused again meanwhile
+            if self._steering.rate_limit is None:
+                self._runner.set_paused(False)
+            else:
+                self._later(self._resume_paced())
+
+    async def _resume_paced(self) -> None:
+        """Resume a rate-limited job: the slots taken before the pause are past, so its pace
+        starts again from now, before any batch takes one again."""
+        await keep(self._request.context, self._steering)
+        if self._status is not JobStatus.PAUSED:  # not paused again meanwhile
             self._runner.set_paused(False)
 
     @workflow.signal(name=PREREQUISITES_SIGNAL)
@@ -442,4 +445,4 @@ class JobWorkflow:
 
     @workflow.query(name=PROGRESS_QUERY)
     def progress(self) -> JobProgress:
-        return self._snapshot()
+        return self._row.snapshot(self._status, self._progress())
