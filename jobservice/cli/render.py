@@ -41,10 +41,13 @@ def show_job(console: Console, job: JobView) -> None:
     console.print(f"  in flight  {counts.in_flight:<15,}  waiting  {counts.waiting:,}")
     rate = f"{job.items_per_second:,.0f} items/s" if job.items_per_second else "-"
     console.print(f"  rate       {rate:<15}  ETA      {_duration(job.eta_seconds)}")
-    now = job.recent_items_per_second
+    now = f"{job.recent_items_per_second:,.0f} items/s" if job.recent_items_per_second else "-"
+    limit = f"{job.rate_limit:,g}/s" if job.rate_limit is not None else "none"
+    console.print(f"  now        {now:<15}  limit    {limit}")
+    window = f"{job.in_flight_window:,}" if job.in_flight_window is not None else "default"
     console.print(
-        f"  now        {f'{now:,.0f} items/s' if now is not None else '-':<15}  "
-        f"limit    {steering_line(job)}"
+        f"  steering   window {window}, failure tolerance {job.failure_tolerance}, "
+        f"priority {job.priority}"
     )
     if job.held_messages:
         held = f"{job.held_messages:,} results, for their 'to' queue at resume"

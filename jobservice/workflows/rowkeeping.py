@@ -99,7 +99,9 @@ class JobRowKeeping:
             ),
             percentage_complete=float(percent),
             **self.rate(status, done, counts.total, now=now, held=held),
-            recent_items_per_second=None if held else self.recent_rate(done, now),
+            recent_items_per_second=None
+            if held or status.is_terminal
+            else self.recent_rate(done, now),
             failures=snapshot.failures,
             resumed=self.resumed,
             new_row=self.new_row,

@@ -104,6 +104,7 @@ async def test_the_cli_sets_and_tunes_a_jobs_steering_and_exits_2_on_a_refusal(
     assert "300/s, window 3,000, tolerance 5, priority 3" in tuned.stdout
     status = await asyncio.to_thread(processes.run, settings, ["status", job_id])
     assert "limit    300/s" in status.stdout
+    assert "window 3,000, failure tolerance 5, priority 3" in status.stdout
     shown = await asyncio.to_thread(processes.run, settings, ["status", job_id, "--json"])
     assert json.loads(shown.stdout)["failureTolerance"] == "5"
 

@@ -122,7 +122,7 @@ def test_the_recent_rate_is_of_the_last_ten_seconds() -> None:
     assert record.items_per_second is not None and record.items_per_second > 60
 
 
-def test_a_paused_job_has_no_recent_rate() -> None:
+def test_a_paused_or_ended_job_has_no_recent_rate() -> None:
     row = keeping()
     for second in range(5):
         row.wrote(
@@ -140,3 +140,7 @@ def test_a_paused_job_has_no_recent_rate() -> None:
     )
 
     assert paused.recent_items_per_second is None
+    ended = row.record(
+        JobStatus.COMPLETED, Progress(total=100, completed=100), waiting_reason=None, now=at(5)
+    )
+    assert ended.recent_items_per_second is None
