@@ -129,8 +129,11 @@ class JobWorkflows:
             reason = cause.message if isinstance(cause, ApplicationError) else str(cause)
             raise InvalidJobError(reason) from None
         except WorkflowUpdateRPCTimeoutOrCancelledError:
-            did = f"took the change of job {job_id!r}"
-            raise self._no_worker(did, _UPDATE_SECONDS) from None
+            raise UnavailableError(
+                f"the change of job {job_id!r} was not confirmed within {_UPDATE_SECONDS:g} s: "
+                "no worker took it, or the job database was slow to take it; read the job "
+                "to see whether it applied"
+            ) from None
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 raise JobStateError(

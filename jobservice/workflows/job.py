@@ -56,7 +56,7 @@ with workflow.unsafe.imports_passed_through():
     from jobservice.workflows.failures import BatchFailedError
     from jobservice.workflows.rowkeeping import JobRowKeeping, redriven
     from jobservice.workflows.runner import BatchRunner
-    from jobservice.workflows.steering import keep, refusal, tolerance_failure, tuned
+    from jobservice.workflows.steering import changed, keep, tolerance_failure
     from jobservice.workflows.telling import tell_tree
     from jobservice.workflows.tracked import items_memo
 
@@ -69,8 +69,8 @@ class JobWorkflow:
     def __init__(self, request: JobInput) -> None:
         self._request = request
         self._redrive = request.redrive
-        """Set in a redrive: the round's counts move the job's, and its tolerance is judged
-        once the round has ended (the job may have exceeded it before)."""
+        """Set in a redrive: the round's counts move the job's; its tolerance is judged once
+        the round has ended (the job may have exceeded it before)."""
         self._ended = False
         self._runner = BatchRunner(
             BatchInput(
@@ -110,6 +110,7 @@ class JobWorkflow:
                 self._row.done_before -= redrive.items
         self._closing = False
         self._telling: set[asyncio.Task[None]] = set()
+        self._tuning = asyncio.Lock()
         self._carried_on = request.state is not None
         """In a redrive that carries the tree on: whether its root has read where it stood."""
 
@@ -336,15 +337,17 @@ class JobWorkflow:
         next_run: JobInput,
         memo: dict[str, list[int]] | None = None,
     ) -> None:
-        """Write the row, let signal handlers finish, and go on as a new run of ``next_run``
-        (with ``memo``, else the memo it has)."""
+        """Write the row, let handlers finish, and go on as a new run of ``next_run`` (with
+        ``memo``, else the memo it has), paused and steered as the job is once they have."""
         await self._record_final(recorder, ended=False)
         await workflow.wait_condition(workflow.all_handlers_finished)
-        workflow.continue_as_new(next_run, memo=memo)
+        while self._telling:  # a resume of a rate-limited job, begun meanwhile
+            await asyncio.gather(*self._telling)
+        now = {"paused": self._runner.paused, "steering": self._steering}
+        workflow.continue_as_new(next_run.model_copy(update=now), memo=memo)
 
     def _tolerance_exceeded(self, progress: Progress) -> Failure | None:
-        tolerance = self._steering.failure_tolerance
-        return tolerance_failure(tolerance, progress, self._request.context, workflow.now())
+        return tolerance_failure(self._steering, progress, self._request.context, workflow.now())
 
     @property
     def _steering(self) -> Steering:
@@ -354,34 +357,35 @@ class JobWorkflow:
     async def tune(self, patch: dict[str, Any]) -> dict[str, Any]:
         """Change the job's steering (a JSON merge patch of it): kept in its row, and in force
         in its whole tree within moments. Its batches' pace starts again from now."""
-        steering = tuned(self._steering, patch, self._request.context)
-        await keep(self._request.context, steering)
-        self._runner.steer(steering)
+        async with self._tuning:  # one change at a time, each from the one before
+            steering = self._tuned(patch, ApplicationError)
+            if steering != self._steering:
+                rate_changed = steering.rate_limit != self._steering.rate_limit
+                await keep(self._request.context, steering, free_pace=rate_changed)
+                self._runner.steer(steering)
         return steering.model_dump(mode="json", by_alias=True)
 
     @tune.validator
     def _tune_allowed(self, patch: dict[str, Any]) -> None:
-        """Refuse a patch that is not a steering, or that the job cannot take, before it is
-        written to the history."""
-        if self._ended or self._closing:
+        """Refuse what the job cannot take before it is written to the history."""
+        if self._ended:
             raise ValueError("the job has ended; there is nothing left to tune")
-        reason = refusal(tuned(self._steering, patch, self._request.context), self._progress())
-        if reason is not None:
-            raise ValueError(reason)
+        self._tuned(patch, ValueError)
+
+    def _tuned(self, patch: dict[str, Any], refused: type[Exception]) -> Steering:
+        judged = None if self._redrive else self._progress()  # a redrive: once it has ended
+        return changed(self._steering, patch, self._request.context, judged, refused)
 
     def _set_status(self, status: JobStatus) -> None:
         self._status = status
         workflow.upsert_search_attributes([JOB_STATUS.value_set(status.value)])
 
-    def _cancelling(self) -> None:
-        """The job reads Cancelled as soon as it knows, while its tree is still stopping."""
+    def _cancelling(self) -> None:  # it reads Cancelled at once, while its tree stops
         self._set_status(JobStatus.CANCELLED)
         self._tell_tree(Word.CANCEL)
 
     def _tell_tree(self, word: Word) -> None:
-        """Pass a pause or a cancel to every running batch at once, not only down the tree a
-        level at a time: it may have come from the Temporal CLI or Web UI, not the service."""
-        self._later(tell_tree(self._request.context, word))
+        self._later(tell_tree(self._request.context, word))  # see .telling
 
     def _later(self, work: Coroutine[Any, Any, None]) -> None:
         """Run ``work`` beside the job; it ends before the job's workflow closes."""
@@ -420,15 +424,13 @@ class JobWorkflow:
                 self._later(self._resume_paced())
 
     async def _resume_paced(self) -> None:
-        """Resume a rate-limited job: the slots taken before the pause are past, so its pace
-        starts again from now, before any batch takes one again."""
+        """Resume a rate-limited job: its pace starts again from now, before any batch's."""
         await keep(self._request.context, self._steering)
         if self._status is not JobStatus.PAUSED:  # not paused again meanwhile
             self._runner.set_paused(False)
 
     @workflow.signal(name=PREREQUISITES_SIGNAL)
-    def prerequisites_changed(self) -> None:
-        """A prerequisite has ended: read where they stand again."""
+    def prerequisites_changed(self) -> None:  # one has ended: read where they stand again
         self._prerequisites_changed = True
 
     @workflow.signal(name=PROGRESS_SIGNAL)

@@ -37,6 +37,8 @@ class Pacing:
     def __init__(self, context: JobContext, state: WindowState) -> None:
         self._context = context
         self._state = state
+        self._drops = 0
+        """How often the slot was given up: one taken meanwhile is of a pace given up."""
 
     def chunk_items(self, rate: float) -> int:
         """The most items a chunk carries at ``rate``."""
@@ -51,9 +53,12 @@ class Pacing:
         if slot is None:
             items = min(room, left, self.chunk_items(rate))
             pace = job_pace(self._context.partition, self._context.job_id)
+            drops = self._drops
             start = await database(
                 TAKE_PACE_SLOT, PaceRequest(pace=pace, items=items, rate=rate), float
             )
+            if drops != self._drops:
+                return 0  # the pace was given up meanwhile (a tune, a resume): take one anew
             # The slot's own time, not the workflow's clock (which stands still while a task
             # runs): chunks keep to it by the same clock as every other slot of the job.
             slot = PaceSlot(start=datetime.fromtimestamp(start, UTC), rate=rate, items=items)
@@ -84,6 +89,7 @@ class Pacing:
         """Forget the slot taken: the job's pace was given up (a new rate, a resume), and the
         batch takes one again."""
         self._state.slot = None
+        self._drops += 1
 
     def wake_at(self, now: datetime) -> datetime | None:
         """When the batch must start its next chunk, for the slot it holds, if that is after

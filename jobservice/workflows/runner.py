@@ -180,8 +180,11 @@ class BatchRunner:
     def steer(self, steering: Steering) -> None:
         """The job's new steering: in force for what the batch starts from now on (its
         window, its priority, its pace), and passed on to its children."""
+        rate = self.tuning.rate
         if self.tuning.steer(steering):
             self.window.reshare(self.tuning.window_share())
+            if steering.rate_limit != rate:
+                self.chunks.stop()  # they stop with what they did; the rest goes at the new rate
             self.children.steer()
             self._changed = True
 
@@ -393,14 +396,15 @@ class BatchRunner:
             sub_batch = self.state.pending.pop(0)
             self.state.next_sub_batch = index
             self.children.start(index, sub_batch, budget=budget)
-        rate, pacing = self.tuning.rate, self.tuning.pacing
+        pacing = self.tuning.pacing
         while len(self.chunks) < engine.chunk_window:
-            room = self._chunk_room()
+            room, rate = self._chunk_room(), self.tuning.rate
             if rate is not None:
-                room = await pacing.room(room, rate, self.window.undispatched())
+                paced = await pacing.room(room, rate, self.window.undispatched())
                 self._raise_on_failure()
-                if not self.control.may_start():
-                    return  # paused while it took a slot
+                if not self.control.may_start() or rate != self.tuning.rate:
+                    return  # paused or tuned while it took a slot
+                room = min(paced, self._chunk_room())
             span = self.window.take(room)
             if span is None:
                 break

@@ -18,6 +18,27 @@ with workflow.unsafe.imports_passed_through():
     from jobservice.workflows.database import database
 
 
+def changed(
+    steering: Steering,
+    patch: Any,
+    context: JobContext,
+    progress: Progress | None,
+    refused: type[Exception],
+) -> Steering:
+    """The steering ``patch`` makes of ``steering``, or ``refused`` saying why it cannot be.
+    A new tolerance is held against what the job has failed (``progress``), unless that is
+    None: a redrive is judged by its tolerance once it has ended."""
+    try:
+        new = tuned(steering, patch, context)
+    except ValueError as exc:
+        raise refused(str(exc)) from None
+    if progress is not None and new.failure_tolerance != steering.failure_tolerance:
+        reason = refusal(new, progress)
+        if reason is not None:
+            raise refused(reason)
+    return new
+
+
 def tuned(steering: Steering, patch: Any, context: JobContext) -> Steering:
     """``steering`` with ``patch`` (a JSON merge patch of it) applied; a ValueError that says
     what is wrong with the patch. A window put back to its default is the service's."""
@@ -49,9 +70,10 @@ def exceeded(tolerance: FailureTolerance, progress: Progress) -> bool:
 
 
 def tolerance_failure(
-    tolerance: FailureTolerance, progress: Progress, context: JobContext, now: datetime
+    steering: Steering, progress: Progress, context: JobContext, now: datetime
 ) -> Failure | None:
-    """The job's failure when ``progress`` exceeds ``tolerance``; None while it does not."""
+    """The job's failure when ``progress`` exceeds its tolerance; None while it does not."""
+    tolerance = steering.failure_tolerance
     if not exceeded(tolerance, progress):
         return None
     return Failure(
@@ -65,10 +87,13 @@ def tolerance_failure(
     )
 
 
-async def keep(context: JobContext, steering: Steering) -> None:
-    """Write ``steering`` to the job's row and give up the slots its pace gave out: its
-    batches take them again from now, after this, as they hear of it."""
+async def keep(context: JobContext, steering: Steering, *, free_pace: bool = True) -> None:
+    """Write ``steering`` to the job's row; with ``free_pace``, give up the slots its pace
+    gave out: its batches take them again from now, after this, as they hear of it."""
     record = SteerRecord(
-        partition_id=context.partition, job_id=context.job_id, steering=steering, free_pace=True
+        partition_id=context.partition,
+        job_id=context.job_id,
+        steering=steering,
+        free_pace=free_pace,
     )
     await database(STEER_JOB, record, bool)

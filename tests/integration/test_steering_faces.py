@@ -142,3 +142,21 @@ async def test_the_client_tunes_a_job(
         with pytest.raises(BadRequestError, match="is not one of 1"):
             await jobs.tune_job(job_id, {"priority": 0})
         await jobs.cancel_job(job_id)
+
+
+async def test_two_changes_at_once_both_apply(service: JobService, worker: Worker) -> None:
+    # Given a running job
+    job_id = unique("both")
+    await service.submit(job_id, job("range", "0-50000", "local:noop", rate_limit=100))
+
+    # When two changes of different fields are sent at once, several times over
+    for rate, priority in ((200, 2), (300, 4), (400, 1)):
+        await asyncio.gather(
+            service.tune(job_id, {"rateLimit": rate}),
+            service.tune(job_id, {"priority": priority}),
+        )
+
+        # Then the job has both
+        tuned = await service.get(job_id)
+        assert (tuned.rate_limit, tuned.priority) == (rate, priority)
+    await service.cancel(job_id)
