@@ -321,3 +321,28 @@ async def test_an_urgent_job_is_served_before_a_busy_task_queue(
 
 async def _done_beyond(service: JobService, job_id: str, items: int) -> bool:
     return (await service.get(job_id)).counts.completed > items
+
+
+async def test_a_redrive_past_its_tolerance_is_tuned(
+    service: JobService, worker: Worker, marked_handler: FailMarkedHandler
+) -> None:
+    # Given a job that failed beyond its tolerance of none, redriven and carrying on
+    marked_handler.marked = {5}
+    job_id = unique("redriven")
+    await service.submit(job_id, job("range", "0-3000", "local:fail-marked", rate_limit=300))
+    await _to_end(service, job_id)
+    assert (await service.get(job_id)).status is JobStatus.FAILED
+    marked_handler.marked = set()
+    await service.redrive(job_id)
+    await eventually(lambda: _status(service, job_id, JobStatus.ACTIVE))
+
+    # When its rate is tuned, its tolerance untouched
+    tuned = await service.tune(job_id, {"rateLimit": 600})
+
+    # Then the change is taken: a redrive is judged by its tolerance once it has ended
+    assert tuned.rate_limit == 600
+    await service.cancel(job_id)
+
+
+async def _status(service: JobService, job_id: str, status: JobStatus) -> bool:
+    return (await service.get(job_id)).status is status
