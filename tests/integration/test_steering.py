@@ -5,6 +5,7 @@ refuses what the job cannot take before anything reaches its history."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from typing import Any
 
@@ -285,7 +286,7 @@ async def _arrived(arrived: list[float], count: int) -> bool:
 
 def _windows(times: list[float], seconds: float, start: float, end: float) -> list[int]:
     counts, at = [], start
-    while at + seconds <= end:
+    while at + seconds <= end + 1e-9:
         counts.append(sum(1 for t in times if at <= t < at + seconds))
         at += 1
     return counts
@@ -346,3 +347,46 @@ async def test_a_redrive_past_its_tolerance_is_tuned(
 
 async def _status(service: JobService, job_id: str, status: JobStatus) -> bool:
     return (await service.get(job_id)).status is status
+
+
+async def test_a_tuned_rate_outlives_its_worker_killed(
+    service: JobService, settings: Settings, target_queue: str, rabbit: AbstractChannel
+) -> None:
+    # Given a job publishing at 400 a second on a worker process, tuned to 800
+    arrived: list[float] = []
+
+    async def note(message: AbstractIncomingMessage) -> None:
+        arrived.append(time.monotonic())
+
+    queue = await rabbit.declare_queue(target_queue, durable=True)
+    await queue.consume(note, no_ack=True)
+    first = processes.start(settings, "worker")
+    second = None
+    try:
+        job_id = unique("outlives")
+        definition = job("range", "0-40000", target_queue, rate_limit=400, in_flight_window=50_000)
+        await service.submit(job_id, definition)
+        await eventually(lambda: _arrived(arrived, 800), within=60)
+        await service.tune(job_id, {"rateLimit": 800})
+
+        # When its worker is killed, and another takes over
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        second = processes.start(settings, "worker")
+
+        # Then the new worker goes on at the tuned rate
+        await eventually(lambda: _arrived_since(arrived, time.monotonic() - 1), within=60)
+        # The new worker waits out the dead one's workflow tasks and chunks (their timeouts):
+        # here about a dozen seconds of a few bursts and gaps, then the tuned rate.
+        await asyncio.sleep(16)
+        start = time.monotonic()
+        await asyncio.sleep(5)
+        _within(_windows(arrived, 5, start, start + 5), 4000)
+        assert (await service.get(job_id)).rate_limit == 800
+        await service.cancel(job_id)
+    finally:
+        processes.stop(first, second)
+
+
+async def _arrived_since(arrived: list[float], since: float) -> bool:
+    return bool(arrived) and arrived[-1] >= since
