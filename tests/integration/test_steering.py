@@ -84,17 +84,18 @@ async def test_a_tune_takes_effect_within_two_seconds_and_is_kept(
     tuned_at = time.monotonic()
     tuned = await service.tune(job_id, {"rateLimit": 1000})
 
-    # Then the job says so at once, and from two seconds on it goes at the new rate
+    # Then the job says so at once, and from two seconds on it goes at the new rate, within
+    # 5 % over ten seconds
     assert tuned.rate_limit == 1000
-    await asyncio.sleep(8)
-    _within(timed.windows(5, tuned_at + 2, tuned_at + 8, step=1), 5000)
+    await asyncio.sleep(12)
+    _within(timed.windows(10, tuned_at + 2, tuned_at + 12, step=1), 10_000)
     assert (await service.get(job_id)).rate_limit == 1000
 
     # And tuned down to 200, likewise
     slowed_at = time.monotonic()
     await service.tune(job_id, {"rateLimit": 200})
-    await asyncio.sleep(8)
-    _within(timed.windows(5, slowed_at + 2, slowed_at + 8, step=1), 1000)
+    await asyncio.sleep(12)
+    _within(timed.windows(10, slowed_at + 2, slowed_at + 12, step=1), 2000)
     await service.cancel(job_id)
 
 
