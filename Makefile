@@ -63,7 +63,8 @@ bench-fairness: $(STAMP)
 bench-redrive: $(STAMP)
 	$(BIN)/python -m bench.redrive
 
-bench-steering: $(STAMP)
+bench-steering: $(STAMP) services
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench.steering
 
 clean:

@@ -1,6 +1,6 @@
 """The steering benchmark: does a rate limit hold, and how fast does a change of it show?
 
-    python -m bench.steering [--items 3000000] [--seconds 20]
+    python -m bench.steering [--items 3000000] [--seconds 20] [--pipes-only]
 
 1. A ``items`` ``range`` job to ``local:noop`` at ``rateLimit`` 2,000 on one ``jobservice
    worker`` process, tuned to 8,000 and then to 500, ``seconds`` at each: the items completed in
@@ -10,9 +10,11 @@
 2. The same job at 2,000 on two worker processes.
 3. The first-item and last-item latency of a priority-1 10-item job beside a priority-3
    100,000,000-item job, against the same with both at priority 3.
+4. A pipe limit of 1,000 shared by two queue jobs through the reference worker: each job's
+   rate and the sum in 5 s windows (:mod:`bench.pipe_limits`).
 
-Starts its own Temporal dev server and job database; needs no broker. (Limits per target
-pipe, shared by the jobs sending to it, are not yet in jobservice.)
+Starts its own Temporal dev server and job database; the last part needs the local
+RabbitMQ.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import httpx
 from bench.control import PARTITION, _name
 from bench.database import scratch_database
 from bench.fairness import under_way
+from bench.pipe_limits import pipe_shared
 from jobservice.jobs.definition import JobDefinition
 from jobservice.processes import eventloop
 from jobservice.processes.devserver import DevServer, free_port
@@ -211,12 +214,15 @@ async def urgent(service: JobService, client: object, priority: int) -> str:
     return f"first item {seconds(first)}, last {seconds(last)}"
 
 
-async def main(items: int, seconds: float) -> None:
+async def main(items: int, seconds: float, pipes_only: bool) -> None:
     with scratch_database() as database:
         async with DevServer(binary=get_settings().dev.temporal_binary()) as server:
             client = await connect(TemporalSettings(address=server.address))
             temporal = TemporalSettings(address=server.address, task_queue=_name("queue"))
             settings = Settings(temporal=temporal, database=database)
+            if pipes_only:
+                await pipe_shared(client, settings, seconds)
+                return
             service = JobService(client, settings=settings)
             await paced(service, settings, items, seconds, 1)
             await paced(service, settings, items, seconds, 2)
@@ -228,12 +234,13 @@ async def main(items: int, seconds: float) -> None:
                     print(
                         f"10-item job of {name} beside a 100,000,000-item job: {line}", flush=True
                     )
-    print("pipe limits (one limit shared by the jobs of a target pipe): not yet in jobservice")
+            await pipe_shared(client, settings, seconds)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--items", type=int, default=3_000_000)
     parser.add_argument("--seconds", type=float, default=20, help="seconds at each limit")
+    parser.add_argument("--pipes-only", action="store_true", help="the pipe limit alone")
     arguments = parser.parse_args()
-    eventloop.run(main(arguments.items, arguments.seconds))
+    eventloop.run(main(arguments.items, arguments.seconds, arguments.pipes_only))

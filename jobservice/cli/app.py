@@ -1,6 +1,7 @@
 """The ``jobservice`` command: one root Typer app over the server commands
-(:mod:`jobservice.cli.servers`) and the job commands (:mod:`jobservice.cli.jobs`), a thin
-layer over the service layer. Exit codes are in :mod:`jobservice.cli.shared`."""
+(:mod:`jobservice.cli.servers`), the job commands (:mod:`jobservice.cli.jobs`) and the pipe
+commands (:mod:`jobservice.cli.pipes`), a thin layer over the service layer. Exit codes are
+in :mod:`jobservice.cli.shared`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import logging
 
 import typer
 
-from jobservice.cli import jobs, servers
+from jobservice.cli import jobs, pipes, servers
 from jobservice.cli.shared import fail
 
 app = typer.Typer(
@@ -21,6 +22,7 @@ app = typer.Typer(
 app.add_typer(servers.app)
 app.add_typer(jobs.app)
 app.add_typer(servers.db_app, name="db")
+app.add_typer(pipes.app, name="pipes")
 
 _RECONNECT_LOGGERS = ("aiormq.connection", "aio_pika.robust_connection", "aio_pika.tools")
 

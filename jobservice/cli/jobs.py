@@ -23,9 +23,9 @@ from jobservice.cli.shared import (
     JobIdArgument,
     JsonOption,
     PartitionOption,
-    T,
     answer,
     fail,
+    run_service,
     settings_of,
 )
 from jobservice.jobs.status import DEFAULT_PARTITION, JobStatus
@@ -44,17 +44,6 @@ def _load_file(path: Path) -> dict[str, Any]:
         return load_job_file(path)
     except JobFileError as exc:
         raise fail(str(exc), 2) from None
-
-
-def _run(ctx: typer.Context, work: Callable[[JobService], Awaitable[T]]) -> T:
-    """Run ``work`` against the configured Temporal; map jobservice errors to exit codes."""
-
-    async def go() -> T:
-        from jobservice.service.job_service import JobService
-
-        return await work(await JobService.connect(settings_of(ctx)))
-
-    return answer(ctx, go())
 
 
 def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
@@ -162,7 +151,7 @@ def submit(
             return await service.wait(job_id, partition=partition)
         return await progress_bar(console, service.watch(job_id, partition=partition))
 
-    job = _run(ctx, work)
+    job = run_service(ctx, work)
     if as_json_:
         print(as_json(job))
     elif wait:
@@ -200,7 +189,7 @@ def watch(
 ) -> None:
     """A live progress bar until the job ends; exits 0 Completed, 1 Failed, 3 Cancelled."""
     console = Console()
-    job = _run(
+    job = run_service(
         ctx, lambda service: progress_bar(console, service.watch(job_id, partition=partition))
     )
     show_job(console, job)
@@ -238,7 +227,7 @@ def _control(operation_of: Operation) -> Callable[..., None]:
         partition: PartitionOption = DEFAULT_PARTITION,
         as_json_: JsonOption = False,
     ) -> None:
-        job = _run(ctx, lambda service: operation_of(service)(job_id, partition=partition))
+        job = run_service(ctx, lambda service: operation_of(service)(job_id, partition=partition))
         print(as_json(job)) if as_json_ else Console().print(f"job {job_id}: {job.status}")
 
     return control
@@ -286,7 +275,7 @@ def tune(
         raise fail(
             "say what to change: --rate-limit, --window, --failure-tolerance or --priority", 2
         )
-    job = _run(ctx, lambda service: service.tune(job_id, patch, partition=partition))
+    job = run_service(ctx, lambda service: service.tune(job_id, patch, partition=partition))
     if as_json_:
         print(as_json(job))
     else:
@@ -298,7 +287,7 @@ def delete(
     ctx: typer.Context, job_id: JobIdArgument, partition: PartitionOption = DEFAULT_PARTITION
 ) -> None:
     """Delete a job: stop it if it runs, and remove it, with what its paused pipe holds."""
-    _run(ctx, lambda service: service.delete(job_id, partition=partition))
+    run_service(ctx, lambda service: service.delete(job_id, partition=partition))
     Console().print(f"job {job_id}: deleted")
 
 
@@ -326,7 +315,7 @@ def failures(
             print(failure.model_dump_json(by_alias=True) if jsonl else failure_line(failure))
         return count
 
-    count = _run(ctx, work)
+    count = run_service(ctx, work)
     if not jsonl:
         Console(stderr=True).print(f"job {job_id}: {count:,} failed items")
 
@@ -342,7 +331,7 @@ def list_jobs(
     as_json_: JsonOption = False,
 ) -> None:
     """Jobs, newest first."""
-    jobs = _run(ctx, lambda s: s.list(partition=partition, status=status_, limit=limit))
+    jobs = run_service(ctx, lambda s: s.list(partition=partition, status=status_, limit=limit))
     if as_json_:
         print(json.dumps([job.model_dump(mode="json", by_alias=True) for job in jobs]))
     else:

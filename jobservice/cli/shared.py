@@ -12,7 +12,7 @@ pay (tests/unit/test_cli_imports.py keeps it so).
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
@@ -22,6 +22,7 @@ from jobservice.errors import JobNotFoundError, JobServiceError, UnavailableErro
 from jobservice.processes import eventloop
 
 if TYPE_CHECKING:
+    from jobservice.service.job_service import JobService
     from jobservice.settings import Settings
 
 T = TypeVar("T")
@@ -54,3 +55,14 @@ def answer(ctx: typer.Context, main: Coroutine[Any, Any, T]) -> T:
         raise fail(str(exc), 5) from None
     except JobServiceError as exc:
         raise fail(str(exc), 2) from None
+
+
+def run_service(ctx: typer.Context, work: Callable[[JobService], Awaitable[T]]) -> T:
+    """Run ``work`` against the configured Temporal; map jobservice errors to exit codes."""
+
+    async def go() -> T:
+        from jobservice.service.job_service import JobService
+
+        return await work(await JobService.connect(settings_of(ctx)))
+
+    return answer(ctx, go())

@@ -44,6 +44,7 @@ from jobservice.jobs.public import (
     JobPublic,
     JobsCanceled,
     JobsDeleted,
+    PipePublic,
 )
 from jobservice.jobs.status import DEFAULT_PARTITION, JobStatus
 from jobservice.jobs.steering import SteeringPatch
@@ -66,6 +67,8 @@ _HEALTH = TypeAdapter(Health)
 _DELETED = TypeAdapter(JobsDeleted)
 _CANCELED = TypeAdapter(JobsCanceled)
 _FAILURES = TypeAdapter(list[Failure])
+_PIPE = TypeAdapter(PipePublic)
+_PIPES = TypeAdapter(list[PipePublic])
 
 
 class Endpoint(Generic[P, T]):
@@ -244,6 +247,30 @@ class Endpoints(Generic[H]):
         """
         body = changes.wire() if isinstance(changes, SteeringPatch) else dict(changes)
         return Call("PATCH", self._job(job_id, partition), read_json(_JOB), body=body)
+
+    @Endpoint
+    def list_pipes(self) -> Call[list[PipePublic]]:
+        """Every target pipe with a limit or an unfinished job: its limit, its rate lately
+        (its Active jobs together) and its unfinished jobs."""
+        return Call("GET", "/pipes", read_json(_PIPES))
+
+    @Endpoint
+    def get_pipe(self, name: str) -> Call[PipePublic]:
+        """One target pipe (a queue's name, or ``local:<handler>``): its limit and rate."""
+        return Call("GET", f"/pipes/{quote(name, safe=':')}", read_json(_PIPE))
+
+    @Endpoint
+    def limit_pipe(self, name: str, rate_limit: float | None) -> Call[PipePublic]:
+        """Limit a target pipe to ``rate_limit`` items a second for every job sending to it
+        together, shared fairly among them (None: no limit); in force in its running jobs
+        within moments. Returns the pipe as it is now.
+
+        Raises:
+            BadRequestError: a limit that is not a rate; the message says why.
+            ForbiddenError: the API key does not open every partition.
+        """
+        path = f"/pipes/{quote(name, safe=':')}"
+        return Call("PATCH", path, read_json(_PIPE), body={"rateLimit": rate_limit})
 
     @Endpoint
     def pause_job(self, job_id: str, *, partition: str | None = None) -> Call[None]:

@@ -17,10 +17,11 @@ from sqlalchemy import Connection, Engine, delete, func, text, update
 
 from jobservice.db.engine import upsert
 from jobservice.db.rows import JobKey, now_millis
-from jobservice.db.tables import PaceRow
+from jobservice.db.tables import PaceRow, PipeUserRow
 from jobservice.execution.job import job_pace
 
 _PACE = PaceRow.__table__  # type: ignore[attr-defined]
+_USER = PipeUserRow.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -44,21 +45,36 @@ def database_now(connection: Connection) -> float:
 
 def take_slot(engine: Engine, pace: str, items: int, rate: float) -> Slot:
     """Take the next slot of ``pace`` for ``items`` at ``rate`` items a second."""
-    span = items / rate
-    insert = upsert(engine)(_PACE)
     with engine.begin() as connection:
-        now = database_now(connection)
-        later = func.greatest if connection.dialect.name == "postgresql" else func.max
-        statement = insert.on_conflict_do_update(
-            index_elements=["key"],
-            set_={
-                "next_free": later(_PACE.c.next_free, now) + span,
-                "updated_time": insert.excluded.updated_time,
-            },
-        ).returning(_PACE.c.next_free)
-        next_free = connection.execute(
-            statement, {"key": pace, "next_free": now + span, "updated_time": now_millis()}
-        ).scalar_one()
+        return take(connection, pace, items, rate)
+
+
+def take(connection: Connection, pace: str, items: int, rate: float) -> Slot:
+    """In a transaction: take the next slot of ``pace`` for ``items`` at ``rate``.
+
+    What the pace has given out and not yet reached is owed in items, not seconds: when the
+    rate is below the one it was given out at (a share of a pipe that fell), the time still
+    owed is stretched by old rate ÷ new rate. The items already promised go at the old rate,
+    and over the next seconds the pace averages out to the new one. A rate above it is not
+    taken to shrink that time: slots given out are never overlapped."""
+    span = items / rate
+    now = database_now(connection)
+    later = func.greatest if connection.dialect.name == "postgresql" else func.max
+    stretch = later(func.coalesce(_PACE.c.rate, rate) / rate, 1.0)
+    owed = (_PACE.c.next_free - now) * stretch
+    insert = upsert(connection.engine)(_PACE)
+    statement = insert.on_conflict_do_update(
+        index_elements=["key"],
+        set_={
+            "next_free": later(now + owed, now) + span,
+            "rate": insert.excluded.rate,
+            "updated_time": insert.excluded.updated_time,
+        },
+    ).returning(_PACE.c.next_free)
+    next_free = connection.execute(
+        statement,
+        {"key": pace, "next_free": now + span, "rate": rate, "updated_time": now_millis()},
+    ).scalar_one()
     return Slot(now=now, start=max(now, float(next_free) - span))
 
 
@@ -73,8 +89,10 @@ def free_now(connection: Connection, pace: str) -> None:
 
 
 def job_deleted(connection: Connection, key: JobKey) -> None:
-    """In the transaction that deletes the job: its pace goes with it."""
+    """In the transaction that deletes the job: its pace goes with it, and its share of its
+    pipe."""
     connection.execute(delete(_PACE).where(_PACE.c.key == job_pace(*key)))
+    connection.execute(delete(_USER).where(_USER.c.pace == job_pace(*key)))
 
 
 class Pace:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 from jobservice.errors import UnavailableError
 
-SCHEMA_REVISION = "0006"
+SCHEMA_REVISION = "0007"
 """The migration this version's tables are at: the head of ``db/migrations/versions`` (a unit
 test holds the two together)."""
 VERSION_TABLE = "alembic_version"

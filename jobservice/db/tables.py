@@ -64,6 +64,9 @@ class JobRow(SQLModel, table=True):
     priority: int = Field(default=3, sa_column_kwargs={"server_default": "3"})
     recent_items_per_second: float | None = None
     """Items a second over the last few seconds, as its workflow last measured them."""
+    target_pipe: str | None = Field(default=None, sa_column=Column(Text, index=True))
+    """Where the job's items go: the jobs sending to a pipe share its limit. None in a row
+    made before it was kept."""
 
 
 class JobLabelRow(SQLModel, table=True):
@@ -219,3 +222,34 @@ class PaceRow(SQLModel, table=True):
     """A limit kept here rather than given by the caller; None: the caller's."""
     updated_time: int = Field(sa_column=Column(BigInteger, nullable=False))
     """Epoch milliseconds."""
+
+
+class PipeLimitRow(SQLModel, table=True):
+    """A target pipe's limit: items a second for every job sending to it together, divided
+    among them (``jobservice.db.pipes``). A pipe without a row has no limit."""
+
+    __tablename__ = "pipe_limit"
+
+    pipe: str = Field(sa_column=Column(Text, primary_key=True))
+    rate_limit: float
+    epoch: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    """Counts the times the pipe's shares were dealt anew: its limit set, a job joining."""
+    updated_time: int = Field(sa_column=Column(BigInteger, nullable=False))
+    """Epoch milliseconds."""
+
+
+class PipeUserRow(SQLModel, table=True):
+    """A job that lately took a slot of its share of a limited pipe; the pipe's limit is
+    divided among those whose ``until`` has not passed."""
+
+    __tablename__ = "pipe_user"
+
+    pipe: str = Field(sa_column=Column(Text, primary_key=True))
+    pace: str = Field(sa_column=Column(Text, primary_key=True))
+    """The job's pace key: ``job:<partition>/<job id>``."""
+    own_limit: float | None = None
+    """The job's own rate limit: a job held below its share leaves the rest to the others."""
+    share: float
+    """Items a second the job was last given."""
+    until: float
+    """Epoch seconds, by the database's clock: the end of its last slot, and a moment more."""

@@ -27,6 +27,7 @@ class NewJobRow(JobBase):
     in_flight_window: int | None = None
     failure_tolerance: str | None = None
     priority: int = DEFAULT_PRIORITY
+    target_pipe: str | None = None
 
     def with_steering(self, steering: Steering) -> NewJobRow:
         return self.model_copy(
@@ -139,6 +140,36 @@ class PaceRequest(BaseModel):
     pace: str
     items: int
     rate: float
+
+
+class PipeSlotRequest(BaseModel):
+    """A slot for at most ``items`` of a job sending to the limited ``pipe``, for at most
+    ``seconds`` of its share of the pipe's limit; ``rate``: the job's own limit, if it has
+    one."""
+
+    pace: str
+    pipe: str
+    items: int
+    rate: float | None = None
+    seconds: float
+
+
+class PipeWord(BaseModel):
+    """What the service tells a job of its target pipe: its limit (None: none) and the deal
+    of its shares (``jobservice.db.pipes``)."""
+
+    limit: float | None = None
+    epoch: int = 0
+
+
+class PipeSlot(BaseModel):
+    """A slot of a job's share of its pipe: ``items`` from ``start`` (epoch seconds) at
+    ``rate``; a ``rate`` of None: neither the pipe nor the job has a limit now, and the items
+    go as fast as they may."""
+
+    start: float
+    items: int
+    rate: float | None = None
 
 
 class RoundKey(JobKey):

@@ -6,7 +6,7 @@ import contextlib
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from jobservice.jobs.job import (
@@ -26,6 +26,7 @@ from jobservice.jobs.steering import (
     IN_FLIGHT_WINDOW_MEANS,
     PRIORITY_MEANS,
     RATE_LIMIT_MEANS,
+    SteeringChecks,
 )
 
 API_BASE_PATH = "/job-service/v1"
@@ -152,3 +153,44 @@ class Health(_Public):
     temporal: str
     database: str
     rabbitmq: str
+
+
+PIPE_RATE_LIMIT_MEANS = (
+    "items a second every job sending to the pipe may go at together, shared fairly among "
+    "them; null: no limit"
+)
+
+
+class PipePublic(_Public):
+    """A target pipe as ``GET /pipes/{name}`` shows it."""
+
+    name: str
+    rate_limit: float | None = Field(default=None, description=PIPE_RATE_LIMIT_MEANS)
+    recent_items_per_second: float = Field(
+        default=0.0,
+        description="items a second lately, its Active jobs together, as each last measured",
+    )
+    jobs: int = Field(default=0, description="its unfinished jobs")
+
+
+class PipePatch(SteeringChecks):
+    """A change of a pipe's limit, as a JSON merge patch: ``{"rateLimit": 1000}``, or null
+    for none; ``{}`` changes nothing."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    rate_limit: float | None = Field(default=None, description=PIPE_RATE_LIMIT_MEANS)
+
+    @classmethod
+    def parse(cls, patch: Any) -> PipePatch:
+        """The patch ``patch`` (JSON) makes; a ValueError that says what is wrong with it."""
+        try:
+            return cls.model_validate(patch)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            if error["type"] in ("extra_forbidden", "model_type"):
+                raise ValueError(
+                    "a change of a pipe is a JSON object with its rateLimit, e.g. "
+                    '{"rateLimit": 1000}, or {"rateLimit": null} for no limit'
+                ) from None
+            raise ValueError(str(error["msg"]).removeprefix("Value error, ")) from None

@@ -12,6 +12,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     WithJsonSchema,
     field_serializer,
     field_validator,
@@ -104,6 +105,17 @@ class SteeringChecks(BaseModel):
     def _rate(cls, value: float | None) -> float | None:
         return checked(rate_limit_refusal(value), value)
 
+    @field_validator(
+        "rate_limit", "in_flight_window", "priority", mode="before", check_fields=False
+    )
+    @classmethod
+    def _not_true_or_false(cls, value: Any, info: ValidationInfo) -> Any:
+        """JSON's true and false are not numbers, whatever Python makes of them."""
+        if isinstance(value, bool):
+            name = to_camel(info.field_name or "")
+            raise ValueError(f"{name} {str(value).lower()} is not a number")
+        return value
+
     @field_validator("in_flight_window", check_fields=False)
     @classmethod
     def _window(cls, value: int | None) -> int | None:
@@ -126,6 +138,13 @@ class Steering(SteeringChecks):
         FailureTolerance, WithJsonSchema(TOLERANCE_JSON_SCHEMA, mode="validation")
     ] = Field(default_factory=FailureTolerance)
     priority: int = Field(default=DEFAULT_PRIORITY, description=PRIORITY_MEANS)
+    pipe_limit: float | None = None
+    """The limit of the job's target pipe, as the job was last told (see
+    ``jobservice.db.pipes``): the job then paces by its share of it. Not the job's to change:
+    it is set on the pipe, and the service tells the jobs sending to it."""
+    pipe_epoch: int = 0
+    """The pipe's shares as last dealt (its limit set, a job joining it): a job told of a new
+    deal gives up the slots it took and takes them again at its new share."""
 
     @field_validator("failure_tolerance", mode="before")
     @classmethod
@@ -139,6 +158,15 @@ class Steering(SteeringChecks):
     def window(self, default: int) -> int:
         """The in-flight window in force: the job's own, or the service's ``default``."""
         return self.in_flight_window or default
+
+    def public(self) -> dict[str, Any]:
+        """The steering as the job's JSON shows it: what a job may be tuned by."""
+        return self.model_dump(mode="json", by_alias=True, exclude={"pipe_limit", "pipe_epoch"})
+
+    @property
+    def paced(self) -> bool:
+        """Whether the job's chunks keep to a pace: its own rate's or its pipe's share."""
+        return self.rate_limit is not None or self.pipe_limit is not None
 
     def amqp_priority(self) -> int:
         """The AMQP priority of the job's task messages: 5 for the most urgent, 1 the least."""

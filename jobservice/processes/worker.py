@@ -84,6 +84,7 @@ def build_worker(
             carrying_on.load_checkpoint,
             carrying_on.number_round,
             steering.take_pace_slot,
+            steering.take_pipe_slot,
             steering.steer_job,
             TreeActivities(client).tell_tree,
         ],

@@ -6,7 +6,7 @@ delegates to its parts: :mod:`.submit` (a job checked by :mod:`.validation`, its
 its workflow started), :mod:`.reads` (rows through :mod:`.reader`, the batch tree through
 :mod:`jobservice.temporal.orchestration`), :mod:`.control` (pause, resume, cancel, delete),
 :mod:`.bulk` (an action on every job a query selects), :mod:`.failures` (the failed-item
-ledger) and :mod:`.reconciler` (repairing rows
+ledger), :mod:`.pipes` (the limits of target pipes) and :mod:`.reconciler` (repairing rows
 and workflows that disagree), with the job database's :class:`JobStore` beside them.
 """
 
@@ -18,6 +18,7 @@ from typing import Any
 from temporalio.client import Client
 
 from jobservice.db.engine import create_database_engine
+from jobservice.db.pipes import PipeState
 from jobservice.db.query import JobQuery
 from jobservice.db.rows import CoreRows
 from jobservice.db.store import JobStore, open_store
@@ -34,6 +35,7 @@ from jobservice.plugins.registry import Registry, installed
 from jobservice.service.bulk import BulkAction, BulkReport, BulkRunner, all_or_unavailable
 from jobservice.service.control import JobControl
 from jobservice.service.failures import FailureReads
+from jobservice.service.pipes import PipeLimits
 from jobservice.service.probes import Probes, probe
 from jobservice.service.reader import JobReader
 from jobservice.service.reads import MAX_BATCH_PAGE, JobReads
@@ -88,6 +90,7 @@ class JobService:
             self._start_again,
         )
         self._bulk = BulkRunner(self._store, self._reads, self._control)
+        self._pipes = PipeLimits(self._store, workflows)
         self._reconciler = Reconciler(
             self._store,
             workflows,
@@ -283,6 +286,20 @@ class JobService:
             except ValueError as exc:
                 raise InvalidJobError(str(exc)) from None
         return await self._control.tune(job_id, patch, partition=partition)
+
+    async def limit_pipe(self, name: str, rate_limit: float | None) -> PipeState:
+        """Limit the target pipe ``name`` to ``rate_limit`` items a second, shared fairly by
+        every job sending to it (None: no limit); in force in its running jobs within
+        moments, and kept in the job database."""
+        return await self._pipes.limit(name, rate_limit)
+
+    async def pipe(self, name: str) -> PipeState:
+        """The target pipe ``name``: its limit, its rate lately, its unfinished jobs."""
+        return await self._pipes.get(name)
+
+    async def pipes(self) -> Sequence[PipeState]:
+        """Every target pipe with a limit or an unfinished job."""
+        return await self._pipes.list()
 
     async def redrive(self, job_id: str, *, partition: str = DEFAULT_PARTITION) -> JobView:
         """Run a Completed, Failed or Cancelled job again in place, sending exactly its failed

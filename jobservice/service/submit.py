@@ -19,6 +19,7 @@ from jobservice.jobs.ids import validate_ids
 from jobservice.jobs.job import JobBase, JobView
 from jobservice.jobs.public import API_BASE_PATH
 from jobservice.metrics import JOBS_SUBMITTED
+from jobservice.service.pipes import PipeLimits
 from jobservice.service.reader import job_view
 from jobservice.service.validation import JobValidator, check_prerequisite_ids
 from jobservice.settings import Settings
@@ -53,6 +54,7 @@ class JobSubmitter:
         self._validator = validator
         self._workflows = workflows
         self._settings = settings
+        self._pipes = PipeLimits(store, workflows)
 
     async def submit(
         self, job_id: str, job: NewJob | JobDefinition, *, partition: str
@@ -76,6 +78,7 @@ class JobSubmitter:
             definition_hash=job.definition_hash(),
             prerequisite_job_ids=job.prerequisite_job_ids,
             delay=job.delay,
+            target_pipe=definition.target_pipe,
         ).with_steering(steering)
         creation = await asyncio.to_thread(self._store.create, new_row)
         if creation.outcome is Created.CONFLICT:
@@ -135,6 +138,10 @@ class JobSubmitter:
             # As the row has it: a redrive runs as the job was last tuned.
             steering=new_row.steering(definition.failure_tolerance, engine.in_flight_window),
         )
+        pipe = definition.target_pipe
+        limit = await self._pipes.limit_of(pipe)
+        steering = context.submitted_steering().model_copy(update={"pipe_limit": limit})
+        context.steering = steering
         first_run = JobInput(
             context=context,
             definition=definition.batch_definition,
@@ -162,6 +169,8 @@ class JobSubmitter:
                 )
                 return
             raise
+        key = (context.partition, context.job_id)
+        await self._pipes.joined(key, pipe, own_limit=steering.rate_limit, told=limit)
 
     def _status_check_url(self, partition: str, job_id: str) -> str | None:
         """The job's status endpoint as workers reach it, if the API's public URL is set."""

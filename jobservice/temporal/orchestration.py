@@ -34,8 +34,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from jobservice.errors import InvalidJobError, JobStateError, UnavailableError
 from jobservice.execution.batch import BatchesRequest, BatchPage
-from jobservice.execution.job import JobInput
-from jobservice.execution.names import BATCHES_QUERY, JOB_WORKFLOW, TUNE_UPDATE
+from jobservice.execution.job import JobInput, PipeWord
+from jobservice.execution.names import BATCHES_QUERY, JOB_WORKFLOW, PIPE_SIGNAL, TUNE_UPDATE
 from jobservice.execution.tree import Word
 from jobservice.jobs.status import JobStatus
 from jobservice.jobs.taskids import workflow_id
@@ -145,6 +145,17 @@ class JobWorkflows:
                 raise self._no_worker(did, _UPDATE_SECONDS) from None
             raise unavailable(exc) from None
         return steering
+
+    async def tell_pipe(self, partition: str, job_id: str, word: PipeWord) -> bool:
+        """Tell the job's workflow its target pipe's new limit, or a new deal of its shares;
+        False when it has none running (one started later reads the limit as it starts)."""
+        try:
+            await self._handle(partition, job_id).signal(PIPE_SIGNAL, word)
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise unavailable(exc) from None
+            return False
+        return True
 
     async def cancel(self, partition: str, job_id: str) -> bool:
         """Ask the job's workflow to cancel; False when it has none running."""

@@ -23,6 +23,7 @@ from jobservice.service.job_service import JobService
 from jobservice.settings import Settings, get_settings
 from jobservice.web.api.docs import add_docs
 from jobservice.web.api.openapi import document
+from jobservice.web.api.pipes import router as pipes_router
 from jobservice.web.api.routes import router
 from jobservice.web.dashboard import include_dashboard
 from jobservice.web.guard import RequestGuard
@@ -60,6 +61,7 @@ def create_app(service: JobService | None = None, settings: Settings | None = No
     if service is not None:
         app.state.service = service
     app.include_router(router, prefix=BASE_PATH)
+    app.include_router(pipes_router, prefix=BASE_PATH)
     include_dashboard(app)
     add_docs(app)
 

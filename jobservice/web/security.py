@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
 
 from fastapi import Request
 
@@ -60,6 +61,16 @@ def key_partitions(settings: ApiSettings, presented: str | None) -> list[str] | 
         if hmac.compare_digest(key.encode(), presented.encode()):
             return partitions
     raise NotAuthenticatedError("the API key is not known")
+
+
+def check_every_partition(partitions: Sequence[str] | None) -> None:
+    """Let a key that opens ``partitions`` (None: every one) act for every partition, as a
+    pipe's limit does, or raise saying why not."""
+    if partitions is not None and "*" not in partitions:
+        raise PartitionForbiddenError(
+            "a pipe's limit holds for every partition: changing it takes an API key that "
+            'opens them all ("*")'
+        )
 
 
 def authorize(request: Request, settings: ApiSettings, partition_id: str) -> None:

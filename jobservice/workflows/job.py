@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         JobKey,
         JobProgress,
         JobRecord,
+        PipeWord,
         PrerequisiteQuery,
         PrerequisiteState,
         RedriveInput,
@@ -37,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         NOTIFY_DEPENDENTS,
         NUMBER_ROUND,
         PAUSE_SIGNAL,
+        PIPE_SIGNAL,
         PREREQUISITES_SIGNAL,
         PROGRESS_QUERY,
         PROGRESS_SIGNAL,
@@ -54,7 +56,7 @@ with workflow.unsafe.imports_passed_through():
     from jobservice.temporal.search import JOB_STATUS
     from jobservice.workflows.database import database
     from jobservice.workflows.failures import BatchFailedError
-    from jobservice.workflows.rowkeeping import JobRowKeeping, redriven
+    from jobservice.workflows.rowkeeping import JobRowKeeping, job_progress
     from jobservice.workflows.runner import BatchRunner
     from jobservice.workflows.steering import changed, keep, tolerance_failure
     from jobservice.workflows.telling import tell_tree
@@ -144,12 +146,10 @@ class JobWorkflow:
                 JobInput(
                     context=request.context,
                     definition=request.definition,
-                    state=outcome.state,
-                    paused=self._runner.paused,
+                    state=outcome.state,  # paused and steered as the job is: see below
                     started_at=self._row.started_at,
                     paused_seconds=self._row.paused_total(workflow.now()),
                     redrive=request.redrive,
-                    steering=self._steering,
                 ),
             )
         self._ended = True
@@ -182,7 +182,6 @@ class JobWorkflow:
             JobInput(
                 context=context.model_copy(update={"carries_on": False}),
                 definition=self._request.definition,
-                paused=self._runner.paused,
                 started_at=self._row.started_at,
                 paused_seconds=self._row.paused_total(workflow.now()),
                 redrive=RedriveInput(
@@ -192,7 +191,6 @@ class JobWorkflow:
                     completed=progress.completed,
                     failed=progress.failed,
                 ),
-                steering=self._steering,
             ),
             memo=memo,
         )
@@ -235,13 +233,7 @@ class JobWorkflow:
             if workflow.info().is_continue_as_new_suggested():
                 await self._continue_as_new(
                     recorder,
-                    request.model_copy(
-                        update={
-                            "new_row": None,
-                            "paused": self._runner.paused,
-                            "steering": self._steering,
-                        }
-                    ),
+                    request.model_copy(update={"new_row": None}),
                 )
             # Told when a prerequisite ends; read again now and then in case a word was lost.
             with contextlib.suppress(asyncio.TimeoutError):
@@ -262,16 +254,8 @@ class JobWorkflow:
     # -- the job row -----------------------------------------------------------------------
 
     def _progress(self) -> Progress:
-        """The job's rolled-up counts: its tree's, or in a redrive the round's moving the
-        counts the job had."""
         progress = self._runner.progress()
-        if self._carries_on and not self._carried_on:  # its tree not read yet: as it stood
-            redrive = self._redrive
-            assert redrive is not None
-            return Progress(total=redrive.total, completed=redrive.completed, failed=redrive.failed)
-        if self._redrive is None or self._redrive.carries_on:
-            return progress
-        return redriven(progress, self._redrive, ended=self._ended)
+        return job_progress(progress, self._redrive, read=self._carried_on, ended=self._ended)
 
     def _record(self, *, ended: bool = False) -> JobRecord:
         return self._row.record(
@@ -363,7 +347,18 @@ class JobWorkflow:
                 rate_changed = steering.rate_limit != self._steering.rate_limit
                 await keep(self._request.context, steering, free_pace=rate_changed)
                 self._runner.steer(steering)
-        return steering.model_dump(mode="json", by_alias=True)
+        return steering.public()
+
+    @workflow.signal(name=PIPE_SIGNAL)
+    async def pipe_changed(self, word: PipeWord) -> None:
+        """The job's target pipe has a new limit (None: none), or its shares were dealt anew
+        (a job joined it): the job's pace starts again from now, at its new share."""
+        async with self._tuning:
+            pipe = {"pipe_limit": word.limit, "pipe_epoch": word.epoch}
+            steering = self._steering.model_copy(update=pipe)
+            if not self._ended and steering != self._steering:
+                await keep(self._request.context, steering)
+                self._runner.steer(steering)
 
     @tune.validator
     def _tune_allowed(self, patch: dict[str, Any]) -> None:
@@ -418,7 +413,7 @@ class JobWorkflow:
             self._row.paused_seconds = self._row.paused_total(workflow.now())
             self._row.paused_at = None
             self._set_status(JobStatus.WAITING if self._waiting else JobStatus.ACTIVE)
-            if self._steering.rate_limit is None:
+            if not self._steering.paced:
                 self._runner.set_paused(False)
             else:
                 self._later(self._resume_paced())

@@ -1,5 +1,6 @@
 """The pace of a rate-limited job, as one batch keeps to it: before a chunk goes out, the batch
-takes a slot for its items from the job's pace (:mod:`jobservice.db.pace`), waits for it on a
+takes a slot for its items from the job's pace (:mod:`jobservice.db.pace`; for a job sending
+to a limited pipe, at its share of the pipe's limit: :mod:`jobservice.db.pipes`), waits for it on a
 timer, and starts the chunk just before the slot begins; the chunk sends its items within it.
 
 Nothing waits long in an activity: a batch whose slot is ahead holds a timer, not an activity
@@ -17,8 +18,9 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from jobservice.execution.batch import JobContext, PaceSlot, WindowState
-    from jobservice.execution.job import PaceRequest, job_pace
-    from jobservice.execution.names import TAKE_PACE_SLOT
+    from jobservice.execution.job import PaceRequest, PipeSlot, PipeSlotRequest, job_pace
+    from jobservice.execution.names import TAKE_PACE_SLOT, TAKE_PIPE_SLOT
+    from jobservice.jobs.steering import Steering
     from jobservice.workflows.database import database
 
 SLOT_SECONDS = 1.0
@@ -44,28 +46,56 @@ class Pacing:
         """The most items a chunk carries at ``rate``."""
         return max(1, math.ceil(rate * SLOT_SECONDS))
 
-    async def room(self, room: int, rate: float, left: int) -> int:
+    async def room(self, room: int, steering: Steering, left: int) -> int:
         """Items the next chunk may carry now, of ``room``: taking a slot for them if the batch
-        has none (``left``: items the batch has still to send), none while its slot is ahead."""
+        has none (``left``: items the batch has still to send), none while its slot is ahead.
+        A job sending to a limited pipe takes its slot at its share of the pipe's limit."""
         if room <= 0 or left <= 0:
             return 0
         slot = self._state.slot
         if slot is None:
-            items = min(room, left, self.chunk_items(rate))
-            pace = job_pace(self._context.partition, self._context.job_id)
             drops = self._drops
-            start = await database(
-                TAKE_PACE_SLOT, PaceRequest(pace=pace, items=items, rate=rate), float
-            )
+            if steering.pipe_limit is not None:
+                slot = await self._pipe_slot(min(room, left), steering.rate_limit)
+            else:
+                assert steering.rate_limit is not None
+                slot = await self._job_slot(min(room, left), steering.rate_limit)
             if drops != self._drops:
                 return 0  # the pace was given up meanwhile (a tune, a resume): take one anew
-            # The slot's own time, not the workflow's clock (which stands still while a task
-            # runs): chunks keep to it by the same clock as every other slot of the job.
-            slot = PaceSlot(start=datetime.fromtimestamp(start, UTC), rate=rate, items=items)
+            if slot is None:
+                return min(room, left)  # the pipe has no limit now, nor the job: no pace
             self._state.slot = slot
         if slot.start - LEAD > workflow.now():
             return 0
         return min(room, slot.items)
+
+    async def _job_slot(self, items: int, rate: float) -> PaceSlot:
+        items = min(items, self.chunk_items(rate))
+        request = PaceRequest(pace=self._pace, items=items, rate=rate)
+        start = await database(TAKE_PACE_SLOT, request, float)
+        # The slot's own time, not the workflow's clock (which stands still while a task
+        # runs): chunks keep to it by the same clock as every other slot of the job.
+        return PaceSlot(start=datetime.fromtimestamp(start, UTC), rate=rate, items=items)
+
+    async def _pipe_slot(self, items: int, rate: float | None) -> PaceSlot | None:
+        if rate is not None:
+            items = min(items, self.chunk_items(rate))
+        request = PipeSlotRequest(
+            pace=self._pace,
+            pipe=self._context.target_pipe,
+            items=items,
+            rate=rate,
+            seconds=SLOT_SECONDS,
+        )
+        slot = await database(TAKE_PIPE_SLOT, request, PipeSlot)
+        if slot.rate is None:
+            return None
+        start = datetime.fromtimestamp(slot.start, UTC)
+        return PaceSlot(start=start, rate=slot.rate, items=slot.items)
+
+    @property
+    def _pace(self) -> str:
+        return job_pace(self._context.partition, self._context.job_id)
 
     def use(self, items: int) -> PaceSlot | None:
         """The slot a chunk of ``items`` sends in: the start of the slot taken; what it leaves

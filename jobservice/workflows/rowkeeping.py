@@ -153,6 +153,19 @@ class JobRowKeeping:
             self.resumed = False
 
 
+def job_progress(
+    progress: Progress, redrive: RedriveInput | None, *, read: bool, ended: bool
+) -> Progress:
+    """The job's rolled-up counts: its tree's (``progress``), or in a redrive the round's
+    moving the counts the job had. ``read``: whether a redrive that carries the job's tree on
+    has read where the tree stood; until it has, the job's counts are as they stood."""
+    if redrive is not None and redrive.carries_on and not read:
+        return Progress(total=redrive.total, completed=redrive.completed, failed=redrive.failed)
+    if redrive is None or redrive.carries_on:
+        return progress
+    return redriven(progress, redrive, ended=ended)
+
+
 def redriven(progress: Progress, redrive: RedriveInput, *, ended: bool) -> Progress:
     """The job's counts in a redrive, from the round's own: its total stays; an item sent
     again that completes moves from failed to completed. While the round runs, its items

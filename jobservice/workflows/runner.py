@@ -51,7 +51,7 @@ with workflow.unsafe.imports_passed_through():
     from jobservice.workflows.rollup import add_finished, roll_up
     from jobservice.workflows.splitting import fetch_sub_batches
     from jobservice.workflows.tracked import Settled, TrackedItems, tracked_items
-    from jobservice.workflows.tuning import Tuning
+    from jobservice.workflows.tuning import Tuning, paced_alike
     from jobservice.workflows.window import DispatchWindow
 
 
@@ -180,10 +180,10 @@ class BatchRunner:
     def steer(self, steering: Steering) -> None:
         """The job's new steering: in force for what the batch starts from now on (its
         window, its priority, its pace), and passed on to its children."""
-        rate = self.tuning.rate
+        before = self.tuning.steering
         if self.tuning.steer(steering):
             self.window.reshare(self.tuning.window_share())
-            if steering.rate_limit != rate:
+            if not paced_alike(steering, before):
                 self.chunks.stop()  # they stop with what they did; the rest goes at the new rate
             self.children.steer()
             self._changed = True
@@ -398,11 +398,11 @@ class BatchRunner:
             self.children.start(index, sub_batch, budget=budget)
         pacing = self.tuning.pacing
         while len(self.chunks) < engine.chunk_window:
-            room, rate = self._chunk_room(), self.tuning.rate
-            if rate is not None:
-                paced = await pacing.room(room, rate, self.window.undispatched())
+            room, steering = self._chunk_room(), self.tuning.steering
+            if steering.paced:
+                paced = await pacing.room(room, steering, self.window.undispatched())
                 self._raise_on_failure()
-                if not self.control.may_start() or rate != self.tuning.rate:
+                if not self.control.may_start() or steering != self.tuning.steering:
                     return  # paused or tuned while it took a slot
                 room = min(paced, self._chunk_room())
             span = self.window.take(room)
@@ -411,7 +411,7 @@ class BatchRunner:
             self.chunks.start(
                 *span,
                 sub_batch_total=split.sub_batch_total,
-                pace=pacing.use(span[1] - span[0]) if rate is not None else None,
+                pace=pacing.use(span[1] - span[0]) if steering.paced else None,
                 amqp_priority=self.tuning.amqp_priority(),
             )
 

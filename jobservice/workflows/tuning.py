@@ -47,10 +47,6 @@ class Tuning:
         self.pacing.drop()
         return True
 
-    @property
-    def rate(self) -> float | None:
-        return self.steering.rate_limit
-
     def window_share(self) -> int | None:
         """The batch's share of the job's in-flight window; None for a local pipe."""
         return self.budget.window_share() if self.queue else None
@@ -58,3 +54,13 @@ class Tuning:
     def amqp_priority(self) -> int | None:
         """The priority the batch's task messages are published with; None for a local pipe."""
         return self.steering.amqp_priority() if self.queue else None
+
+
+def paced_alike(steering: Steering, other: Steering) -> bool:
+    """Whether chunks keep to the same pace under both: the job's own rate, and its pipe's
+    limit and deal of shares."""
+    return _pace_of(steering) == _pace_of(other)
+
+
+def _pace_of(steering: Steering) -> tuple[float | None, float | None, int]:
+    return steering.rate_limit, steering.pipe_limit, steering.pipe_epoch

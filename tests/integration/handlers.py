@@ -42,25 +42,38 @@ class RecordingHandler(ItemHandler):
 
 
 class TimedHandler(ItemHandler):
-    """Remembers when it was given each item (monotonic seconds): a job's rate, measured."""
+    """Remembers when it was given each item (monotonic seconds), and whose it was: a job's
+    rate, measured."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.times: list[float] = []
+        self.jobs: list[str] = []
+        """The job of each item of ``times``: ``partition:jobId``."""
 
     def handle(self, message: TaskMessage, params: Mapping[str, str]) -> None:
         with self._lock:
             self.times.append(time.monotonic())
+            self.jobs.append(message.job_task_id.split(".", 1)[0])
 
     def since(self, start: float) -> list[float]:
         with self._lock:
             return [at for at in self.times if at >= start]
 
-    def windows(self, seconds: float, start: float, end: float, step: float = 1.0) -> list[int]:
+    def windows(
+        self,
+        seconds: float,
+        start: float,
+        end: float,
+        step: float = 1.0,
+        *,
+        job: str | None = None,
+    ) -> list[int]:
         """Items handled in each window of ``seconds``, from ``start`` to ``end``, a ``step``
-        apart."""
+        apart; of the job ``job`` (``partition:jobId``) only, if given."""
         with self._lock:
-            times = sorted(self.times)
+            pairs = list(zip(self.times, self.jobs, strict=True))
+        times = sorted(at for at, whose in pairs if job is None or whose == job)
         counts = []
         at = start
         while at + seconds <= end:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI, Path, Query
+from pydantic import BaseModel
 
 from jobservice.db.query import SORT_FIELDS
 from jobservice.db.rsql import LABEL_PREFIX
@@ -66,6 +67,17 @@ SORT = (
     f"^({'|'.join(SORT_FIELDS)}|{LABEL_PREFIX.replace('.', '[.]')}{_LABEL_KEY})"
     ":([aA][sS][cC]|[dD][eE][sS][cC])$"
 )
+
+
+MERGE_PATCH = "application/merge-patch+json"
+
+
+def merge_patch_of(model: type[BaseModel]) -> dict[str, Any]:
+    """The ``openapi_extra`` of an endpoint that takes a JSON merge patch (RFC 7386) of
+    ``model``, as ``application/merge-patch+json`` or plain ``application/json``."""
+    schema = model.model_json_schema(by_alias=True)
+    content = {MERGE_PATCH: {"schema": schema}, "application/json": {"schema": schema}}
+    return {"requestBody": {"required": True, "content": content}}
 
 
 def id_path(description: str, example: str, longest: int) -> Any:

@@ -33,6 +33,7 @@ from jobservice.web.api.openapi import (
     SORT,
     errors,
     id_path,
+    merge_patch_of,
     query_parameter,
 )
 from jobservice.web.deps import ServiceDep, settings_of
@@ -211,23 +212,11 @@ async def cancel_jobs(service: ServiceDep, query: SelectionDep) -> JobsCanceled:
     return JobsCanceled(jobs_canceled=await service.cancel_all(query))
 
 
-MERGE_PATCH = "application/merge-patch+json"
-_STEERING_SCHEMA = SteeringPatch.model_json_schema(by_alias=True)
-
-
 @router.patch(
     "/partitions/{partition_id}/jobs/{job_id}",
     responses={200: {"description": "The job, as it is now."}, **errors(400, 401, 403, 404, 503)},
     tags=["jobs"],
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                MERGE_PATCH: {"schema": _STEERING_SCHEMA},
-                "application/json": {"schema": _STEERING_SCHEMA},
-            },
-        }
-    },
+    openapi_extra=merge_patch_of(SteeringPatch),
 )
 async def tune_job(
     service: ServiceDep,

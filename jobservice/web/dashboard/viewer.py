@@ -14,7 +14,12 @@ from fastapi import Request
 from jobservice.db.query import JobQuery
 from jobservice.errors import JobServiceError
 from jobservice.settings import Settings
-from jobservice.web.security import NotAuthenticatedError, PartitionForbiddenError, key_partitions
+from jobservice.web.security import (
+    NotAuthenticatedError,
+    PartitionForbiddenError,
+    check_every_partition,
+    key_partitions,
+)
 
 KEY_COOKIE = "jobservice_key"
 
@@ -34,6 +39,10 @@ class Viewer:
     def check(self, partition: str) -> None:
         if self.partitions is not None and partition not in self.partitions:
             raise PartitionForbiddenError(f"this API key may not use partition {partition!r}")
+
+    def check_every(self) -> None:
+        """Refuse a viewer who may not act for every partition (a pipe is all of theirs)."""
+        check_every_partition(self.partitions)
 
     def query(self, partition: str | None = None, **parameters: Any) -> JobQuery:
         """A query of ``partition``, or of every partition the viewer may see."""
