@@ -136,7 +136,10 @@ class ApiSettings(BaseModel):
         description="The API's address as workers see it, for the statusCheckUrl of tasks.",
     )
     status_cache_seconds: int = Field(
-        default=5, ge=0, description="Cache-Control max-age of a job's status."
+        default=5,
+        ge=0,
+        description="How often workers check a job's status: the max-age of its status and "
+        "isActive answers, and the statusCheckIntervalMillis of its task messages.",
     )
     stall_seconds: float = Field(
         default=60.0,

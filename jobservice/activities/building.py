@@ -65,6 +65,7 @@ def task_message(context: JobContext, task_id: str, spec: TaskSpec) -> TaskMessa
         correlation_id=f"{context.partition}:{context.job_id}",
         track_to=context.track_to,
         status_check_url=context.status_check_url,
+        status_check_interval_millis=context.status_check_interval_millis,
     )
 
 

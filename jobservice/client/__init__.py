@@ -14,7 +14,7 @@ in; :class:`JobPublic`, :class:`JobStatus` and :class:`Health` out.
 Errors: a refused call raises a :class:`JobServiceClientError` of its status, whose text is
 the API's ``message`` and which holds ``status`` and ``url``. Where a status stands for one
 error of the service layer, the client's error is that error too: a 404 is a
-:class:`~jobservice.errors.JobNotFoundError`, a 409 a
+:class:`~jobservice.errors.JobNotFoundError`, a 403 "already exists" a
 :class:`~jobservice.errors.JobConflictError`, a 503 and a call that got no answer an
 :class:`~jobservice.errors.UnavailableError`, so that code written against
 :class:`~jobservice.service.job_service.JobService` catches the same errors from the client.

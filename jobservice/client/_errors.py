@@ -39,7 +39,8 @@ class NotFoundError(JobServiceClientError, JobNotFoundError):
 
 
 class ConflictError(JobServiceClientError, JobConflictError):
-    """409: the job id exists with a different body."""
+    """403 "already exists" (409 from earlier servers): the job id exists with a
+    different body."""
 
 
 class ServiceUnavailableError(JobServiceClientError, UnavailableError):
@@ -50,6 +51,8 @@ class UnreachableError(ServiceUnavailableError):
     """No answer: the API cannot be connected to, or did not answer in time."""
 
 
+_CONFLICT = "already exists in partition"
+"""What the API's answer to a different body under a taken id says."""
 _BY_STATUS: dict[int, type[JobServiceClientError]] = {
     400: BadRequestError,
     401: NotAuthorizedError,
@@ -68,6 +71,9 @@ def refusal(response: httpx.Response) -> JobServiceClientError:
         # Not the API's own answer (a proxy's error page, say): its status is all there is.
         message = f"HTTP {response.status_code} {response.reason_phrase}".strip()
     kind = _BY_STATUS.get(response.status_code, JobServiceClientError)
+    if response.status_code == 403 and _CONFLICT in message:
+        # The reference's answer to a different body under a taken id: 403, not 409.
+        kind = ConflictError
     return kind(message, status=response.status_code, url=str(response.request.url))
 
 

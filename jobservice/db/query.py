@@ -224,7 +224,13 @@ SORT_FIELDS: dict[str, SQLColumnExpression[Any]] = {
     "status": _ByteOrder(col(JobRow.status)),
     "percentageComplete": col(JobRow.percentage_complete),
     "lastUpdateTime": col(JobRow.last_update_time),
+    # The reference's names: its id is jobId; description and external data it sorts by too.
+    "jobId": _ByteOrder(col(JobRow.job_id)),
+    "description": _ByteOrder(col(JobRow.description)),
+    "externalData": _ByteOrder(col(JobRow.external_data)),
 }
+_BY_ID = ("id", "jobId")
+_NULLABLE = ("name", "description", "externalData")
 
 
 def parse_sort(text: str | None) -> list[SQLColumnExpression[Any]]:
@@ -241,7 +247,7 @@ def parse_sort(text: str | None) -> list[SQLColumnExpression[Any]]:
     if ":" not in text:
         raise InvalidRequestError(f"sort {text!r} needs a direction: '{text}:asc' or '{text}:desc'")
     field, _, direction = text.rpartition(":")
-    nullable = field == "name" or field.startswith(LABEL_PREFIX)
+    nullable = field in _NULLABLE or field.startswith(LABEL_PREFIX)
     if field.startswith(LABEL_PREFIX):
         key = field.removeprefix(LABEL_PREFIX)
         check_label_key(key, "sort:")
@@ -263,7 +269,9 @@ def parse_sort(text: str | None) -> list[SQLColumnExpression[Any]]:
         ordered = ordered.nulls_last()
     # Over several partitions one id may be in two: the partition breaks that tie.
     partition = _ByteOrder(col(JobRow.partition_id)).asc()
-    return [ordered, partition] if field == "id" else [ordered, SORT_FIELDS["id"].asc(), partition]
+    if field in _BY_ID:
+        return [ordered, partition]
+    return [ordered, SORT_FIELDS["id"].asc(), partition]
 
 
 @dataclass(frozen=True, kw_only=True)

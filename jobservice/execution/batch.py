@@ -28,6 +28,8 @@ class JobContext(BaseModel):
     tracking ends; None when that is null, and the output is not forwarded anywhere."""
     status_check_url: str | None = None
     """Where a worker asks the job's status, given when the API's public URL is set."""
+    status_check_interval_millis: int = 5000
+    """How often a worker asks it: the ``max-age`` the API lets it cache the answer for."""
     failure_tolerance: FailureTolerance = Field(default_factory=FailureTolerance)
     engine: EngineSettings = Field(default_factory=EngineSettings)
     round: int = 0

@@ -32,6 +32,9 @@ from jobservice.jobs.steering import (
 API_BASE_PATH = "/job-service/v1"
 """Where the REST API's endpoints are, as the reference system has them."""
 API_KEY_HEADER = "X-API-Key"
+CACHEABLE_HEADER = "CacheableJobStatus"
+"""The header that tells a worker it may cache a job's status answer, as the reference
+contract declares it."""
 """The header an API key is sent in (``Authorization: Bearer`` works too)."""
 
 

@@ -146,7 +146,9 @@ class BulkRunner:
             elif action is BulkAction.CANCEL:
                 await self._control.cancel(job_id, partition=partition, settle=False)
             elif action is BulkAction.RESUME:
-                await self._control.resume(job_id, partition=partition, settle=False)
+                job = await self._control.resume(job_id, partition=partition, settle=False)
+                if job.status is not JobStatus.PAUSED:  # running again meanwhile
+                    return Outcome.ALREADY
             else:
                 await self._control.pause(job_id, partition=partition)
         except JobNotFoundError:

@@ -63,8 +63,11 @@ class JobControl:
         return await self._reads.get(job_id, partition=partition)
 
     async def resume(self, job_id: str, *, partition: str, settle: bool) -> JobView:
-        """Resume a Paused job; with ``settle``, return once its row shows it running."""
+        """Resume a Paused job; with ``settle``, return once its row shows it running. Resuming
+        an Active job changes nothing, as the reference has it (a button pressed twice)."""
         job = await self._reads.get(job_id, partition=partition)
+        if job.status is JobStatus.ACTIVE:
+            return job
         if job.status is not JobStatus.PAUSED:
             raise JobStateError(f"job {job_id!r} is {job.status}; only a Paused job can be resumed")
         await self._workflows.signal(partition, job_id, RESUME_SIGNAL)

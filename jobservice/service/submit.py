@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 from temporalio.service import RPCError
@@ -20,6 +21,7 @@ from jobservice.jobs.job import JobBase, JobView
 from jobservice.jobs.public import API_BASE_PATH
 from jobservice.metrics import JOBS_SUBMITTED
 from jobservice.service.pipes import PipeLimits
+from jobservice.service.queues import TargetQueues
 from jobservice.service.reader import job_view
 from jobservice.service.validation import JobValidator, check_prerequisite_ids
 from jobservice.settings import Settings
@@ -55,6 +57,7 @@ class JobSubmitter:
         self._workflows = workflows
         self._settings = settings
         self._pipes = PipeLimits(store, workflows)
+        self._queues = TargetQueues(settings.rabbitmq)
 
     async def submit(
         self, job_id: str, job: NewJob | JobDefinition, *, partition: str
@@ -69,6 +72,7 @@ class JobSubmitter:
             self._validator.execution_of, job, partition=partition, job_id=job_id
         )
         await self._check_prerequisites(partition, job_id, job.prerequisite_job_ids)
+        await self._queues.check(definition.target_pipe)
         steering = job.steering(self._validator.engine_of(job).in_flight_window)
         new_row = NewJobRow(
             **job.model_dump(include=set(JobBase.model_fields)),
@@ -82,9 +86,11 @@ class JobSubmitter:
         ).with_steering(steering)
         creation = await asyncio.to_thread(self._store.create, new_row)
         if creation.outcome is Created.CONFLICT:
+            differs = ", ".join(_differing(creation.row.definition, new_row.definition))
             raise JobConflictError(
-                f"job {job_id!r} in partition {partition!r} exists with a different "
-                "definition; choose another job id, or delete that job first"
+                f"job {job_id!r} already exists in partition {partition!r} with a different "
+                f"definition (it differs in {differs or 'its body'}); choose another job id, "
+                "or delete that job first"
             )
         if creation.outcome is Created.NEW:
             JOBS_SUBMITTED.labels(definition.batch_type).inc()
@@ -131,6 +137,7 @@ class JobSubmitter:
             partition=new_row.partition_id,
             job_id=new_row.job_id,
             status_check_url=self._status_check_url(new_row.partition_id, new_row.job_id),
+            status_check_interval_millis=self._settings.api.status_cache_seconds * 1000,
             # The row keeps the body as the API took it, with the job's own time limit.
             engine=engine,
             round=redrive.round if redrive else 0,
@@ -179,3 +186,9 @@ class JobSubmitter:
             return None
         path = f"{API_BASE_PATH}/partitions/{quote(partition)}/jobs/{quote(job_id)}/status"
         return public_url.rstrip("/") + path
+
+
+def _differing(kept: dict[str, Any], sent: dict[str, Any]) -> list[str]:
+    """The fields of a job's body, as the API names them, that ``sent`` has otherwise than
+    ``kept``."""
+    return sorted(name for name in {*kept, *sent} if kept.get(name) != sent.get(name))

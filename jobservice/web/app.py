@@ -26,7 +26,7 @@ from jobservice.web.api.openapi import document
 from jobservice.web.api.pipes import router as pipes_router
 from jobservice.web.api.routes import router
 from jobservice.web.dashboard import include_dashboard
-from jobservice.web.guard import RequestGuard
+from jobservice.web.guard import RequestGuard, encoded_slash
 from jobservice.web.security import check_settings
 from jobservice.web.status import status_of
 
@@ -131,6 +131,8 @@ async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
         message = f"the body nests too deeply to read; a job nests at most {MAX_BODY_DEPTH} levels"
     elif exc.status_code == 400 and isinstance(exc.__cause__, UnicodeError):
         message = "the body is not JSON text: it must be UTF-8"
+    elif exc.status_code == 404 and (slashed := encoded_slash(request.scope)) is not None:
+        return _message(400, slashed)
     elif exc.status_code == 404:
         message = (
             f"no endpoint has the path {request.url.path[:200]!r}; the endpoints are under"

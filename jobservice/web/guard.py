@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from itertools import pairwise
 from urllib.parse import unquote_to_bytes
 
 from starlette.exceptions import HTTPException
@@ -118,3 +119,20 @@ async def _answer(send: Send, status: int, message: str) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+_ID_SEGMENTS = {b"partitions": "partition id", b"jobs": "job id"}
+
+
+def encoded_slash(scope: Scope) -> str | None:
+    """Why a request that found no endpoint is refused, when an id in its path holds an
+    encoded ``/`` (``%2F``): the path then reads as more segments than the endpoint has, and
+    the answer names the id rather than saying there is no such endpoint. None otherwise."""
+    raw: bytes = scope.get("raw_path") or b""
+    segments = raw.split(b"?", 1)[0].split(b"/")
+    for before, segment in pairwise(segments):
+        if b"%2f" in segment.lower():
+            kind = _ID_SEGMENTS.get(before, "path segment")
+            value = unquote_to_bytes(segment).decode(errors="replace")
+            return f"the {kind} {value!r} contains '/': an id is one segment of the job's URL"
+    return None

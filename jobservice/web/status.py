@@ -20,7 +20,8 @@ _STATUS = {
     NotAuthenticatedError: 401,
     PartitionForbiddenError: 403,
     JobNotFoundError: 404,
-    JobConflictError: 409,
+    # "Job already exists", as the reference answers a different body under a taken id.
+    JobConflictError: 403,
     UnavailableError: 503,
 }
 

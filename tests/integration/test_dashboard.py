@@ -209,7 +209,7 @@ async def test_a_filter_or_label_cannot_undo_the_status_beside_it(
 
 
 async def test_a_stream_of_jobs_with_impossible_ids_is_refused(http: httpx.AsyncClient) -> None:
-    for key in ("default/", "default/a b", "nopartition"):
+    for key in ("default/", "default/a:b", "nopartition"):
         answer = await http.get("/dashboard/events/jobs", params={"key": key})
         assert answer.status_code == 400, (key, answer.text)
 

@@ -10,6 +10,7 @@ import pytest
 from aio_pika.abc import AbstractChannel
 from temporalio.client import Client
 
+from jobservice.errors import InvalidJobError, JobNotFoundError
 from jobservice.jobs.status import JobStatus
 from jobservice.processes.worker import run_worker
 from jobservice.service.job_service import JobService
@@ -127,16 +128,14 @@ async def test_worker_exceptions_are_recorded_and_fail_the_job_per_its_tolerance
         assert (done.counts.completed, done.counts.failed) == (180, 20)
 
 
-async def test_a_missing_target_queue_is_refused_naming_it(
-    service: JobService, tracking_worker: None
-) -> None:
-    missing = unique("missing")
+async def test_a_missing_target_queue_is_refused_naming_it(service: JobService) -> None:
+    missing, job_id = unique("missing"), unique("missing")
 
-    done = await run_to_end(service, unique("missing"), job("range", "0-10", missing))
+    with pytest.raises(InvalidJobError, match=f"target queue {missing!r} does not exist"):
+        await service.submit(job_id, job("range", "0-10", missing))
 
-    assert done.status is JobStatus.FAILED
-    assert done.failures[0].failure_source == f"target pipe {missing!r}"
-    assert f"target queue {missing!r} does not exist" in done.failures[0].failure_message
+    with pytest.raises(JobNotFoundError):
+        await service.get(job_id)  # nothing was accepted
 
 
 async def test_a_missing_target_queue_is_declared_when_the_settings_say_so(

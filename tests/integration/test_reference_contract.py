@@ -16,12 +16,14 @@ import pytest
 from aio_pika.abc import AbstractChannel
 from temporalio.worker import Worker
 
+from jobservice.db.store import JobStore
+from jobservice.execution.job import NewJobRow
 from jobservice.jobs.status import JobStatus
 from jobservice.service.job_service import JobService
 from jobservice.settings import Settings
 from tests.conftest import unique
 from tests.integration.rabbit import publish, take
-from tests.integration.support import API, job_body
+from tests.integration.support import API, eventually, job_body
 
 
 def reference_body(task: dict[str, Any]) -> dict[str, Any]:
@@ -46,6 +48,18 @@ def batch_task(target_pipe: str | None, **fields: Any) -> dict[str, Any]:
     else:
         task["targetPipe"] = target_pipe
     return task
+
+
+def text_task(queue: str) -> dict[str, Any]:
+    """A task for a worker of another kind, sent to ``queue``, whose output goes nowhere."""
+    return {
+        "taskClassifier": "TextWorker",
+        "taskApiVersion": 1,
+        "taskData": {"text": "hello"},
+        "taskDataEncoding": None,
+        "taskPipe": queue,
+        "targetPipe": None,
+    }
 
 
 async def finished(http: httpx.AsyncClient, url: str) -> dict[str, Any]:
@@ -119,14 +133,7 @@ async def test_a_single_task_without_a_target_pipe_is_tracked_to_its_result(
 ) -> None:
     # Given a task for a worker of another kind, whose output goes nowhere
     partition, job_id = unique("p"), unique("task")
-    task = {
-        "taskClassifier": "TextWorker",
-        "taskApiVersion": 1,
-        "taskData": {"text": "hello"},
-        "taskDataEncoding": None,
-        "taskPipe": target_queue,
-        "targetPipe": None,
-    }
+    task = text_task(target_queue)
     url = f"{API}/partitions/{partition}/jobs/{job_id}"
     assert (await http.put(url, json=reference_body(task))).status_code == 201
 
@@ -161,3 +168,159 @@ async def test_failure_times_are_epoch_milliseconds_as_create_times_are(
     for failure in job["failures"]:
         assert isinstance(failure["failureTime"], int), failure
         assert job["createTime"] <= failure["failureTime"] <= job["lastUpdateTime"] + 1000
+
+
+# -- answers a reference client or worker relies on -----------------------------------------
+
+
+def _rows(store: JobStore, partition: str, count: int, **fields: Any) -> list[str]:
+    """``count`` job rows of ``partition`` made straight in the job database (no workflows):
+    what a list pages through."""
+    ids = [f"row-{index:05d}" for index in range(count)]
+    for job_id in ids:
+        row = NewJobRow(
+            partition_id=partition,
+            job_id=job_id,
+            definition={},
+            definition_hash=job_id,
+            **fields,
+        )
+        store.create(row, status=JobStatus.COMPLETED)
+    return ids
+
+
+async def test_a_limit_of_0_is_the_default_page_and_a_big_limit_is_served_whole(
+    http: httpx.AsyncClient, job_store: JobStore, partition: str
+) -> None:
+    # Given 1,205 jobs in a partition
+    ids = await asyncio.to_thread(_rows, job_store, partition, 1205)
+    jobs = f"{API}/partitions/{partition}/jobs"
+
+    # When a reference client asks for limit 0, and for pages bigger than 1,000
+    default = await http.get(jobs, params={"limit": 0, "offset": 0, "sort": "jobId:asc"})
+    big = await http.get(jobs, params={"limit": 5000, "offset": 0, "sort": "jobId:asc"})
+    rest = await http.get(jobs, params={"limit": 1001, "offset": 200, "sort": "jobId:asc"})
+
+    # Then 0 is the default page of 10, and a big page holds every job it asks for, whole
+    assert default.status_code == 200, default.text
+    assert [job["id"] for job in default.json()] == ids[:10]
+    assert big.status_code == 200, big.text
+    assert [job["id"] for job in big.json()] == ids
+    assert [job["id"] for job in rest.json()] == ids[200:1201]
+
+
+async def test_the_reference_sort_fields_are_known(
+    http: httpx.AsyncClient, job_store: JobStore, partition: str
+) -> None:
+    await asyncio.to_thread(_rows, job_store, partition, 3)
+    jobs = f"{API}/partitions/{partition}/jobs"
+    for sort, first in [("jobId:desc", "row-00002"), ("jobId:asc", "row-00000")]:
+        answer = await http.get(jobs, params={"sort": sort})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()[0]["id"] == first
+    for field in ("description", "externalData"):
+        answer = await http.get(jobs, params={"sort": f"{field}:asc"})
+        assert answer.status_code == 200, answer.text
+
+
+async def test_a_paused_job_is_not_active_and_resuming_an_active_job_changes_nothing(
+    http: httpx.AsyncClient, worker: Worker, partition: str
+) -> None:
+    # Given a running job, slow enough to be paused
+    url = f"{API}/partitions/{partition}/jobs/{unique('paused')}"
+    assert (await http.put(url, json=job_body(items=100_000, rateLimit=50))).status_code == 201
+
+    async def active() -> bool:
+        return bool((await http.get(url)).json()["status"] == "Active")
+
+    await eventually(active)
+    assert (await http.get(f"{url}/isActive")).json() is True
+
+    # When it is resumed while Active (a button pressed twice), then paused
+    assert (await http.post(f"{url}/resume")).status_code == 204
+    assert (await http.get(url)).json()["status"] == "Active"
+    assert (await http.post(f"{url}/pause")).status_code == 204
+
+    # Then a paused job is not active, as the reference answers
+    assert (await http.get(f"{url}/isActive")).json() is False
+    await http.post(f"{url}/cancel")
+    refused = await http.post(f"{url}/resume")
+    assert refused.status_code == 400, refused.text
+    assert "Cancelled" in refused.json()["message"]
+
+
+async def test_status_answers_may_be_cached_as_the_reference_worker_framework_reads_them(
+    http: httpx.AsyncClient, partition: str, settings: Settings
+) -> None:
+    url = f"{API}/partitions/{partition}/jobs/{unique('cached')}"
+    assert (await http.put(url, json=job_body(items=5))).status_code == 201
+    age = settings.api.status_cache_seconds
+    for path in ("status", "isActive"):
+        answer = await http.get(f"{url}/{path}")
+        assert answer.headers["CacheableJobStatus"] == "true", path
+        assert f"max-age={age}" in answer.headers["Cache-Control"], path
+
+
+async def test_a_201_says_where_the_job_is_and_a_conflicting_put_is_a_403(
+    http: httpx.AsyncClient, partition: str
+) -> None:
+    url = f"{API}/partitions/{partition}/jobs/{unique('located')}"
+    created = await http.put(url, json=job_body(items=5))
+    assert created.status_code == 201
+    assert created.headers["Location"] == f"http://api{url}"
+    conflict = await http.put(url, json=job_body(items=6))
+    assert conflict.status_code == 403, conflict.text
+    assert "already exists" in conflict.json()["message"]
+
+
+async def test_ids_may_hold_spaces_and_an_encoded_slash_is_named(
+    http: httpx.AsyncClient, worker: Worker
+) -> None:
+    partition = f"Acme Corp {unique('t')[-6:]}"
+    url = f"{API}/partitions/{partition}/jobs/nightly run"
+    assert (await http.put(url, json=job_body(items=5))).status_code == 201, partition
+    listed = await http.get(f"{API}/partitions/{partition}/jobs")
+    assert [job["id"] for job in listed.json()] == ["nightly run"]
+    assert (await finished(http, url))["status"] == "Completed"
+
+    for path, named in [
+        (f"{API}/partitions/a%2Fb/jobs", "'a/b'"),
+        (f"{API}/partitions/p/jobs/x%2Fy", "'x/y'"),
+    ]:
+        refused = await http.get(path)
+        assert refused.status_code == 400, refused.text
+        assert named in refused.json()["message"]
+    tab = await http.get(f"{API}/partitions/a%09b/jobs")
+    assert tab.status_code == 400
+    assert "control" in tab.json()["message"]
+
+
+async def test_an_empty_label_filter_filters_nothing_but_never_selects_all_to_cancel(
+    http: httpx.AsyncClient, job_store: JobStore, partition: str
+) -> None:
+    await asyncio.to_thread(_rows, job_store, partition, 3)
+    jobs = f"{API}/partitions/{partition}/jobs"
+    listed = await http.get(jobs, params={"labelExist": "", "offset": -5})
+    assert (listed.status_code, len(listed.json())) == (200, 3), listed.text
+    counted = await http.get(f"{API}/partitions/{partition}/jobStats/count?labelExist=")
+    assert (counted.status_code, counted.json()) == (200, 3)
+    for action in ("cancel", "delete"):
+        refused = await http.post(f"{jobs}:{action}", params={"labelExist": ""})
+        assert refused.status_code == 400, refused.text
+
+
+async def test_ping_answers_as_the_reference_does(http: httpx.AsyncClient) -> None:
+    assert (await http.get(f"{API}/ping")).json() == {"success": True}
+
+
+async def test_a_task_to_a_missing_queue_is_refused_as_a_batch_to_one_is(
+    http: httpx.AsyncClient, partition: str
+) -> None:
+    missing = unique("no-such-queue")
+    batch = job_body(items=5, target=missing)["task"]
+    for body in (reference_body(text_task(missing)), reference_body(batch)):
+        url = f"{API}/partitions/{partition}/jobs/{unique('to-nowhere')}"
+        refused = await http.put(url, json=body)
+        assert refused.status_code == 400, refused.text
+        assert f"target queue {missing!r} does not exist" in refused.json()["message"]
+        assert (await http.get(url)).status_code == 404

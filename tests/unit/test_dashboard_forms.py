@@ -246,7 +246,7 @@ def test_parameters_of_any_shape_are_one_json_input(tmp_path: Path) -> None:
     ("base", "changes", "message"),
     [
         (TASK_FORM, {"jobId": " "}, "jobId: required"),
-        (TASK_FORM, {"jobId": "a/b"}, "jobId: the job id 'a/b' contains one of"),
+        (TASK_FORM, {"jobId": "a/b"}, "jobId: the job id 'a/b' contains '/'"),
         (TASK_FORM, {"delay": "soon"}, "delay: must be a whole number of seconds"),
         (TASK_FORM, {"delay": "-5"}, "delay: must be a whole number of seconds"),
         (TASK_FORM, {"labels": "team=search\nowner"}, "labels line 2: write key=value"),

@@ -87,7 +87,11 @@ def test_a_job_at_its_bounds_is_taken() -> None:
         ("p", "a\ud800b", "U+D800, a surrogate character"),
         ("p", "a\u0378b", "U+0378, an unassigned character"),
         ("p", "a\uffffb", "U+FFFF, an unassigned character"),
-        ("p", "a\u2028b", "white space or a control character"),
+        ("p", "a\u2028b", "white space other than the ordinary space"),
+        ("p", "a\tb", "contains a control character"),
+        ("p", " a", "begins or ends with a space"),
+        ("a/b", None, "contains '/'"),
+        ("a|b", None, "contains '|': an id may not hold"),
         ("p", "x" * 10_000, "the job id 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'... is"),
     ],
 )
@@ -97,6 +101,6 @@ def test_ids_hold_visible_characters_only(partition: str, job_id: str | None, pr
     assert problem in str(raised.value)
 
 
-@pytest.mark.parametrize("job_id", ["café", "日本", "a-b_c~d", "Ωmega", "a\ufffdb"])
+@pytest.mark.parametrize("job_id", ["café", "日本", "a-b_c~d", "Ωmega", "a\ufffdb", "nightly run"])
 def test_visible_characters_of_any_script_are_ids(job_id: str) -> None:
     validate_ids("p", job_id)

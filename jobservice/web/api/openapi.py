@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from jobservice.db.query import SORT_FIELDS
 from jobservice.db.rsql import LABEL_PREFIX
-from jobservice.jobs.ids import ID_FORBIDDEN
+from jobservice.jobs.ids import ID_PATTERN
 from jobservice.jobs.job import LABEL_KEY
 from jobservice.jobs.public import API_KEY_HEADER, Message
 
@@ -23,7 +23,6 @@ _ERROR_DESCRIPTIONS = {
     401: "An API key is required.",
     403: "The API key does not open this partition.",
     404: "No such job in this partition.",
-    409: "The id exists with a different body.",
     413: "The body is over 1 MiB.",
     414: "The URL is over 8 KiB.",
     431: "The headers are over 16 KiB.",
@@ -63,6 +62,7 @@ JOB_ERRORS = errors(400, 401, 403, 404, 503)
 
 _LABEL_KEY = LABEL_KEY.pattern
 LABEL_KEYS = f"^{_LABEL_KEY}(,{_LABEL_KEY})*$"
+LABEL_KEYS_OR_ANY = f"^({_LABEL_KEY}(,{_LABEL_KEY})*)?$"
 SORT = (
     f"^({'|'.join(SORT_FIELDS)}|{LABEL_PREFIX.replace('.', '[.]')}{_LABEL_KEY})"
     ":([aA][sS][cC]|[dD][eE][sS][cC])$"
@@ -88,7 +88,7 @@ def id_path(description: str, example: str, longest: int) -> Any:
         json_schema_extra={
             "minLength": 1,
             "maxLength": longest,
-            "pattern": f"^[^{ID_FORBIDDEN}]+$",
+            "pattern": ID_PATTERN,
         },
     )
 

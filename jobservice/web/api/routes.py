@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.routing import APIRoute
@@ -15,6 +16,7 @@ from jobservice.jobs.definition import NewJob
 from jobservice.jobs.ids import JOB_ID_LENGTH, PARTITION_ID_LENGTH, validate_ids
 from jobservice.jobs.job import NUL_FREE
 from jobservice.jobs.public import (
+    CACHEABLE_HEADER,
     FAILURE_PAGE_MOST,
     TOTAL_COUNT_HEADER,
     Failure,
@@ -25,10 +27,12 @@ from jobservice.jobs.public import (
 )
 from jobservice.jobs.status import JobStatus
 from jobservice.jobs.steering import SteeringPatch
+from jobservice.web.api.listing import Page, whole_page
 from jobservice.web.api.openapi import (
     JOB_ERRORS,
     JOB_EXAMPLES,
     LABEL_KEYS,
+    LABEL_KEYS_OR_ANY,
     SELECTION_ERRORS,
     SORT,
     errors,
@@ -74,41 +78,49 @@ def _partition(request: Request, partition_id: PartitionId) -> str:
 Partition = Annotated[str, Depends(_partition)]
 
 
-def _selection(
+def _prefix_and_filter(
     partition_id: Partition,
     job_id_starts_with: Annotated[
         str | None, query_parameter("Jobs whose id starts so.", "jobIdStartsWith", pattern=NUL_FREE)
-    ] = None,
-    label_exist: Annotated[
-        str | None,
-        query_parameter(
-            "Jobs with any of these comma-separated label keys.", "labelExist", pattern=LABEL_KEYS
-        ),
     ] = None,
     filter: Annotated[
         str | None, query_parameter("RSQL, e.g. status==Active;labels.team==red", pattern=NUL_FREE)
     ] = None,
 ) -> JobQuery:
-    return JobQuery(
-        partition_id=partition_id,
-        job_id_starts_with=job_id_starts_with,
-        label_exist=label_exist,
-        filter=filter,
-    )
+    return JobQuery(partition_id=partition_id, job_id_starts_with=job_id_starts_with, filter=filter)
+
+
+_LABELS_MEAN = "Jobs with any of these comma-separated label keys."
+
+
+def _selection(
+    selection: Annotated[JobQuery, Depends(_prefix_and_filter)],
+    label_exist: Annotated[
+        str | None, query_parameter(_LABELS_MEAN, "labelExist", pattern=LABEL_KEYS)
+    ] = None,
+) -> JobQuery:
+    """What a bulk cancel or delete acts on. An empty ``labelExist`` is refused: it would
+    read as no label filter, and act on every job of the partition."""
+    return replace(selection, label_exist=label_exist)
 
 
 SelectionDep = Annotated[JobQuery, Depends(_selection)]
 
 
 def _counted(
-    selection: SelectionDep,
+    selection: Annotated[JobQuery, Depends(_prefix_and_filter)],
+    label_exist: Annotated[
+        str | None,
+        query_parameter(f"{_LABELS_MEAN} Empty: any.", "labelExist", pattern=LABEL_KEYS_OR_ANY),
+    ] = None,
     status_type: Annotated[
         str | None,
         query_parameter("Jobs of these statuses.", "statusType", enum=list(STATUS_TYPES)),
     ] = None,
 ) -> JobQuery:
-    """What the count endpoint counts: the bulk endpoints' selection, with a status type."""
-    return replace(selection, status_type=status_type)
+    """What the count endpoint counts, and the list lists: an empty ``labelExist`` is no
+    label filter, as the reference reads it (a client that always sends the field)."""
+    return replace(selection, label_exist=label_exist or None, status_type=status_type)
 
 
 CountedDep = Annotated[JobQuery, Depends(_counted)]
@@ -116,24 +128,34 @@ CountedDep = Annotated[JobQuery, Depends(_counted)]
 
 def _query(
     counted: CountedDep,
-    limit: Annotated[int, query_parameter("Jobs per page.", minimum=1, maximum=MAX_LIMIT)] = (
-        DEFAULT_LIMIT
-    ),
-    offset: Annotated[int, query_parameter("Jobs to skip.", minimum=0, maximum=MAX_OFFSET)] = 0,
+    limit: Annotated[
+        int,
+        query_parameter(
+            f"Jobs per page; 0 or less: the default, {DEFAULT_LIMIT}. A page of more than "
+            f"{MAX_LIMIT:,} is sent whole, as it is read.",
+        ),
+    ] = DEFAULT_LIMIT,
+    offset: Annotated[
+        int, query_parameter("Jobs to skip; less than 0: none.", maximum=MAX_OFFSET)
+    ] = 0,
     sort: Annotated[
         str | None, query_parameter("field:asc|desc, default createTime:desc", pattern=SORT)
     ] = None,
-) -> JobQuery:
-    """The list's query: what the count endpoint counts, with a page and an order."""
-    return replace(counted, limit=limit, offset=offset, sort=sort)
+) -> Page:
+    """The list's query: what the count endpoint counts, with a page and an order. A limit
+    and an offset out of range are taken as the reference takes them."""
+    limit = DEFAULT_LIMIT if limit <= 0 else limit
+    query = replace(counted, limit=min(limit, MAX_LIMIT), offset=max(offset, 0), sort=sort)
+    return Page(query, limit)
 
 
-QueryDep = Annotated[JobQuery, Depends(_query)]
+QueryDep = Annotated[Page, Depends(_query)]
 
 
 @router.get("/ping", tags=["health"])
-async def ping() -> dict[str, str]:
-    return {"message": "pong"}
+async def ping() -> dict[str, bool]:
+    """The API answers, as the reference's ping does; ``/health`` says what is behind it."""
+    return {"success": True}
 
 
 @router.get("/health", tags=["health"], responses={503: {"model": Health}})
@@ -154,23 +176,38 @@ async def health(service: ServiceDep, response: Response) -> Health:
     "/partitions/{partition_id}/jobs/{job_id}",
     status_code=201,
     responses={
-        201: {"description": "The job is created."},
+        201: {
+            "description": "The job is created.",
+            "headers": {
+                "Location": {"description": "The job's URL.", "schema": {"type": "string"}}
+            },
+        },
         204: {"description": "The same job was there already."},
-        **errors(400, 401, 403, 409, 503),
+        **errors(400, 401, 403, 503),
+        403: {
+            **errors(403)[403],
+            "description": "The API key does not open this partition; or the job already "
+            "exists with a different body (the message says which fields differ).",
+        },
     },
     response_class=Response,
     tags=["jobs"],
 )
 async def create_job(
     service: ServiceDep,
+    request: Request,
     partition_id: Partition,
     job_id: JobId,
     job: Annotated[NewJob, Body(openapi_examples=JOB_EXAMPLES)],
 ) -> Response:
-    """Create a job: 201, or 204 when the same body is sent again. A different body for an
-    existing id is a 409 (the reference system answers 403 there)."""
+    """Create a job: 201 with its URL in ``Location``, or 204 when the same body is sent
+    again. A different body for an existing id is a 403, as the reference answers it."""
     submission = await service.submit(job_id, job, partition=partition_id)
-    return Response(status_code=201 if submission.created else 204)
+    if not submission.created:
+        return Response(status_code=204)
+    # Percent-encoded as the URL was sent: a header holds ASCII, and an id may not.
+    location = str(request.base_url).rstrip("/") + quote(request.url.path, safe="/")
+    return Response(status_code=201, headers={"Location": location})
 
 
 @router.get("/partitions/{partition_id}/jobs/{job_id}", responses=JOB_ERRORS, tags=["jobs"])
@@ -178,9 +215,19 @@ async def get_job(service: ServiceDep, partition_id: Partition, job_id: JobId) -
     return JobPublic.of(await service.get(job_id, partition=partition_id))
 
 
-@router.get("/partitions/{partition_id}/jobs", responses=SELECTION_ERRORS, tags=["jobs"])
-async def list_jobs(service: ServiceDep, query: QueryDep) -> list[JobPublic]:
-    return [JobPublic.of(job) for job in await service.find(query)]
+@router.get(
+    "/partitions/{partition_id}/jobs",
+    responses=SELECTION_ERRORS,
+    response_model=list[JobPublic],
+    tags=["jobs"],
+)
+async def list_jobs(service: ServiceDep, page: QueryDep) -> Any:
+    """A page of the partition's jobs. A page of more than 1,000 goes out as it is read from
+    the job database, 1,000 jobs at a time: whole, whatever its size, in bounded memory."""
+    first = await service.find(page.query)  # a bad query is refused before anything is sent
+    if page.limit <= MAX_LIMIT:
+        return [JobPublic.of(job) for job in first]
+    return whole_page(service, page, first)
 
 
 @router.get("/partitions/{partition_id}/jobStats/count", responses=SELECTION_ERRORS, tags=["jobs"])
@@ -266,20 +313,31 @@ for _verb in ("cancel", "pause", "resume", "redrive"):
     )
 
 
+_CACHEABLE = {
+    "Cache-Control": {
+        "description": "How long the answer may be cached: private, max-age=<s>, the interval "
+        "task messages give workers to check their job's status "
+        "(statusCheckIntervalMillis).",
+        "schema": {"type": "string"},
+    },
+    CACHEABLE_HEADER: {
+        "description": "true: a worker may cache the answer for max-age, as the reference "
+        "worker framework does.",
+        "schema": {"type": "boolean"},
+    },
+}
+
+
+def _cacheable(request: Request, response: Response) -> None:
+    """Let workers that poll a job's status cache the answer for their check interval."""
+    age = settings_of(request).api.status_cache_seconds
+    response.headers["Cache-Control"] = f"private, max-age={age}"
+    response.headers[CACHEABLE_HEADER] = "true"
+
+
 @router.get(
     "/partitions/{partition_id}/jobs/{job_id}/status",
-    responses={
-        200: {
-            "description": "The job's status.",
-            "headers": {
-                "Cache-Control": {
-                    "description": "How long the status may be cached: private, max-age=<s>.",
-                    "schema": {"type": "string"},
-                }
-            },
-        },
-        **JOB_ERRORS,
-    },
+    responses={200: {"description": "The job's status.", "headers": _CACHEABLE}, **JOB_ERRORS},
     tags=["jobs"],
 )
 async def job_status(
@@ -291,23 +349,33 @@ async def job_status(
 ) -> JobStatus:
     """The job's status as a JSON string, cacheable for workers that poll it."""
     job = await service.get(job_id, partition=partition_id)
-    age = settings_of(request).api.status_cache_seconds
-    response.headers["Cache-Control"] = f"private, max-age={age}"
+    _cacheable(request, response)
     return job.status
 
 
 @router.get(
     "/partitions/{partition_id}/jobs/{job_id}/isActive",
-    responses=SELECTION_ERRORS,
+    responses={
+        200: {"description": "Whether the job is active.", "headers": _CACHEABLE},
+        **SELECTION_ERRORS,
+    },
     tags=["jobs"],
 )
-async def job_is_active(service: ServiceDep, partition_id: Partition, job_id: JobId) -> bool:
-    """Whether the job is unfinished; false for a job that does not exist."""
+async def job_is_active(
+    service: ServiceDep,
+    request: Request,
+    response: Response,
+    partition_id: Partition,
+    job_id: JobId,
+) -> bool:
+    """Whether the job is Active or Waiting, as the reference answers: false for a Paused job
+    (its workers stop working on it), a finished one, and one that does not exist."""
+    _cacheable(request, response)
     try:
         job = await service.get(job_id, partition=partition_id)
     except JobNotFoundError:
         return False
-    return job.status in (JobStatus.WAITING, JobStatus.ACTIVE, JobStatus.PAUSED)
+    return job.status in (JobStatus.WAITING, JobStatus.ACTIVE)
 
 
 @router.get(
