@@ -179,7 +179,7 @@ async def test_a_job_paused_while_waiting_stays_paused_until_resumed(
     [
         ("self", ["self"], "would wait for itself"),
         ("a", ["b"], "would wait for itself"),  # b waits for a
-        ("c", ["bad.id"], "the prerequisite job id 'bad.id' contains one of"),
+        ("c", ["bad.id"], "the prerequisite job id 'bad.id' contains '.': an id may not hold"),
     ],
 )
 async def test_a_job_that_could_never_run_is_a_400(
