@@ -31,6 +31,7 @@ import aio_pika
 import psutil
 from temporalio.client import Client
 
+from bench.cpu import CpuMeter, cpu_line, temporal_server
 from bench.database import scratch_database
 from jobservice.jobs.definition import JobDefinition
 from jobservice.jobs.status import JobStatus
@@ -144,26 +145,6 @@ async def reference_worker(queue: str) -> AsyncIterator[asyncio.subprocess.Proce
         await worker.wait()
 
 
-class CpuMeter:
-    """CPU seconds each process of the pipeline spends, between start and stop."""
-
-    def __init__(self, processes: dict[str, psutil.Process]) -> None:
-        self._processes = processes
-        self._start = {name: self._cpu(p) for name, p in processes.items()}
-
-    @staticmethod
-    def _cpu(process: psutil.Process) -> float:
-        times = process.cpu_times()
-        return float(times.user + times.system)
-
-    def per_item(self, items: int) -> dict[str, float]:
-        """CPU microseconds per item, by process, since the meter was made."""
-        return {
-            name: (self._cpu(p) - self._start[name]) * 1e6 / items
-            for name, p in self._processes.items()
-        }
-
-
 def pipeline_processes(worker_pid: int) -> dict[str, psutil.Process]:
     """The processes an end-to-end job runs on: this one (the jobservice worker and tracking
     consumer), the reference worker, RabbitMQ and the Temporal dev server."""
@@ -171,9 +152,9 @@ def pipeline_processes(worker_pid: int) -> dict[str, psutil.Process]:
         "jobservice worker": psutil.Process(),
         "reference worker": psutil.Process(worker_pid),
     }
-    for child in psutil.Process().children(recursive=True):
-        if "temporal" in child.name():
-            processes["Temporal"] = child
+    server = temporal_server()
+    if server is not None:
+        processes["Temporal"] = server
     for process in psutil.process_iter(["name"]):
         if process.info["name"] == "beam.smp":
             processes["RabbitMQ"] = process
@@ -199,11 +180,6 @@ async def job_end_to_end(
     if job.status is not JobStatus.COMPLETED or job.counts.completed != items:
         raise SystemExit(f"the job ended {job.status} with {job.counts}; the figures are void")
     return items / seconds, cpu
-
-
-def cpu_line(cpu: dict[str, float]) -> str:
-    parts = ", ".join(f"{name} {micros:,.0f}" for name, micros in cpu.items())
-    return f"  CPU per item (µs): {parts}; total {sum(cpu.values()):,.0f}"
 
 
 def celery_chord(items: int) -> float:

@@ -7,8 +7,9 @@ a ``DeprecationWarning``.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from jobservice._moved import moved_names
@@ -21,6 +22,7 @@ __getattr__ = moved_names(
 
 TASK_MESSAGE_VERSION = 3
 _TASK_ID_NAMESPACE = uuid.UUID("6f1c1e7a-2f4b-4c36-9a55-3c1f4f8e9d21")
+_TASK_ID_HASH = hashlib.sha1(_TASK_ID_NAMESPACE.bytes, usedforsecurity=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,27 +34,104 @@ class TaskSpec:
     task_data: Any
 
 
-@dataclass(slots=True)
+def task_id_of(job_task_id: str) -> str:
+    """The task id of the item ``job_task_id``: ``uuid5`` of it in the service's namespace,
+    made by hand (the same string as :func:`uuid.uuid5`, at a third of its cost)."""
+    hashed = _TASK_ID_HASH.copy()
+    hashed.update(job_task_id.encode())
+    digest = bytearray(hashed.digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    text = digest.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
 class TaskMessage:
     """One item's task message. ``task_id`` is derived from ``job_task_id``, so a redelivery
-    carries the same id and a consumer can tell it apart from new work."""
+    carries the same id and a consumer can tell it apart from new work. It is worked out when
+    first read: a message handled in process whose handler never reads it costs nothing."""
 
-    job_task_id: str
-    task_classifier: str
-    task_api_version: int
-    task_data: Any
-    to: str
-    correlation_id: str
-    tracking_pipe: str | None = None
-    track_to: str | None = None
-    status_check_url: str | None = None
-    status_check_interval_millis: int = 5000
-    context: dict[str, str] = field(default_factory=dict)
-    task_id: str = ""
+    __slots__ = (
+        "_task_id",
+        "context",
+        "correlation_id",
+        "job_task_id",
+        "status_check_interval_millis",
+        "status_check_url",
+        "task_api_version",
+        "task_classifier",
+        "task_data",
+        "to",
+        "track_to",
+        "tracking_pipe",
+    )
 
-    def __post_init__(self) -> None:
-        if not self.task_id:
-            self.task_id = str(uuid.uuid5(_TASK_ID_NAMESPACE, self.job_task_id))
+    def __init__(
+        self,
+        job_task_id: str,
+        task_classifier: str,
+        task_api_version: int,
+        task_data: Any,
+        to: str,
+        correlation_id: str,
+        tracking_pipe: str | None = None,
+        track_to: str | None = None,
+        status_check_url: str | None = None,
+        status_check_interval_millis: int = 5000,
+        context: dict[str, str] | None = None,
+        task_id: str = "",
+    ) -> None:
+        self.job_task_id = job_task_id
+        self.task_classifier = task_classifier
+        self.task_api_version = task_api_version
+        self.task_data = task_data
+        self.to = to
+        self.correlation_id = correlation_id
+        self.tracking_pipe = tracking_pipe
+        self.track_to = track_to
+        self.status_check_url = status_check_url
+        self.status_check_interval_millis = status_check_interval_millis
+        self.context: dict[str, str] = {} if context is None else context
+        self._task_id = task_id
+
+    @property
+    def task_id(self) -> str:
+        if not self._task_id:
+            self._task_id = task_id_of(self.job_task_id)
+        return self._task_id
+
+    @task_id.setter
+    def task_id(self, value: str) -> None:
+        self._task_id = value
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (
+            self.job_task_id,
+            self.task_classifier,
+            self.task_api_version,
+            self.task_data,
+            self.to,
+            self.correlation_id,
+            self.tracking_pipe,
+            self.track_to,
+            self.status_check_url,
+            self.status_check_interval_millis,
+            self.context,
+            self.task_id,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TaskMessage):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass it was
+
+    def __repr__(self) -> str:
+        return (
+            f"TaskMessage(job_task_id={self.job_task_id!r}, task_id={self.task_id!r}, "
+            f"task_classifier={self.task_classifier!r}, to={self.to!r})"
+        )
 
     @classmethod
     def from_dict(cls, envelope: dict[str, Any]) -> TaskMessage:

@@ -45,7 +45,7 @@ class EngineSettings(BaseModel):
     """How a job is executed. Copied into each job when it is submitted."""
 
     chunk_size: int = Field(
-        default=5000, ge=1, description="Most items one dispatch activity carries."
+        default=10_000, ge=1, description="Most items one dispatch activity carries."
     )
     batch_window: int = Field(
         default=16, ge=1, description="Sub-batches running at once per batch."

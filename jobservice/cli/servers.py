@@ -15,7 +15,7 @@ from jobservice.cli.grace import exit_after_grace
 from jobservice.cli.render import progress_bar, show_job
 from jobservice.cli.shared import fail, settings_of
 from jobservice.errors import UnavailableError
-from jobservice.processes import eventloop
+from jobservice.processes import eventloop, heap
 
 if TYPE_CHECKING:
     from jobservice.jobs.job import JobView
@@ -37,6 +37,7 @@ def _serve(ctx: typer.Context, work: Serving) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        loop.call_later(heap.SETTLE_AFTER_SECONDS, heap.settle)
         await work(settings, stop)
 
     try:
