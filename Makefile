@@ -3,7 +3,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo dev test lint typecheck unit deploy-check integration services bench bench-pipes bench-control bench-fairness bench-cli bench-dashboard bench-redrive bench-steering clean
+.PHONY: install demo dev test lint typecheck unit deploy-check integration services bench bench-pipes bench-control bench-fairness bench-cli bench-dashboard bench-redrive bench-steering bench-api clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -62,6 +62,9 @@ bench-fairness: $(STAMP)
 
 bench-redrive: $(STAMP)
 	$(BIN)/python -m bench.redrive
+
+bench-api: $(STAMP)
+	$(BIN)/python -m bench.api
 
 bench-steering: $(STAMP) services
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

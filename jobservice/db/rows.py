@@ -25,7 +25,14 @@ from jobservice.db.revision import VERSION_TABLE, check_revision, only_revision
 if TYPE_CHECKING:
     from sqlalchemy import Engine, TextualSelect
 
-JOB_BY_KEY = "SELECT * FROM job WHERE partition_id = :partition_id AND job_id = :job_id"
+JOB_BY_KEY = (
+    "SELECT job.*, pipe.held AS paused_held, pipe.dropped AS paused_dropped FROM job "
+    "LEFT JOIN job_paused_pipe pipe ON pipe.partition_id = job.partition_id "
+    "AND pipe.job_id = job.job_id AND NOT pipe.job_deleted "
+    "WHERE job.partition_id = :partition_id AND job.job_id = :job_id"
+)
+"""A job's row, with the counts of its paused pipe (``paused_held``, ``paused_dropped``; null
+when it has none) read in the same go."""
 JSON_COLUMNS = ("labels", "definition", "failures", "prerequisite_job_ids")
 BOOLEAN_COLUMNS = ("splitting_complete",)
 IN_HAND_FRESH_MILLIS = 10_000
@@ -227,8 +234,14 @@ def _of_jobs(keys: Collection[JobKey]) -> tuple[str, dict[str, object]]:
 
 def _paused(found: Collection[Any], keys: Collection[JobKey]) -> dict[JobKey, tuple[int, int]]:
     wanted = set(keys)
-    counts = {(str(row[0]), str(row[1])): (max(0, int(row[2])), int(row[3])) for row in found}
-    return {key: count for key, count in counts.items() if key in wanted and any(count)}
+    counts = {(str(row[0]), str(row[1])): paused_counts(row[2], row[3]) for row in found}
+    return {key: count for key, count in counts.items() if key in wanted and count is not None}
+
+
+def paused_counts(held: int | None, dropped: int | None) -> tuple[int, int] | None:
+    """A job's results held on its paused pipe and dropped, as read; None when it has none."""
+    counts = (max(0, int(held or 0)), int(dropped or 0))
+    return counts if any(counts) else None
 
 
 def _in_hand(found: Collection[Any], keys: Collection[JobKey]) -> dict[JobKey, int]:

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from jobservice.db.rows import JobRows, open_rows
+from jobservice.db.rows import JobRows, open_rows, paused_counts
 from jobservice.errors import JobNotFoundError
 from jobservice.jobs.ids import validate_ids
 from jobservice.jobs.job import JobCounts, JobView
@@ -47,23 +47,40 @@ class JobReader:
     async def get(self, job_id: str, *, partition: str = DEFAULT_PARTITION) -> JobView:
         """The job's status, counts and failures, as its row holds them, and why it is not
         moving when nobody works on it."""
-        return (await self.views([await self.row(partition, job_id)]))[0]
+        validate_ids(partition, job_id)
+        views = await asyncio.to_thread(self._read, partition, job_id)
+        return (await self._health.annotate(views))[0]
+
+    def _read(self, partition: str, job_id: str) -> list[JobView]:
+        row = self._rows.job_row(partition_id=partition, job_id=job_id)
+        if row is None:
+            raise JobNotFoundError(f"no job {job_id!r} in partition {partition!r}")
+        return self.views_of([row])
 
     async def views(self, rows: Sequence[Mapping[str, Any]]) -> list[JobView]:
         """The views of ``rows`` (column names to values), in their order, with the items
         workers are handling now counted in flight."""
+        return await self.annotate(await asyncio.to_thread(self.views_of, rows))
+
+    def views_of(self, rows: Sequence[Mapping[str, Any]]) -> list[JobView]:
+        """What :meth:`views` reads of the database, read here: on a thread of the caller's,
+        together with the rows it reads there, so that a request takes one hand-off."""
         views = [job_view(row) for row in rows]
         running = [(v.partition, v.id) for v in views if v.status in _HANDLING]
         if running:
-            in_hand = await asyncio.to_thread(self._rows.items_in_hand, running)
+            in_hand = self._rows.items_in_hand(running)
             views = [
                 _with_in_hand(view, in_hand.get((view.partition, view.id), 0)) for view in views
             ]
-        if views:
-            pipes = await asyncio.to_thread(
-                self._rows.paused_pipes, [(v.partition, v.id) for v in views]
-            )
-            views = [_with_pipe(view, pipes.get((view.partition, view.id))) for view in views]
+        if all("paused_held" in row for row in rows):  # read with the rows
+            pipes = [paused_counts(row["paused_held"], row["paused_dropped"]) for row in rows]
+        elif views:
+            found = self._rows.paused_pipes([(v.partition, v.id) for v in views])
+            pipes = [found.get((view.partition, view.id)) for view in views]
+        return [_with_pipe(view, counts) for view, counts in zip(views, pipes, strict=False)]
+
+    async def annotate(self, views: Sequence[JobView]) -> list[JobView]:
+        """``views`` with the reasons a running job is not moving, where there are any."""
         return await self._health.annotate(views)
 
 

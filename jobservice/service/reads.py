@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from jobservice.db.query import JobQuery
 from jobservice.db.store import JobStore
+from jobservice.db.tables import JobRow
 from jobservice.errors import InvalidRequestError
 from jobservice.execution.batch import BatchesRequest, BatchPage
 from jobservice.jobs.ids import validate_ids
@@ -49,15 +50,13 @@ class JobReads:
         validate_ids(partition)
         for job_id in job_ids:
             validate_ids(partition, job_id)
-        rows = await asyncio.to_thread(
-            self._store.get_many, partition_id=partition, job_ids=job_ids
+        return await self._viewed(
+            lambda: self._store.get_many(partition_id=partition, job_ids=job_ids)
         )
-        return await self._reader.views([row.model_dump() for row in rows])
 
     async def find(self, query: JobQuery) -> list[JobView]:
         """The page of jobs a query of the list endpoint selects."""
-        rows = await asyncio.to_thread(self._store.find, query)
-        return await self._reader.views([row.model_dump() for row in rows])
+        return await self._viewed(lambda: self._store.find(query))
 
     async def count(self, query: JobQuery) -> int:
         return await asyncio.to_thread(self._store.count, query)
@@ -79,10 +78,17 @@ class JobReads:
         """Jobs, newest first."""
         if partition is not None:
             validate_ids(partition)
-        rows = await asyncio.to_thread(
-            self._store.latest, partition_id=partition, status=status, limit=limit
+        return await self._viewed(
+            lambda: self._store.latest(partition_id=partition, status=status, limit=limit)
         )
-        return await self._reader.views([row.model_dump() for row in rows])
+
+    async def _viewed(self, read: Callable[[], Sequence[JobRow]]) -> list[JobView]:
+        """The views of the rows ``read`` reads, read with them on one thread."""
+
+        def rows_and_views() -> list[JobView]:
+            return self._reader.views_of([row.model_dump() for row in read()])
+
+        return await self._reader.annotate(await asyncio.to_thread(rows_and_views))
 
     async def batches(
         self, job_id: str, *, partition: str, path: Sequence[int], offset: int, limit: int

@@ -21,5 +21,10 @@ def settings_of(request: Request) -> Settings:
     return settings
 
 
-ServiceDep = Annotated[JobService, Depends(service_of)]
+async def _service(request: Request) -> JobService:
+    # async: FastAPI runs a plain function dependency on a thread, a hand-off per request.
+    return service_of(request)
+
+
+ServiceDep = Annotated[JobService, Depends(_service)]
 """An endpoint's parameter that is the app's :class:`JobService`."""

@@ -48,10 +48,7 @@ def _refusal(scope: Scope) -> tuple[int, str] | None:
     path = raw_path.partition(b"?")[0]
     query: bytes = scope.get("query_string", b"")
     if len(path) + len(query) > MAX_URL_BYTES:
-        return 414, (
-            f"the URL is {len(path) + len(query):,} bytes; the most is {MAX_URL_BYTES:,}."
-            " Send a shorter filter or fewer query parameters"
-        )
+        return url_too_long(len(path) + len(query))
     headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
     size = sum(len(name) + len(value) for name, value in headers)
     if size > MAX_HEADER_BYTES:
@@ -66,6 +63,14 @@ def _refusal(scope: Scope) -> tuple[int, str] | None:
     if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
         return 413, _too_large(int(length))
     return None
+
+
+def url_too_long(size: int) -> tuple[int, str]:
+    """The refusal of a URL of ``size`` bytes, its path and query string together."""
+    return 414, (
+        f"the URL is {size:,} bytes; the most is {MAX_URL_BYTES:,}."
+        " Send a shorter filter or fewer query parameters"
+    )
 
 
 def _not_utf8(text: bytes) -> str | None:

@@ -68,7 +68,8 @@ def test_the_core_read_of_a_row_is_the_mapped_row(job_store: JobStore) -> None:
     for rows in readers(job_store):
         read = rows.job_row(partition_id=partition, job_id=job_id)
 
-        assert read == mapped.model_dump(), type(rows)
+        # With the counts of its paused pipe, which it has none of
+        assert read == {**mapped.model_dump(), "paused_held": None, "paused_dropped": None}
         assert read["splitting_complete"] is True  # not SQLite's 1
         assert read["labels"]["team"] == "x"
         assert read["failures"][0]["failureMessage"] == "it failed"
@@ -127,6 +128,8 @@ def test_a_paused_pipes_counts_add_up_and_the_keeper_finds_it_once_the_job_goes_
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(lambda _: count_held(job_store.engine, key, 5), range(8)))
     assert rows.paused_pipes([key]) == {key: (40, 0)}
+    row = rows.job_row(partition_id=partition, job_id=job_id)
+    assert row is not None and (row["paused_held"], row["paused_dropped"]) == (40, 0)
     assert key not in {pipe.key for pipe in held_pipes(job_store.engine)}
 
     job_store.set_status(partition_id=partition, job_id=job_id, status=JobStatus.CANCELLED)
@@ -135,4 +138,6 @@ def test_a_paused_pipes_counts_add_up_and_the_keeper_finds_it_once_the_job_goes_
     count_released(job_store.engine, key, 40, dropped=38)
     count_dropped(job_store.engine, key, 2)
     assert rows.paused_pipes([key]) == {key: (0, 40)}
+    row = rows.job_row(partition_id=partition, job_id=job_id)
+    assert row is not None and (row["paused_held"], row["paused_dropped"]) == (0, 40)
     assert key not in {pipe.key for pipe in held_pipes(job_store.engine)}

@@ -69,7 +69,7 @@ PartitionId = Annotated[
 JobId = Annotated[str, id_path("The job's id within its partition.", "nightly", JOB_ID_LENGTH)]
 
 
-def _partition(request: Request, partition_id: PartitionId) -> str:
+async def _partition(request: Request, partition_id: PartitionId) -> str:
     validate_ids(partition_id)
     authorize(request, settings_of(request).api, partition_id)
     return partition_id
@@ -78,7 +78,7 @@ def _partition(request: Request, partition_id: PartitionId) -> str:
 Partition = Annotated[str, Depends(_partition)]
 
 
-def _prefix_and_filter(
+async def _prefix_and_filter(
     partition_id: Partition,
     job_id_starts_with: Annotated[
         str | None, query_parameter("Jobs whose id starts so.", "jobIdStartsWith", pattern=NUL_FREE)
@@ -93,7 +93,7 @@ def _prefix_and_filter(
 _LABELS_MEAN = "Jobs with any of these comma-separated label keys."
 
 
-def _selection(
+async def _selection(
     selection: Annotated[JobQuery, Depends(_prefix_and_filter)],
     label_exist: Annotated[
         str | None, query_parameter(_LABELS_MEAN, "labelExist", pattern=LABEL_KEYS)
@@ -107,7 +107,7 @@ def _selection(
 SelectionDep = Annotated[JobQuery, Depends(_selection)]
 
 
-def _counted(
+async def _counted(
     selection: Annotated[JobQuery, Depends(_prefix_and_filter)],
     label_exist: Annotated[
         str | None,
@@ -126,7 +126,7 @@ def _counted(
 CountedDep = Annotated[JobQuery, Depends(_counted)]
 
 
-def _query(
+async def _query(
     counted: CountedDep,
     limit: Annotated[
         int,
