@@ -8,9 +8,12 @@ a ``DeprecationWarning``.
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from jobservice._moved import moved_names
 from jobservice._version import __version__
@@ -32,6 +35,25 @@ class TaskSpec:
     task_classifier: str
     task_api_version: int
     task_data: Any
+
+
+def json_bytes(value: Any) -> bytes:
+    """``value`` as compact UTF-8 JSON, written by orjson: a task message's envelope in a
+    fifth of the standard library's time. What orjson refuses (an integer past 64 bits, a
+    type it does not know) the standard library writes, or refuses as it always did."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def parse_json(body: bytes | str) -> Any:
+    """The JSON ``body``, read by orjson; what orjson refuses the standard library reads, or
+    refuses with its own error (a ``ValueError``, or a ``RecursionError`` past its depth)."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body)
 
 
 def task_id_of(job_task_id: str) -> str:
@@ -151,6 +173,10 @@ class TaskMessage:
             context=dict(envelope.get("context") or {}),
             task_id=envelope.get("taskId") or "",
         )
+
+    def to_json(self) -> bytes:
+        """The JSON envelope, as a queue gets it."""
+        return json_bytes(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON envelope of DESIGN.md."""

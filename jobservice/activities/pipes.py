@@ -179,7 +179,7 @@ class QueuePipe:
         bodies = []
         for message in messages:
             message.tracking_pipe = tracking
-            bodies.append(json.dumps(message.to_dict()).encode())
+            bodies.append(message.to_json())
         await self._broker.publish(self._queue, bodies, priority=self._priority)
         return Delivery(forwarded=len(bodies))
 

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from jobservice.jobs.job import Failure
 from jobservice.jobs.taskids import parse_job_task_id, split_item, workflow_id
+from jobservice.messages import parse_json
 
 COMPLETING = {"RESULT_SUCCESS", "RESULT_FAILURE"}
 FAILING = {"RESULT_EXCEPTION", "INVALID_TASK"}
@@ -96,7 +97,7 @@ def read_reports(body: bytes, tracking_pipe: str) -> Reading:
 
 def _object(body: bytes) -> dict[str, Any]:
     try:
-        message = json.loads(body)
+        message = parse_json(body)
     except RecursionError:
         raise UnreadableError("JSON nested too deeply to read") from None
     except ValueError as exc:
