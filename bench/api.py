@@ -51,13 +51,17 @@ class Load:
     client_cpu: float = 0.0
     server_cpu: float = 0.0
 
-    def line(self, name: str) -> str:
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.seconds
+
+    def at(self, share: float) -> float:
+        """The latency, in milliseconds, that ``share`` of the requests took at most."""
         ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * share))] * 1000
 
-        def at(share: float) -> float:
-            return ordered[min(len(ordered) - 1, int(len(ordered) * share))] * 1000
-
-        rate = len(ordered) / self.seconds
+    def line(self, name: str) -> str:
+        ordered, at, rate = self.latencies, self.at, self.rate
         errors = f", errors {self.errors}" if self.errors else ""
         return (
             f"{name}: {rate:,.0f} requests/s, p50 {at(0.5):.1f} ms, p95 {at(0.95):.1f} ms, "
@@ -243,7 +247,8 @@ async def beside_job(
     return load, alone, loaded
 
 
-async def embedded(clients: int, seconds: float, items: int) -> None:
+async def embedded(clients: int, seconds: float, items: int) -> Load:
+    """The idle embedded stack's load; prints it, and the load beside a job."""
     api_port = free_port()
     with tempfile.TemporaryDirectory(prefix="jobservice-bench-api-") as folder:
         env = _env(api_port)
@@ -255,19 +260,18 @@ async def embedded(clients: int, seconds: float, items: int) -> None:
         async with _process(env, "dev", ready="stops everything") as server:
             await seed(api_port)
             await apply_load(api_port, server, clients, 2)  # warm
-            print(
-                (await apply_load(api_port, server, clients, seconds)).line(
-                    f"idle embedded stack, {clients} clients"
-                )
-            )
+            idle = await apply_load(api_port, server, clients, seconds)
+            print(idle.line(f"idle embedded stack, {clients} clients"))
             load, alone, loaded = await beside_job(
                 api_port, server, clients, seconds, items, "embedded"
             )
             print(load.line(f"embedded stack beside a {items:,}-item job, {clients} clients"))
             print(_slowed(alone, loaded))
+    return idle
 
 
-async def separate(clients: int, seconds: float, items: int) -> None:
+async def separate(clients: int, seconds: float, items: int) -> tuple[Load, float]:
+    """The API process's load beside a job, and how much it slowed the job; prints both."""
     api_port = free_port()
     with scratch_database() as database:
         async with DevServer(binary=get_settings().dev.temporal_binary()) as temporal:
@@ -290,6 +294,7 @@ async def separate(clients: int, seconds: float, items: int) -> None:
                     )
                 )
                 print(_slowed(alone, loaded))
+    return load, 1 - loaded / alone
 
 
 def _slowed(alone: float, loaded: float) -> str:
@@ -301,8 +306,16 @@ def _slowed(alone: float, loaded: float) -> str:
 
 async def main(clients: int, seconds: float, items: int) -> None:
     print(f"machine: {psutil.cpu_count()} cores; {clients} clients, {seconds:g} s a run")
-    await embedded(clients, seconds, items)
-    await separate(clients, seconds, items)
+    idle = await embedded(clients, seconds, items)
+    beside, slowed = await separate(clients, seconds, items)
+    targets = [
+        ("idle embedded stack >= 1,000 requests/s", idle.rate >= 1000),
+        ("idle embedded stack p95 <= 60 ms", idle.at(0.95) <= 60),
+        ("beside a job, api apart, p95 <= 150 ms", beside.at(0.95) <= 150),
+        ("beside a job, api apart, the job slowed <= 10%", slowed <= 0.10),
+    ]
+    for name, met in targets:
+        print(f"target {name}: {'met' if met else 'MISSED'}")
 
 
 if __name__ == "__main__":
