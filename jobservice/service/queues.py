@@ -8,6 +8,7 @@ import asyncio
 import logging
 import time
 
+from jobservice.errors import InvalidJobError
 from jobservice.jobs.pipes import is_local_pipe
 from jobservice.rabbitmq.broker import Broker, BrokerUnavailableError
 from jobservice.settings import RabbitSettings
@@ -41,6 +42,11 @@ class TargetQueues:
         except (BrokerUnavailableError, TimeoutError) as exc:
             _log.info("target queue %r could not be checked: %s", pipe, exc or "no answer")
             return
+        except ValueError:  # the AMQP client refuses the name before anything is sent
+            raise InvalidJobError(
+                f"targetPipe {pipe!r} is not a queue name the service's AMQP client can use: "
+                "letters, digits, spaces and - _ . : @ # , / + only"
+            ) from None
         finally:
             await broker.close()
         self._found[pipe] = time.monotonic()

@@ -324,3 +324,15 @@ async def test_a_task_to_a_missing_queue_is_refused_as_a_batch_to_one_is(
         assert refused.status_code == 400, refused.text
         assert f"target queue {missing!r} does not exist" in refused.json()["message"]
         assert (await http.get(url)).status_code == 404
+
+
+async def test_a_queue_name_the_amqp_client_cannot_use_is_a_400_naming_it(
+    http: httpx.AsyncClient, partition: str
+) -> None:
+    # As schemathesis found it: a single task to the pipe "{" was a 500
+    body = reference_body(text_task("{"))
+    url = f"{API}/partitions/{partition}/jobs/{unique('curly')}"
+    refused = await http.put(url, json=body)
+    assert refused.status_code == 400, refused.text
+    assert "targetPipe '{' is not a queue name" in refused.json()["message"]
+    assert (await http.get(url)).status_code == 404
