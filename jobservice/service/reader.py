@@ -39,7 +39,10 @@ class JobReader:
     async def row(self, partition: str, job_id: str) -> Mapping[str, Any]:
         """The job's row, column by column, or a :class:`JobNotFoundError`."""
         validate_ids(partition, job_id)
-        row = await asyncio.to_thread(self._rows.job_row, partition_id=partition, job_id=job_id)
+        return await asyncio.to_thread(self._row, partition, job_id)
+
+    def _row(self, partition: str, job_id: str) -> Mapping[str, Any]:
+        row = self._rows.job_row(partition_id=partition, job_id=job_id)
         if row is None:
             raise JobNotFoundError(f"no job {job_id!r} in partition {partition!r}")
         return row
@@ -52,19 +55,12 @@ class JobReader:
         return (await self._health.annotate(views))[0]
 
     def _read(self, partition: str, job_id: str) -> list[JobView]:
-        row = self._rows.job_row(partition_id=partition, job_id=job_id)
-        if row is None:
-            raise JobNotFoundError(f"no job {job_id!r} in partition {partition!r}")
-        return self.views_of([row])
-
-    async def views(self, rows: Sequence[Mapping[str, Any]]) -> list[JobView]:
-        """The views of ``rows`` (column names to values), in their order, with the items
-        workers are handling now counted in flight."""
-        return await self.annotate(await asyncio.to_thread(self.views_of, rows))
+        return self.views_of([self._row(partition, job_id)])
 
     def views_of(self, rows: Sequence[Mapping[str, Any]]) -> list[JobView]:
-        """What :meth:`views` reads of the database, read here: on a thread of the caller's,
-        together with the rows it reads there, so that a request takes one hand-off."""
+        """The views of ``rows`` (column names to values), in their order, with the items
+        workers are handling now counted in flight. It reads the database: call it on a
+        thread, with whatever read the rows, so that a request takes one hand-off."""
         views = [job_view(row) for row in rows]
         running = [(v.partition, v.id) for v in views if v.status in _HANDLING]
         if running:
@@ -77,7 +73,7 @@ class JobReader:
         elif views:
             found = self._rows.paused_pipes([(v.partition, v.id) for v in views])
             pipes = [found.get((view.partition, view.id)) for view in views]
-        return [_with_pipe(view, counts) for view, counts in zip(views, pipes, strict=False)]
+        return [_with_pipe(view, counts) for view, counts in zip(views, pipes, strict=True)]
 
     async def annotate(self, views: Sequence[JobView]) -> list[JobView]:
         """``views`` with the reasons a running job is not moving, where there are any."""
